@@ -12,7 +12,7 @@ import numpy as np, pandas as pd, torch
 from sklearn.model_selection import StratifiedGroupKFold, GroupKFold, StratifiedKFold, KFold
 from sklearn.utils.class_weight import compute_class_weight
 from ..core import MedvisionError
-from .readers import SPLITS, H5_SEP, _h5_bytes
+from .readers import SPLITS, H5_SEP, _h5_bytes, _need_cols
 
 # %% auto #0
 __all__ = ['split_table', 'kfold', 'filter_min_samples', 'class_weights', 'pos_weight', 'check_labels', 'image_hashes',
@@ -21,9 +21,7 @@ __all__ = ['split_table', 'kfold', 'filter_min_samples', 'class_weights', 'pos_w
 # %% ../../nbs/01a_data.splits.ipynb #a0ffa6b6
 def _need(df:pd.DataFrame, *cols):
     "Raise a `MedvisionError` naming the first of `cols` (`None` skipped) missing from `df`"
-    for c in cols:
-        if c is not None and c not in df.columns:
-            raise MedvisionError(f"column '{c}' is not in the table; its columns are: {', '.join(map(str, df.columns))}")
+    _need_cols(df, cols, '')
 
 def _first(xs, n:int=5) -> str:
     "The first `n` of `xs` as text, with an ellipsis when there are more"
