@@ -92,10 +92,13 @@ def tabular_matrix(df:pd.DataFrame, cols:list, train_idx) -> tuple[np.ndarray, l
     return np.concatenate(parts, axis=1), names
 
 # %% ../../nbs/01b_data.block.ipynb #44be8627
-def tokenize_texts(texts, tokenizer, max_length:int=256) -> torch.Tensor:
-    "`(n, 2, L)` long tensor of token ids and attention masks of `texts`, padded to the longest"
-    enc = tokenizer([str(t) for t in texts], padding='longest', truncation=True, max_length=max_length, return_tensors='pt')
-    return torch.stack([enc['input_ids'], enc['attention_mask']], dim=1)
+def tokenize_texts(texts, tokenizer, max_length:int=256, empty=None) -> torch.Tensor:
+    "`(n, 2, L)` long tensor of token ids and attention masks of `texts`; rows of absent text (`empty`, default: blank) get an all-zero mask"
+    texts = [str(t) for t in texts]
+    enc = tokenizer(texts, padding='longest', truncation=True, max_length=max_length, return_tensors='pt')
+    out = torch.stack([enc['input_ids'], enc['attention_mask']], dim=1)
+    out[torch.as_tensor(empty if empty is not None else [not t.strip() for t in texts], dtype=torch.bool), 1] = 0
+    return out
 
 # %% ../../nbs/01b_data.block.ipynb #a7332900
 def _check_table(df:pd.DataFrame, tasks:list):
@@ -190,7 +193,8 @@ def _class_idx(labels, vocab:list, task:str) -> list:
 def _text_tfm(df, text, tokenizer, max_length, text_emb) -> Transform:
     "The transform giving text input `i`: token ids+mask, or an embedding"
     if text == 'tokens':
-        if tokenizer is None: raise MedvisionError("text='tokens' needs a `tokenizer` (e.g. transformers.AutoTokenizer.from_pretrained(...))")
+        if tokenizer is None: raise MedvisionError("text='tokens' needs a `tokenizer`: a medvision `text_encoder(...)` or a transformers tokenizer")
+        if isinstance(tokenizer, torch.nn.Module): return _Rows(tokenizer.tokenize(df.text))  # a TextEncoder: its instruction and length
         return _Rows(tokenize_texts(df.text, tokenizer, max_length))
     if text == 'embeddings':
         if text_emb is None: raise MedvisionError("text='embeddings' needs `text_emb`: an (n_rows, dim) array or a column of vectors")
