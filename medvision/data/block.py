@@ -170,6 +170,9 @@ def medvision_dataloaders(df:pd.DataFrame, # the sample table, with `train` and 
         dls = dsets.dataloaders(dl_type=WeightedDL, dl_kwargs=({'wgts': class_balance_weights(df[wt].iloc[trn])}, {}), **kw)
     else: dls = dsets.dataloaders(**kw)
     dls.tasks,dls.vocabs = tasks,{t:vocab_of(i) for i,t in enumerate(tasks)}
+    dls.text,dls.n_ch = text,n_ch  # what the learner needs to build the matching model
+    if text == 'embeddings': dls.text_dim = dsets.tfms[1][0].t.shape[1]
+    if isinstance(tokenizer, torch.nn.Module): dls.text_encoder = tokenizer
     if tabular: dls.tab_names = names
     return dls
 
