@@ -101,13 +101,13 @@ def tokenize_texts(texts, tokenizer, max_length:int=256, empty=None) -> torch.Te
     return out
 
 # %% ../../nbs/01b_data.block.ipynb #a7332900
-def _check_table(df:pd.DataFrame, tasks:list):
+def _check_table(df:pd.DataFrame, tasks:list, valid_split:str='valid'):
     "Raise on what would make DataLoaders fail or mislead later: missing columns, unsplit rows, unseen labels, leakage"
     _need_cols(df, ['split', *tasks], '')
     n_none = int((df.split.fillna('') == '').sum())
     if n_none: raise MedvisionError(f"{n_none} row(s) have no split (first {df.index[df.split.fillna('') == ''][:5].tolist()}); assign splits first (data.splits.split_table)")
     check_labels(df, tasks)
-    for s in ('train', 'valid'):
+    for s in ('train', valid_split):
         if not (df.split == s).any(): raise MedvisionError(f"no '{s}' rows; assign splits first (data.splits.split_table)")
     if 'group' in df: check_leakage(df, content=False, raise_on_leak=True)
 
@@ -142,15 +142,17 @@ def medvision_dataloaders(df:pd.DataFrame, # the sample table, with `train` and 
                           text_emb=None, # for text='embeddings': `(n_rows, dim)` array or column name
                           class_aug:list=None, # labels of the first task (e.g. the minority class) given the aggressive pipeline
                           extra_batch_tfms:list=None, # more batch transforms
+                          valid_split:str='valid', # the split served as `dls.valid` ('test' to evaluate on the test rows)
                           seed:int=None, device=None, **kwargs):
     "fastai `DataLoaders` of `df` yielding `(img, [txt], [tab], *targets)` with `n_inp` set"
     from medvision.augment import aug_transforms_preset, ClassConditionalAug
     tasks = [tasks] if isinstance(tasks, str) else list(tasks)
-    _check_table(df, tasks)
-    df = df[df.split.isin(['train', 'valid'])].reset_index(drop=True)
-    trn = np.where(df.split == 'train')[0].tolist(); val = np.where(df.split == 'valid')[0].tolist()
+    if valid_split not in ('valid', 'test'): raise MedvisionError(f"valid_split={valid_split!r}: use 'valid' or 'test'")
+    _check_table(df, tasks, valid_split)
+    df = df[df.split.isin(['train', valid_split])].reset_index(drop=True)
+    trn = np.where(df.split == 'train')[0].tolist(); val = np.where(df.split == valid_split)[0].tolist()
     tfms = [[ImageGetter(df.image, n_ch, img_size if cache else None, cache, cache_dir)]]
-    if text is not None: tfms.append([_text_tfm(df, text, tokenizer, max_length, text_emb)])
+    if text is not None: tfms.append([_text_tfm(df, text, tokenizer, max_length, text_emb, valid_split)])
     if tabular:
         X,names = tabular_matrix(df, list(tabular), trn)
         tfms.append([_Rows(torch.from_numpy(X))])
@@ -193,7 +195,7 @@ def _class_idx(labels, vocab:list, task:str) -> list:
     if bad: raise MedvisionError(f"class_aug: label(s) {bad} are not labels of task '{task}' ({', '.join(map(str, vocab))})")
     return [vocab.index(l) for l in labels]
 
-def _text_tfm(df, text, tokenizer, max_length, text_emb) -> Transform:
+def _text_tfm(df, text, tokenizer, max_length, text_emb, valid_split='valid') -> Transform:
     "The transform giving text input `i`: token ids+mask, or an embedding"
     if text == 'tokens':
         if tokenizer is None: raise MedvisionError("text='tokens' needs a `tokenizer`: a medvision `text_encoder(...)` or a transformers tokenizer")
@@ -202,6 +204,6 @@ def _text_tfm(df, text, tokenizer, max_length, text_emb) -> Transform:
     if text == 'embeddings':
         if text_emb is None: raise MedvisionError("text='embeddings' needs `text_emb`: an (n_rows, dim) array or a column of vectors")
         e = np.stack(df[text_emb].to_numpy()) if isinstance(text_emb, str) else np.asarray(text_emb)
-        if len(e) != len(df): raise MedvisionError(f"text_emb has {len(e)} rows but the table (train+valid) has {len(df)}")
+        if len(e) != len(df): raise MedvisionError(f"text_emb has {len(e)} rows but the table's train and {valid_split} rows are {len(df)}; pass a column of vectors to use one table for every split")
         return _Rows(torch.as_tensor(e, dtype=torch.float32))
     raise MedvisionError(f"text={text!r}: use None, 'tokens' or 'embeddings'")
