@@ -8,3 +8,5 @@ from .backbones import *
 from .fusion import *
 from .losses import *
 from .learner import *
+from .metrics import *
+from .distill import *
