@@ -10,3 +10,4 @@ from .losses import *
 from .learner import *
 from .metrics import *
 from .distill import *
+from .evaluate import *
