@@ -11,3 +11,4 @@ from .learner import *
 from .metrics import *
 from .distill import *
 from .evaluate import *
+from .embeddings import *
