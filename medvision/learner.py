@@ -29,8 +29,8 @@ from .losses import get_loss, MultiTaskLoss, LOSSES
 # %% auto #0
 __all__ = ['bare', 'medvision_splitter', 'task_probs', 'TaskMetric', 'default_metrics', 'medvision_learner', 'NaNStopCallback',
            'ModalityDropoutScheduleCallback', 'AuxLossScheduleCallback', 'EMACallback', 'CPUAutocastCallback',
-           'mixed_precision', 'rng_state', 'set_rng_state', 'save_checkpoint', 'load_checkpoint', 'CheckpointCallback',
-           'tracking_callbacks']
+           'mixed_precision', 'rng_state', 'set_rng_state', 'save_checkpoint', 'load_checkpoint', 'checkpoint_meta',
+           'learner_from_checkpoint', 'CheckpointCallback', 'tracking_callbacks']
 
 # %% ../nbs/06_learner.ipynb #e4bd4265
 def bare(model:nn.Module) -> nn.Module:
@@ -97,6 +97,13 @@ def _text_branch(dls, text):
     return enc
 
 # %% ../nbs/06_learner.ipynb #79b09dc7
+def _model_config(model, arch, fusion, n_vision, model_kw) -> dict|None:
+    "The `medvision_learner` arguments that rebuild this model, when they are plain values (None for a model passed in)"
+    cfg = {'arch': arch, 'fusion': fusion, 'n_vision': n_vision, 'model_kw': model_kw or {}}
+    if model is not None or not isinstance(arch, str) or not isinstance(fusion, str): return None
+    try: json.dumps(cfg); return cfg
+    except TypeError: return None
+
 def medvision_learner(dls, # `medvision_dataloaders` output (with `dls.tasks` and `dls.vocabs`)
                       model=None, # a model returning the output dict; built from the other arguments when None
                       arch:str='resnet18', # timm backbone name, or a `VisionBackbone`
@@ -120,6 +127,7 @@ def medvision_learner(dls, # `medvision_dataloaders` output (with `dls.tasks` an
     n_out = {t: 1 if getattr(losses[t], 'binary', False) else len(dls.vocabs[t]) for t in dls.tasks}
     for t, l in losses.items():
         if getattr(l, 'binary', False) and len(dls.vocabs[t]) != 2: raise MedvisionError(f"loss {loss!r} is binary but task '{t}' has {len(dls.vocabs[t])} classes; use 'ce' or 'focal'")
+    cfg = _model_config(model, arch, fusion, n_vision, model_kw)
     if model is None:
         vis = vision_backbone(arch, pretrained=pretrained, in_chans=getattr(dls, 'n_ch', 3)) if isinstance(arch, str) else arch
         tab = len(dls.tab_names) if getattr(dls, 'tab_names', None) else None
@@ -131,6 +139,7 @@ def medvision_learner(dls, # `medvision_dataloaders` output (with `dls.tasks` an
     learn = Learner(dls, model, loss_func=MultiTaskLoss(losses, task_weights), metrics=ms, splitter=splitter,
                     cbs=[NaNStopCallback(), *fcL(cbs)], **kwargs)
     learn.arch = arch if isinstance(arch, str) else getattr(arch, 'name', 'model')
+    learn.model_config = cfg  # what `learner_from_checkpoint` rebuilds the model from
     return learn
 
 # %% ../nbs/06_learner.ipynb #2ba9d16b
@@ -283,7 +292,7 @@ def save_checkpoint(learn:Learner, path, with_opt:bool=True, **meta) -> Path:
     model_sd = ema.shadow if ema is not None and ema.shadow is not None else bare(learn.model).state_dict()
     meta = {'arch': getattr(learn, 'arch', None), 'tasks': list(getattr(learn.dls, 'tasks', [])),
             'vocabs': {t: [str(v) for v in vs] for t, vs in getattr(learn.dls, 'vocabs', {}).items()},
-            'medvision_version': _version(), 'ema': ema is not None, **meta}
+            'medvision_version': _version(), 'ema': ema is not None, 'model': getattr(learn, 'model_config', None), **meta}
     if with_opt:
         tensors = {}
         state = {'opt': learn.opt.state_dict() if learn.opt is not None else None, 'rng': rng_state(learn.dls),
@@ -333,6 +342,30 @@ def _load_state(learn, base, sd):
     if st['raw'] is not None:
         bare(learn.model).load_state_dict(st['raw'])
         if ema is not None: ema.shadow = {k: v.clone() for k, v in sd.items()}
+
+# %% ../nbs/06_learner.ipynb #1fda7cb2
+def checkpoint_meta(path) -> dict:
+    "The metadata of checkpoint `path` (its JSON sidecar, else the safetensors header)"
+    base = _base(path); side = base.with_name(base.name + '.json')
+    if side.exists(): return json.loads(side.read_text())
+    return _read_safetensors(base.with_name(base.name + '.safetensors'))[1]
+
+def learner_from_checkpoint(path, # a medvision checkpoint (e.g. 'models/resnet18-best')
+                            dls, # DataLoaders with the tasks and classes the checkpoint was trained on
+                            **kwargs # more `medvision_learner` arguments (loss, metrics, cbs, path, ...)
+                           ) -> Learner:
+    "A `medvision_learner` on `dls` with the model of checkpoint `path` rebuilt and loaded"
+    meta = checkpoint_meta(path)
+    cfg = meta.get('model')
+    if not cfg: raise MedvisionError(f"checkpoint {_base(path)} does not record how its model was built (a model passed to medvision_learner, or an older medvision): build that learner and use load_checkpoint")
+    tasks = list(getattr(dls, 'tasks', []))
+    if tasks != meta.get('tasks'): raise MedvisionError(f"checkpoint {_base(path)} was trained on tasks {meta.get('tasks')}, the data has {tasks}: build the DataLoaders with tasks={meta.get('tasks')}")
+    for t in tasks:
+        have, want = [str(v) for v in dls.vocabs[t]], meta['vocabs'][t]
+        if have != want: raise MedvisionError(f"task '{t}': the data's classes {have} differ from the checkpoint's {want}; the data must hold the same classes (the training split decides them)")
+    learn = medvision_learner(dls, pretrained=False, **{**cfg, **kwargs})
+    load_checkpoint(learn, path)
+    return learn
 
 # %% ../nbs/06_learner.ipynb #28535976
 def _skip_to(learn) -> int: return max([c._skip_to for c in learn.cbs if isinstance(c, SkipToEpoch)], default=0)
