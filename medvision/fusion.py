@@ -126,7 +126,7 @@ class GatedFusion(Fusion):
         self.W_z = nn.Linear(M*dim, (1 if M == 2 else M)*dim, bias=False)
     def forward(self, feats:dict, toks=None, pads=None):
         h = torch.stack([torch.tanh(self.W[m](feats[m])) for m in self.modalities], 1)
-        z = torch.sigmoid(self.W_z(torch.cat([feats[m] for m in self.modalities], 1))).view(len(h), -1, self.dim)
+        z = torch.sigmoid(self.W_z(torch.cat([feats[m] for m in self.modalities], 1))).view(h.shape[0], -1, self.dim)
         if z.size(1) == 1: z = torch.cat([z, 1 - z], 1)
         return (z * h).sum(1)
 
@@ -293,7 +293,7 @@ def _per_token(vision, t:torch.Tensor) -> torch.Tensor:
 @patch
 def _image(self:MultimodalModel, img:torch.Tensor) -> tuple:
     "`(raw, proj, toks, pads, absent)` of images `img`"
-    absent = torch.zeros(len(img), dtype=torch.bool, device=img.device)
+    absent = torch.zeros(img.shape[0], dtype=torch.bool, device=img.device)  # shape, not len(): a traced export keeps the batch dynamic
     if not self.needs_tokens:
         raw = self.vision(img)
         return raw, self.projs['image'](raw), None, None, absent
@@ -331,13 +331,13 @@ def _tabular(self:MultimodalModel, tab:torch.Tensor) -> tuple:
     "`(raw, proj, toks, pads, absent)` of tabular features `tab`: the MLP's output, one token"
     proj = self.projs['tabular'](tab)
     toks = proj[:, None] if self.needs_tokens else None
-    return tab, proj, toks, None if toks is None else self._no_pads(toks), torch.zeros(len(tab), dtype=torch.bool, device=tab.device)
+    return tab, proj, toks, None if toks is None else self._no_pads(toks), torch.zeros(tab.shape[0], dtype=torch.bool, device=tab.device)
 
 # %% ../nbs/04_fusion.ipynb #a68889c2
 @patch
 def _masks(self:MultimodalModel, absent:dict) -> dict:
     "Modality -> `(B,)` bool, True where the sample's modality is replaced by its missing embedding"
-    gone = {k: a | (k in self.off) for k,a in absent.items()}
+    gone = {k: torch.ones_like(a) if k in self.off else a for k,a in absent.items()}  # (no tensor | bool: it would not trace for export)
     drop = lambda k,a: (torch.rand(a.shape, device=a.device) < self.modality_dropout.get(k, 0.)) if self.training else torch.zeros_like(a)
     masks = {k: g | drop(k, g) for k,g in gone.items()}
     dead = torch.stack(list(masks.values())).all(0)

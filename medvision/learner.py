@@ -30,7 +30,7 @@ from .losses import get_loss, MultiTaskLoss, LOSSES
 __all__ = ['bare', 'medvision_splitter', 'task_probs', 'TaskMetric', 'default_metrics', 'medvision_learner', 'NaNStopCallback',
            'ModalityDropoutScheduleCallback', 'AuxLossScheduleCallback', 'EMACallback', 'CPUAutocastCallback',
            'mixed_precision', 'rng_state', 'set_rng_state', 'save_checkpoint', 'load_checkpoint', 'checkpoint_meta',
-           'learner_from_checkpoint', 'CheckpointCallback', 'tracking_callbacks']
+           'learner_from_checkpoint', 'model_from_checkpoint', 'CheckpointCallback', 'tracking_callbacks']
 
 # %% ../nbs/06_learner.ipynb #e4bd4265
 def bare(model:nn.Module) -> nn.Module:
@@ -97,9 +97,9 @@ def _text_branch(dls, text):
     return enc
 
 # %% ../nbs/06_learner.ipynb #79b09dc7
-def _model_config(model, arch, fusion, n_vision, model_kw) -> dict|None:
+def _model_config(model, arch, fusion, n_vision, model_kw, pooling='avg') -> dict|None:
     "The `medvision_learner` arguments that rebuild this model, when they are plain values (None for a model passed in)"
-    cfg = {'arch': arch, 'fusion': fusion, 'n_vision': n_vision, 'model_kw': model_kw or {}}
+    cfg = {'arch': arch, 'fusion': fusion, 'n_vision': n_vision, 'model_kw': model_kw or {}, 'pooling': pooling}
     if model is not None or not isinstance(arch, str) or not isinstance(fusion, str): return None
     try: json.dumps(cfg); return cfg
     except TypeError: return None
@@ -118,6 +118,7 @@ def medvision_learner(dls, # `medvision_dataloaders` output (with `dls.tasks` an
                       metrics=None, # fastai metrics (default: accuracy per task, AUC for two-class tasks)
                       cbs=None, # more callbacks
                       n_vision:int=2, # backbone parameter groups
+                      pooling:str='avg', # backbone feature pooling: 'avg', 'max', 'concat' or 'token'
                       model_kw:dict=None, # more `MultimodalModel` arguments (aux, modality_dropout, projection_dim, ...)
                       **kwargs # `fastai.learner.Learner` arguments (opt_func, wd, path, train_bn, ...)
                      ) -> Learner:
@@ -127,9 +128,9 @@ def medvision_learner(dls, # `medvision_dataloaders` output (with `dls.tasks` an
     n_out = {t: 1 if getattr(losses[t], 'binary', False) else len(dls.vocabs[t]) for t in dls.tasks}
     for t, l in losses.items():
         if getattr(l, 'binary', False) and len(dls.vocabs[t]) != 2: raise MedvisionError(f"loss {loss!r} is binary but task '{t}' has {len(dls.vocabs[t])} classes; use 'ce' or 'focal'")
-    cfg = _model_config(model, arch, fusion, n_vision, model_kw)
+    cfg = _model_config(model, arch, fusion, n_vision, model_kw, pooling)
     if model is None:
-        vis = vision_backbone(arch, pretrained=pretrained, in_chans=getattr(dls, 'n_ch', 3)) if isinstance(arch, str) else arch
+        vis = vision_backbone(arch, pretrained=pretrained, in_chans=getattr(dls, 'n_ch', 3), pooling=pooling) if isinstance(arch, str) else arch
         tab = len(dls.tab_names) if getattr(dls, 'tab_names', None) else None
         model = MultimodalModel(vis, text=_text_branch(dls, text), tabular=tab, fusion=fusion, tasks=n_out, **(model_kw or {}))
     ms = default_metrics({t: len(dls.vocabs[t]) for t in dls.tasks}) if metrics is None else metrics
@@ -285,6 +286,17 @@ def _base(path) -> Path:
         if p.name.endswith(suf): return p.with_name(p.name[:-len(suf)])
     return p
 
+def _inputs_meta(learn) -> dict:
+    "What a model needs of its inputs, to rebuild it and preprocess new data without the training DataLoaders"
+    dls, m = learn.dls, bare(learn.model)
+    enc = getattr(m, 'text', None)
+    losses = getattr(learn.loss_func, 'losses', {})
+    return {'image_size': getattr(dls, 'img_size', None), 'channels': getattr(dls, 'n_ch', 3), 'stats': getattr(dls, 'stats', None),
+            'text': getattr(dls, 'text', None), 'text_dim': getattr(dls, 'text_dim', None), 'embedder': getattr(dls, 'embedder', None),
+            'text_encoder': {k: getattr(enc, k) for k in ('name', 'pooling', 'max_length', 'instruction', 'trainable')} if isinstance(enc, TextEncoder) else None,
+            'tabular': list(getattr(dls, 'tab_names', None) or []),
+            'n_out': {t: 1 if getattr(losses[t], 'binary', False) else len(v) for t, v in getattr(dls, 'vocabs', {}).items()} if len(losses) else None}
+
 def save_checkpoint(learn:Learner, path, with_opt:bool=True, **meta) -> Path:
     "Write the weights (the EMA's when one is kept), metadata and, `with_opt`, the training state of `learn` to `path`"
     base = _base(path); base.parent.mkdir(parents=True, exist_ok=True)
@@ -292,7 +304,8 @@ def save_checkpoint(learn:Learner, path, with_opt:bool=True, **meta) -> Path:
     model_sd = ema.shadow if ema is not None and ema.shadow is not None else bare(learn.model).state_dict()
     meta = {'arch': getattr(learn, 'arch', None), 'tasks': list(getattr(learn.dls, 'tasks', [])),
             'vocabs': {t: [str(v) for v in vs] for t, vs in getattr(learn.dls, 'vocabs', {}).items()},
-            'medvision_version': _version(), 'ema': ema is not None, 'model': getattr(learn, 'model_config', None), **meta}
+            'medvision_version': _version(), 'ema': ema is not None, 'model': getattr(learn, 'model_config', None),
+            'inputs': _inputs_meta(learn), **meta}
     if with_opt:
         tensors = {}
         state = {'opt': learn.opt.state_dict() if learn.opt is not None else None, 'rng': rng_state(learn.dls),
@@ -366,6 +379,18 @@ def learner_from_checkpoint(path, # a medvision checkpoint (e.g. 'models/resnet1
     learn = medvision_learner(dls, pretrained=False, **{**cfg, **kwargs})
     load_checkpoint(learn, path)
     return learn
+
+def model_from_checkpoint(path) -> tuple:
+    "`(model, meta)`: the `MultimodalModel` of checkpoint `path` rebuilt from its metadata alone (no data needed) and loaded, in eval mode"
+    from medvision.backbones import text_encoder
+    meta = checkpoint_meta(path); cfg, inp = meta.get('model'), meta.get('inputs')
+    if not cfg or not inp or not inp.get('n_out'): raise MedvisionError(f"checkpoint {_base(path)} does not record its model and inputs (an older medvision, or a model passed in by hand); use learner_from_checkpoint with the DataLoaders")
+    te = inp.get('text_encoder')
+    text = text_encoder(te['name'], pooling=te['pooling'], max_length=te['max_length'], instruction=te['instruction']) if te else inp.get('text_dim')
+    vis = vision_backbone(cfg['arch'], pretrained=False, in_chans=inp.get('channels', 3), pooling=cfg.get('pooling', 'avg'))
+    model = MultimodalModel(vis, text=text, tabular=len(inp['tabular']) or None, fusion=cfg['fusion'], tasks=inp['n_out'], **cfg['model_kw'])
+    load_checkpoint(model, path)
+    return model.eval(), meta
 
 # %% ../nbs/06_learner.ipynb #28535976
 def _skip_to(learn) -> int: return max([c._skip_to for c in learn.cbs if isinstance(c, SkipToEpoch)], default=0)

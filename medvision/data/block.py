@@ -173,6 +173,7 @@ def medvision_dataloaders(df:pd.DataFrame, # the sample table, with `train` and 
     else: dls = dsets.dataloaders(**kw)
     dls.tasks,dls.vocabs = tasks,{t:vocab_of(i) for i,t in enumerate(tasks)}
     dls.text,dls.n_ch = text,n_ch  # what the learner needs to build the matching model
+    dls.img_size,dls.stats = img_size,(None if st is None else [list(map(float, st[0])), list(map(float, st[1]))])  # what a checkpoint needs to preprocess new images
     dls.table = dls.train.table = dls.valid.table = df  # the rows behind the items: `dl.table.iloc[dl.items]`, in order
     if text == 'embeddings': dls.text_dim = dsets.tfms[1][0].t.shape[1]
     if isinstance(tokenizer, torch.nn.Module): dls.text_encoder = tokenizer
