@@ -243,11 +243,20 @@ def _untree(t, tensors:dict):
     if '__list__' in t: return [_untree(v, tensors) for v in t['__list__']]
     return tuple(_untree(v, tensors) for v in t['__tuple__'])
 
+def _unshared(tensors:dict) -> dict:
+    "`tensors` with a copy of each one that shares memory with an earlier one (safetensors refuses shared tensors, e.g. a backbone's norm reused as `VisionBackbone.norm`)"
+    seen, out = set(), {}
+    for k, v in tensors.items():
+        key = v.untyped_storage().data_ptr() if v.numel() else None
+        out[k] = v.clone() if key in seen else v
+        if key is not None: seen.add(key)
+    return out
+
 def _atomic_save(tensors:dict, path:Path, meta:dict):
     from safetensors.torch import save_file
     tmp = path.with_name(path.name + f'.{os.getpid()}.tmp')
     try:
-        save_file(tensors, str(tmp), metadata={'medvision': json.dumps(meta)})
+        save_file(_unshared(tensors), str(tmp), metadata={'medvision': json.dumps(meta)})
         os.replace(tmp, path)
     finally:
         if tmp.exists(): tmp.unlink()
