@@ -9,7 +9,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 import numpy as np, pandas as pd, torch
-from fastai.vision.all import (Datasets, PILImage, PILImageBW, Resize, ResizeMethod, ToTensor, IntToFloatTensor,
+from PIL import Image
+from fastai.vision.all import (Datasets, PILImage, PILImageBW, TensorImage, TensorImageBW, ToTensor, IntToFloatTensor,
                                Normalize, Categorize, Transform, imagenet_stats)
 from fastai.callback.data import WeightedDL
 from ..core import MedvisionError
@@ -17,11 +18,12 @@ from .readers import load_image, _need_cols
 from .splits import check_labels, check_leakage
 
 # %% auto #0
-__all__ = ['ImageGetter', 'compute_stats', 'tabular_matrix', 'tokenize_texts', 'class_balance_weights', 'medvision_dataloaders']
+__all__ = ['ImageGetter', 'compute_stats', 'tabular_matrix', 'tokenize_texts', 'class_balance_weights', 'FastNormalize',
+           'medvision_dataloaders']
 
 # %% ../../nbs/01b_data.block.ipynb #4e395fd4
 class ImageGetter:
-    "Load image `i` of `srcs` as a fastai PIL image, optionally resized to `size` and cached"
+    "Load image `i` of `srcs`: a fastai PIL image, or resized (squished) to `size`, optionally cached, a uint8 `TensorImage`"
     def __init__(self, srcs, n_ch:int=3, size:int=None, cache:str=None, cache_dir=None):
         if cache not in (None, 'memory', 'disk'): raise MedvisionError(f"cache={cache!r}: use None, 'memory' or 'disk'")
         if cache and size is None: raise MedvisionError("an image cache needs the training `size` (it stores resized images)")
@@ -36,10 +38,8 @@ class ImageGetter:
         return hashlib.sha1(f"{ident}|{self.size}|{self.n_ch}".encode()).hexdigest()
 
     def _load(self, i) -> np.ndarray:
-        a = load_image(self.srcs[i], n_ch=self.n_ch)
-        if self.size is None: return a
-        im = PILImage.create(a) if self.n_ch == 3 else PILImageBW.create(a[..., 0])
-        return np.asarray(im.resize((self.size, self.size), resample=2))
+        a = load_image(self.srcs[i], n_ch=self.n_ch, draft=self.size, size=self.size)   # JPEGs decoded at the smallest scale >= size, then squished
+        return a if self.size is None or self.n_ch == 3 else a[..., 0]
 
     def array(self, i) -> np.ndarray:
         "Decoded (resized, cached) uint8 array of image `i`"
@@ -56,6 +56,9 @@ class ImageGetter:
 
     def __call__(self, i):
         a = self.array(i)
+        if self.size is not None:   # already at the training size: straight to a uint8 tensor image (fastai's ToTensor passes it on)
+            t = torch.from_numpy(np.ascontiguousarray(a.reshape(a.shape[0], a.shape[1], -1))).permute(2, 0, 1)
+            return TensorImage(t) if self.n_ch == 3 else TensorImageBW(t)
         return PILImage.create(a) if self.n_ch == 3 else PILImageBW.create(a.reshape(a.shape[:2]))
 
 # %% ../../nbs/01b_data.block.ipynb #6a098b11
@@ -127,6 +130,11 @@ def class_balance_weights(labels) -> np.ndarray:
     s = pd.Series(list(labels))
     return (1.0 / s.map(s.value_counts())).to_numpy(dtype=np.float64)
 
+# %% ../../nbs/01b_data.block.ipynb #91d77566
+class FastNormalize(Normalize):
+    "fastai's `Normalize`, encoding with one temporary: `(x - mean) * (1 / std)`"
+    def encodes(self, x:TensorImage): return x.sub(self.mean).mul_(1 / self.std)
+
 # %% ../../nbs/01b_data.block.ipynb #61751d19
 def medvision_dataloaders(df:pd.DataFrame, # the sample table, with `train` and `valid` rows
                           tasks:str|list, # target column(s), one categorical target each
@@ -151,7 +159,7 @@ def medvision_dataloaders(df:pd.DataFrame, # the sample table, with `train` and 
     _check_table(df, tasks, valid_split)
     df = df[df.split.isin(['train', valid_split])].reset_index(drop=True)
     trn = np.where(df.split == 'train')[0].tolist(); val = np.where(df.split == valid_split)[0].tolist()
-    tfms = [[ImageGetter(df.image, n_ch, img_size if cache else None, cache, cache_dir)]]
+    tfms = [[ImageGetter(df.image, n_ch, img_size, cache, cache_dir)]]   # images come resized (squished) to img_size
     if text is not None: tfms.append([_text_tfm(df, text, tokenizer, max_length, text_emb, valid_split)])
     if tabular:
         X,names = tabular_matrix(df, list(tabular), trn)
@@ -161,11 +169,11 @@ def medvision_dataloaders(df:pd.DataFrame, # the sample table, with `train` and 
         tfms.append([_Column(df[t].tolist()), Categorize(vocab=vocab, sort=False)])
     dsets = Datasets(list(range(len(df))), tfms, splits=(trn, val), n_inp=len(tfms) - len(tasks))
     vocab_of = lambda i: list(dsets.tfms[dsets.n_inp + i][-1].vocab)
-    after_item = [Resize(img_size, method=ResizeMethod.Squish), ToTensor()]
+    after_item = []   # ImageGetter already gives uint8 tensor images at img_size
     augs = aug_transforms_preset(aug) if isinstance(aug, str) else list(aug or [])
     if class_aug: augs = [ClassConditionalAug(_class_idx(class_aug, vocab_of(0), tasks[0]), conservative=augs, y_idx=dsets.n_inp)]
     st = _stats(normalize, df, img_size, n_ch)
-    after_batch = [IntToFloatTensor(), *augs, *(extra_batch_tfms or [])] + ([Normalize.from_stats(*st)] if st else [])
+    after_batch = [IntToFloatTensor(), *augs, *(extra_batch_tfms or [])] + ([FastNormalize.from_stats(*st)] if st else [])
     kw = dict(bs=bs, after_item=after_item, after_batch=after_batch, num_workers=num_workers, seed=seed, device=device, **kwargs)
     if weighted:
         wt = weighted if isinstance(weighted, str) else tasks[0]

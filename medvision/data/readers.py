@@ -50,8 +50,10 @@ def _open(src, max_pixels:int) -> Image.Image:
     return im
 
 # %% ../../nbs/01_data.readers.ipynb #802b62e0
-def _to_rgb(im:Image.Image) -> np.ndarray:
-    "8-bit RGB array of PIL image `im`, whatever its mode"
+def _to_rgb(im:Image.Image, size:int=None) -> np.ndarray:
+    "8-bit RGB array of PIL image `im`, whatever its mode, squished to `size` x `size` when given"
+    if size and im.mode not in ('I;16', 'I;16B', 'I;16L', 'I;16N', 'I', 'F', 'P'):
+        return np.array(im.convert('RGB').resize((size, size), Image.BILINEAR))   # resized before the array: one small copy
     if im.mode in ('I;16', 'I;16B', 'I;16L', 'I;16N', 'I'):
         a = np.asarray(im).astype(np.float64)
         scale = 65535 if a.max() <= 65535 else float(a.max())
@@ -81,16 +83,20 @@ def load_image(src, # a path, `<file>.hdf5::<key>`, or an in-memory array
                n_ch:int=3, # 3 for RGB, 1 for grayscale (ITU-R 601 luma)
                as_float:bool=False, # float32 in [0, 1] instead of uint8
                max_pixels:int=None, # refuse larger images (default `MAX_PIXELS`)
+               draft:int=None, # decode JPEGs at a reduced scale that keeps at least `draft` px a side (PIL's `draft`; far faster for large photos)
+               size:int=None, # squish to `size` x `size` (bilinear)
               ) -> np.ndarray:
     "Image `src` as an `(H, W, n_ch)` array, EXIF-oriented, whatever its mode"
     if isinstance(src, np.ndarray): a = _array_image(src)
     else:
         im = _open(src, max_pixels or MAX_PIXELS)
         try:
-            im = ImageOps.exif_transpose(im)
-            a = _to_rgb(im)
+            if draft: im.draft(None, (draft, draft))
+            ImageOps.exif_transpose(im, in_place=True)   # (no copy)
+            a = _to_rgb(im, size)
         except (OSError, SyntaxError, ValueError) as e:
             raise MedvisionError(f"{src}: cannot decode image ({e}); the file is truncated or corrupt, re-export or remove it") from None
+    if size and a.shape[:2] != (size, size): a = np.array(Image.fromarray(a).resize((size, size), Image.BILINEAR))
     if n_ch == 1: a = np.asarray(Image.fromarray(a).convert('L'))[..., None]
     elif n_ch != 3: raise MedvisionError(f"n_ch={n_ch}: use 3 (RGB) or 1 (grayscale)")
     return a.astype(np.float32) / 255 if as_float else a
