@@ -41,7 +41,9 @@ def row_ids(df:pd.DataFrame, # the sample table
 def _table_dl(learn, df:pd.DataFrame, bs:int):
     "A DataLoader of the images of `df` in order, through `learn`'s validation item and batch transforms"
     if 'image' not in df: raise MedvisionError("the table has no 'image' column")
-    ds = Datasets(list(range(len(df))), [[ImageGetter(df.image, getattr(learn.dls, 'n_ch', 3))]], n_inp=1, split_idx=1)
+    size = getattr(learn.dls, 'img_size', None)
+    if size is None: raise MedvisionError("the learner's DataLoaders do not record their image size (dls.img_size); build them with medvision_dataloaders")
+    ds = Datasets(list(range(len(df))), [[ImageGetter(df.image, getattr(learn.dls, 'n_ch', 3), size)]], n_inp=1, split_idx=1)   # squished to the training size, as in training
     return learn.dls.valid.new(ds, bs=bs, shuffle=False, drop_last=False)
 
 def _n_inp(dl) -> int: return getattr(dl, 'n_inp', None) or getattr(dl.dataset, 'n_inp', 1)

@@ -6,7 +6,7 @@ Docs: https://medvision-team.github.io/medvision/test_utils.html.md"""
 
 # %% ../nbs/90_test_utils.ipynb #f5c4ad52
 from __future__ import annotations
-import os, tempfile
+import os, tempfile, atexit, shutil
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from PIL import Image
@@ -16,9 +16,11 @@ from .core import MedvisionError
 __all__ = ['tmp_dir', 'synth_image', 'save_image', 'synth_dataset', 'synth_image_folder', 'rand_batch', 'real_data']
 
 # %% ../nbs/90_test_utils.ipynb #13ea0b72
-def tmp_dir(prefix:str='mv_') -> Path:
-    "A new empty temporary folder"
-    return Path(tempfile.mkdtemp(prefix=prefix))
+def tmp_dir(prefix:str='mv_', keep:bool=False) -> Path:
+    "A new empty temporary folder, removed when the process exits unless `keep` (test runs write checkpoints: gigabytes otherwise)"
+    p = Path(tempfile.mkdtemp(prefix=prefix))
+    if not keep: atexit.register(shutil.rmtree, p, ignore_errors=True)
+    return p
 
 # %% ../nbs/90_test_utils.ipynb #113061c7
 def synth_image(sz:int=32, label:int=0, seed:int=0) -> np.ndarray:
