@@ -6,7 +6,7 @@ Docs: https://medvision-team.github.io/medvision/test_utils.html.md"""
 
 # %% ../nbs/90_test_utils.ipynb #f5c4ad52
 from __future__ import annotations
-import os, tempfile, atexit, shutil
+import os, tempfile, atexit, shutil, multiprocessing.util
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from PIL import Image
@@ -19,7 +19,9 @@ __all__ = ['tmp_dir', 'synth_image', 'save_image', 'synth_dataset', 'synth_image
 def tmp_dir(prefix:str='mv_', keep:bool=False) -> Path:
     "A new empty temporary folder, removed when the process exits unless `keep` (test runs write checkpoints: gigabytes otherwise)"
     p = Path(tempfile.mkdtemp(prefix=prefix))
-    if not keep: atexit.register(shutil.rmtree, p, ignore_errors=True)
+    if not keep:   # at exit; in a multiprocessing worker (nbdev-test's pool), atexit does not run but multiprocessing's finalizers do
+        atexit.register(shutil.rmtree, p, ignore_errors=True)
+        multiprocessing.util.Finalize(None, shutil.rmtree, args=(p,), kwargs={'ignore_errors': True}, exitpriority=10)
     return p
 
 # %% ../nbs/90_test_utils.ipynb #113061c7
