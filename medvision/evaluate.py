@@ -14,7 +14,7 @@ import matplotlib; import matplotlib.pyplot as plt
 from fastprogress.fastprogress import progress_bar
 from .core import MedvisionError
 from .learner import bare, task_probs, load_checkpoint, learner_from_checkpoint
-from .metrics import metrics_table, per_class_table, auc, accuracy, ece, pauc, hter
+from .metrics import metrics_table, per_class_table, auc, accuracy, ece, pauc, hter, lower_is_better
 
 # %% auto #0
 __all__ = ['predict', 'rows_of', 'tta_predict', 'cam_layer', 'grad_cam', 'EvalReport', 'evaluate', 'compare']
@@ -103,8 +103,10 @@ def grad_cam(model, # a `MultimodalModel` (or a learner's model)
             ) -> torch.Tensor:
     "Grad-CAM maps `(B, H, W)` in [0, 1] over the images of `xb` for class `cls` of `task`"
     m = bare(model).eval(); vis = m.vision; store = {}
+    if task not in getattr(m, 'tasks', [task]): raise MedvisionError(f"grad_cam: task {task!r} is not a task of the model ({', '.join(m.tasks)})")
     x = xb[0].detach().clone().requires_grad_(True)
-    mod = vis.model.get_submodule(layer) if layer else cam_layer(vis, x.shape[-2:])[1]
+    try: mod = vis.model.get_submodule(layer) if layer else cam_layer(vis, x.shape[-2:])[1]
+    except AttributeError: raise MedvisionError(f"grad_cam: layer {layer!r} is not a module of {vis.name}; e.g. one of {', '.join(f['module'] for f in getattr(vis.model, 'feature_info', []) if isinstance(f, dict))}") from None
     hook = mod.register_forward_hook(lambda _m, _i, out: store.__setitem__('a', out))
     try:
         with torch.enable_grad():
@@ -326,7 +328,7 @@ def compare(models, # name -> Learner, name -> (Learner, checkpoint), name -> ch
         params = learn if not isinstance(learn, (str, Path)) else None
         rows.append({'model': name, 'params (M)': sum(p.numel() for p in bare(params.model).parameters())/1e6 if params else np.nan,
                      **mt.loc[t].drop('n').to_dict()})
-    df = pd.DataFrame(rows).sort_values(metric, ascending=False).reset_index(drop=True)
+    df = pd.DataFrame(rows).sort_values(metric, ascending=lower_is_better(metric)).reset_index(drop=True)   # best first, HTER or ECE too
     print(f"best by {task or 'first task'} {metric}: {df.model.iloc[0]}")
     if out is not None: df.to_csv(Path(out)/'compare.csv', index=False)
     return df

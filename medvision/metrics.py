@@ -14,9 +14,10 @@ from .core import MedvisionError
 from .learner import TaskMetric
 
 # %% auto #0
-__all__ = ['METRICS', 'check_probs', 'pred_labels', 'register_metric', 'get_metric', 'accuracy', 'balanced_accuracy', 'f1_macro',
-           'f1_weighted', 'f1', 'auc', 'pauc', 'far', 'frr', 'hter', 'eer', 'select_threshold', 'sensitivity',
-           'specificity', 'ece', 'metrics_table', 'per_class_table', 'task_metrics', 'binary_metrics']
+__all__ = ['METRICS', 'LOWER_IS_BETTER', 'check_probs', 'pred_labels', 'register_metric', 'get_metric', 'lower_is_better',
+           'accuracy', 'balanced_accuracy', 'f1_macro', 'f1_weighted', 'f1', 'auc', 'pauc', 'far', 'frr', 'hter', 'eer',
+           'select_threshold', 'sensitivity', 'specificity', 'ece', 'metrics_table', 'per_class_table', 'task_metrics',
+           'binary_metrics']
 
 # %% ../nbs/08_metrics.ipynb #67f8dae7
 _TOL = 1e-6
@@ -90,6 +91,13 @@ def _div(a, b) -> np.ndarray:
     "`a / b`, nan where `b` is 0"
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     return np.divide(a, b, out=np.full(np.broadcast(a, b).shape, np.nan), where=b > 0)
+
+# %% ../nbs/08_metrics.ipynb #d51ae149
+LOWER_IS_BETTER = ('loss', 'error', 'far', 'frr', 'hter', 'eer', 'ece')
+
+def lower_is_better(name:str) -> bool:
+    "Whether a smaller value of metric `name` (bare, task-prefixed like `label_hter`, or `valid_loss`) is better"
+    return str(name).endswith(LOWER_IS_BETTER)
 
 # %% ../nbs/08_metrics.ipynb #70ab5d10
 @register_metric()
