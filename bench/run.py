@@ -194,7 +194,7 @@ def bench_distill(quick:bool) -> list:
 def bench_mixed_precision(quick:bool) -> list:
     "Train steps of a ResNet-18 at 128 px: bf16 autocast vs fp32, in plain PyTorch and through medvision's learner"
     import timm
-    from medvision.learner import CPUAutocastCallback, mixed_precision
+    from medvision.callbacks import CPUAutocastCallback, mixed_precision
     torch.manual_seed(0)
     bs, sz, n = (16, 96, 3) if quick else (32, 128, 5)
     x, y = torch.randn(bs, 3, sz, sz), torch.randint(0, 2, (bs,))
@@ -240,13 +240,13 @@ def bench_pneumonia(quick:bool) -> list:
     "ResNet-18 from scratch at 28 px on PneumoniaMNIST: test AUC and accuracy vs the MedMNIST v2 table (AUC 0.944, ACC 0.854)"
     f = _data('pneumoniamnist.npz')
     if f is None: return _skip('accuracy', 'pneumoniamnist.npz')
-    from medvision.core import set_seed
+    from medvision.core import seed_everything
     from medvision.data.readers import read_medmnist
     from medvision.data.block import medvision_dataloaders
     from medvision.learner import medvision_learner
     from medvision.evaluate import predict
-    from medvision.metrics import auc, accuracy
-    set_seed(0)
+    from medvision.metrics import auc, accuracy_score
+    seed_everything(0)
     df = read_medmnist(f)
     epochs = 2 if quick else 12
     kw = dict(img_size=28, bs=128, aug='light', n_ch=1, normalize='dataset', cache='memory', seed=0)
@@ -256,7 +256,7 @@ def bench_pneumonia(quick:bool) -> list:
     with learn.no_logging(), learn.no_bar(): learn.fit_one_cycle(epochs, 3e-3)
     t = time.time() - t0
     y, p = predict(learn, medvision_dataloaders(df, 'label', valid_split='test', **kw).valid, progress=False)['label']
-    a, acc = auc(y, p), accuracy(y, p)
+    a, acc = auc(y, p), accuracy_score(y, p)
     budget = f'{epochs} epochs, {t/60:.1f} CPU min (budget 10)'
     return [('accuracy', f'PneumoniaMNIST test AUC, ResNet-18 28 px from scratch, {budget}', f'{a:.3f}', 'MedMNIST v2 ResNet-18 (28): 0.944',
              f'{a - 0.944:+.3f}', "train split has fewer normal images than the official one"),
@@ -268,7 +268,7 @@ def bench_medpix(quick:bool) -> list:
     "MedPix test: image-only vs image+caption fusion; teacher vs student with and without KD (parameter counts)"
     root = _data('medpix2')
     if root is None: return _skip('MedPix', 'medpix2')
-    from medvision.core import set_seed
+    from medvision.core import seed_everything
     from medvision.test_utils import tmp_dir
     from medvision.data.readers import read_medpix
     from medvision.data.block import medvision_dataloaders
@@ -276,7 +276,7 @@ def bench_medpix(quick:bool) -> list:
     from medvision.learner import medvision_learner
     from medvision.distill import train_teacher, distill_student, distill_preset
     from medvision.evaluate import predict
-    from medvision.metrics import accuracy, f1_macro
+    from medvision.metrics import accuracy_score, f1_macro
     df = read_medpix(root)
     if quick: df = pd.concat([df[df.split == 'train'].sample(n=400, random_state=0), df[df.split != 'train']]).reset_index(drop=True)
     df['emb'] = list(embed_texts(df.text, text_encoder('minilm', max_length=64), cache=HERE/'.cache'/'medpix_minilm.npz', progress=False))
@@ -287,21 +287,21 @@ def bench_medpix(quick:bool) -> list:
         return medvision_dataloaders(df, tasks, **(kw | (dict(text='embeddings', text_emb='emb') if text else {})))
     def scores(learn, text):
         pr = predict(learn, dls_for(text, 'test').valid, progress=False)
-        return accuracy(*pr['modality']), f1_macro(*pr['location'])
+        return accuracy_score(*pr['modality']), f1_macro(*pr['location'])
     rows = []
     budget = f'ResNet-18 from scratch, {sz} px, {epochs} epochs, {(df.split == "train").sum()} training images'
     for name, text in (('image only', False), ('image + caption (concat-MLP)', True)):
-        set_seed(0); learn = medvision_learner(dls_for(text), arch='resnet18', pretrained=False)
+        seed_everything(0); learn = medvision_learner(dls_for(text), arch='resnet18', pretrained=False)
         with learn.no_logging(), learn.no_bar(): learn.fit_one_cycle(epochs, 2e-3)
         rows.append(('MedPix', f'{name}: test modality accuracy / location macro F1 ({budget})', '%.3f / %.3f' % scores(learn, text), '-', '-', '-'))
     p = distill_preset('cpu_small'); run = tmp_dir()
     dls, test_dl = dls_for(True), dls_for(True, 'test').valid
-    set_seed(0)
+    seed_everything(0)
     teacher = train_teacher(dls, arch=p['teacher']['arch'], pretrained=False, epochs=epochs, lr=2e-3, path=run/'t')
     n_t = sum(q.numel() for q in teacher.model.parameters()) / 1e6
     res = {}
     for name, loss in (('student + KD', p['loss']), ('student alone', None)):
-        set_seed(0)
+        seed_everything(0)
         l, r = distill_student(dls, teacher.model if loss else None, arch=p['student']['arch'], pretrained=False, loss=loss,
                                loss_kw=p['loss_kw'] if loss else None, epochs=epochs, lr=2e-3, path=run/name.replace(' ', '_').replace('+', ''), test_dl=test_dl)
         res[name] = (scores(l, True), r['student']['n_params'] / 1e6)
@@ -310,8 +310,22 @@ def bench_medpix(quick:bool) -> list:
         rows.append(('MedPix', f'{name}, ResNet-18 + MiniLM ({n:.1f} M params)', '%.3f / %.3f' % sc, '-', '-', '-'))
     return rows
 
+# ---------------------------------------------------------------- 9. command-line start-up
+def bench_cli(quick:bool) -> list:
+    "Wall time of `medvision --help` and `medvision train --help` in fresh processes, against the bare interpreter (`python -c pass`)"
+    exe = str(Path(sys.executable).parent/'medvision')
+    def t(cmd): return median_time(lambda: subprocess.run(cmd, capture_output=True, check=True), 3 if quick else 7)
+    base, torch_t = t([sys.executable, '-c', 'pass']), t([sys.executable, '-c', 'import torch'])
+    rows = []
+    for args in (['--help'], ['train', '--help']):
+        s = t([exe, *args])
+        rows.append(('command line', f"`medvision {' '.join(args)}` wall time, a fresh process (`import torch` alone: {torch_t:.2f} s)", f'{s:.2f} s',
+                     f'python -c pass {base:.2f} s', f'{s / base:.1f}x', f"< 2 s: {'met' if s < 2 else 'MISSED'}"))
+    return rows
+
 SECTIONS = {'data': bench_data, 'loop': bench_loop, 'multimodal': bench_multimodal, 'distill': bench_distill,
-            'mixed_precision': bench_mixed_precision, 'pneumonia': bench_pneumonia, 'medpix': bench_medpix, 'tests': bench_tests}
+            'mixed_precision': bench_mixed_precision, 'pneumonia': bench_pneumonia, 'medpix': bench_medpix, 'tests': bench_tests,
+            'cli': bench_cli}
 
 def main():
     ap = argparse.ArgumentParser(); ap.add_argument('--quick', action='store_true'); ap.add_argument('--only', nargs='*')
@@ -324,7 +338,13 @@ def main():
             f"Run: `python bench/run.py{' --quick' if a.quick else ''}{' --only ' + ' '.join(a.only) if a.only else ''}` ({(time.time() - t_all)/60:.1f} min)\n\n"
             "Speed figures are medians of several repetitions after a warm-up, each against a plain PyTorch baseline timed in the same run.\n\n"
             "| area | what | medvision | baseline | ratio | goal |\n| --- | --- | --- | --- | --- | --- |\n")
-    (HERE/'RESULTS.md').write_text(head + ''.join(f"| {' | '.join(r)} |\n" for r in rows))
+    table = ''.join(f"| {' | '.join(r)} |\n" for r in rows)
+    if a.only and (HERE/'RESULTS.md').exists():   # a partial run replaces its own areas' rows and keeps the others (with the header they were measured under)
+        old, areas = (HERE/'RESULTS.md').read_text(), {r[0] for r in rows}
+        keep = [l for l in old.splitlines(keepends=True) if not (l.startswith('| ') and l[2:].split(' | ')[0] in areas)]
+        head, table = ''.join(keep).rstrip('\n') + '\n', table
+        head = head.replace('\n\nSpeed figures', f"  \nRe-run on {datetime.date.today()}: `python bench/run.py --only {' '.join(a.only)}`\n\nSpeed figures", 1)
+    (HERE/'RESULTS.md').write_text(head + table)
     print((HERE/'RESULTS.md').read_text())
 
 if __name__ == '__main__': main()

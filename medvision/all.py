@@ -8,7 +8,10 @@ from .backbones import *
 from .fusion import *
 from .losses import *
 from .learner import *
+from .callbacks import *
+from .checkpoint import *
 from .metrics import *
 from .distill import *
 from .evaluate import *
 from .embeddings import *
+from .run import *

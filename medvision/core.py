@@ -1,4 +1,4 @@
-"""Configuration (validated YAML with CLI overrides), the one user-facing error type, seeding and device choice.
+"""Configuration (validated YAML with CLI overrides), the one user-facing error type, registries, seeding and device choice.
 
 Docs: https://medvision-team.github.io/medvision/core.html.md"""
 
@@ -6,42 +6,122 @@ Docs: https://medvision-team.github.io/medvision/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #11ec650b
 from __future__ import annotations
-import os, random, difflib, copy
+import os, sys, difflib, copy, importlib
 from pathlib import Path
-import numpy as np, torch, yaml
+from typing import TYPE_CHECKING
+import yaml
 from fastcore.basics import AttrDict
+if TYPE_CHECKING: import torch, pandas as pd   # imported where used: the command line's `--help` loads neither (`cli`)
 
 # %% auto #0
-__all__ = ['SCHEMA', 'MedvisionError', 'Key', 'schema_table', 'coerce_value', 'Config', 'parse_overrides', 'load_config',
-           'save_config', 'set_seed', 'default_device']
+__all__ = ['SCHEMA', 'MedvisionError', 'did_you_mean', 'Registry', 'Key', 'schema_table', 'coerce_value', 'RunConfig',
+           'parse_overrides', 'load_config', 'save_config', 'seed_everything', 'get_device']
 
 # %% ../nbs/00_core.ipynb #cec021e3
 class MedvisionError(Exception):
     "A user-facing error: the message names the file, row or config key at fault and what to do."
 
+# %% ../nbs/00_core.ipynb #de3fb5d0
+def did_you_mean(name, # the name that was not found
+                 known, # the names that exist
+                 what:str='name', # what kind of name: 'fusion', 'key', 'column', ...
+                 where:str='', # said after the name, e.g. " in 'training'"
+                 n:int=1, # how many close names to suggest
+                 list_known:bool=True, # list every known name too (off for very long lists)
+                ) -> str:
+    "The message for unknown `what` `name`: the closest of the `known` names, then all of them"
+    known = sorted(map(str, known))
+    close = difflib.get_close_matches(str(name), known, n=n, cutoff=0.6)
+    msg = f"unknown {what} {str(name)!r}{where}"
+    if close: msg += f"; did you mean {' or '.join(map(repr, close))}?"
+    if list_known: msg += (' ' if close else '; ') + f"known: {', '.join(known) or '(none)'}"
+    return msg
+
+# %% ../nbs/00_core.ipynb #883eadf6
+def _ident(obj) -> tuple: return getattr(obj, '__module__', None),getattr(obj, '__qualname__', None)
+
+def _same(a, b) -> bool:
+    "Whether `b` is `a` again: the same object, the same `def` or `class` (module and qualified name), or an equal plain value"
+    if a is b: return True
+    if _ident(a)[1] is not None: return _ident(a) == _ident(b)
+    try: return bool(a == b)
+    except Exception: return False
+
+def _desc(obj) -> str: return '.'.join(filter(None, _ident(obj))) if _ident(obj)[1] else f"a {type(obj).__name__}"
+
+# %% ../nbs/00_core.ipynb #b7c1684b
+class Registry:
+    "Named components of one kind, `what` (e.g. 'fusion'), added by `register` or `add` and looked up by name"
+    def __init__(self, what:str): self.what,self._d = what,{}
+    def add(self, name:str, obj):
+        "Register `obj` under `name` and return it; a different object under a taken name is refused"
+        if name in self._d and not _same(self._d[name], obj):
+            raise MedvisionError(f"{self.what} registry: the name {name!r} is taken by {_desc(self._d[name])}; "
+                                 f"register {_desc(obj)} under another name")
+        self._d[name] = obj
+        return obj
+    def register(self, name:str=None, # the registry name (default: the function's or class's `__name__`)
+                 **attrs): # attributes set on the registered object, e.g. `binary=True`
+        "Decorator registering a function or class under `name`"
+        def _reg(obj):
+            self.add(name or obj.__name__, obj)
+            for k,v in attrs.items(): setattr(obj, k, v)
+            return obj
+        return _reg
+    def remove(self, name:str):
+        "Take `name` out of the registry and return its object"
+        obj = self[name]
+        del self._d[name]
+        return obj
+    def names(self) -> list: return sorted(self._d)
+    def items(self) -> list: return [(n, self._d[n]) for n in self.names()]
+    def get(self, name, default=None): return self._d.get(name, default) if name in self else default
+    def __getitem__(self, name):
+        if name not in self: raise MedvisionError(did_you_mean(name, self._d, self.what))
+        return self._d[name]
+    def __contains__(self, name) -> bool:
+        try: return name in self._d
+        except TypeError: return False
+    def __iter__(self): return iter(self.names())
+    def __len__(self) -> int: return len(self._d)
+    def __repr__(self) -> str: return f"Registry({self.what!r}: {', '.join(self.names())})"
+
 # %% ../nbs/00_core.ipynb #b9b0578e
+def _resolve(spec):
+    "The object `spec` names: `'module:NAME'` imported now, anything else as it is"
+    if not isinstance(spec, str): return spec
+    mod,name = spec.split(':')
+    return getattr(importlib.import_module(mod), name)
+
 class Key:
     "One config key: its `default`, its expected `typ` (a type or a tuple of types), whether `None` is allowed, the allowed `choices`, and a line of `doc`"
-    def __init__(self, default, typ=None, doc:str="", optional:bool=False, choices=None):
-        self.default,self.doc,self.choices = default,doc,choices
+    def __init__(self, default, typ=None, doc:str="", optional:bool=False,
+                 choices=None, # a tuple, a `Registry`, or `'module:NAME'` of one (imported when a value is checked)
+                 field:str=None, # for a list of mappings: the choices apply to each mapping's `field`
+                ):
+        self.default,self.doc,self.choices,self.field = default,doc,choices,field
         self.typ = typ or type(default)
         self.optional = optional or default is None
+    def allowed(self) -> tuple[str, list]:
+        "What the choices are called, and their names now (a registry's are read at each call)"
+        c = _resolve(self.choices)
+        return (c.what, c.names()) if hasattr(c, 'names') else ('value', list(c))   # duck-typed: any registry-like object
     @property
     def type_name(self) -> str: return ' | '.join(t.__name__ for t in (self.typ if isinstance(self.typ, tuple) else (self.typ,)))
     def __repr__(self): return f"Key({self.default!r}, {self.type_name}{', optional' if self.optional else ''})"
 
 # %% ../nbs/00_core.ipynb #5f722bd1
-_AUG = ('none', 'light', 'medium', 'heavy')
 SCHEMA = {
     'experiment': {
         'name':       Key('medvision', str, "run name: the folder under `output_dir` and the tracker's run name"),
         'seed':       Key(42, int, "seed for Python, NumPy, torch and DataLoader workers"),
         'output_dir': Key('runs', str, "where checkpoints, logs and reports are written"),
         'device':     Key('auto', str, "`auto` (CUDA, then MPS, then CPU), or a torch device string such as `cuda:1`"),
+        'imports':    Key([], list, "modules imported before the config is checked, so that what they register (e.g. `@FUSIONS.register('mine')`) can be named here"),
     },
     'data': {
         'root':        Key(None, str, "data folder; relative paths in `sources` resolve against it (default: `$MEDVISION_DATA`)"),
-        'sources':     Key([], list, "the data sets, each a mapping: `reader` (csv, image_folder, medpix, medmnist, isic, synthetic), the reader's arguments, and `name`, `filters`, `label_map`, `data_fraction`, `has_text`"),
+        'sources':     Key([], list, "the data sets, each a mapping: `reader`, the reader's arguments, and `name`, `filters`, `label_map`, `data_fraction`, `has_text`", choices='medvision.data.readers:READERS', field='reader'),
         'tasks':       Key([], list, "target columns, one classification task each (e.g. [modality, location])"),
         'image_size':  Key(224, int, "side of the square image fed to the model, in pixels"),
         'channels':    Key(3, int, "image channels the model takes (1 for grey X-rays)"),
@@ -58,7 +138,7 @@ SCHEMA = {
         'limit':       Key(None, int, "keep at most this many rows per split (a quick run); `null`: all"),
     },
     'augmentation': {
-        'preset':    Key('medium', str, "augmentation preset (see `augment.preset_table`)", choices=_AUG),
+        'preset':    Key('medium', str, "augmentation preset (see `augment.preset_table`)", choices='medvision.augment:AUG_PRESETS'),
         'class_aug': Key([], list, "labels of the first task that get the aggressive pipeline (class-conditional augmentation)"),
         'mixup':     Key(0.0, float, "MixUp alpha (0: off; image-only models)"),
         'cutmix':    Key(0.0, float, "CutMix alpha (0: off; image-only models)"),
@@ -67,16 +147,16 @@ SCHEMA = {
         'arch':       Key('resnet18', str, "timm backbone name (e.g. eva02_small_patch14_224, convnextv2_tiny)"),
         'pretrained': Key(True, bool, "ImageNet weights from the hub or its local cache"),
         'weights':    Key(None, str, "a local .safetensors / .pth file of backbone weights (offline)"),
-        'pooling':    Key('avg', str, "feature pooling", choices=('avg', 'max', 'concat', 'token')),
+        'pooling':    Key('avg', str, "feature pooling", choices='medvision.backbones:POOLINGS'),
         'models':     Key([], list, "several backbones trained and compared in one run: mappings with `arch` and optional `image_size`, `batch_size`, `lr`"),
     },
     'text': {
-        'encoder':    Key('minilm', str, "text encoder: a preset (minilm, clinicalbert, distilbert, ...) or a local folder"),
+        'encoder':    Key('minilm', str, "text encoder: a preset of `backbones.TEXT_PRESETS` (minilm, clinicalbert, ...), a local folder or a hub id"),
         'max_length': Key(128, int, "tokens per text"),
         'trainable':  Key(False, bool, "fine-tune the encoder (only with `data.text: tokens`)"),
     },
     'model': {
-        'fusion':         Key('concat_mlp', str, "how the modalities are combined", choices=('concat', 'concat_mlp', 'weighted_sum', 'gated', 'cross_attention')),
+        'fusion':         Key('concat_mlp', str, "how the modalities are combined", choices='medvision.fusion:FUSIONS'),
         'projection_dim': Key(256, int, "common width of the projected modalities"),
         'dropout':        Key(0.1, float, "dropout of the projections"),
         'head_hidden':    Key([], list, "hidden sizes of the task heads"),
@@ -105,7 +185,7 @@ SCHEMA = {
         'batch_size':   Key(32, int, "images per batch"),
         'epochs':       Key(10, int, "passes over the training set"),
         'lr':           Key(1e-3, float, "peak learning rate of the head"),
-        'loss':         Key('ce', str, "loss per task: ce, focal, bce, binary_focal"),
+        'loss':         Key('ce', str, "loss of every task", choices='medvision.losses:LOSSES'),
         'loss_kw':      Key({}, dict, "loss arguments, e.g. {gamma: 2.0, label_smoothing: 0.1}"),
         'class_weights': Key(None, (str, list), "`balanced` or per-class weights (ce, focal)"),
         'pos_weight':   Key(None, (str, float), "`balanced` or a number (bce, binary_focal)"),
@@ -130,10 +210,10 @@ SCHEMA = {
     'distill': {
         'teacher_arch':   Key('resnet34', str, "teacher backbone"),
         'student_arch':   Key('resnet18', str, "student backbone"),
-        'teacher_fusion': Key('concat_mlp', str, "teacher fusion", choices=('concat', 'concat_mlp', 'weighted_sum', 'gated', 'cross_attention')),
+        'teacher_fusion': Key('concat_mlp', str, "teacher fusion", choices='medvision.fusion:FUSIONS'),
         'teacher_epochs': Key(5, int, "teacher training epochs"),
         'teacher':        Key(None, str, "a trained teacher checkpoint (skips teacher training)"),
-        'loss':           Key('kd', str, "distillation loss: kd, combined, crd, rkd, mmd"),
+        'loss':           Key('kd', str, "distillation loss", choices='medvision.distill:DISTILL_LOSSES'),
         'loss_kw':        Key({}, dict, "its arguments, e.g. {T: 4.0, alpha: 0.5}"),
         'cache':          Key(False, bool, "compute the teacher's outputs once (no augmentation) instead of every step"),
         'baseline':       Key(True, bool, "also train the student without the teacher, for comparison"),
@@ -144,7 +224,7 @@ SCHEMA = {
         'tta':        Key(0, int, "test-time augmentation passes (0: off)"),
         'cams':       Key(4, int, "Grad-CAM overlays of this many most confident right and wrong cases per task"),
         'subgroups':  Key([], list, "columns to break the metrics down by (source, sex, ...)"),
-        'metric':     Key('auc', str, "the metric `compare` ranks models by"),
+        'metric':     Key('auc', str, "the metric `compare` ranks models by", choices='medvision.metrics:METRICS'),
     },
     'embed': {
         'gbdt':    Key(False, bool, "after training: backbone embeddings + tabular columns -> gradient-boosted trees"),
@@ -156,10 +236,15 @@ SCHEMA = {
 }
 
 # %% ../nbs/00_core.ipynb #ddad97f6
-def schema_table(schema:dict=None) -> 'pd.DataFrame':
+def _choices_doc(key:Key) -> str:
+    "` (one of: a, b)` for a key with choices, else ''"
+    if key.choices is None: return ''
+    return f" ({key.field + ' ' if key.field else ''}one of: {', '.join(key.allowed()[1])})"
+
+def schema_table(schema:dict=None) -> pd.DataFrame:
     "The config `schema` as a table: one row per dotted key, with its type, default and documentation"
     import pandas as pd
-    rows = [(f"{sec}.{k}", v.type_name + (' | None' if v.optional else ''), v.default, v.doc + (f" (one of: {', '.join(v.choices)})" if v.choices else ''))
+    rows = [(f"{sec}.{k}", v.type_name + (' | None' if v.optional else ''), v.default, v.doc + _choices_doc(v))
             for sec,keys in (schema or SCHEMA).items() for k,v in keys.items()]
     return pd.DataFrame(rows, columns=['key', 'type', 'default', 'doc'])
 
@@ -186,6 +271,13 @@ def _coerce1(v, typ):
     if isinstance(v, str) and typ is not str: return _from_str(v, typ)
     raise ValueError(v)
 
+def _check_choice(v, key:Key, name:str):
+    "Raise unless `v` (with `key.field`: the `field` of each mapping in list `v`) is one of `key`'s choices"
+    what,ok = key.allowed()
+    vals = [x[key.field] for x in v if isinstance(x, dict) and key.field in x] if key.field else [v]
+    for x in vals:
+        if x not in ok: raise MedvisionError(f"config key '{name}': " + did_you_mean(x, ok, what))
+
 def coerce_value(v, key:Key, name:str):
     "Check `v` against `key`'s type and choices (converting strings from a command line); `name` is the dotted key for errors"
     if v is None or (key.optional and isinstance(v, str) and v.lower() in ('none', 'null')):
@@ -196,28 +288,23 @@ def coerce_value(v, key:Key, name:str):
     for typ in sorted(typs, key=lambda t: t is str):
         try: out = _coerce1(v, typ)
         except ValueError: continue
-        if key.choices and out not in key.choices:
-            close = difflib.get_close_matches(str(out), [str(c) for c in key.choices], n=1, cutoff=0.5)
-            raise MedvisionError(f"config key '{name}': {out!r} is not one of {', '.join(map(str, key.choices))}" + (f"; did you mean '{close[0]}'?" if close else ''))
+        if key.choices is not None: _check_choice(out, key, name)
         return out
     raise MedvisionError(f"config key '{name}' must be {key.type_name}, got {type(v).__name__} ({v!r})")
 
 # %% ../nbs/00_core.ipynb #d93fbc0c
-class Config(AttrDict):
+class RunConfig(AttrDict):
     "Nested attribute-access dict returned by `load_config`"
     def __init__(self, d=None, **kw):
-        super().__init__({k:(Config(v) if isinstance(v, dict) else v) for k,v in {**(d or {}), **kw}.items()})
+        super().__init__({k:(RunConfig(v) if isinstance(v, dict) else v) for k,v in {**(d or {}), **kw}.items()})
     def to_dict(self) -> dict:
         "Plain nested dicts, for YAML or a tracker"
-        return {k:(v.to_dict() if isinstance(v, Config) else copy.deepcopy(v)) for k,v in self.items()}
+        return {k:(v.to_dict() if isinstance(v, RunConfig) else copy.deepcopy(v)) for k,v in self.items()}
 
 # %% ../nbs/00_core.ipynb #3c99022b
 def _unknown(k:str, sec:str|None, known, src:str='') -> MedvisionError:
     "The error for unknown key `k` in section `sec`, suggesting the closest of `known`"
-    where = f"in '{sec}'" if sec else "at the top level"
-    close = difflib.get_close_matches(k, list(known), n=1, cutoff=0.6)
-    hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(sorted(known))}"
-    return MedvisionError(f"{src}unknown key '{k}' {where}; {hint}")
+    return MedvisionError(src + did_you_mean(k, known, 'key', f" in '{sec}'" if sec else " at the top level"))
 
 # %% ../nbs/00_core.ipynb #cab1ac9b
 def _merge(user:dict, schema:dict, src:str='') -> dict:
@@ -272,23 +359,47 @@ def _read_yaml(path) -> dict:
     return d
 
 # %% ../nbs/00_core.ipynb #c7f4ffdc
+def _imports_of(user:dict, ov:dict, schema:dict) -> list:
+    "The modules of `experiment.imports`: from the overrides `ov`, else from the file's `user` values"
+    if 'imports' not in schema.get('experiment', {}): return []
+    for d in (ov, user):
+        sec = d.get('experiment')
+        if isinstance(sec, dict) and 'imports' in sec:
+            return coerce_value(sec['imports'], schema['experiment']['imports'], 'experiment.imports') or []
+    return []
+
+def _import_plugins(mods:list, dirs:list=()):
+    "Import each module of `mods` (looked for on `sys.path`, then in `dirs`), naming it when it fails"
+    for m in mods:
+        if not isinstance(m, str) or not m.strip():
+            raise MedvisionError(f"experiment.imports: {m!r} is not a module name; give importable names, e.g. [my_fusions]")
+        old = list(sys.path)
+        sys.path += [str(d) for d in dirs if str(d) not in sys.path]
+        try: importlib.import_module(m)
+        except Exception as e:
+            raise MedvisionError(f"experiment.imports: cannot import module {m!r} ({type(e).__name__}: {e}); "
+                                 "put it on PYTHONPATH or next to the config file") from e
+        finally: sys.path[:] = old
+
 def load_config(path=None, # YAML file, or `None` for the defaults alone
                 overrides:dict|list|None=None, # dotted keys: `{"training.batch_size": 16}` or `["--training.batch_size", "16"]`
                 schema:dict=None, # defaults to `SCHEMA`
-               ) -> Config:
-    "Config from YAML `path` merged over the schema's defaults, then `overrides`, every key checked"
+               ) -> RunConfig:
+    "A `RunConfig` from YAML `path` merged over the schema's defaults, then `overrides`, every key checked (after `experiment.imports`)"
     schema = schema or SCHEMA
     user = _read_yaml(path) if path is not None else {}
+    ov = parse_overrides(overrides)
+    _import_plugins(_imports_of(user, ov, schema), ([Path(path).parent] if path is not None else []) + [Path.cwd()])
     cfg = _merge(user, schema, f"{path}: " if path is not None else '')
-    for sec,vals in parse_overrides(overrides).items():
+    for sec,vals in ov.items():
         if sec not in schema: raise _unknown(sec, None, schema, 'override: ')
         for k,v in vals.items():
             if k not in schema[sec]: raise _unknown(k, sec, schema[sec], 'override: ')
             cfg[sec][k] = coerce_value(v, schema[sec][k], f"{sec}.{k}")
-    return Config(cfg)
+    return RunConfig(cfg)
 
 # %% ../nbs/00_core.ipynb #5b8cf38c
-def save_config(cfg:Config, path) -> Path:
+def save_config(cfg:RunConfig, path) -> Path:
     "Write `cfg` to YAML file `path` with `yaml.safe_dump`"
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -296,18 +407,20 @@ def save_config(cfg:Config, path) -> Path:
     return path
 
 # %% ../nbs/00_core.ipynb #6886decc
-def set_seed(seed:int, # the one seed for the run
+def seed_everything(seed:int, # the one seed for the run
              deterministic:bool=False, # also ask torch for deterministic kernels (slower on GPU)
             ):
     "Seed Python, NumPy and torch (CPU, all GPUs and so DataLoader workers) with `seed`"
+    import torch
     from fastai.torch_core import set_seed as _fa_set_seed
     _fa_set_seed(seed, reproducible=deterministic)
     os.environ['PYTHONHASHSEED'] = str(seed)
     if deterministic: torch.use_deterministic_algorithms(True, warn_only=True)
 
 # %% ../nbs/00_core.ipynb #90de4beb
-def default_device(name:str='auto') -> torch.device:
+def get_device(name:str='auto') -> torch.device:
     "`torch.device` for `name`: `auto` picks CUDA, then MPS, then CPU"
+    import torch
     if name in (None, 'auto'):
         if torch.cuda.is_available(): return torch.device('cuda')
         mps = getattr(torch.backends, 'mps', None)

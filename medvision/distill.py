@@ -6,23 +6,24 @@ Docs: https://medvision-team.github.io/medvision/distill.html.md"""
 
 # %% ../nbs/07_distill.ipynb #238e5461
 from __future__ import annotations
-import difflib, hashlib, json, math
+import hashlib, json
 from pathlib import Path
-import numpy as np, pandas as pd, torch, torch.nn.functional as F
+import numpy as np, torch, torch.nn.functional as F
 from torch import nn
 from fastcore.basics import store_attr
 from fastai.callback.core import Callback
 from fastai.learner import ValueMetric
-from .core import MedvisionError
+from .core import MedvisionError, Registry
 from .fusion import MultimodalModel
-from .learner import (medvision_learner, bare, TaskMetric, CheckpointCallback, tracking_callbacks,
-                               save_checkpoint, load_checkpoint)
-from .metrics import f1_macro
+from .learner import medvision_learner, bare
+from .callbacks import tracking_callbacks
+from .checkpoint import CheckpointCallback, save_checkpoint, load_checkpoint
+from .metrics import f1_macro, TaskMetric
 
 # %% auto #0
 __all__ = ['DISTILL_LOSSES', 'DISTILL_PRESETS', 'kd_div', 'Adapter', 'FeatureMSE', 'RKDLoss', 'MMDLoss', 'CRDLoss',
-           'register_distill_loss', 'feature_dims', 'DistillLoss', 'DistillationCallback', 'mean_f1_metrics',
-           'train_teacher', 'distill_student', 'distill_preset']
+           'feature_dims', 'DistillLoss', 'DistillationCallback', 'mean_f1_metrics', 'train_teacher', 'distill_student',
+           'distill_preset']
 
 # %% ../nbs/07_distill.ipynb #f39fba17
 def _two(z:torch.Tensor) -> torch.Tensor:
@@ -102,17 +103,14 @@ class CRDLoss(nn.Module):
         self.ptr.fill_(int((self.ptr + len(s)) % self.n_neg))
 
 # %% ../nbs/07_distill.ipynb #9bcf6ab1
-DISTILL_LOSSES = {}
-def register_distill_loss(name:str):
-    "Decorator adding a feature-loss factory `(n_s, n_t, **kw) -> module` (or None) to `DISTILL_LOSSES`"
-    def _inner(f): DISTILL_LOSSES[name] = f; return f
-    return _inner
+DISTILL_LOSSES = Registry('distillation loss')
 
-register_distill_loss('kd')(lambda n_s, n_t, **kw: None)
-register_distill_loss('combined')(FeatureMSE)
-register_distill_loss('rkd')(RKDLoss)
-register_distill_loss('mmd')(MMDLoss)
-register_distill_loss('crd')(CRDLoss)
+@DISTILL_LOSSES.register('kd')
+def _logits_only(n_s, n_t, **kw):
+    "`kd` has no feature term"
+    return None
+
+for _n,_l in [('combined', FeatureMSE), ('rkd', RKDLoss), ('mmd', MMDLoss), ('crd', CRDLoss)]: DISTILL_LOSSES.add(_n, _l)
 
 _FEATS = ('img_raw', 'txt_raw', 'img_proj', 'txt_proj', 'fused')
 
@@ -126,15 +124,15 @@ def feature_dims(model:nn.Module) -> dict:
 
 # %% ../nbs/07_distill.ipynb #066d51a9
 class DistillLoss(nn.Module):
-    "Per task `alpha`*CE + `beta`*KD at temperature `T`, plus `gamma` times the `kind` feature loss on `feature`"
+    "`alpha` times the task loss (`task_loss`, else CE per task) + `beta`*KD per task at temperature `T`, plus `gamma` times the `kind` feature loss on `feature`"
     y_int = True
     def __init__(self, kind:str, tasks:list, student=None, teacher=None, alpha:float=0.5, beta:float=0.5, gamma:float=1.0,
-                 T:float=4.0, feature:str='fused', **kw):
+                 T:float=4.0, feature:str='fused',
+                 task_loss=None, # the student's own loss of `(s_out, *targs)` (e.g. the learner's `MultiTaskLoss`); None: cross-entropy per task
+                 **kw):
         super().__init__()
-        if kind not in DISTILL_LOSSES:
-            close = difflib.get_close_matches(str(kind), sorted(DISTILL_LOSSES), n=1)
-            raise MedvisionError(f"unknown distillation loss {kind!r}; known: {', '.join(sorted(DISTILL_LOSSES))}" + (f"; did you mean {close[0]}?" if close else ''))
-        store_attr('kind,tasks,alpha,beta,gamma,T,feature'); self.reduction = 'mean'
+        DISTILL_LOSSES[kind]                                  # an unknown name fails here
+        store_attr('kind,tasks,alpha,beta,gamma,T,feature,task_loss'); self.reduction = 'mean'
         self.feats = self._feature_losses(kind, student, teacher, feature, kw)
 
     def _feature_losses(self, kind, student, teacher, feature, kw) -> nn.ModuleDict:
@@ -148,11 +146,16 @@ class DistillLoss(nn.Module):
         if len(targs) != len(self.tasks): raise MedvisionError(f"the batch has {len(targs)} target(s) but the distillation loss has tasks {self.tasks}")
         self.last = {}
         total = 0.
+        if self.task_loss is not None:
+            tl = self.task_loss(s_out, *targs); self.last['task'] = tl.detach()
+            total = self.alpha * tl
         for task, y in zip(self.tasks, targs):
             zs, zt = s_out[f'logits_{task}'], t_out[f'logits_{task}']
-            ce, kd = F.cross_entropy(_two(zs), y.long().view(-1)), kd_div(zs, zt, self.T)
-            self.last |= {f'{task}_ce': ce.detach(), f'{task}_kd': kd.detach()}
-            total = total + self.alpha * ce + self.beta * kd
+            kd = kd_div(zs, zt, self.T); self.last[f'{task}_kd'] = kd.detach()
+            if self.task_loss is None:
+                ce = F.cross_entropy(_two(zs), y.long().view(-1)); self.last[f'{task}_ce'] = ce.detach()
+                total = total + self.alpha * ce
+            total = total + self.beta * kd
         for k, f in self.feats.items():
             fl = f(s_out[k], t_out[k].detach()); self.last[f'{k}_{self.kind}'] = fl.detach()
             total = total + self.gamma * fl
@@ -176,7 +179,7 @@ class DistillationCallback(Callback):
         self.teacher.eval().requires_grad_(False).to(self.dls.device or 'cpu')
         tasks = list(self.dls.tasks) if hasattr(self.dls, 'tasks') else list(self.learn.loss_func.tasks)
         if self.distill is None:   # built once, so its adapters keep training over several fits
-            self.distill = DistillLoss(self.loss, tasks, bare(self.model), self.teacher, **self.loss_kwargs).to(self.dls.device or 'cpu')
+            self.distill = DistillLoss(self.loss, tasks, bare(self.model), self.teacher, task_loss=self.learn.loss_func, **self.loss_kwargs).to(self.dls.device or 'cpu')
         self.old_lf, self.learn.loss_func = self.learn.loss_func, self._loss
         self._add_params()
 
@@ -264,20 +267,16 @@ def distill_student(dls, teacher=None, # the trained teacher model (None: the st
     return learn, res
 
 # %% ../nbs/07_distill.ipynb #f8da3551
-DISTILL_PRESETS = {
-    'medpix': dict(teacher=dict(arch='vit_large_patch16_224', text='clinicalbert'), student=dict(arch='vit_base_patch16_224', text='distilbert'),
-                   loss='kd', loss_kw=dict(T=4.0, alpha=0.5, beta=0.5), tasks=['modality', 'location']),
-    'wound': dict(teacher=dict(arch='vit_large_patch16_224', text='clinicalbert'), student=dict(arch='vit_small_patch16_224', text='minilm'),
-                  loss='combined', loss_kw=dict(T=4.0, alpha=0.5, beta=0.5, gamma=1.0), tasks=['type', 'severity']),
-    'cpu_small': dict(teacher=dict(arch='resnet34', text='minilm'), student=dict(arch='resnet18', text='minilm'),
-                      loss='kd', loss_kw=dict(T=4.0, alpha=0.5, beta=0.5), tasks=['modality', 'location']),
-}
+DISTILL_PRESETS = Registry('distillation preset')
+DISTILL_PRESETS.add('medpix', dict(teacher=dict(arch='vit_large_patch16_224', text='clinicalbert'), student=dict(arch='vit_base_patch16_224', text='distilbert'),
+                                   loss='kd', loss_kw=dict(T=4.0, alpha=0.5, beta=0.5), tasks=['modality', 'location']))
+DISTILL_PRESETS.add('wound', dict(teacher=dict(arch='vit_large_patch16_224', text='clinicalbert'), student=dict(arch='vit_small_patch16_224', text='minilm'),
+                                  loss='combined', loss_kw=dict(T=4.0, alpha=0.5, beta=0.5, gamma=1.0), tasks=['type', 'severity']))
+DISTILL_PRESETS.add('cpu_small', dict(teacher=dict(arch='resnet34', text='minilm'), student=dict(arch='resnet18', text='minilm'),
+                                      loss='kd', loss_kw=dict(T=4.0, alpha=0.5, beta=0.5), tasks=['modality', 'location']))
 
 def distill_preset(name:str, **overrides) -> dict:
     "The teacher/student preset `name` with `overrides` merged in (dicts merge one level deep)"
-    if name not in DISTILL_PRESETS:
-        close = difflib.get_close_matches(name, sorted(DISTILL_PRESETS), n=1)
-        raise MedvisionError(f"unknown distillation preset {name!r}; known: {', '.join(sorted(DISTILL_PRESETS))}" + (f"; did you mean {close[0]}?" if close else ''))
     p = json.loads(json.dumps(DISTILL_PRESETS[name]))
     for k, v in overrides.items(): p[k] = p[k] | v if isinstance(p.get(k), dict) and isinstance(v, dict) else v
     return p

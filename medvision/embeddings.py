@@ -12,7 +12,7 @@ import numpy as np, pandas as pd, torch
 from fastai.data.core import Datasets
 from fastprogress.fastprogress import progress_bar
 from .core import MedvisionError
-from .data.block import ImageGetter
+from .data.block import ImageReader
 from .data.splits import kfold
 from .learner import bare
 from .metrics import pauc, auc
@@ -43,7 +43,7 @@ def _table_dl(learn, df:pd.DataFrame, bs:int):
     if 'image' not in df: raise MedvisionError("the table has no 'image' column")
     size = getattr(learn.dls, 'img_size', None)
     if size is None: raise MedvisionError("the learner's DataLoaders do not record their image size (dls.img_size); build them with medvision_dataloaders")
-    ds = Datasets(list(range(len(df))), [[ImageGetter(df.image, getattr(learn.dls, 'n_ch', 3), size)]], n_inp=1, split_idx=1)   # squished to the training size, as in training
+    ds = Datasets(list(range(len(df))), [[ImageReader(df.image, getattr(learn.dls, 'n_ch', 3), size)]], n_inp=1, split_idx=1)   # squished to the training size, as in training
     return learn.dls.valid.new(ds, bs=bs, shuffle=False, drop_last=False)
 
 def _n_inp(dl) -> int: return getattr(dl, 'n_inp', None) or getattr(dl.dataset, 'n_inp', 1)
@@ -83,8 +83,8 @@ def extract_embeddings(learn, # a trained `Learner` (its `model` returns the med
 
 # %% ../nbs/09_embeddings.ipynb #ef21cf62
 def _parquet():
-    try: import pyarrow
-    except ImportError: raise MedvisionError("writing .parquet needs pyarrow: pip install pyarrow (or use .npz / .csv)") from None
+    import importlib.util
+    if importlib.util.find_spec('pyarrow') is None: raise MedvisionError("writing .parquet needs pyarrow: pip install pyarrow (or use .npz / .csv)") from None
 
 def save_embeddings(emb:pd.DataFrame, path) -> Path:
     "Write `emb` to `path` (.npz, .csv or .parquet)"

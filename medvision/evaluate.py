@@ -10,11 +10,12 @@ import json
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 import torch.nn.functional as F
-import matplotlib; import matplotlib.pyplot as plt
+import matplotlib.pyplot as plt
 from fastprogress.fastprogress import progress_bar
 from .core import MedvisionError
-from .learner import bare, task_probs, load_checkpoint, learner_from_checkpoint
-from .metrics import metrics_table, per_class_table, auc, accuracy, ece, pauc, hter, lower_is_better
+from .learner import bare
+from .checkpoint import load_checkpoint, learner_from_checkpoint
+from .metrics import task_probs, metrics_table, per_class_table, auc, ece, lower_is_better
 
 # %% auto #0
 __all__ = ['predict', 'rows_of', 'tta_predict', 'cam_layer', 'grad_cam', 'EvalReport', 'evaluate', 'compare']

@@ -6,23 +6,21 @@ Docs: https://medvision-team.github.io/medvision/fusion.html.md"""
 
 # %% ../nbs/04_fusion.ipynb #0f8b0164
 from __future__ import annotations
-import difflib
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import patch
-from .core import MedvisionError
-from .augment import _no_such
-from .backbones import vision_backbone, text_encoder, VisionBackbone, TextEncoder
+from .core import MedvisionError, Registry, did_you_mean
+from .backbones import vision_backbone, text_encoder
 
 # %% auto #0
-__all__ = ['ACTIVATIONS', 'FUSIONS', 'mlp', 'Projection', 'Fusion', 'register_fusion', 'make_fusion', 'ConcatFusion',
-           'WeightedSumFusion', 'ConcatMLPFusion', 'GatedFusion', 'CrossAttentionFusion', 'TaskDict', 'MultimodalModel']
+__all__ = ['ACTIVATIONS', 'FUSIONS', 'mlp', 'Projection', 'Fusion', 'make_fusion', 'ConcatFusion', 'WeightedSumFusion',
+           'ConcatMLPFusion', 'GatedFusion', 'CrossAttentionFusion', 'TaskDict', 'MultimodalModel']
 
 # %% ../nbs/04_fusion.ipynb #cc332f82
 ACTIVATIONS = {'relu': nn.ReLU, 'gelu': nn.GELU}
 
 def _act(name:str) -> nn.Module:
     "A new activation module called `name` (a key of `ACTIVATIONS`)"
-    if name not in ACTIVATIONS: raise _no_such('activation (act)', name, ACTIVATIONS)
+    if name not in ACTIVATIONS: raise MedvisionError(did_you_mean(name, ACTIVATIONS, 'activation (act)'))
     return ACTIVATIONS[name]()
 
 def mlp(n_in:int, # input features
@@ -63,29 +61,17 @@ class Fusion(nn.Module):
         "`(B, M, dim)`: the features of the `M` modalities, in order"
         return torch.stack([feats[m] for m in self.modalities], 1)
 
-FUSIONS = {}
-
-def register_fusion(name:str):
-    "Class decorator adding a fusion to `FUSIONS` under `name`"
-    def _reg(cls):
-        old = FUSIONS.get(name)
-        if old is not None and old.__qualname__ != cls.__qualname__:
-            raise MedvisionError(f"fusion '{name}' is already registered ({old.__qualname__}); register {cls.__qualname__} under another name")
-        FUSIONS[name],cls.name = cls,name
-        return cls
-    return _reg
+FUSIONS = Registry('fusion')
 
 def make_fusion(fusion, # a name in `FUSIONS`, a fusion class (or callable), or a built module
                 dim:int, modalities:list, **kw) -> nn.Module:
     "The fusion module for `fusion`, built with `(dim, modalities, **kw)` unless it is already a module"
     if isinstance(fusion, nn.Module): return fusion
-    if isinstance(fusion, str):
-        if fusion not in FUSIONS: raise _no_such('fusion', fusion, FUSIONS)
-        fusion = FUSIONS[fusion]
+    if isinstance(fusion, str): fusion = FUSIONS[fusion]
     return fusion(dim, list(modalities), **kw)
 
 # %% ../nbs/04_fusion.ipynb #4271846b
-@register_fusion('concat')
+@FUSIONS.register('concat')
 class ConcatFusion(Fusion):
     "The modalities' features concatenated (no parameters); `out_dim` is `len(modalities)*dim`"
     def __init__(self, dim:int, modalities:list):
@@ -94,7 +80,7 @@ class ConcatFusion(Fusion):
     def forward(self, feats:dict, toks=None, pads=None): return torch.cat([feats[m] for m in self.modalities], 1)
 
 # %% ../nbs/04_fusion.ipynb #50327185
-@register_fusion('weighted_sum')
+@FUSIONS.register('weighted_sum')
 class WeightedSumFusion(Fusion):
     "Sum of the modalities' features weighted by `softmax(w)`, `w` a learned logit per modality (start: equal weights)"
     def __init__(self, dim:int, modalities:list):
@@ -103,7 +89,7 @@ class WeightedSumFusion(Fusion):
     def forward(self, feats:dict, toks=None, pads=None): return (self.w.softmax(0)[:, None] * self.stack(feats)).sum(1)
 
 # %% ../nbs/04_fusion.ipynb #1f9e75d9
-@register_fusion('concat_mlp')
+@FUSIONS.register('concat_mlp')
 class ConcatMLPFusion(Fusion):
     "The concatenated features through an `mlp` (hidden sizes `hidden`, default `(dim,)`) back to `dim`"
     def __init__(self, dim:int, modalities:list,
@@ -116,7 +102,7 @@ class ConcatMLPFusion(Fusion):
     def forward(self, feats:dict, toks=None, pads=None): return self.mlp(torch.cat([feats[m] for m in self.modalities], 1))
 
 # %% ../nbs/04_fusion.ipynb #e1a4bef8
-@register_fusion('gated')
+@FUSIONS.register('gated')
 class GatedFusion(Fusion):
     "Gated multimodal unit (https://arxiv.org/abs/1702.01992): `tanh` features mixed by sigmoid gates of all inputs"
     def __init__(self, dim:int, modalities:list):
@@ -136,7 +122,7 @@ def _pad_mask(toks:dict, pads:dict|None, mods:list) -> torch.Tensor:
     none = lambda t: torch.zeros(t.shape[:2], dtype=torch.bool, device=t.device)
     return torch.cat([pads[m] if pads and m in pads else none(toks[m]) for m in mods], 1)
 
-@register_fusion('cross_attention')
+@FUSIONS.register('cross_attention')
 class CrossAttentionFusion(Fusion):
     "Image tokens attend to the other modalities' tokens (`nn.MultiheadAttention`, padding masked), then residual, `LayerNorm`, mean"
     needs_tokens = True
@@ -196,10 +182,9 @@ def _check_mods(names, mods:list, key:str) -> list:
     "`names` checked to be among the model's `mods`; `key` names the argument in errors"
     for k in names:
         if k in mods: continue
-        close = difflib.get_close_matches(str(k), mods, n=1)
-        hint = (f"did you mean '{close[0]}'?" if close else
-                f"build the model with {k}=... to use it, or leave '{k}' out" if k in _SHORT else "leave it out")
-        raise MedvisionError(f"{key} names modality '{k}', which this model does not have (its modalities: {', '.join(mods)}); {hint}")
+        if k in _SHORT: raise MedvisionError(f"{key} names modality '{k}', which this model does not have (its modalities: "
+                                             f"{', '.join(mods)}); build the model with {k}=... to use it, or leave '{k}' out")
+        raise MedvisionError(f"{key}: " + did_you_mean(k, mods, 'modality'))
     return list(names)
 
 def _check_probs(probs:dict|None, mods:list) -> dict:

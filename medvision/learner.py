@@ -1,4 +1,4 @@
-"""`medvision_learner`: a plain fastai `Learner` for medvision models, with parameter groups for discriminative learning rates, the two-stage medical fine-tuning recipe, the callbacks fastai lacks, safe checkpoints and exact resume.
+"""`medvision_learner`: a plain fastai `Learner` for medvision models, with parameter groups for discriminative learning rates, a NaN stop, and vision-only pre-training.
 
 Docs: https://medvision-team.github.io/medvision/learner.html.md"""
 
@@ -6,31 +6,23 @@ Docs: https://medvision-team.github.io/medvision/learner.html.md"""
 
 # %% ../nbs/06_learner.ipynb #bf3c91ee
 from __future__ import annotations
-import json, os, random, hashlib
+import json
 from functools import partial
-from pathlib import Path
 import numpy as np, torch
 from torch import nn
-from fastcore.basics import patch, store_attr
+from fastcore.basics import patch
 from fastcore.foundation import L as fcL
-from fastai.learner import Learner, Metric, SkipToEpoch
-from fastai.callback.core import Callback, CancelFitException
-from fastai.callback.tracker import TrackerCallback, EarlyStoppingCallback, TerminateOnNaNCallback
-from fastai.callback.progress import CSVLogger
-from fastai.callback.schedule import SchedCos, ParamScheduler
-from fastai.callback.fp16 import MixedPrecision
-from fastai.optimizer import Adam
-from fastai.torch_core import to_float, rank_distrib
+from fastai.learner import Learner
+from fastai.callback.core import CancelFitException
+from fastai.callback.tracker import TerminateOnNaNCallback
 from .core import MedvisionError
-from .backbones import vision_backbone, TextEncoder
+from .backbones import vision_backbone
 from .fusion import MultimodalModel
 from .losses import get_loss, MultiTaskLoss, LOSSES
+from .metrics import default_metrics
 
 # %% auto #0
-__all__ = ['bare', 'medvision_splitter', 'task_probs', 'TaskMetric', 'default_metrics', 'medvision_learner', 'NaNStopCallback',
-           'ModalityDropoutScheduleCallback', 'AuxLossScheduleCallback', 'EMACallback', 'CPUAutocastCallback',
-           'mixed_precision', 'rng_state', 'set_rng_state', 'save_checkpoint', 'load_checkpoint', 'checkpoint_meta',
-           'learner_from_checkpoint', 'model_from_checkpoint', 'CheckpointCallback', 'tracking_callbacks']
+__all__ = ['bare', 'medvision_splitter', 'medvision_learner', 'NaNStopCallback']
 
 # %% ../nbs/06_learner.ipynb #e4bd4265
 def bare(model:nn.Module) -> nn.Module:
@@ -43,31 +35,6 @@ def medvision_splitter(model:MultimodalModel, n_vision:int=2) -> list:
     g = model.groups()
     txt = [p for p in g['text'] if p.requires_grad]
     return [*model.vision.param_groups(n_vision), *([txt] if txt else []), g['head']]
-
-# %% ../nbs/06_learner.ipynb #79662b88
-def task_probs(logits:torch.Tensor) -> torch.Tensor:
-    "Class probabilities of `logits`: softmax, or `(B,)` sigmoid probabilities of a one-logit head"
-    return torch.sigmoid(logits.view(-1).float()) if logits.ndim == 1 or logits.shape[-1] == 1 else torch.softmax(logits.float(), -1)
-
-class TaskMetric(Metric):
-    "fastai metric applying `func(y_true, y_prob)` to task `task` (target `idx` of the batch)"
-    def __init__(self, func, task:str, idx:int=0, name:str=None):
-        store_attr('func,task,idx'); self._name = f"{task}_{name or getattr(func, '__name__', 'metric')}"
-    def reset(self): self.ps,self.ys = [],[]
-    def accumulate(self, learn):
-        self.ps.append(task_probs(learn.pred[f'logits_{self.task}']).detach().cpu())
-        self.ys.append(learn.yb[self.idx].detach().cpu())
-    @property
-    def value(self):
-        if not self.ps: return None
-        return self.func(torch.cat(self.ys).numpy(), torch.cat(self.ps).numpy())
-    @property
-    def name(self): return self._name
-
-def default_metrics(tasks:dict) -> list:
-    "Accuracy per task (`tasks`: name -> number of classes), plus ROC AUC for two-class tasks (functions of `medvision.metrics`)"
-    from medvision.metrics import accuracy, auc   # metrics builds on TaskMetric, so it is imported here, not at the top
-    return [m for i, (t, n) in enumerate(tasks.items()) for m in [TaskMetric(accuracy, t, i)] + ([TaskMetric(auc, t, i)] if n <= 2 else [])]
 
 # %% ../nbs/06_learner.ipynb #e527130d
 def _train_labels(dls, i:int) -> np.ndarray:
@@ -151,348 +118,6 @@ class NaNStopCallback(TerminateOnNaNCallback):
         print(f"training stopped: the loss is {self.loss.item()} at epoch {self.epoch}, batch {self.iter}. Lower the learning rate or check the inputs.")
         raise CancelFitException
 
-# %% ../nbs/06_learner.ipynb #17227d51
-def _lin(start, end, epoch:int, n_epoch:int): return start + (end - start) * (epoch / max(n_epoch - 1, 1))
-
-class ModalityDropoutScheduleCallback(Callback):
-    "Move the model's per-sample modality dropout from `start` to `end` (modality -> probability) over the epochs"
-    def __init__(self, start:dict, end:dict): store_attr()
-    def before_fit(self):
-        if bad := set(self.start) ^ set(self.end): raise MedvisionError(f"modality dropout schedule: start and end name different modalities ({sorted(bad)})")
-        self.old = dict(bare(self.learn.model).modality_dropout)
-    def before_epoch(self):
-        bare(self.learn.model).modality_dropout = {k: _lin(self.start[k], self.end[k], self.epoch, self.n_epoch) for k in self.start}
-    def after_fit(self): bare(self.learn.model).modality_dropout = self.old
-
-class AuxLossScheduleCallback(Callback):
-    "Move `MultiTaskLoss.aux_weight` from `start` to `end` over the epochs"
-    def __init__(self, start:float=1.0, end:float=0.1): store_attr()
-    def before_fit(self): self.old = self.learn.loss_func.aux_weight
-    def before_epoch(self): self.learn.loss_func.aux_weight = _lin(self.start, self.end, self.epoch, self.n_epoch)
-    def after_fit(self): self.learn.loss_func.aux_weight = self.old
-
-# %% ../nbs/06_learner.ipynb #0d9291a0
-class EMACallback(Callback):
-    "Keep an exponential moving average of the weights with `decay`; validate (and finish) with it"
-    order,run_valid = 65,True
-    def __init__(self, decay:float=0.999, final:str='ema'):
-        if not 0 < decay < 1: raise MedvisionError(f"EMA decay={decay}: use a value in (0, 1), e.g. 0.999")
-        store_attr(); self.shadow = None
-
-    def _float(self, v): return v.is_floating_point()
-    def before_fit(self):
-        self.learn.ema = self
-        if self.shadow is None: self.shadow = {k: v.detach().clone() for k, v in bare(self.model).state_dict().items()}
-
-    def after_step(self):
-        with torch.no_grad():
-            for k, v in bare(self.model).state_dict().items():
-                if self._float(v): self.shadow[k].lerp_(v.detach(), 1 - self.decay)
-                else: self.shadow[k].copy_(v)
-
-    def _swap_in(self):
-        self.raw = {k: v.detach().clone() for k, v in bare(self.model).state_dict().items()}
-        bare(self.model).load_state_dict(self.shadow)
-    def _swap_out(self): bare(self.model).load_state_dict(self.raw); self.raw = None
-
-    def before_validate(self): self._swap_in()
-    def after_validate(self): self._swap_out()
-    def after_fit(self):
-        if self.final == 'ema': bare(self.model).load_state_dict(self.shadow)
-
-# %% ../nbs/06_learner.ipynb #8cbf8253
-class CPUAutocastCallback(Callback):
-    "bf16 autocast of the forward pass on CPU"
-    order = 10
-    def __init__(self, dtype=torch.bfloat16): self.dtype,self.ctx = dtype,None
-    def before_batch(self):
-        self.ctx = torch.autocast('cpu', dtype=self.dtype); self.ctx.__enter__()
-    def after_pred(self): self.learn.pred = to_float(self.pred)
-    def _exit(self):
-        if self.ctx is not None: self.ctx.__exit__(None, None, None); self.ctx = None
-    def after_loss(self): self._exit()
-    def after_batch(self): self._exit()
-    def after_cancel_batch(self): self._exit()
-
-def mixed_precision(mode:str|None='bf16', device=None) -> list:
-    "Callbacks for mixed precision `mode` ('fp16', 'bf16' or None) on `device`"
-    if mode in (None, 'no', 'fp32'): return []
-    if mode not in ('fp16', 'bf16'): raise MedvisionError(f"mixed_precision={mode!r}: use 'bf16', 'fp16' or None")
-    cuda = torch.cuda.is_available() if device is None else torch.device(device).type == 'cuda'
-    if cuda: return [MixedPrecision(amp_mode=mode)]
-    if mode == 'fp16': raise MedvisionError("fp16 mixed precision needs a CUDA GPU; on CPU use mixed_precision='bf16'")
-    return [CPUAutocastCallback()]
-
-# %% ../nbs/06_learner.ipynb #4f9f7adf
-def _tree(obj, tensors:dict, key:str='t'):
-    "JSON-able copy of `obj` with its tensors moved to `tensors` (replaced by their keys)"
-    if torch.is_tensor(obj): tensors[key] = obj.detach().cpu().contiguous(); return {'__tensor__': key}
-    if isinstance(obj, np.ndarray): tensors[key] = torch.from_numpy(obj.copy()); return {'__ndarray__': key}
-    if isinstance(obj, dict): return {'__dict__': [[_tree(k, tensors, f'{key}.k{i}'), _tree(v, tensors, f'{key}.{i}')] for i, (k, v) in enumerate(obj.items())]}
-    if isinstance(obj, fcL): obj = list(obj)
-    if isinstance(obj, (list, tuple)): return {'__list__' if isinstance(obj, list) else '__tuple__': [_tree(v, tensors, f'{key}.{i}') for i, v in enumerate(obj)]}
-    if isinstance(obj, (np.integer, np.floating)): return obj.item()
-    if obj is None or isinstance(obj, (bool, int, float, str)): return obj
-    raise MedvisionError(f"cannot store {type(obj).__name__} in a checkpoint (only tensors, arrays and JSON values)")
-
-def _untree(t, tensors:dict):
-    if not isinstance(t, dict): return t
-    if '__tensor__' in t: return tensors[t['__tensor__']]
-    if '__ndarray__' in t: return tensors[t['__ndarray__']].numpy()
-    if '__dict__' in t: return {_untree(k, tensors): _untree(v, tensors) for k, v in t['__dict__']}
-    if '__list__' in t: return [_untree(v, tensors) for v in t['__list__']]
-    return tuple(_untree(v, tensors) for v in t['__tuple__'])
-
-def _unshared(tensors:dict) -> dict:
-    "`tensors` with a copy of each one that shares memory with an earlier one (safetensors refuses shared tensors, e.g. a backbone's norm reused as `VisionBackbone.norm`)"
-    seen, out = set(), {}
-    for k, v in tensors.items():
-        key = v.untyped_storage().data_ptr() if v.numel() else None
-        out[k] = v.clone() if key in seen else v
-        if key is not None: seen.add(key)
-    return out
-
-def _atomic_save(tensors:dict, path:Path, meta:dict):
-    from safetensors.torch import save_file
-    tmp = path.with_name(path.name + f'.{os.getpid()}.tmp')
-    try:
-        save_file(_unshared(tensors), str(tmp), metadata={'medvision': json.dumps(meta)})
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists(): tmp.unlink()
-
-def _atomic_text(text:str, path:Path):
-    tmp = path.with_name(path.name + f'.{os.getpid()}.tmp')
-    tmp.write_text(text); os.replace(tmp, path)
-
-# %% ../nbs/06_learner.ipynb #864f087d
-def rng_state(dls=None) -> dict:
-    "Python, NumPy and torch RNG states (and the training DataLoader's), as tensors and JSON values"
-    st = {'python': random.getstate(), 'numpy': np.random.get_state(), 'torch': torch.get_rng_state()}
-    if torch.cuda.is_available(): st['cuda'] = torch.cuda.get_rng_state_all()
-    if dls is not None: st['dl'] = dls.train.rng.getstate()
-    return st
-
-def _py_state(s): return (s[0], tuple(s[1]), s[2])
-
-def set_rng_state(st:dict, dls=None):
-    "Restore the states of `rng_state`"
-    random.setstate(_py_state(st['python']))
-    np.random.set_state(tuple(st['numpy']))
-    torch.set_rng_state(st['torch'])
-    if 'cuda' in st and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st['cuda'])
-    if dls is not None and 'dl' in st: dls.train.rng.setstate(_py_state(st['dl']))
-
-# %% ../nbs/06_learner.ipynb #21b82c60
-def _version():
-    try:
-        from importlib.metadata import version; return version('medvision-fastai')
-    except Exception: return 'unknown'
-
-def _base(path) -> Path:
-    p = Path(path)
-    for suf in ('.state.safetensors', '.safetensors', '.json'):
-        if p.name.endswith(suf): return p.with_name(p.name[:-len(suf)])
-    return p
-
-def _inputs_meta(learn) -> dict:
-    "What a model needs of its inputs, to rebuild it and preprocess new data without the training DataLoaders"
-    dls, m = learn.dls, bare(learn.model)
-    enc = getattr(m, 'text', None)
-    losses = getattr(learn.loss_func, 'losses', {})
-    return {'image_size': getattr(dls, 'img_size', None), 'channels': getattr(dls, 'n_ch', 3), 'stats': getattr(dls, 'stats', None),
-            'text': getattr(dls, 'text', None), 'text_dim': getattr(dls, 'text_dim', None), 'embedder': getattr(dls, 'embedder', None),
-            'text_encoder': {k: getattr(enc, k) for k in ('name', 'pooling', 'max_length', 'instruction', 'trainable')} if isinstance(enc, TextEncoder) else None,
-            'tabular': list(getattr(dls, 'tab_names', None) or []),
-            'n_out': {t: 1 if getattr(losses[t], 'binary', False) else len(v) for t, v in getattr(dls, 'vocabs', {}).items()} if len(losses) else None}
-
-def save_checkpoint(learn:Learner, path, with_opt:bool=True, **meta) -> Path:
-    "Write the weights (the EMA's when one is kept), metadata and, `with_opt`, the training state of `learn` to `path`"
-    base = _base(path); base.parent.mkdir(parents=True, exist_ok=True)
-    ema = getattr(learn, 'ema', None)
-    model_sd = ema.shadow if ema is not None and ema.shadow is not None else bare(learn.model).state_dict()
-    meta = {'arch': getattr(learn, 'arch', None), 'tasks': list(getattr(learn.dls, 'tasks', [])),
-            'vocabs': {t: [str(v) for v in vs] for t, vs in getattr(learn.dls, 'vocabs', {}).items()},
-            'medvision_version': _version(), 'ema': ema is not None, 'model': getattr(learn, 'model_config', None),
-            'inputs': _inputs_meta(learn), **meta}
-    if with_opt:
-        tensors = {}
-        state = {'opt': learn.opt.state_dict() if learn.opt is not None else None, 'rng': rng_state(learn.dls),
-                 'raw': bare(learn.model).state_dict() if ema is not None else None}
-        tree = _tree(state, tensors)
-        _atomic_save(tensors, base.with_name(base.name + '.state.safetensors'), {'tree': tree})
-    _atomic_save({k: v.detach().cpu().contiguous() for k, v in model_sd.items()}, base.with_name(base.name + '.safetensors'), meta)
-    _atomic_text(json.dumps(meta, indent=1, default=str), base.with_name(base.name + '.json'))
-    return base.with_name(base.name + '.safetensors')
-
-# %% ../nbs/06_learner.ipynb #ee209db9
-def _read_safetensors(path:Path) -> tuple:
-    from safetensors import safe_open
-    if not path.exists(): raise MedvisionError(f"checkpoint {path} does not exist")
-    try:
-        with safe_open(str(path), 'pt') as f:
-            meta = json.loads((f.metadata() or {}).get('medvision', '{}'))
-            return {k: f.get_tensor(k) for k in f.keys()}, meta
-    except MedvisionError: raise
-    except Exception as e:
-        raise MedvisionError(f"checkpoint {path} is unreadable ({type(e).__name__}: {str(e)[:120]}); it may be truncated: use another checkpoint (e.g. the -best or an earlier one)") from e
-
-def load_checkpoint(target, path, with_opt:bool=False, strict:bool=True) -> dict:
-    "Load checkpoint `path` into `target` (a `Learner` or a model) and return its metadata"
-    base = _base(path)
-    learn = target if isinstance(target, Learner) else None
-    model = bare(learn.model if learn else target)
-    sd, meta = _read_safetensors(base.with_name(base.name + '.safetensors'))
-    own = model.state_dict()
-    missing, extra = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))
-    bad = [k for k in own if k in sd and own[k].shape != sd[k].shape]
-    if strict and (missing or extra or bad):
-        raise MedvisionError(f"checkpoint {base}.safetensors does not fit this model (arch {meta.get('arch')!r}): "
-                             f"{len(missing)} missing, {len(extra)} unexpected, {len(bad)} wrong-shape keys (e.g. {(missing + extra + bad)[:3]})")
-    model.load_state_dict(sd, strict=strict)
-    if with_opt and learn is not None: _load_state(learn, base, sd)
-    return meta
-
-def _load_state(learn, base, sd):
-    tensors, meta = _read_safetensors(base.with_name(base.name + '.state.safetensors'))
-    st = _untree(meta['tree'], tensors)
-    if st['opt'] is not None:
-        if learn.opt is None: learn.create_opt()
-        learn.opt.load_state_dict(st['opt'])
-    set_rng_state(st['rng'], learn.dls)
-    ema = next((c for c in learn.cbs if isinstance(c, EMACallback)), None)
-    if st['raw'] is not None:
-        bare(learn.model).load_state_dict(st['raw'])
-        if ema is not None: ema.shadow = {k: v.clone() for k, v in sd.items()}
-
-# %% ../nbs/06_learner.ipynb #1fda7cb2
-def checkpoint_meta(path) -> dict:
-    "The metadata of checkpoint `path` (its JSON sidecar, else the safetensors header)"
-    base = _base(path); side = base.with_name(base.name + '.json')
-    if side.exists(): return json.loads(side.read_text())
-    return _read_safetensors(base.with_name(base.name + '.safetensors'))[1]
-
-def learner_from_checkpoint(path, # a medvision checkpoint (e.g. 'models/resnet18-best')
-                            dls, # DataLoaders with the tasks and classes the checkpoint was trained on
-                            **kwargs # more `medvision_learner` arguments (loss, metrics, cbs, path, ...)
-                           ) -> Learner:
-    "A `medvision_learner` on `dls` with the model of checkpoint `path` rebuilt and loaded"
-    meta = checkpoint_meta(path)
-    cfg = meta.get('model')
-    if not cfg: raise MedvisionError(f"checkpoint {_base(path)} does not record how its model was built (a model passed to medvision_learner, or an older medvision): build that learner and use load_checkpoint")
-    tasks = list(getattr(dls, 'tasks', []))
-    if tasks != meta.get('tasks'): raise MedvisionError(f"checkpoint {_base(path)} was trained on tasks {meta.get('tasks')}, the data has {tasks}: build the DataLoaders with tasks={meta.get('tasks')}")
-    for t in tasks:
-        have, want = [str(v) for v in dls.vocabs[t]], meta['vocabs'][t]
-        if have != want: raise MedvisionError(f"task '{t}': the data's classes {have} differ from the checkpoint's {want}; the data must hold the same classes (the training split decides them)")
-    learn = medvision_learner(dls, pretrained=False, **{**cfg, **kwargs})
-    load_checkpoint(learn, path)
-    return learn
-
-def model_from_checkpoint(path) -> tuple:
-    "`(model, meta)`: the `MultimodalModel` of checkpoint `path` rebuilt from its metadata alone (no data needed) and loaded, in eval mode"
-    from medvision.backbones import text_encoder
-    meta = checkpoint_meta(path); cfg, inp = meta.get('model'), meta.get('inputs')
-    if not cfg or not inp or not inp.get('n_out'): raise MedvisionError(f"checkpoint {_base(path)} does not record its model and inputs (an older medvision, or a model passed in by hand); use learner_from_checkpoint with the DataLoaders")
-    te = inp.get('text_encoder')
-    text = text_encoder(te['name'], pooling=te['pooling'], max_length=te['max_length'], instruction=te['instruction']) if te else inp.get('text_dim')
-    vis = vision_backbone(cfg['arch'], pretrained=False, in_chans=inp.get('channels', 3), pooling=cfg.get('pooling', 'avg'))
-    model = MultimodalModel(vis, text=text, tabular=len(inp['tabular']) or None, fusion=cfg['fusion'], tasks=inp['n_out'], **cfg['model_kw'])
-    load_checkpoint(model, path)
-    return model.eval(), meta
-
-# %% ../nbs/06_learner.ipynb #28535976
-def _skip_to(learn) -> int: return max([c._skip_to for c in learn.cbs if isinstance(c, SkipToEpoch)], default=0)
-
-class CheckpointCallback(TrackerCallback):
-    "Write `{fname}-last` every epoch, `{fname}-best` when `monitor` improves, and `every` k epochs `{fname}-epoch{N}` (the last `keep`)"
-    order = TrackerCallback.order + 1
-    def __init__(self, monitor:str='valid_loss', comp=None, min_delta:float=0., fname:str=None, every:int=0, keep:int=3,
-                 load_best:bool=True, folder=None, best_name:str=None, last_name:str=None):
-        super().__init__(monitor=monitor, comp=comp, min_delta=min_delta)
-        store_attr('fname,every,keep,load_best,folder,best_name,last_name')
-
-    def before_fit(self):
-        super().before_fit()
-        self.dir = Path(self.folder) if self.folder else self.learn.path/self.learn.model_dir
-        self.stem = self.fname or getattr(self.learn, 'arch', 'model')
-        self.skip, self.best_path = _skip_to(self.learn), None
-        prev = getattr(self.learn, 'checkpoint_meta', None) or {}
-        if self.skip and prev.get('monitor') == self.monitor and prev.get('best') is not None: self.best = prev['best']
-
-    def _meta(self) -> dict:
-        vals = dict(zip(self.recorder.metric_names[1:], self.recorder.values[-1]))
-        return dict(epoch=self.epoch, n_epoch=self.n_epoch, monitor=self.monitor, best=float(self.best),
-                    metrics={k: float(v) for k, v in vals.items() if isinstance(v, (int, float, np.floating))})
-
-    def after_epoch(self):
-        if self.epoch < self.skip: return
-        super().after_epoch()
-        if rank_distrib(): return                      # one writer in distributed training
-        meta = self._meta()
-        save_checkpoint(self.learn, self.dir/(self.last_name or f'{self.stem}-last'), with_opt=True, **meta)
-        if self.new_best: self.best_path = save_checkpoint(self.learn, self.dir/(self.best_name or f'{self.stem}-best'), with_opt=False, **meta)
-        if self.every and (self.epoch + 1) % self.every == 0: self._periodic(meta)
-
-    def _periodic(self, meta):
-        save_checkpoint(self.learn, self.dir/f'{self.stem}-epoch{self.epoch + 1}', with_opt=False, **meta)
-        old = sorted(self.dir.glob(f'{self.stem}-epoch*.safetensors'), key=lambda p: int(p.name[len(self.stem) + 6:].split('.')[0]))
-        for p in old[:-self.keep] if self.keep else []:
-            for f in (p, p.with_suffix('.json')): f.unlink(missing_ok=True)
-
-    def after_fit(self):
-        super().after_fit()
-        if self.load_best and self.best_path is not None: load_checkpoint(bare(self.learn.model), self.best_path)
-
-# %% ../nbs/06_learner.ipynb #6173a654
-@patch
-def resume(self:Learner, path) -> int:
-    "Restore the training state of checkpoint `path` (weights, optimizer, RNG, EMA); returns the epoch to start from"
-    meta = load_checkpoint(self, path, with_opt=True)
-    self.checkpoint_meta = meta
-    return int(meta['epoch']) + 1
-
-# %% ../nbs/06_learner.ipynb #eec00c78
-from fastai.learner import ValueMetric
-from fastcore.foundation import L as _L
-
-class _History(Callback):
-    "Collect each epoch's recorder row (train and valid values, metrics) in `rows`"
-    order = 51  # after the Recorder, before early stopping can cancel the fit
-    def __init__(self, rows:list): self.rows = rows
-    def after_epoch(self):
-        if self.epoch < _skip_to(self.learn): return
-        self.rows.append(dict(zip(self.recorder.metric_names[1:-1], self.recorder.values[-1])) | {'epoch': self.epoch})
-
-@patch
-def fine_tune_medical(self:Learner,
-                      stage1_epochs:int=5, stage1_lr:float=1e-4, # frozen backbone: Adam at a constant rate
-                      stage2_epochs:int=20, head_lr:float=3e-5, backbone_lr:float=5e-6, # unfrozen: AdamW
-                      wd:float=0.01, eta_min:float=1e-7, # stage 2 weight decay and final rate of the cosine
-                      schedule:str='cosine', # stage 2 schedule: 'cosine' or 'one_cycle'
-                      patience:int=5, monitor:str='valid_loss', min_delta:float=0., # early stopping
-                      save_metric:str=None, # the metric choosing the best checkpoint (default: `monitor`)
-                      fname:str=None, cbs=None):
-    "The two-stage medical fine-tuning recipe: frozen head training, then all layers with a lower backbone rate"
-    if schedule not in ('cosine', 'one_cycle'): raise MedvisionError(f"schedule={schedule!r}: use 'cosine' or 'one_cycle'")
-    n_g, rows, stage = len(self.splitter(self.model)), [], [1]
-    old_metrics, old_opt = self.metrics, self.opt_func
-    lr_of = lambda i: (lambda: self.opt.hypers[i]['lr'])
-    self.metrics = _L(old_metrics) + [ValueMetric(lambda: stage[0], 'stage')] + [ValueMetric(lr_of(i), f'lr_{i}') for i in range(n_g)]
-    extra = [_History(rows), *_L(cbs)]
-    try:
-        self.opt_func = Adam; self.create_opt(); self.freeze()
-        self.fit(stage1_epochs, stage1_lr, wd=0., cbs=extra)
-        stage[0] = 2
-        self.opt_func = partial(Adam, decouple_wd=True); self.create_opt(); self.unfreeze()
-        lrs = np.array([backbone_lr] * (n_g - 1) + [head_lr])
-        cbs2 = [EarlyStoppingCallback(monitor=monitor, min_delta=min_delta, patience=patience), CheckpointCallback(save_metric or monitor, fname=fname), *extra]
-        if schedule == 'cosine': self.fit(stage2_epochs, lrs, wd=wd, cbs=[ParamScheduler({'lr': SchedCos(lrs, eta_min)}), *cbs2])
-        else: self.fit_one_cycle(stage2_epochs, lrs, wd=wd, cbs=cbs2)
-    finally: self.metrics, self.opt_func = old_metrics, old_opt
-    import pandas as pd
-    return pd.DataFrame(rows)
-
 # %% ../nbs/06_learner.ipynb #269df5c5
 @patch
 def pretrain_vision(self:Learner, epochs:int, lr=1e-3, **kwargs):
@@ -503,40 +128,3 @@ def pretrain_vision(self:Learner, epochs:int, lr=1e-3, **kwargs):
     m.set_off(*[k for k in m.modalities if k != 'image'])
     try: self.fit_one_cycle(epochs, lr, **kwargs)
     finally: m.set_off(*old)
-
-# %% ../nbs/06_learner.ipynb #59f8d56f
-def _wandb_key() -> bool:
-    if os.environ.get('WANDB_API_KEY'): return True
-    netrc = Path.home()/'.netrc'
-    return netrc.exists() and 'api.wandb.ai' in netrc.read_text(errors='ignore')
-
-def _wandb_cb(**kwargs):
-    from fastai.callback.wandb import WandbCallback
-    class MedvisionWandbCallback(WandbCallback):
-        "fastai's `WandbCallback` with the run's config logged directly (fastai 2.8's walk over the learner's arguments fails on plain values)"
-        def before_fit(self):
-            import wandb
-            self.learn.gather_args = lambda: {}
-            try: super().before_fit()
-            finally: del self.learn.gather_args
-            wandb.config.update({'arch': getattr(self.learn, 'arch', None), 'n_epoch': self.n_epoch, 'bs': self.dls.bs,
-                                 'tasks': list(getattr(self.dls, 'tasks', [])), 'n_params': sum(p.numel() for p in self.model.parameters())},
-                                allow_val_change=True)
-    return MedvisionWandbCallback(**kwargs)
-
-def tracking_callbacks(path, # the run folder
-                       csv:bool=True, wandb:bool=False, tensorboard:bool=False,
-                       project:str='medvision', name:str=None, config:dict=None) -> list:
-    "fastai callbacks logging to `path/metrics.csv`, and to W&B (offline without a key) and TensorBoard when asked"
-    path = Path(path); path.mkdir(parents=True, exist_ok=True)
-    cbs = [CSVLogger(fname=(path/'metrics.csv').resolve(), append=True)] if csv else []
-    if wandb:
-        import wandb as wb
-        mode = os.environ.get('WANDB_MODE') or ('online' if _wandb_key() else 'offline')
-        if wb.run is None: wb.init(project=project, name=name, config=config, dir=str(path), mode=mode)
-        cbs.append(_wandb_cb(log_preds=False, log_model=False))
-    if tensorboard:
-        try: from fastai.callback.tensorboard import TensorBoardCallback
-        except ImportError: raise MedvisionError("tracking.tensorboard needs the tensorboard package: pip install tensorboard") from None
-        cbs.append(TensorBoardCallback(log_dir=path/'tensorboard', trace_model=False, log_preds=False))
-    return cbs

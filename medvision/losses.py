@@ -6,14 +6,13 @@ Docs: https://medvision-team.github.io/medvision/losses.html.md"""
 
 # %% ../nbs/05_losses.ipynb #94ce7f75
 from __future__ import annotations
-import difflib
 import torch, torch.nn.functional as F
 from torch import nn
-from .core import MedvisionError
+from .core import MedvisionError, Registry
 from .fusion import TaskDict
 
 # %% auto #0
-__all__ = ['LOSSES', 'binary_logit', 'BinaryFocalLoss', 'BCELoss', 'CrossEntropyLoss', 'FocalLoss', 'register_loss', 'get_loss',
+__all__ = ['LOSSES', 'binary_logit', 'BinaryFocalLoss', 'BCELoss', 'CrossEntropyLoss', 'SoftmaxFocalLoss', 'get_loss',
            'MultiTaskLoss']
 
 # %% ../nbs/05_losses.ipynb #10b5538b
@@ -61,7 +60,7 @@ class CrossEntropyLoss(nn.CrossEntropyLoss):
     binary = False
     def forward(self, inp, targ): return super().forward(inp, targ.long().view(-1))
 
-class FocalLoss(nn.Module):
+class SoftmaxFocalLoss(nn.Module):
     "Multi-class focal loss with focusing `gamma`, class `weight` and `label_smoothing`"
     binary = False
     def __init__(self, gamma:float=2.0, weight=None, label_smoothing:float=0., reduction:str='mean'):
@@ -78,25 +77,15 @@ class FocalLoss(nn.Module):
         return _reduce(loss, self.reduction, w.sum())
 
 # %% ../nbs/05_losses.ipynb #d47f29f6
-LOSSES = {}
-def register_loss(name:str):
-    "Decorator adding a loss factory to `LOSSES` under `name`"
-    def _inner(f): LOSSES[name] = f; return f
-    return _inner
-
-register_loss('ce')(CrossEntropyLoss)
-register_loss('focal')(FocalLoss)
-register_loss('bce')(BCELoss)
-register_loss('binary_focal')(BinaryFocalLoss)
+LOSSES = Registry('loss')
+for _n,_l in [('ce', CrossEntropyLoss), ('focal', SoftmaxFocalLoss), ('bce', BCELoss), ('binary_focal', BinaryFocalLoss)]: LOSSES.add(_n, _l)
 
 def get_loss(loss='ce', **kwargs) -> nn.Module:
     "The loss `loss` (a name in `LOSSES`, or a module returned as it is) built with `kwargs`"
     if isinstance(loss, nn.Module): return loss
     if callable(loss): return loss(**kwargs)
-    if loss not in LOSSES:
-        close = difflib.get_close_matches(str(loss), sorted(LOSSES), n=2)
-        raise MedvisionError(f"unknown loss {loss!r}; known: {', '.join(sorted(LOSSES))}" + (f"; did you mean {' or '.join(close)}?" if close else ''))
-    try: return LOSSES[loss](**kwargs)
+    f = LOSSES[loss]
+    try: return f(**kwargs)
     except TypeError as e: raise MedvisionError(f"loss {loss!r}: {e}") from None
 
 # %% ../nbs/05_losses.ipynb #f729831e

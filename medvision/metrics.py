@@ -6,18 +6,19 @@ Docs: https://medvision-team.github.io/medvision/metrics.html.md"""
 
 # %% ../nbs/08_metrics.ipynb #65094822
 from __future__ import annotations
-import difflib, inspect, warnings
+import inspect, warnings
 from functools import partial
-import numpy as np, pandas as pd
+import numpy as np, pandas as pd, torch
 from sklearn import metrics as skm
-from .core import MedvisionError
-from .learner import TaskMetric
+from .core import MedvisionError, Registry
+from fastcore.basics import store_attr
+from fastai.learner import Metric
 
 # %% auto #0
-__all__ = ['METRICS', 'LOWER_IS_BETTER', 'check_probs', 'pred_labels', 'register_metric', 'get_metric', 'lower_is_better',
-           'accuracy', 'balanced_accuracy', 'f1_macro', 'f1_weighted', 'f1', 'auc', 'pauc', 'far', 'frr', 'hter', 'eer',
-           'select_threshold', 'sensitivity', 'specificity', 'ece', 'metrics_table', 'per_class_table', 'task_metrics',
-           'binary_metrics']
+__all__ = ['METRICS', 'LOWER_IS_BETTER', 'check_probs', 'pred_labels', 'get_metric', 'lower_is_better', 'accuracy_score',
+           'balanced_accuracy', 'f1_macro', 'f1_weighted', 'f1', 'auc', 'pauc', 'far', 'frr', 'hter', 'eer',
+           'select_threshold', 'sensitivity', 'specificity', 'ece', 'metrics_table', 'per_class_table', 'task_probs',
+           'TaskMetric', 'default_metrics', 'task_metrics', 'binary_metrics']
 
 # %% ../nbs/08_metrics.ipynb #67f8dae7
 _TOL = 1e-6
@@ -62,24 +63,11 @@ def pred_labels(p:np.ndarray, # checked probabilities, `(n,)` or `(n, C)`
     return (_pos(p) >= threshold).astype(np.int64) if _is_binary(p) else p.argmax(1)
 
 # %% ../nbs/08_metrics.ipynb #abb85231
-METRICS = {}
-def register_metric(name:str=None, # the registry name (default: the function's name)
-                    binary:bool=False, # defined for two-class tasks only
-                   ):
-    "Decorator adding metric `func(y_true, y_prob)` to `METRICS` under `name`"
-    def _inner(f):
-        f.binary = binary
-        METRICS[name or f.__name__] = f
-        return f
-    return _inner
+METRICS = Registry('metric')
 
 def get_metric(name):
     "The metric function registered as `name` (or `name` itself when it is a function)"
-    if callable(name): return name
-    if name not in METRICS:
-        close = difflib.get_close_matches(str(name), list(METRICS), n=1)
-        raise MedvisionError(f"unknown metric {name!r}" + (f" (did you mean {close[0]!r}?)" if close else "") + f"; choose from {', '.join(sorted(METRICS))}")
-    return METRICS[name]
+    return name if callable(name) else METRICS[name]
 
 def _quiet(f, *args, **kwargs):
     "`f(*args, **kwargs)` without scikit-learn's warnings about undefined values (the rules above say what they give)"
@@ -100,13 +88,13 @@ def lower_is_better(name:str) -> bool:
     return str(name).endswith(LOWER_IS_BETTER)
 
 # %% ../nbs/08_metrics.ipynb #70ab5d10
-@register_metric()
-def accuracy(y, p, threshold:float=0.5) -> float:
+@METRICS.register('accuracy')   # (`accuracy_score`, not `accuracy`: `from fastai.vision.all import *` has its own `accuracy`)
+def accuracy_score(y, p, threshold:float=0.5) -> float:
     "Fraction of correct decisions (positive where the probability `>= threshold` for binary `p`, else argmax)"
     y, p = check_probs(y, p, where='accuracy')
     return float((pred_labels(p, threshold) == y).mean())
 
-@register_metric()
+@METRICS.register()
 def balanced_accuracy(y, p, threshold:float=0.5) -> float:
     "Mean recall over the classes in `y` (scikit-learn's `balanced_accuracy_score`)"
     y, p = check_probs(y, p, where='balanced_accuracy')
@@ -116,22 +104,22 @@ def _f1(y, p, threshold, average, where):
     y, p = check_probs(y, p, binary=average == 'binary', where=where)
     return float(skm.f1_score(y, pred_labels(p, threshold), average=average, zero_division=0))
 
-@register_metric()
+@METRICS.register()
 def f1_macro(y, p, threshold:float=0.5) -> float:
     "Macro F1 (scikit-learn), unweighted mean over classes"
     return _f1(y, p, threshold, 'macro', 'f1_macro')
 
-@register_metric()
+@METRICS.register()
 def f1_weighted(y, p, threshold:float=0.5) -> float:
     "F1 per class weighted by its support (scikit-learn)"
     return _f1(y, p, threshold, 'weighted', 'f1_weighted')
 
-@register_metric(binary=True)
+@METRICS.register(binary=True)
 def f1(y, p, threshold:float=0.5) -> float:
     "F1 of the positive class of a binary task (scikit-learn)"
     return _f1(y, p, threshold, 'binary', 'f1')
 
-@register_metric()
+@METRICS.register()
 def auc(y, p) -> float:
     "ROC AUC (scikit-learn): binary on the positive class, else the macro mean of one-vs-rest AUCs over the classes in `y`; nan for one class"
     y, p = check_probs(y, p, where='auc')
@@ -141,7 +129,7 @@ def auc(y, p) -> float:
     return float(np.mean([skm.roc_auc_score(y == c, p[:, c]) for c in present]))
 
 # %% ../nbs/08_metrics.ipynb #66f86a64
-@register_metric(binary=True)
+@METRICS.register(binary=True)
 def pauc(y, p,
          min_tpr:float=0.8, # the true-positive rate above which the ROC curve counts
         ) -> float:
@@ -159,19 +147,19 @@ def _accepts(y, p, threshold, where):
     y, p = check_probs(y, p, binary=True, where=where)
     return y, _pos(p) >= threshold
 
-@register_metric(binary=True)
+@METRICS.register(binary=True)
 def far(y, p, threshold:float=0.5) -> float:
     "False acceptance rate: fraction of negatives with `p >= threshold` (nan without negatives)"
     y, acc = _accepts(y, p, threshold, 'far')
     return float(_div(acc[y == 0].sum(), (y == 0).sum()))
 
-@register_metric(binary=True)
+@METRICS.register(binary=True)
 def frr(y, p, threshold:float=0.5) -> float:
     "False rejection rate: fraction of positives with `p < threshold` (nan without positives)"
     y, acc = _accepts(y, p, threshold, 'frr')
     return float(_div((~acc[y == 1]).sum(), (y == 1).sum()))
 
-@register_metric(binary=True)
+@METRICS.register(binary=True)
 def hter(y, p, threshold:float=0.5) -> float:
     "Half total error rate `(FAR + FRR) / 2` at `threshold`"
     return (far(y, p, threshold) + frr(y, p, threshold)) / 2
@@ -190,7 +178,7 @@ def eer(y, p) -> tuple:
     i = np.argmin(np.abs(fa - fr))
     return float((fa[i] + fr[i]) / 2), float(thr[i])
 
-@register_metric('eer', binary=True)
+@METRICS.register('eer', binary=True)
 def _eer_rate(y, p) -> float:
     "The equal error rate of `eer` (without its threshold)"
     return eer(y, p)[0]
@@ -234,7 +222,7 @@ def _average(r:np.ndarray, binary:bool, average):
     if average in ('auto', 'macro'): return float(np.nanmean(r)) if not np.isnan(r).all() else float('nan')
     raise MedvisionError(f"average={average!r}: use 'auto', 'macro' or None")
 
-@register_metric()
+@METRICS.register()
 def sensitivity(y, p, threshold:float=0.5,
                 average='auto', # 'auto' (positive class if binary, else macro), 'macro', or None (per class)
                ):
@@ -242,7 +230,7 @@ def sensitivity(y, p, threshold:float=0.5,
     (tn, fp, fn, tp), binary = _ovr_counts(y, p, threshold, 'sensitivity')
     return _average(_div(tp, tp + fn), binary, average)
 
-@register_metric()
+@METRICS.register()
 def specificity(y, p, threshold:float=0.5,
                 average='auto', # 'auto' (positive class if binary, else macro), 'macro', or None (per class)
                ):
@@ -251,7 +239,7 @@ def specificity(y, p, threshold:float=0.5,
     return _average(_div(tn, tn + fp), binary, average)
 
 # %% ../nbs/08_metrics.ipynb #4c6124b3
-@register_metric()
+@METRICS.register()
 def ece(y, p,
         n_bins:int=15, # equal-width confidence bins
        ) -> float:
@@ -292,6 +280,35 @@ def per_class_table(y, p,
     prec, rec, f, sup = skm.precision_recall_fscore_support(y, pred_labels(p, threshold), labels=list(range(n)), zero_division=np.nan)
     return pd.DataFrame({'class': classes, 'sensitivity': rec, 'specificity': specificity(y, p, threshold, average=None),
                          'precision': prec, 'f1': f, 'support': sup})
+
+# %% ../nbs/08_metrics.ipynb #0d639e28
+def task_probs(logits:torch.Tensor) -> torch.Tensor:
+    "Class probabilities of `logits`: softmax, or `(B,)` sigmoid probabilities of a one-logit head"
+    return torch.sigmoid(logits.view(-1).float()) if logits.ndim == 1 or logits.shape[-1] == 1 else torch.softmax(logits.float(), -1)
+
+def _metric_name(func) -> str:
+    "The name `func` is registered under in `METRICS`, else its `__name__`"
+    return next((k for k, f in METRICS.items() if f is func), getattr(func, '__name__', 'metric'))
+
+class TaskMetric(Metric):
+    "fastai metric applying `func(y_true, y_prob)` to task `task` (target `idx` of the batch)"
+    def __init__(self, func, task:str, idx:int=0, name:str=None):
+        store_attr('func,task,idx'); self._name = f"{task}_{name or _metric_name(func)}"
+    def reset(self): self.ps,self.ys = [],[]
+    def accumulate(self, learn):
+        self.ps.append(task_probs(learn.pred[f'logits_{self.task}']).detach().cpu())
+        self.ys.append(learn.yb[self.idx].detach().cpu())
+    @property
+    def value(self):
+        if not self.ps: return None
+        return self.func(torch.cat(self.ys).numpy(), torch.cat(self.ps).numpy())
+    @property
+    def name(self): return self._name
+
+# %% ../nbs/08_metrics.ipynb #97f9ba21
+def default_metrics(tasks:dict) -> list:
+    "Accuracy per task (`tasks`: name -> number of classes), plus ROC AUC for two-class tasks"
+    return [m for i, (t, n) in enumerate(tasks.items()) for m in [TaskMetric(accuracy_score, t, i)] + ([TaskMetric(auc, t, i)] if n <= 2 else [])]
 
 # %% ../nbs/08_metrics.ipynb #57c7c347
 def _task_metric(name, task:str, idx:int, threshold:float) -> TaskMetric:

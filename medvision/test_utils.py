@@ -13,7 +13,7 @@ from PIL import Image
 from .core import MedvisionError
 
 # %% auto #0
-__all__ = ['tmp_dir', 'synth_image', 'save_image', 'synth_dataset', 'synth_image_folder', 'rand_batch', 'real_data']
+__all__ = ['tmp_dir', 'save_image', 'synth_dataset', 'synth_image_folder', 'tiny_dls', 'rand_batch', 'real_data', 'synth_image']
 
 # %% ../nbs/90_test_utils.ipynb #13ea0b72
 def tmp_dir(prefix:str='mv_', keep:bool=False) -> Path:
@@ -25,14 +25,8 @@ def tmp_dir(prefix:str='mv_', keep:bool=False) -> Path:
     return p
 
 # %% ../nbs/90_test_utils.ipynb #113061c7
-def synth_image(sz:int=32, label:int=0, seed:int=0) -> np.ndarray:
-    "A `sz`x`sz` RGB uint8 image: noise plus a disc whose brightness grows with `label`"
-    rng = np.random.default_rng(seed)
-    yy,xx = np.mgrid[:sz, :sz]
-    disc = ((yy - sz/2)**2 + (xx - sz/2)**2) < (sz/4)**2
-    img = rng.integers(0, 96, (sz, sz, 3)).astype(np.float32)
-    img[disc] += 60 + 40*label
-    return img.clip(0, 255).astype(np.uint8)
+from .data.readers import synth_image
+_all_ = ['synth_image']
 
 # %% ../nbs/90_test_utils.ipynb #2f5dce8b
 def save_image(arr:np.ndarray, path, mode:str='RGB') -> Path:
@@ -87,6 +81,23 @@ def synth_image_folder(path=None, # folder to write into (a new temporary one by
                 dst = (path/split if split else path)/c/f"{c.lower()}_{j}.{fmt}"
                 save_image(synth_image(sz, ci, seed + 1000*si + 100*ci + j), dst)
     return path
+
+# %% ../nbs/90_test_utils.ipynb #143957c9
+def tiny_dls(n:int=48, # images of `synth_dataset` (its test split is dropped)
+             text='embeddings', # 'embeddings' (random 12-d vectors), another `medvision_dataloaders` text kind, or None
+             bs:int=8, seed:int=0,
+             tabular=('age', 'sex'), # tabular columns, or None
+             **kw # more `medvision_dataloaders` arguments
+            ):
+    "Seeded image(+text)(+tabular) DataLoaders with the task `type` on a synthetic wound table"
+    from medvision.data.readers import read_csv_dataset
+    from medvision.data.block import medvision_dataloaders
+    sd = synth_dataset(n=n, seed=seed); root = sd.attrs['path']
+    t = read_csv_dataset(root/'metadata.csv', root, 'file_path', {'type': 'type'}, text_col='description',
+                         split_col='split', group_col='patient_id', tabular=['age', 'sex'])
+    t = t[t.split != 'test'].reset_index(drop=True)
+    if text == 'embeddings': kw['text_emb'] = np.random.default_rng(0).normal(size=(len(t), 12)).astype('f')
+    return medvision_dataloaders(t, ['type'], img_size=32, bs=bs, aug='none', text=text, tabular=list(tabular or []), seed=seed, **kw)
 
 # %% ../nbs/90_test_utils.ipynb #7d458fe2
 def rand_batch(bs:int=4, sz:int=32, n_ch:int=3, n_classes:int=3, seed:int=0):

@@ -9,20 +9,19 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 import numpy as np, pandas as pd, torch
-from PIL import Image
-from fastai.vision.all import (Datasets, PILImage, PILImageBW, TensorImage, TensorImageBW, ToTensor, IntToFloatTensor,
+from fastai.vision.all import (Datasets, PILImage, PILImageBW, TensorImage, TensorImageBW, IntToFloatTensor,
                                Normalize, Categorize, Transform, imagenet_stats)
 from fastai.callback.data import WeightedDL
 from ..core import MedvisionError
-from .readers import load_image, _need_cols
+from .readers import read_image, need_cols
 from .splits import check_labels, check_leakage
 
 # %% auto #0
-__all__ = ['ImageGetter', 'compute_stats', 'tabular_matrix', 'tokenize_texts', 'class_balance_weights', 'FastNormalize',
+__all__ = ['ImageReader', 'compute_stats', 'tabular_matrix', 'tokenize_texts', 'class_balance_weights', 'FastNormalize',
            'medvision_dataloaders']
 
 # %% ../../nbs/01b_data.block.ipynb #4e395fd4
-class ImageGetter:
+class ImageReader:
     "Load image `i` of `srcs`: a fastai PIL image, or resized (squished) to `size`, optionally cached, a uint8 `TensorImage`"
     def __init__(self, srcs, n_ch:int=3, size:int=None, cache:str=None, cache_dir=None):
         if cache not in (None, 'memory', 'disk'): raise MedvisionError(f"cache={cache!r}: use None, 'memory' or 'disk'")
@@ -38,7 +37,7 @@ class ImageGetter:
         return hashlib.sha1(f"{ident}|{self.size}|{self.n_ch}".encode()).hexdigest()
 
     def _load(self, i) -> np.ndarray:
-        a = load_image(self.srcs[i], n_ch=self.n_ch, draft=self.size, size=self.size)   # JPEGs decoded at the smallest scale >= size, then squished
+        a = read_image(self.srcs[i], n_ch=self.n_ch, draft=self.size, size=self.size)   # JPEGs decoded at the smallest scale >= size, then squished
         return a if self.size is None or self.n_ch == 3 else a[..., 0]
 
     def array(self, i) -> np.ndarray:
@@ -66,7 +65,7 @@ def compute_stats(df:pd.DataFrame, img_size:int, n_ch:int=3, max_images:int=2000
     "Per-channel `(mean, std)` in [0, 1] of up to `max_images` training images of `df`, resized to `img_size`"
     t = df[df.split == 'train'] if (df.split == 'train').any() else df
     if len(t) > max_images: t = t.sample(max_images, random_state=seed)
-    g = ImageGetter(t.image, n_ch=n_ch, size=img_size)
+    g = ImageReader(t.image, n_ch=n_ch, size=img_size)
     s = np.zeros(n_ch); s2 = np.zeros(n_ch); n = 0
     for i in range(len(t)):
         a = g.array(i).reshape(-1, n_ch).astype(np.float64) / 255
@@ -78,7 +77,7 @@ def compute_stats(df:pd.DataFrame, img_size:int, n_ch:int=3, max_images:int=2000
 def tabular_matrix(df:pd.DataFrame, cols:list, train_idx) -> tuple[np.ndarray, list]:
     "Float matrix (rows of `df`) of tabular `cols` processed with fastai's procs fitted on `train_idx`, and its feature names"
     from fastai.tabular.core import TabularPandas, Categorify, FillMissing, Normalize as TabNormalize
-    _need_cols(df, cols, 'tabular: ')
+    need_cols(df, cols, 'tabular: ')
     t = df[cols].reset_index(drop=True).copy()
     cats = [c for c in cols if not pd.api.types.is_numeric_dtype(t[c])]
     conts = [c for c in cols if c not in cats]
@@ -106,7 +105,7 @@ def tokenize_texts(texts, tokenizer, max_length:int=256, empty=None) -> torch.Te
 # %% ../../nbs/01b_data.block.ipynb #a7332900
 def _check_table(df:pd.DataFrame, tasks:list, valid_split:str='valid'):
     "Raise on what would make DataLoaders fail or mislead later: missing columns, unsplit rows, unseen labels, leakage"
-    _need_cols(df, ['split', *tasks], '')
+    need_cols(df, ['split', *tasks], '')
     n_none = int((df.split.fillna('') == '').sum())
     if n_none: raise MedvisionError(f"{n_none} row(s) have no split (first {df.index[df.split.fillna('') == ''][:5].tolist()}); assign splits first (data.splits.split_table)")
     check_labels(df, tasks)
@@ -159,7 +158,7 @@ def medvision_dataloaders(df:pd.DataFrame, # the sample table, with `train` and 
     _check_table(df, tasks, valid_split)
     df = df[df.split.isin(['train', valid_split])].reset_index(drop=True)
     trn = np.where(df.split == 'train')[0].tolist(); val = np.where(df.split == valid_split)[0].tolist()
-    tfms = [[ImageGetter(df.image, n_ch, img_size, cache, cache_dir)]]   # images come resized (squished) to img_size
+    tfms = [[ImageReader(df.image, n_ch, img_size, cache, cache_dir)]]   # images come resized (squished) to img_size
     if text is not None: tfms.append([_text_tfm(df, text, tokenizer, max_length, text_emb, valid_split)])
     if tabular:
         X,names = tabular_matrix(df, list(tabular), trn)
@@ -169,7 +168,7 @@ def medvision_dataloaders(df:pd.DataFrame, # the sample table, with `train` and 
         tfms.append([_Column(df[t].tolist()), Categorize(vocab=vocab, sort=False)])
     dsets = Datasets(list(range(len(df))), tfms, splits=(trn, val), n_inp=len(tfms) - len(tasks))
     vocab_of = lambda i: list(dsets.tfms[dsets.n_inp + i][-1].vocab)
-    after_item = []   # ImageGetter already gives uint8 tensor images at img_size
+    after_item = []   # ImageReader already gives uint8 tensor images at img_size
     augs = aug_transforms_preset(aug) if isinstance(aug, str) else list(aug or [])
     if class_aug: augs = [ClassConditionalAug(_class_idx(class_aug, vocab_of(0), tasks[0]), conservative=augs, y_idx=dsets.n_inp)]
     st = _stats(normalize, df, img_size, n_ch)

@@ -6,16 +6,17 @@ Docs: https://medvision-team.github.io/medvision/data.readers.html.md"""
 
 # %% ../../nbs/01_data.readers.ipynb #df0baa49
 from __future__ import annotations
-import os, re, json, difflib, warnings, urllib.request
+import io, os, re, json, difflib, warnings, urllib.request
 from pathlib import Path
 import numpy as np, pandas as pd
 from PIL import Image, ImageOps, UnidentifiedImageError
-from ..core import MedvisionError
+from ..core import MedvisionError, Registry, did_you_mean
 
 # %% auto #0
 __all__ = ['MAX_PIXELS', 'IMAGE_EXTS', 'H5_SEP', 'SPLITS', 'SPLIT_ALIASES', 'BASE_COLS', 'MEDMNIST_URL', 'MEDMNIST_NAMES',
-           'ISIC_TABULAR', 'READERS', 'load_image', 'norm_split', 'sample_table', 'check_images', 'read_image_folder',
-           'read_csv_dataset', 'read_medpix', 'cache_dir', 'read_medmnist', 'read_isic', 'read_sources']
+           'ISIC_TABULAR', 'READERS', 'h5_bytes', 'read_image', 'norm_split', 'sample_table', 'check_images',
+           'read_image_folder', 'need_cols', 'read_csv_dataset', 'read_medpix', 'cache_dir', 'medmnist_file',
+           'read_medmnist', 'read_isic', 'read_sources', 'synth_image', 'read_synthetic']
 
 # %% ../../nbs/01_data.readers.ipynb #9782ab30
 MAX_PIXELS = 100_000_000
@@ -23,7 +24,7 @@ IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.gif', '.webp')
 H5_SEP = '::'
 
 # %% ../../nbs/01_data.readers.ipynb #72a44623
-def _h5_bytes(src:str) -> bytes:
+def h5_bytes(src:str) -> bytes:
     "Encoded image bytes of `<file>.hdf5::<key>`"
     import h5py
     fn,key = src.split(H5_SEP, 1)
@@ -36,7 +37,7 @@ def _h5_bytes(src:str) -> bytes:
 def _open(src, max_pixels:int) -> Image.Image:
     "Open `src` (a path or `<file>.hdf5::<key>`) with PIL, checking existence, size and the pixel limit"
     s = str(src)
-    if H5_SEP in s: fp,name = io.BytesIO(_h5_bytes(s)),s
+    if H5_SEP in s: fp,name = io.BytesIO(h5_bytes(s)),s
     else:
         p = Path(s)
         if not p.exists(): raise MedvisionError(f"{p}: file not found; check the image path or folder")
@@ -79,7 +80,7 @@ def _array_image(a:np.ndarray) -> np.ndarray:
     return np.repeat(a, 3, axis=2) if a.shape[2] == 1 else a
 
 # %% ../../nbs/01_data.readers.ipynb #0e8c43d5
-def load_image(src, # a path, `<file>.hdf5::<key>`, or an in-memory array
+def read_image(src, # a path, `<file>.hdf5::<key>`, or an in-memory array
                n_ch:int=3, # 3 for RGB, 1 for grayscale (ITU-R 601 luma)
                as_float:bool=False, # float32 in [0, 1] instead of uint8
                max_pixels:int=None, # refuse larger images (default `MAX_PIXELS`)
@@ -163,7 +164,7 @@ def check_images(df:pd.DataFrame, skip:bool=False, min_side:int=8, max_pixels:in
     from fastprogress.fastprogress import progress_bar
     bad,small = [],[]
     for i,src in progress_bar(list(zip(df.index, df.image)), leave=False):
-        try: a = load_image(src, max_pixels=max_pixels)
+        try: a = read_image(src, max_pixels=max_pixels)
         except MedvisionError as e:
             if not skip: raise MedvisionError(f"row {i}: {e}") from None
             bad.append((i, str(e))); continue
@@ -210,7 +211,7 @@ def _group_of(f:Path, group_re:str|None) -> str:
     return m.group(1) if m.groups() else m.group(0)
 
 # %% ../../nbs/01_data.readers.ipynb #52c1e984
-def _need_cols(df:pd.DataFrame, cols, where:str):
+def need_cols(df:pd.DataFrame, cols, where:str):
     "Raise naming the first of `cols` missing from `df`, and the closest existing column"
     for c in cols:
         if c is not None and c not in df.columns:
@@ -248,7 +249,7 @@ def read_csv_dataset(csv, # a CSV file, or a pattern with `{split}`
     parts = []
     for split,f,t in _read_csvs(csv):
         where = f"{f}: "
-        _need_cols(t, [image_col, *targets.values(), text_col, split_col, group_col, *(tabular or [])], where)
+        need_cols(t, [image_col, *targets.values(), text_col, split_col, group_col, *(tabular or [])], where)
         t = t.reset_index(drop=True)
         sp = t[split_col] if split_col else [split]*len(t)
         df = sample_table([Path(image_dir)/str(v) for v in t[image_col]], {k:t[c] for k,c in targets.items()},
@@ -317,7 +318,7 @@ def cache_dir() -> Path:
     return Path(os.environ.get('MEDVISION_CACHE', Path.home()/'.cache'/'medvision'))
 
 # %% ../../nbs/01_data.readers.ipynb #0abfcd59
-def _medmnist_file(name:str, size:int) -> Path:
+def medmnist_file(name:str, size:int=28) -> Path:
     "Local `.npz` of MedMNIST `name` at `size`, downloaded into the cache when absent"
     fname = f"{name}.npz" if size == 28 else f"{name}_{size}.npz"
     dst = cache_dir()/'medmnist'/fname
@@ -338,7 +339,7 @@ def read_medmnist(path_or_name, # an `.npz` file, or a MedMNIST name such as `pn
                  ) -> pd.DataFrame:
     "Sample table of a MedMNIST `.npz` file, images in memory, target column `label`"
     s = str(path_or_name)
-    if s.lower() in MEDMNIST_NAMES: f = _medmnist_file(s.lower(), size)
+    if s.lower() in MEDMNIST_NAMES: f = medmnist_file(s.lower(), size)
     elif Path(s).exists(): f = Path(s)
     else: raise MedvisionError(f"{s}: neither an .npz file nor a MedMNIST name ({', '.join(MEDMNIST_NAMES)})")
     name = f.stem.split('_')[0]
@@ -362,9 +363,9 @@ def read_isic(csv, # the metadata CSV (`isic_id`, `target`, `patient_id`, ...)
     "Sample table of ISIC 2024 metadata and images (JPEG folder or HDF5)"
     t = _read_csv(csv)
     where = f"{csv}: "
-    _need_cols(t, ['isic_id', 'target', 'patient_id'], where)
+    need_cols(t, ['isic_id', 'target', 'patient_id'], where)
     tab = tabular if tabular is not None else [c for c in t.columns if c in ISIC_TABULAR or c.startswith('tbp_lv_')]
-    _need_cols(t, tab, where)
+    need_cols(t, tab, where)
     images = Path(images)
     h5 = images.suffix.lower() in ('.h5', '.hdf5')
     if not images.exists(): raise MedvisionError(f"{images}: not found; give the image folder or the .hdf5 file")
@@ -381,20 +382,21 @@ def _check_h5_keys(fn:Path, ids, where:str):
     if miss: raise MedvisionError(f"{where}{fn} has no image for isic_id '{miss[0][1]}' (row {miss[0][0]}); {len(miss)} missing in all")
 
 # %% ../../nbs/01_data.readers.ipynb #04c4fc7b
-READERS = {'csv': read_csv_dataset, 'image_folder': read_image_folder, 'medpix': read_medpix,
-           'medmnist': read_medmnist, 'isic': read_isic}
+READERS = Registry('reader')
+for _n,_f in [('csv', read_csv_dataset), ('image_folder', read_image_folder), ('medpix', read_medpix),
+              ('medmnist', read_medmnist), ('isic', read_isic)]: READERS.add(_n, _f)
 _SOURCE_KEYS = {'name', 'reader', 'filters', 'label_map', 'drop_unmapped', 'data_fraction', 'has_text'}
 
 # %% ../../nbs/01_data.readers.ipynb #3b434146
 def _filter(df:pd.DataFrame, filters:dict, where:str) -> pd.DataFrame:
     "Rows of `df` whose columns take the values in `filters` (column -> value or list of values)"
-    _need_cols(df, filters, where)
+    need_cols(df, filters, where)
     for c,v in filters.items(): df = df[df[c].isin(v if isinstance(v, (list, tuple)) else [v])]
     return df
 
 def _harmonise(df:pd.DataFrame, label_map:dict, drop:bool, where:str) -> pd.DataFrame:
     "Map each task's raw labels to common ones; unmapped labels raise, or are dropped and reported with `drop`"
-    _need_cols(df, label_map, where)
+    need_cols(df, label_map, where)
     for t,m in label_map.items():
         bad = ~df[t].isin(list(m))
         if bad.any() and not drop:
@@ -422,7 +424,7 @@ def read_sources(cfg:list|dict, # a list of source dicts, or `{'sources': [...],
         name = s.get('name') or f"source {i}"
         where = f"sources[{i}] ({name}): "
         reader = s.pop('reader', 'csv')
-        if reader not in READERS: raise MedvisionError(f"{where}unknown reader '{reader}'; use one of {', '.join(sorted(READERS))}")
+        if reader not in READERS: raise MedvisionError(where + did_you_mean(reader, READERS, 'reader'))
         opts = {k:s.pop(k) for k in list(s) if k in _SOURCE_KEYS}
         try: df = READERS[reader](**s)
         except TypeError as e: raise MedvisionError(f"{where}bad options for reader '{reader}': {e}") from None
@@ -435,3 +437,42 @@ def read_sources(cfg:list|dict, # a list of source dicts, or `{'sources': [...],
         parts.append(df)
     if not parts: raise MedvisionError("read_sources: no sources configured; give a list under 'sources'")
     return pd.concat(parts, ignore_index=True)
+
+# %% ../../nbs/01_data.readers.ipynb #73044775
+def synth_image(sz:int=32, label:int=0, seed:int=0) -> np.ndarray:
+    "A `sz`x`sz` RGB uint8 image: noise plus a disc whose brightness grows with `label`"
+    rng = np.random.default_rng(seed)
+    yy,xx = np.mgrid[:sz, :sz]
+    disc = ((yy - sz/2)**2 + (xx - sz/2)**2) < (sz/4)**2
+    img = rng.integers(0, 96, (sz, sz, 3)).astype(np.float32)
+    img[disc] += 60 + 40*label
+    return img.clip(0, 255).astype(np.uint8)
+
+def _write_png(a:np.ndarray, f:Path):
+    "Write image array `a` to PNG file `f` through a temporary file, so that no reader sees it half written"
+    f.parent.mkdir(parents=True, exist_ok=True)
+    tmp = f.with_name(f"{f.name}.{os.getpid()}.tmp")
+    Image.fromarray(a).save(tmp, format='PNG')
+    os.replace(tmp, f)
+
+# %% ../../nbs/01_data.readers.ipynb #118c0702
+@READERS.register('synthetic')
+def read_synthetic(n:int=240, # images, two per patient
+                   size:int=32, # image side in pixels
+                   seed:int=0, # seeds the labels, the images and the other columns
+                   path=None, # folder of the PNG files (default: `cache_dir()/synthetic/<size>px_seed<seed>`); files there are reused
+                  ) -> pd.DataFrame:
+    "The built-in synthetic image+text+tabular set: a binary `label` seen in the image, the text and `age`; patient-grouped and split"
+    path = Path(path) if path is not None else cache_dir()/'synthetic'/f"{size}px_seed{seed}"
+    rng,rows = np.random.default_rng(seed),[]
+    for i in range(n):
+        y,g = int(rng.random() < 0.3),f"S{i // 2:04d}"
+        f = path/'images'/f"synth_{i:04d}.png"
+        if not f.exists(): _write_png(synth_image(size, 2*y, seed + i), f)
+        age = float(np.clip(rng.normal(45 + 15*y, 12), 18, 95))
+        txt = f"synthetic case: {'irregular bright lesion' if y else 'regular faint spot'} on {['arm', 'leg', 'back'][i % 3]}"
+        rows.append(dict(image=f, label=['normal', 'abnormal'][y], group=g, text=txt if rng.random() < 0.8 else '',
+                         age=age, sex=['female', 'male'][int(rng.random() < 0.5)], split=['train', 'train', 'train', 'valid', 'test'][int(g[1:]) % 5]))
+    t = pd.DataFrame(rows)
+    return sample_table(list(t.image), {'label': t.label}, split=t.split, group=t.group, source='synthetic', text=t.text,
+                        tabular={'age': t.age, 'sex': t.sex}, where='synthetic: ')

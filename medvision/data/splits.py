@@ -12,7 +12,7 @@ import numpy as np, pandas as pd, torch
 from sklearn.model_selection import StratifiedGroupKFold, GroupKFold, StratifiedKFold, KFold
 from sklearn.utils.class_weight import compute_class_weight
 from ..core import MedvisionError
-from .readers import SPLITS, H5_SEP, _h5_bytes, _need_cols
+from .readers import SPLITS, H5_SEP, h5_bytes, need_cols
 
 # %% auto #0
 __all__ = ['split_table', 'kfold', 'filter_min_samples', 'class_weights', 'pos_weight', 'check_labels', 'image_hashes',
@@ -21,7 +21,7 @@ __all__ = ['split_table', 'kfold', 'filter_min_samples', 'class_weights', 'pos_w
 # %% ../../nbs/01a_data.splits.ipynb #a0ffa6b6
 def _need(df:pd.DataFrame, *cols):
     "Raise a `MedvisionError` naming the first of `cols` (`None` skipped) missing from `df`"
-    _need_cols(df, cols, '')
+    need_cols(df, cols, '')
 
 def _first(xs, n:int=5) -> str:
     "The first `n` of `xs` as text, with an ellipsis when there are more"
@@ -271,7 +271,7 @@ def check_labels(df:pd.DataFrame, # the sample table
 # %% ../../nbs/01a_data.splits.ipynb #25175674
 def _digest(img, row) -> str:
     "SHA-1 of image file `img`'s bytes, or of an in-memory array's dtype, shape and bytes; `row` names it in errors"
-    if isinstance(img, str) and H5_SEP in img: return hashlib.sha1(_h5_bytes(img)).hexdigest()
+    if isinstance(img, str) and H5_SEP in img: return hashlib.sha1(h5_bytes(img)).hexdigest()
     if isinstance(img, (str, Path)):
         try:
             with open(img, 'rb') as f: return hashlib.file_digest(f, 'sha1').hexdigest()
