@@ -84,10 +84,13 @@ def config_reference(section:str=None, width:int=100) -> str:
     return '\n'.join(out[1:])
 
 # %% ../nbs/10_cli.ipynb #6b664cff
-def _run(a, extra):
-    "The run layer (imported here, so that `--help` answers without loading torch) and the command's config"
+def _quiet_imports():
     import warnings
     warnings.filterwarnings('ignore', message=r'.*torch\.jit\.script.* is deprecated')   # raised while fastai imports; noise on a command line
+
+def _run(a, extra):
+    "The run layer (imported here, so that `--help` answers without loading torch) and the command's config"
+    _quiet_imports()
     from medvision import run
     if not hasattr(a, 'config'): return run, None
     run.check_overrides(a.cmd, extra)
@@ -104,7 +107,7 @@ def main(argv=None) -> int:
         a, extra = p.parse_known_args(argv)
         if a.cmd is None: p.print_help(); return 0
         _check_extra(a.cmd, extra)
-        if a.cmd == 'config': print(config_reference(a.section)); return 0
+        if a.cmd == 'config': _quiet_imports(); print(config_reference(a.section)); return 0
         run, cfg = _run(a, extra)
         if a.cmd == 'train': print(f"run folder: {run.train(cfg)[0]}")
         elif a.cmd == 'distill': print(f"run folder: {run.distill(cfg)[0]}")
@@ -126,4 +129,6 @@ def main(argv=None) -> int:
 
 def console():
     "Entry point of the `medvision` script (and of `python -m medvision`, so `torchrun -m medvision` works)"
-    sys.exit(main())
+    try: sys.exit(main())
+    except BrokenPipeError:   # `medvision config | head`: the reader left; say nothing more
+        sys.stdout = None; sys.exit(0)

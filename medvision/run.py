@@ -327,7 +327,7 @@ def train(cfg, # a YAML path, a `RunConfig` or a dict of sections
     run = run or new_run(cfg)
     with run_log(run/'run.log'):
         t0 = time.time(); seed_everything(cfg.experiment.seed)
-        df = build_table(cfg)
+        with main_process_first(): df = build_table(cfg)   # a reader that writes files (synthetic) writes them once
         print(f"medvision train: {len(df)} rows ({', '.join(f'{k} {v}' for k, v in df.split.value_counts().items())}), tasks {list(cfg.data.tasks)}; run folder {run}")
         if cfg.vision.models:
             table, learn = _models_table(cfg, df, run)
@@ -517,7 +517,8 @@ def distill(cfg, # a YAML path, a `RunConfig` or a dict of sections
     run = run or new_run(cfg, 'distill')
     with run_log(run/'run.log'):
         seed_everything(cfg.experiment.seed)
-        df = build_table(cfg); dls = build_dls(cfg, df)
+        with main_process_first(): df = build_table(cfg)
+        dls = build_dls(cfg, df)
         if d.teacher: learners = {'teacher': learner_from_checkpoint(d.teacher, dls)}
         else: learners = {'teacher': fit_and_report(cfg, df, dls, run/'teacher', epochs=d.teacher_epochs, arch=d.teacher_arch, fusion=d.teacher_fusion)[0]}
         teacher = bare(learners['teacher'].model)
