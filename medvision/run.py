@@ -155,7 +155,8 @@ def build_learner(cfg:RunConfig, dls, run:Path,
                     modality_dropout=dict(cfg.masking.modality_dropout) or None)
     cbs = [*(cbs or []), *config_callbacks(cfg, dls.bs),
            CheckpointCallback(ck.monitor, comp=monitor_comp(ck.monitor), every=ck.every, keep=ck.keep, folder=run/'models', best_name=best_name, last_name=last_name),
-           *tracking_callbacks(run, csv=tr.csv, wandb=tr.wandb, tensorboard=tr.tensorboard, project=tr.project, name=cfg.experiment.name, config=cfg.to_dict())]
+           *(tracking_callbacks(run, csv=tr.csv, wandb=tr.wandb, tensorboard=tr.tensorboard, project=tr.project, name=cfg.experiment.name, config=cfg.to_dict())
+             if not rank_distrib() else [])]   # one process logs
     learn = medvision_learner(dls, arch=arch, pretrained=v.pretrained and not weights, fusion=fusion or m.fusion, loss=t.loss,
                               loss_kw=dict(t.loss_kw) or None, class_weights=t.class_weights, pos_weight=t.pos_weight,
                               task_weights=dict(t.task_weights) or None, n_vision=o.vision_groups, pooling=v.pooling,
