@@ -512,8 +512,9 @@ def distill(cfg, # a YAML path, a `RunConfig` or a dict of sections
     cfg = as_config(cfg, overrides)
     d, v = cfg.distill, cfg.vision
     refuse_keys(cfg, _DISTILL_REFUSES, 'distill')
-    if v.weights and v.arch not in (d.teacher_arch, d.student_arch):
-        raise MedvisionError(f"vision.weights: they are for vision.arch {v.arch!r}, which is neither distill.teacher_arch ({d.teacher_arch}) nor distill.student_arch ({d.student_arch}); set vision.arch to the backbone the weights are for")
+    if (v.weights or v.arch != SCHEMA['vision']['arch'].default) and v.arch not in (d.teacher_arch, d.student_arch):
+        raise MedvisionError(f"vision.arch: {v.arch!r} is neither distill.teacher_arch ({d.teacher_arch}) nor distill.student_arch ({d.student_arch}); "
+                             "distill trains those two, and vision.arch only names the backbone vision.weights are for")
     init_distributed(cfg)
     run = run or new_run(cfg, 'distill')
     with run_log(run/'run.log'):
@@ -530,9 +531,11 @@ def distill(cfg, # a YAML path, a `RunConfig` or a dict of sections
             learners[name], rep = fit_and_report(cfg, df, dls, run/name, arch=d.student_arch, cbs=cbs)
             if rep is not None: rows += [{'model': name, 'arch': d.student_arch, **r} for r in rep.metrics.to_dict(orient='records')]
         if not rank_distrib():
-            table = pd.DataFrame(rows)
+            table, m = pd.DataFrame(rows), cfg.evaluate.metric
+            if m not in table: raise MedvisionError(f"evaluate.metric: {m!r} is not in the reports ({', '.join(table.columns[3:])})")
             table.to_csv(run/'distill.csv', index=False)
-            print(table.to_string(index=False))
+            best = table.groupby('model', sort=False)[m].mean().sort_values(ascending=lower_is_better(m)).index[0]
+            print(table.to_string(index=False)); print(f"best student by {m} (mean over the tasks): {best}")
     return run, learners
 
 # %% ../nbs/09a_run.ipynb #04bd6e31
