@@ -40,6 +40,8 @@ def as_config(cfg=None, # a YAML path, a `RunConfig`, a dict of sections, or `No
     "`cfg` with `overrides`, validated against `SCHEMA` (and the registries), as a `RunConfig`"
     if cfg is None or isinstance(cfg, (str, Path)): return load_config(cfg, overrides)
     if not isinstance(cfg, dict): raise MedvisionError(f"a run's config is a YAML path, a RunConfig or a dict of sections, not {type(cfg).__name__}")
+    for s, v in cfg.items():
+        if v is not None and not isinstance(v, dict): raise MedvisionError(f"config section '{s}' must be a mapping of keys, e.g. {{'{s}': {{...}}}}, got {v!r}")
     return load_config(overrides={**_flat(RunConfig(cfg).to_dict()), **_flat(parse_overrides(overrides))})
 
 # %% ../nbs/09a_run.ipynb #f060b680
