@@ -6,11 +6,11 @@ Docs: https://medvision-team.github.io/medvision/backbones.html.md"""
 
 # %% ../nbs/03_backbones.ipynb #b3a99c24
 from __future__ import annotations
-import hashlib, os, socket
+import functools, hashlib, inspect, math, numbers, os, socket
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
-import numpy as np, torch, timm
+import numpy as np, torch, timm, timm.data
 from torch import nn
 from fastprogress.fastprogress import progress_bar
 from .core import MedvisionError, Registry, did_you_mean
@@ -18,7 +18,8 @@ from .data.block import tokenize_texts
 
 # %% auto #0
 __all__ = ['POOLINGS', 'BACKBONE_FAMILIES', 'TEXT_PRESETS', 'TEXT_POOLINGS', 'hub_reachable', 'hub_guard', 'VisionBackbone',
-           'vision_backbone', 'load_weights', 'resolve_text', 'TextEncoder', 'text_encoder', 'embed_texts']
+           'vision_backbone', 'model_data_config', 'load_weights', 'resolve_text', 'TextEncoder', 'text_encoder',
+           'embed_texts']
 
 # %% ../nbs/03_backbones.ipynb #6623e969
 def hub_reachable(timeout:float=2.0) -> bool:
@@ -48,6 +49,12 @@ def _post_norm(m:nn.Module) -> nn.Module:
         if isinstance(n, nn.Module) and not isinstance(n, nn.Identity): return n
     return nn.Identity()
 
+def _fixed_size(m:nn.Module) -> tuple|None:
+    "The `(h, w)` that timm model `m` requires (a patch embedding built for one size), else None"
+    pe = getattr(m, 'patch_embed', None)
+    sz = getattr(pe, 'img_size', None)
+    return tuple(sz) if sz is not None and getattr(pe, 'strict_img_size', False) else None
+
 class VisionBackbone(nn.Module):
     "timm model `model` as a feature extractor with `pooling` (one of `POOLINGS`) and `feat_dim` features"
     def __init__(self, model:nn.Module, name:str, pooling:str='avg'):
@@ -59,9 +66,14 @@ class VisionBackbone(nn.Module):
         self.norm = _post_norm(model)
         self.tok_dim = model.num_features
         self.feat_dim = self.tok_dim * (2 if pooling == 'concat' else 1)
+        self.img_size = _fixed_size(model)
 
     def forward_tokens(self, x):
         "Features of image batch `x` as tokens `(B, N, tok_dim)`: spatial positions of a CNN, all tokens of a ViT"
+        if self.img_size is not None and tuple(x.shape[-2:]) != self.img_size:
+            (h, w), (H, W) = self.img_size, x.shape[-2:]
+            raise MedvisionError(f"{self.name} was built for {h}x{w} images and got {H}x{W}: resize the images or build it "
+                                 f"for that size, vision_backbone({self.name!r}, img_size=({H}, {W}))")
         f = self.model.forward_features(x)
         return f.flatten(2).transpose(1, 2) if f.ndim == 4 else f
 
@@ -80,27 +92,67 @@ class VisionBackbone(nn.Module):
     def forward(self, x): return self.pool(self.forward_tokens(x))
 
 # %% ../nbs/03_backbones.ipynb #ffd734aa
+def _unknown_model(name) -> MedvisionError:
+    return MedvisionError(did_you_mean(name, timm.list_models(), 'timm model', n=3, list_known=False)
+                          + " (all names: timm.list_models('*pattern*'))")
+
 def _timm_model(name, pretrained, in_chans, **kwargs):
     try:
         with hub_guard(): return timm.create_model(name, pretrained=pretrained, num_classes=0, in_chans=in_chans, **kwargs)
     except RuntimeError as e:
         if 'Unknown model' not in str(e): raise
-        raise MedvisionError(did_you_mean(name, timm.list_models(), 'timm model', n=3, list_known=False)
-                             + " (all names: timm.list_models('*pattern*'))") from None
+        raise _unknown_model(name) from None
     except OSError as e:
         hub = getattr(timm.models.get_pretrained_cfg(name), 'hf_hub_id', None) or name
         raise MedvisionError(f"no pretrained weights for {name!r}: the model hub is not reachable and they are not in the "
                              f"local cache. Download them elsewhere (hub id {hub!r}) and pass weights='path/to/model.safetensors', "
                              f"or use pretrained=False") from e
 
+@functools.lru_cache(maxsize=None)
+def _meta_model(name:str) -> nn.Module:
+    "timm model `name` on the meta device: its class and configuration, without memory or weight initialisation"
+    try:
+        with torch.device('meta'): return timm.create_model(name, pretrained=False)
+    except RuntimeError as e:
+        if 'Unknown model' not in str(e): raise
+        raise _unknown_model(name) from None
+
+def _takes_img_size(cls:type) -> bool:
+    "Whether model class `cls` has an `img_size` parameter, in its `__init__` or in a base class's it passes `**kwargs` to"
+    for c in cls.__mro__:
+        if '__init__' not in vars(c): continue
+        ps = inspect.signature(vars(c)['__init__']).parameters
+        if 'img_size' in ps: return True
+        if not any(p.kind == p.VAR_KEYWORD for p in ps.values()): return False
+    return False
+
+def _img_size(name:str, img_size, kwargs:dict) -> tuple|None:
+    "`img_size` as `(h, w)` when timm model `name` takes one, checked against its patch grid; None when it takes any size"
+    if img_size is None: return None
+    sz = (img_size,)*2 if isinstance(img_size, numbers.Integral) else tuple(img_size) if isinstance(img_size, (tuple, list)) else ()
+    if len(sz) != 2 or not all(isinstance(s, numbers.Integral) and s > 0 for s in sz):
+        raise MedvisionError(f"img_size={img_size!r}: give an int or an (h, w) pair of positive ints")
+    m = _meta_model(name)
+    if not _takes_img_size(type(m)): return None
+    pe = getattr(m, 'patch_embed', None)
+    p = timm.layers.to_2tuple(kwargs.get('patch_size', getattr(pe, 'patch_size', None)))
+    if p[0] is None or not any(s % q for s, q in zip(sz, p)): return tuple(map(int, sz))
+    ok = tuple(max(q, round(s / q) * q) for s, q in zip(sz, p))
+    raise MedvisionError(f"img_size={img_size!r}: {name} cuts images into {p[0]}x{p[1]} patches, so height and width must be "
+                         f"multiples of {p[0] if p[0] == p[1] else p} (timm would drop the pixels past the last whole patch); "
+                         f"use e.g. img_size={ok[0] if isinstance(img_size, numbers.Integral) else ok}")
+
 def vision_backbone(name:str, # any timm model name, e.g. 'resnet18', 'eva02_small_patch14_224'
                     pretrained:bool=True, # ImageNet weights from the hub or its local cache
                     pooling:str='avg', # 'avg', 'max', 'concat' (avg and max side by side) or 'token'
                     in_chans:int=3, # input channels (timm adapts pretrained stems)
                     weights=None, # path of a local .safetensors or state-dict file to load instead of `pretrained`
+                    img_size=None, # input size, int or (h, w), for models built for one (ViT, EVA02, Swin...); CNNs ignore it
                     **kwargs # passed to `timm.create_model`
                    ) -> VisionBackbone:
-    "A timm backbone `name` without classifier, pooled with `pooling`"
+    "A timm backbone `name` without classifier, pooled with `pooling`, for images of `img_size`"
+    sz = _img_size(name, img_size, kwargs)
+    if sz is not None: kwargs['img_size'] = sz
     m = _timm_model(name, pretrained and weights is None, in_chans, **kwargs)
     if weights is not None: load_weights(m, weights)
     return VisionBackbone(m, name, pooling)
@@ -115,6 +167,21 @@ BACKBONE_FAMILIES = {
     'vit': ['vit_tiny_patch16_224', 'vit_small_patch16_224', 'vit_base_patch16_224', 'vit_large_patch16_224'],
     'eva02': ['eva02_small_patch14_224', 'eva02_base_patch14_224'],
 }
+
+# %% ../nbs/03_backbones.ipynb #a9bbe393
+def _per_chan(v, n:int) -> list:
+    "RGB statistics `v` for `n` input channels, as timm's `adapt_input_conv` adapts the stem: the mean for 1, repeated for more"
+    v = [float(x) for x in v]
+    return [sum(v) / len(v)] if n == 1 else [v[i % len(v)] for i in range(n)]
+
+def model_data_config(arch:str, # a timm model name, optionally with a pretrained tag, e.g. 'vit_tiny_patch16_224.augreg_in21k'
+                      in_chans:int=3, # input channels of the images
+                     ) -> dict:
+    "timm's pretrained `mean` and `std` of `arch` (one per channel), its `input_size` `(h, w)` and resize `interpolation`"
+    if not isinstance(in_chans, numbers.Integral) or in_chans < 1: raise MedvisionError(f"in_chans={in_chans!r}: use a positive number of channels")
+    c = timm.data.resolve_model_data_config(_meta_model(arch))
+    return dict(mean=_per_chan(c['mean'], in_chans), std=_per_chan(c['std'], in_chans),
+                input_size=tuple(c['input_size'][-2:]), interpolation=c['interpolation'])
 
 # %% ../nbs/03_backbones.ipynb #9166b3cf
 def _read_state(path) -> dict:
@@ -137,8 +204,20 @@ def _strip(sd:dict, keys:set) -> dict:
         if sd and all(k.startswith(p) for k in sd) and not any(k.startswith(p) for k in keys): sd = {k[len(p):]: v for k, v in sd.items()}
     return sd
 
+def _resample_pos_embed(model:nn.Module, sd:dict, path) -> dict:
+    "`sd` with its ViT `pos_embed` resampled to the patch grid of `model` (timm's `resample_abs_pos_embed`) where the grids differ"
+    own, v = getattr(model, 'pos_embed', None), sd.get('pos_embed')
+    grid = getattr(getattr(model, 'patch_embed', None), 'grid_size', None)
+    if not isinstance(own, torch.Tensor) or v is None or grid is None or v.ndim != 3 or v.shape == own.shape or v.shape[-1] != own.shape[-1]: return sd
+    n_pre = 0 if getattr(model, 'no_embed_class', False) else getattr(model, 'num_prefix_tokens', 0)
+    new, n, r = tuple(grid), v.shape[1] - n_pre, math.isqrt(max(v.shape[1] - n_pre, 0))
+    if r * r != n: raise MedvisionError(f"{path}: its position embeddings hold {n} patch positions, not a square grid, so they cannot be "
+                                        f"resampled to this model's {new[0]}x{new[1]} grid; build the backbone with the img_size the weights were trained at")
+    from timm.layers import resample_abs_pos_embed
+    return {**sd, 'pos_embed': resample_abs_pos_embed(v, new_size=list(new), old_size=[r, r], num_prefix_tokens=n_pre)}
+
 def load_weights(model:nn.Module, path, adapt_stem:bool=True) -> nn.Module:
-    "Load the local weights file `path` into `model`, checking that every key and shape matches"
+    "Load the local weights file `path` into `model`, checking that every key and shape matches (ViT position embeddings are resampled)"
     own = model.state_dict()
     sd = _strip(_read_state(path), set(own))
     cls = getattr(getattr(model, 'pretrained_cfg', {}), 'get', lambda k, d=None: d)('classifier')
@@ -147,6 +226,7 @@ def load_weights(model:nn.Module, path, adapt_stem:bool=True) -> nn.Module:
     if adapt_stem and stem and f'{stem}.weight' in sd and sd[f'{stem}.weight'].shape[1] != own[f'{stem}.weight'].shape[1]:
         from timm.models import adapt_input_conv
         sd[f'{stem}.weight'] = adapt_input_conv(own[f'{stem}.weight'].shape[1], sd[f'{stem}.weight'])
+    sd = _resample_pos_embed(model, sd, path)
     missing, extra = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))
     bad = [k for k in own if k in sd and own[k].shape != sd[k].shape]
     if missing or extra or bad:

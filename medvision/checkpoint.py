@@ -19,14 +19,15 @@ from fastai.callback.schedule import SchedCos, ParamScheduler
 from fastai.optimizer import Adam
 from fastai.torch_core import rank_distrib, num_distrib
 from .core import MedvisionError
-from .backbones import vision_backbone, TextEncoder
+from .backbones import vision_backbone
 from .fusion import MultimodalModel
 from .learner import medvision_learner, bare
 from .callbacks import EMACallback
+from .data.block import InputSpec
 
 # %% auto #0
 __all__ = ['rng_state', 'set_rng_state', 'checkpoint_stem', 'save_checkpoint', 'load_checkpoint', 'checkpoint_meta',
-           'learner_from_checkpoint', 'model_from_checkpoint', 'CheckpointCallback']
+           'checkpoint_spec', 'model_from_checkpoint', 'learner_from_checkpoint', 'CheckpointCallback']
 
 # %% ../nbs/06b_checkpoint.ipynb #4f9f7adf
 def _tree(obj, tensors:dict, key:str='t'):
@@ -107,26 +108,14 @@ def _version():
         from importlib.metadata import version; return version('medvision-fastai')
     except Exception: return 'unknown'
 
-def _inputs_meta(learn) -> dict:
-    "What a model needs of its inputs, to rebuild it and preprocess new data without the training DataLoaders"
-    dls, m = learn.dls, bare(learn.model)
-    enc = getattr(m, 'text', None)
-    losses = getattr(learn.loss_func, 'losses', {})
-    return {'image_size': getattr(dls, 'img_size', None), 'channels': getattr(dls, 'n_ch', 3), 'stats': getattr(dls, 'stats', None),
-            'text': getattr(dls, 'text', None), 'text_dim': getattr(dls, 'text_dim', None), 'embedder': getattr(dls, 'embedder', None),
-            'text_encoder': {k: getattr(enc, k) for k in ('name', 'pooling', 'max_length', 'instruction', 'trainable')} if isinstance(enc, TextEncoder) else None,
-            'tabular': list(getattr(dls, 'tab_names', None) or []),
-            'n_out': {t: 1 if getattr(losses[t], 'binary', False) else len(v) for t, v in getattr(dls, 'vocabs', {}).items()} if len(losses) else None}
-
 def save_checkpoint(learn:Learner, path, with_opt:bool=True, **meta) -> Path:
-    "Write the weights (the EMA's when one is kept), metadata and, `with_opt`, the training state of `learn` to `path`"
+    "Write the weights (the EMA's when one is kept), metadata (with the input `spec`) and, `with_opt`, the training state of `learn` to `path`"
     base = checkpoint_stem(path); base.parent.mkdir(parents=True, exist_ok=True)
     ema = getattr(learn, 'ema', None)
     model_sd = ema.shadow if ema is not None and ema.shadow is not None else bare(learn.model).state_dict()
-    meta = {'arch': getattr(learn, 'arch', None), 'tasks': list(getattr(learn.dls, 'tasks', [])),
-            'vocabs': {t: [str(v) for v in vs] for t, vs in getattr(learn.dls, 'vocabs', {}).items()},
-            'medvision_version': _version(), 'ema': ema is not None, 'model': getattr(learn, 'model_config', None),
-            'inputs': _inputs_meta(learn), **meta}
+    spec = getattr(learn.dls, 'spec', None)
+    meta = {'arch': getattr(learn, 'arch', None), 'medvision_version': _version(), 'ema': ema is not None,
+            'model': getattr(learn, 'model_config', None), 'spec': spec.to_dict() if spec is not None else None, **meta}
     if with_opt:
         tensors = {}
         state = {'opt': learn.opt.state_dict() if learn.opt is not None else None, 'rng': rng_state(learn.dls),
@@ -184,34 +173,54 @@ def checkpoint_meta(path) -> dict:
     if side.exists(): return json.loads(side.read_text())
     return _read_safetensors(base.with_name(base.name + '.safetensors'))[1]
 
-def learner_from_checkpoint(path, # a medvision checkpoint (e.g. 'models/resnet18-best')
-                            dls, # DataLoaders with the tasks and classes the checkpoint was trained on
-                            **kwargs # more `medvision_learner` arguments (loss, metrics, cbs, path, ...)
-                           ) -> Learner:
-    "A `medvision_learner` on `dls` with the model of checkpoint `path` rebuilt and loaded"
+def checkpoint_spec(path) -> InputSpec:
+    "The `InputSpec` checkpoint `path` was trained with: its tasks, classes and preprocessing"
     meta = checkpoint_meta(path)
-    cfg = meta.get('model')
-    if not cfg: raise MedvisionError(f"checkpoint {checkpoint_stem(path)} does not record how its model was built (a model passed to medvision_learner, or an older medvision): build that learner and use load_checkpoint")
-    tasks = list(getattr(dls, 'tasks', []))
-    if tasks != meta.get('tasks'): raise MedvisionError(f"checkpoint {checkpoint_stem(path)} was trained on tasks {meta.get('tasks')}, the data has {tasks}: build the DataLoaders with tasks={meta.get('tasks')}")
-    for t in tasks:
-        have, want = [str(v) for v in dls.vocabs[t]], meta['vocabs'][t]
-        if have != want: raise MedvisionError(f"task '{t}': the data's classes {have} differ from the checkpoint's {want}; the data must hold the same classes (the training split decides them)")
-    learn = medvision_learner(dls, pretrained=False, **{**cfg, **kwargs})
-    load_checkpoint(learn, path)
-    return learn
+    if not meta.get('spec'): raise MedvisionError(f"checkpoint {checkpoint_stem(path)} records no input spec (a medvision older than 0.1, or a learner without medvision DataLoaders); evaluate it with learner_from_checkpoint and DataLoaders built as in training")
+    return InputSpec.from_dict(meta['spec'])
+
+def _model_of(meta:dict, path, text=None) -> MultimodalModel:
+    "The model that checkpoint metadata `meta` describes, unloaded"
+    from medvision.backbones import text_encoder
+    cfg, spec = meta.get('model'), InputSpec.from_dict(meta['spec'])
+    if not cfg: raise MedvisionError(f"checkpoint {checkpoint_stem(path)} does not record how its model was built (a model passed to medvision_learner): build that learner and use load_checkpoint")
+    te = spec.text_encoder
+    if text is None: text = text_encoder(te['name'], pooling=te['pooling'], max_length=te['max_length'], instruction=te['instruction']) if te else spec.text_dim
+    vis = vision_backbone(cfg['arch'], pretrained=False, in_chans=spec.channels, pooling=cfg.get('pooling', 'avg'), img_size=spec.image_size)
+    n_out = {t: 1 if spec.outputs.get(t) == 'logit' else len(spec.vocabs[t]) for t in spec.tasks}
+    return MultimodalModel(vis, text=text, tabular=spec.n_tab or None, fusion=cfg['fusion'], tasks=n_out, **cfg['model_kw'])
 
 def model_from_checkpoint(path) -> tuple:
     "`(model, meta)`: the `MultimodalModel` of checkpoint `path` rebuilt from its metadata alone (no data needed) and loaded, in eval mode"
-    from medvision.backbones import text_encoder
-    meta = checkpoint_meta(path); cfg, inp = meta.get('model'), meta.get('inputs')
-    if not cfg or not inp or not inp.get('n_out'): raise MedvisionError(f"checkpoint {checkpoint_stem(path)} does not record its model and inputs (an older medvision, or a model passed in by hand); use learner_from_checkpoint with the DataLoaders")
-    te = inp.get('text_encoder')
-    text = text_encoder(te['name'], pooling=te['pooling'], max_length=te['max_length'], instruction=te['instruction']) if te else inp.get('text_dim')
-    vis = vision_backbone(cfg['arch'], pretrained=False, in_chans=inp.get('channels', 3), pooling=cfg.get('pooling', 'avg'))
-    model = MultimodalModel(vis, text=text, tabular=len(inp['tabular']) or None, fusion=cfg['fusion'], tasks=inp['n_out'], **cfg['model_kw'])
+    meta = checkpoint_meta(path); checkpoint_spec(path)
+    model = _model_of(meta, path)
     load_checkpoint(model, path)
     return model.eval(), meta
+
+def learner_from_checkpoint(path, # a medvision checkpoint (e.g. 'models/resnet18-best')
+                            dls=None, # DataLoaders of the checkpoint's tasks and classes (default: `spec.dataloaders(table)`)
+                            table=None, # without `dls`: the rows (a sample table, or image files) the learner's DataLoaders serve, preprocessed as the checkpoint's spec says
+                            **kwargs # more `medvision_learner` arguments (loss, metrics, cbs, path, ...)
+                           ) -> Learner:
+    "A `medvision_learner` with the model of checkpoint `path` rebuilt and loaded, on `dls` or on DataLoaders of `table` built from the checkpoint's spec"
+    meta = checkpoint_meta(path); spec = checkpoint_spec(path)
+    model = _model_of(meta, path)
+    if dls is None:
+        if table is None: raise MedvisionError("learner_from_checkpoint needs `dls` or a `table` (rows or image files) to serve")
+        dls = spec.dataloaders(table, text_encoder=getattr(model, 'text', None) if spec.text == 'tokens' else None)
+    tasks = list(getattr(dls, 'tasks', []))
+    if tasks != spec.tasks: raise MedvisionError(f"checkpoint {checkpoint_stem(path)} was trained on tasks {spec.tasks}, the data has {tasks}: build the DataLoaders with tasks={spec.tasks}")
+    for t in tasks:
+        have, want = [str(v) for v in dls.vocabs[t]], [str(v) for v in spec.vocabs[t]]
+        if have != want: raise MedvisionError(f"task '{t}': the data's classes {have} differ from the checkpoint's {want}; the data must hold the same classes (the training split decides them)")
+    if tuple(dls.spec.image_size) != tuple(spec.image_size):
+        raise MedvisionError(f"checkpoint {checkpoint_stem(path)} was trained at {list(spec.image_size)} px, the DataLoaders give {list(dls.spec.image_size)}; build them with its spec (`checkpoint_spec(path).dataloaders(table)`)")
+    cfg = meta['model']
+    loss = kwargs.pop('loss', cfg.get('loss') or ('bce' if 'logit' in spec.outputs.values() else 'ce'))
+    learn = medvision_learner(dls, pretrained=False, **{**cfg, 'loss': loss, **kwargs})
+    dls.spec.thresholds.update(spec.thresholds)
+    load_checkpoint(learn, path)
+    return learn
 
 # %% ../nbs/06b_checkpoint.ipynb #28535976
 def _skip_to(learn) -> int: return max([c._skip_to for c in learn.cbs if isinstance(c, SkipToEpoch)], default=0)

@@ -38,7 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument('--out', help="the report folder (default: a new run folder)")
     s = add('predict', "predict new images with a checkpoint", config=False, ck=True)
     s.add_argument('--input', required=True, help="a folder of images, or a CSV with an image column (and text for an image+text model)")
-    s.add_argument('--output', required=True, help="the CSV of predictions to write: per task the class and every probability")
+    s.add_argument('--output', required=True, help="the CSV of predictions to write: per task the predicted class (and, with --proba, every probability)")
+    s.add_argument('--threshold', type=float, help="decision threshold of the two-class tasks (default: the one chosen on validation, recorded in the checkpoint)")
+    s.add_argument('--proba', action='store_true', help="also write each class's probability")
     add('distill', "train a teacher, then a student with a distillation loss (and alone, with distill.baseline)")
     s = add('embed', "backbone embeddings of the train and test rows, and the GBDT ensemble with embed.gbdt", ck=True)
     s.add_argument('--out', help="the folder for the embeddings (default: a new run folder)")
@@ -115,7 +117,7 @@ def main(argv=None) -> int:
             out = _folder(run, cfg, a.out, 'evaluate')
             print(run.evaluate_checkpoint(cfg, a.checkpoint, out).metrics.to_string(index=False)); print(f"report in {out/'report'}")
         elif a.cmd == 'predict':
-            out = run.predict_files(a.checkpoint, a.input); Path(a.output).parent.mkdir(parents=True, exist_ok=True); out.to_csv(a.output, index=False)
+            out = run.predict_files(a.checkpoint, a.input, threshold=a.threshold, proba=a.proba); Path(a.output).parent.mkdir(parents=True, exist_ok=True); out.to_csv(a.output, index=False)
             print(f"{len(out)} predictions written to {a.output}")
         elif a.cmd == 'embed':
             out = _folder(run, cfg, a.out, 'embed')

@@ -9,10 +9,8 @@ from __future__ import annotations
 from fastcore.basics import patch_to
 from pathlib import Path
 import numpy as np, pandas as pd, torch
-from fastai.data.core import Datasets
 from fastprogress.fastprogress import progress_bar
 from .core import MedvisionError
-from .data.block import ImageReader
 from .data.splits import kfold
 from .learner import bare
 from .metrics import pauc, auc
@@ -38,22 +36,14 @@ def row_ids(df:pd.DataFrame, # the sample table
     return ids
 
 # %% ../nbs/09_embeddings.ipynb #9da3eba2
-def _table_dl(learn, df:pd.DataFrame, bs:int):
-    "A DataLoader of the images of `df` in order, through `learn`'s validation item and batch transforms"
-    if 'image' not in df: raise MedvisionError("the table has no 'image' column")
-    size = getattr(learn.dls, 'img_size', None)
-    if size is None: raise MedvisionError("the learner's DataLoaders do not record their image size (dls.img_size); build them with medvision_dataloaders")
-    ds = Datasets(list(range(len(df))), [[ImageReader(df.image, getattr(learn.dls, 'n_ch', 3), size)]], n_inp=1, split_idx=1)   # squished to the training size, as in training
-    return learn.dls.valid.new(ds, bs=bs, shuffle=False, drop_last=False)
-
 def _n_inp(dl) -> int: return getattr(dl, 'n_inp', None) or getattr(dl.dataset, 'n_inp', 1)
 
-def _features(model, dl, feature:str) -> np.ndarray:
-    "Output `feature` of `model` for every batch of `dl`, stacked"
-    out, n = [], _n_inp(dl)
+def _features(model, dl, feature:str, n:int) -> np.ndarray:
+    "Output `feature` of `model` for every batch of `dl` (its first `n` elements the inputs), stacked"
+    out = []
     with torch.no_grad():
         for b in progress_bar(dl, leave=False):
-            o = model(*b[:n])
+            o = model(*[x.as_subclass(torch.Tensor) for x in b[:n]])   # plain tensors, as fastai's `CastToTensor` gives them
             if feature not in o: raise MedvisionError(f"feature={feature!r} is not an output of the model ({', '.join(o)})")
             out.append(o[feature].float().cpu())
     return torch.cat(out).numpy()
@@ -68,14 +58,17 @@ def extract_embeddings(learn, # a trained `Learner` (its `model` returns the med
                        path=None, # also write the embeddings here (`save_embeddings`)
                       ) -> pd.DataFrame:
     "Embeddings `emb_0..emb_{d-1}` of every row of `df_or_dl`, indexed by row id"
-    if isinstance(df_or_dl, pd.DataFrame): idx, dl = row_ids(df_or_dl, key), _table_dl(learn, df_or_dl, bs)
+    if isinstance(df_or_dl, pd.DataFrame):
+        if getattr(learn.dls, 'spec', None) is None: raise MedvisionError("a table needs the learner's DataLoaders to have an input `spec` (medvision_dataloaders) to preprocess it; or pass a DataLoader")
+        idx, dl, n = row_ids(df_or_dl, key), learn.dls.test_dl(df_or_dl, bs=bs), learn.dls.n_inp   # the DataLoaders' own preprocessing
     else:
         dl = df_or_dl.new(shuffle=False, drop_last=False) if df_or_dl.shuffle or df_or_dl.drop_last else df_or_dl
+        n = _n_inp(dl)
         idx = pd.Index([str(i) for i in (range(len(dl.dataset)) if ids is None else ids)], name='id')
         if len(idx) != len(dl.dataset): raise MedvisionError(f"ids: {len(idx)} ids for {len(dl.dataset)} rows of the DataLoader")
     model = bare(learn.model)
     was = model.training; model.eval()
-    try: x = _features(model, dl, feature)
+    try: x = _features(model, dl, feature, n)
     finally: model.train(was)
     emb = pd.DataFrame(x, index=idx, columns=[f"emb_{i}" for i in range(x.shape[1])])
     if path is not None: save_embeddings(emb, path)

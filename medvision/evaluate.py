@@ -15,12 +15,16 @@ from fastprogress.fastprogress import progress_bar
 from .core import MedvisionError
 from .learner import bare
 from .checkpoint import load_checkpoint, learner_from_checkpoint
-from .metrics import task_probs, metrics_table, per_class_table, auc, ece, lower_is_better
+from .metrics import task_probs, metrics_table, per_class_table, auc, ece, lower_is_better, pred_labels
 
 # %% auto #0
 __all__ = ['predict', 'rows_of', 'tta_predict', 'cam_layer', 'grad_cam', 'EvalReport', 'evaluate', 'compare']
 
 # %% ../nbs/08a_evaluate.ipynb #6526c3a2
+def _plain(xb) -> tuple:
+    "The inputs `xb` as plain tensors, as fastai's `CastToTensor` hands them to the model (two of fastai's tensor types do not mix in `torch.cat`)"
+    return tuple(x.as_subclass(torch.Tensor) if isinstance(x, torch.Tensor) else x for x in xb)
+
 def predict(learn, dl=None, progress:bool=True) -> dict:
     "Per task `(y, p)`: labels and class probabilities of `dl` (default: the validation set), in the DataLoader's order"
     dl = dl if dl is not None else learn.dls.valid
@@ -30,15 +34,17 @@ def predict(learn, dl=None, progress:bool=True) -> dict:
     ps, ys = {t: [] for t in tasks}, {t: [] for t in tasks}
     with torch.no_grad():
         for b in (progress_bar(dl, leave=False) if progress else dl):
-            out = m(*b[:n_inp])
+            out = m(*_plain(b[:n_inp]))
             for i, t in enumerate(tasks):
                 ps[t].append(task_probs(out[f'logits_{t}']).cpu()); ys[t].append(b[n_inp + i].cpu())
     return {t: (torch.cat(ys[t]).numpy(), torch.cat(ps[t]).numpy()) for t in tasks}
 
+def _has_rows(dl) -> bool: return isinstance(getattr(dl, 'items', None), pd.DataFrame)
+
 def rows_of(dl) -> pd.DataFrame:
-    "The sample-table rows behind DataLoader `dl`, in its order (`medvision_dataloaders` keeps them in `dl.table`)"
-    if getattr(dl, 'table', None) is None: raise MedvisionError("this DataLoader keeps no sample table; build it with medvision_dataloaders")
-    return dl.table.iloc[list(dl.items)].reset_index(drop=True)
+    "The sample-table rows DataLoader `dl` serves, in its (unshuffled) order: a medvision DataLoader's items"
+    if not _has_rows(dl): raise MedvisionError(f"this DataLoader's items are a {type(getattr(dl, 'items', None)).__name__}, not sample-table rows; build it with medvision_dataloaders (or dls.test_dl(table))")
+    return dl.items.reset_index(drop=True)
 
 # %% ../nbs/08a_evaluate.ipynb #d642efd4
 class _SideBySide:
@@ -103,7 +109,7 @@ def grad_cam(model, # a `MultimodalModel` (or a learner's model)
              layer:str=None # a module name of the timm backbone (default: `cam_layer`)
             ) -> torch.Tensor:
     "Grad-CAM maps `(B, H, W)` in [0, 1] over the images of `xb` for class `cls` of `task`"
-    m = bare(model).eval(); vis = m.vision; store = {}
+    m = bare(model).eval(); vis = m.vision; store = {}; xb = _plain(xb)
     if task not in getattr(m, 'tasks', [task]): raise MedvisionError(f"grad_cam: task {task!r} is not a task of the model ({', '.join(m.tasks)})")
     x = xb[0].detach().clone().requires_grad_(True)
     try: mod = vis.model.get_submodule(layer) if layer else cam_layer(vis, x.shape[-2:])[1]
@@ -165,7 +171,7 @@ def _pos(p): return p if p.ndim == 1 else p[:, 1] if p.shape[1] == 2 else None
 @patch
 def plot_confusion(self:EvalReport, task:str=None, ax=None):
     t = task or self.tasks[0]; y, p = self.preds[t]; names = [str(c) for c in self.vocabs[t]]
-    pred = (p >= self.threshold).astype(int) if p.ndim == 1 else p.argmax(1)
+    pred = pred_labels(p, self.threshold)   # the metrics' decisions: a two-class task at the threshold
     cm = confusion_matrix(y, pred, labels=list(range(len(names))))
     ax = ax or plt.subplots(figsize=(1.2 + 0.6*len(names), 1 + 0.6*len(names)))[1]
     ax.imshow(cm, cmap='Blues')
@@ -206,7 +212,7 @@ def predictions(self:EvalReport) -> pd.DataFrame:
     for t, (y, p) in self.preds.items():
         names = [str(c) for c in self.vocabs[t]]
         df[f'{t}_true'] = [names[i] for i in y]
-        pred = (p >= self.threshold).astype(int) if p.ndim == 1 else p.argmax(1)
+        pred = pred_labels(p, self.threshold)
         df[f'{t}_pred'] = [names[i] for i in pred]
         if _pos(p) is not None: df[f'{t}_prob_{names[-1]}'] = _pos(p)
         else:
@@ -231,8 +237,8 @@ def save(self:EvalReport, folder) -> Path:
 # %% ../nbs/08a_evaluate.ipynb #7d7e7e9a
 def _cases(y, p, threshold, k:int) -> dict:
     "Row indices of the `k` most confident right and wrong predictions"
-    pred = (p >= threshold).astype(int) if p.ndim == 1 else p.argmax(1)
-    conf = np.where(pred == 1, p, 1 - p) if p.ndim == 1 else p.max(1)
+    pred = pred_labels(p, threshold)
+    conf = np.where(pred == 1, p, 1 - p) if p.ndim == 1 else p[np.arange(len(p)), pred]   # the probability of the class decided
     out = {}
     for kind, ok in (('right', pred == y), ('wrong', pred != y)):
         idx = np.where(ok)[0]; out[kind] = idx[np.argsort(-conf[idx], kind='stable')][:k]
@@ -300,7 +306,7 @@ def evaluate(model, # a Learner from `medvision_learner`, or a checkpoint path (
             ) -> EvalReport:
     "Evaluate a learner or checkpoint on `data`; returns an `EvalReport`, written to `out` when given"
     learn, dl = _learner_and_dl(model, data, checkpoint)
-    rows = rows_of(dl) if getattr(dl, 'table', None) is not None else pd.DataFrame()
+    rows = rows_of(dl) if _has_rows(dl) else pd.DataFrame()
     preds = tta_predict(learn, dl, n=4 if tta is True else int(tta)) if tta else predict(learn, dl)
     name = name or (Path(str(model)).name if isinstance(model, (str, Path)) else getattr(learn, 'arch', 'model'))
     rep = EvalReport(preds, rows, learn.dls.vocabs, name, threshold)

@@ -369,6 +369,7 @@ def _outputs(self:MultimodalModel, raw:dict, proj:dict, fused:torch.Tensor) -> d
 @patch
 def forward(self:MultimodalModel, *xb) -> dict:
     "The output dict of inputs `xb`: `(img, [txt], [tab])`, in the order of `self.modalities`"
+    xb = tuple(x.as_subclass(torch.Tensor) if isinstance(x, torch.Tensor) else x for x in xb)   # plain tensors, as fastai's `CastToTensor` gives a Learner: typed ones (TensorImage, TensorTabular) do not mix in `torch.cat`
     enc = {k: getattr(self, f"_{k}")(x) for k,x in self._inputs(xb).items()}
     raw,proj,toks,pads,absent = ({k: e[i] for k,e in enc.items()} for i in range(5))
     self._fill(proj, toks, pads, self._masks(absent))

@@ -6,7 +6,7 @@ Docs: https://medvision-team.github.io/medvision/learner.html.md"""
 
 # %% ../nbs/06_learner.ipynb #bf3c91ee
 from __future__ import annotations
-import json
+import json, warnings
 from functools import partial
 import numpy as np, torch
 from torch import nn
@@ -38,7 +38,9 @@ def medvision_splitter(model:MultimodalModel, n_vision:int=2) -> list:
 
 # %% ../nbs/06_learner.ipynb #e527130d
 def _train_labels(dls, i:int) -> np.ndarray:
-    return np.array([int(o[dls.train_ds.n_inp + i]) for o in dls.train_ds])
+    "Class indices of task `i` of the training rows (read from the table, no image decoded)"
+    t = dls.spec.tasks[i]; voc = {v: j for j, v in enumerate(dls.spec.vocabs[t])}
+    return np.array([voc[v] for v in dls.train.items[t]])
 
 def _task_loss(dls, i, t, loss, loss_kw, class_weights, pos_weight):
     kw = dict(loss_kw or {})
@@ -56,22 +58,23 @@ def _task_loss(dls, i, t, loss, loss_kw, class_weights, pos_weight):
     return get_loss(loss, **kw)
 
 def _text_branch(dls, text):
-    kind = getattr(dls, 'text', None)
+    kind = dls.spec.text
     if kind is None: return None
-    if kind == 'embeddings': return dls.text_dim
+    if kind == 'embeddings': return dls.spec.text_dim
     enc = text if isinstance(text, nn.Module) else getattr(dls, 'text_encoder', None)
     if enc is None: raise MedvisionError("the DataLoaders give text tokens: pass the `text=` encoder they were tokenised with (tokenizer=text_encoder(...) in medvision_dataloaders)")
     return enc
 
 # %% ../nbs/06_learner.ipynb #79b09dc7
-def _model_config(model, arch, fusion, n_vision, model_kw, pooling='avg') -> dict|None:
-    "The `medvision_learner` arguments that rebuild this model, when they are plain values (None for a model passed in)"
-    cfg = {'arch': arch, 'fusion': fusion, 'n_vision': n_vision, 'model_kw': model_kw or {}, 'pooling': pooling}
+def _model_config(model, arch, fusion, n_vision, model_kw, pooling='avg', loss='ce', loss_kw=None) -> dict|None:
+    "The `medvision_learner` arguments that rebuild this model (and its loss, when named), when they are plain values (None for a model passed in)"
+    cfg = {'arch': arch, 'fusion': fusion, 'n_vision': n_vision, 'model_kw': model_kw or {}, 'pooling': pooling,
+           'loss': loss if isinstance(loss, str) else None, 'loss_kw': loss_kw if isinstance(loss, str) else None}
     if model is not None or not isinstance(arch, str) or not isinstance(fusion, str): return None
     try: json.dumps(cfg); return cfg
     except TypeError: return None
 
-def medvision_learner(dls, # `medvision_dataloaders` output (with `dls.tasks` and `dls.vocabs`)
+def medvision_learner(dls, # `medvision_dataloaders` output (with its input `spec`)
                       model=None, # a model returning the output dict; built from the other arguments when None
                       arch:str='resnet18', # timm backbone name, or a `VisionBackbone`
                       pretrained:bool=True, # pretrained backbone weights
@@ -90,15 +93,15 @@ def medvision_learner(dls, # `medvision_dataloaders` output (with `dls.tasks` an
                       **kwargs # `fastai.learner.Learner` arguments (opt_func, wd, path, train_bn, ...)
                      ) -> Learner:
     "A fastai `Learner` for a medvision model on `dls`"
-    if not hasattr(dls, 'tasks'): raise MedvisionError("dls has no `tasks`: build it with medvision_dataloaders")
+    if getattr(dls, 'spec', None) is None: raise MedvisionError("dls has no input `spec`: build it with medvision_dataloaders")
     losses = {t: _task_loss(dls, i, t, loss, loss_kw, class_weights, pos_weight) for i, t in enumerate(dls.tasks)}
     n_out = {t: 1 if getattr(losses[t], 'binary', False) else len(dls.vocabs[t]) for t in dls.tasks}
     for t, l in losses.items():
         if getattr(l, 'binary', False) and len(dls.vocabs[t]) != 2: raise MedvisionError(f"loss {loss!r} is binary but task '{t}' has {len(dls.vocabs[t])} classes; use 'ce' or 'focal'")
-    cfg = _model_config(model, arch, fusion, n_vision, model_kw, pooling)
+    cfg = _model_config(model, arch, fusion, n_vision, model_kw, pooling, loss, loss_kw)
     if model is None:
-        vis = vision_backbone(arch, pretrained=pretrained, in_chans=getattr(dls, 'n_ch', 3), pooling=pooling) if isinstance(arch, str) else arch
-        tab = len(dls.tab_names) if getattr(dls, 'tab_names', None) else None
+        vis = vision_backbone(arch, pretrained=pretrained, in_chans=dls.spec.channels, pooling=pooling, img_size=dls.spec.image_size) if isinstance(arch, str) else arch
+        tab = dls.spec.n_tab or None
         model = MultimodalModel(vis, text=_text_branch(dls, text), tabular=tab, fusion=fusion, tasks=n_out, **(model_kw or {}))
     ms = default_metrics({t: len(dls.vocabs[t]) for t in dls.tasks}) if metrics is None else metrics
     if not isinstance(model, MultimodalModel) and 'splitter' not in kwargs:
@@ -107,6 +110,11 @@ def medvision_learner(dls, # `medvision_dataloaders` output (with `dls.tasks` an
     learn = Learner(dls, model, loss_func=MultiTaskLoss(losses, task_weights), metrics=ms, splitter=splitter,
                     cbs=[NaNStopCallback(), *fcL(cbs)], **kwargs)
     learn.arch = arch if isinstance(arch, str) else getattr(arch, 'name', 'model')
+    sp = dls.spec
+    sp.outputs = {t: 'logit' if n == 1 else 'softmax' for t, n in n_out.items()}   # each task's output kind, for the checkpoints
+    learn.loss_func.thresholds = sp.thresholds   # one dict: a threshold chosen on validation decides `decodes`
+    if sp.normalize == 'model' and isinstance(arch, str) and sp.arch != arch:
+        warnings.warn(f"the DataLoaders normalise with the statistics of {sp.arch}, the model is {arch}; build them with arch='{arch}'", stacklevel=2)
     learn.model_config = cfg  # what `learner_from_checkpoint` rebuilds the model from
     return learn
 

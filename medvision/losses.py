@@ -99,7 +99,7 @@ class MultiTaskLoss(nn.Module):
         self.losses = TaskDict(losses)
         self.weights = {t: 1. for t in self.tasks} | dict(weights or {})
         if extra := set(self.weights) - set(self.tasks): raise MedvisionError(f"loss weights for unknown task(s) {sorted(extra)}; tasks are {self.tasks}")
-        self.aux_weight,self.reduction,self.last = aux_weight,reduction,{}
+        self.aux_weight,self.reduction,self.last,self.thresholds = aux_weight,reduction,{},{}
 
     @property
     def reduction(self): return self._reduction
@@ -126,13 +126,22 @@ class MultiTaskLoss(nn.Module):
 # %% ../nbs/05_losses.ipynb #550d15bb
 from fastcore.basics import patch
 
-@patch
-def activation(self:MultiTaskLoss, pred:dict) -> dict:
-    "Per-task probabilities: softmax, or the positive class's sigmoid for binary losses"
-    return {t: torch.sigmoid(binary_logit(pred[f'logits_{t}'])) if getattr(self.losses[t], 'binary', False)
-            else F.softmax(pred[f'logits_{t}'], -1) for t in self.tasks}
+def _task_probs(loss, logits) -> torch.Tensor:
+    "`(B, n_classes)` probabilities of one task: softmax, or `[1 - p, p]` with the sigmoid `p` of a binary loss's one logit"
+    if not getattr(loss, 'binary', False): return F.softmax(logits, -1)
+    p = torch.sigmoid(binary_logit(logits))
+    return torch.stack([1 - p, p], -1)
 
 @patch
-def decodes(self:MultiTaskLoss, probs:dict) -> dict:
-    "Per-task class indices of `activation`'s probabilities"
-    return {t: (p > 0.5).long() if p.ndim == 1 else p.argmax(-1) for t, p in probs.items()}
+def activation(self:MultiTaskLoss, pred:dict):
+    "fastai's activation (`get_preds`, `predict`, `tta`): per task `(B, n_classes)` probabilities; one tensor for one task, else a tuple in task order"
+    ps = tuple(_task_probs(self.losses[t], pred[f'logits_{t}']) for t in self.tasks)
+    return ps[0] if len(ps) == 1 else ps
+
+@patch
+def decodes(self:MultiTaskLoss, probs):
+    "Class indices of `activation`'s probabilities: a two-class task's second class when its probability reaches `thresholds[task]` (default 0.5), else the most probable class"
+    ps = probs if isinstance(probs, (tuple, list)) else (probs,)
+    out = tuple((p[:, 1] >= self.thresholds[t]).long() if t in self.thresholds and p.shape[-1] == 2 else p.argmax(-1)
+                for t, p in zip(self.tasks, ps))
+    return out[0] if len(out) == 1 else out

@@ -13,21 +13,22 @@ from fastai.callback.core import Callback
 from fastai.learner import ValueMetric
 from fastai.torch_core import rank_distrib, num_distrib
 from .core import MedvisionError, RunConfig, SCHEMA, load_config, parse_overrides, save_config, seed_everything, get_device
-from .data.readers import read_sources, read_image, READERS, IMAGE_EXTS
+from .data.readers import read_sources, READERS, IMAGE_EXTS
 from .data.splits import split_table, kfold
 from .data.block import medvision_dataloaders
 from .learner import medvision_learner, bare
 from .callbacks import mixed_precision, EMACallback, tracking_callbacks, ModalityDropoutScheduleCallback, AuxLossScheduleCallback
-from .checkpoint import CheckpointCallback, save_checkpoint, learner_from_checkpoint, model_from_checkpoint, checkpoint_stem
-from .metrics import task_metrics, lower_is_better, select_threshold, task_probs
+from .checkpoint import CheckpointCallback, save_checkpoint, learner_from_checkpoint, model_from_checkpoint, checkpoint_stem, checkpoint_spec
+from .metrics import task_metrics, lower_is_better, select_threshold
 from .evaluate import evaluate, predict, compare
 
 # %% auto #0
-__all__ = ['MEDMNIST_V2_RESNET18_28', 'COMMAND_KEYS', 'as_config', 'data_root', 'build_table', 'build_dls', 'monitor_comp',
-           'run_metrics', 'config_callbacks', 'build_learner', 'world_size', 'init_distributed', 'main_process_first',
-           'from_main', 'distributed', 'BatchCountCallback', 'fit', 'run_log', 'new_run', 'report', 'fit_and_report',
-           'train', 'embed', 'predict_files', 'export_model', 'demo_config', 'demo', 'refuse_keys', 'distill',
-           'evaluate_checkpoint', 'compare_checkpoints', 'check_overrides']
+__all__ = ['MEDMNIST_V2_RESNET18_28', 'COMMAND_KEYS', 'as_config', 'data_root', 'build_table', 'with_text_emb', 'build_dls',
+           'monitor_comp', 'run_metrics', 'config_callbacks', 'build_learner', 'world_size', 'init_distributed',
+           'main_process_first', 'from_main', 'distributed', 'BatchCountCallback', 'fit', 'run_log', 'new_run',
+           'keep_threshold', 'split_rows', 'report', 'fit_and_report', 'train', 'embed', 'predict_files',
+           'export_model', 'demo_config', 'demo', 'refuse_keys', 'distill', 'evaluate_checkpoint',
+           'compare_checkpoints', 'check_overrides']
 
 # %% ../nbs/09a_run.ipynb #68b8bb8e
 def _flat(nested:dict) -> dict:
@@ -85,29 +86,33 @@ def build_table(cfg:RunConfig) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 # %% ../nbs/09a_run.ipynb #703b3bc4
-def build_dls(cfg:RunConfig, df:pd.DataFrame, valid_split:str='valid', image_size:int=None, batch_size:int=None):
-    "fastai DataLoaders of `df` as `cfg` describes (`valid_split='test'` serves the test rows as `valid`)"
+def with_text_emb(cfg:RunConfig, df:pd.DataFrame) -> pd.DataFrame:
+    "`df` with a `text_emb` column of its texts embedded by `text.encoder` (cached in the output folder), when `data.text` is `embeddings`"
+    if cfg.data.text != 'embeddings' or 'text_emb' in df: return df
+    from medvision.backbones import embed_texts, text_encoder
+    if 'text' not in df: raise MedvisionError("data.text is 'embeddings' but the table has no text column; set data.text: null")
+    cache = Path(cfg.experiment.output_dir)/'text_cache.npz'
+    enc = text_encoder(cfg.text.encoder, max_length=cfg.text.max_length)
+    with main_process_first():   # one process writes the cache, the others read it
+        if not rank_distrib(): cache.parent.mkdir(parents=True, exist_ok=True)
+        return df.assign(text_emb=list(embed_texts(df.text.fillna(''), enc, cache=cache)))
+
+def build_dls(cfg:RunConfig, df:pd.DataFrame, valid_split:str='valid', image_size=None, batch_size:int=None, arch:str=None):
+    "fastai DataLoaders of `df` as `cfg` describes, normalised for backbone `arch` (default `vision.arch`); `valid_split='test'` serves the test rows as `valid`"
     d, a = cfg.data, cfg.augmentation
     kw = {}
     if d.text == 'embeddings':
-        from medvision.backbones import embed_texts, text_encoder
-        if 'text' not in df: raise MedvisionError("data.text is 'embeddings' but the table has no text column; set data.text: null")
-        cache = Path(cfg.experiment.output_dir)/'text_cache.npz'
-        enc = text_encoder(cfg.text.encoder, max_length=cfg.text.max_length)
-        with main_process_first():   # one process writes the cache, the others read it
-            if not rank_distrib(): cache.parent.mkdir(parents=True, exist_ok=True)
-            df = df.copy(); df['text_emb'] = list(embed_texts(df.text.fillna(''), enc, cache=cache))
-        kw['text_emb'] = 'text_emb'
+        df = with_text_emb(cfg, df)
+        kw.update(text_emb='text_emb', embedder={'name': cfg.text.encoder, 'max_length': cfg.text.max_length})   # in the spec, so new texts are embedded alike
     elif d.text == 'tokens':
         from medvision.backbones import text_encoder
         kw['tokenizer'] = text_encoder(cfg.text.encoder, max_length=cfg.text.max_length, trainable=cfg.text.trainable)
-    dls = medvision_dataloaders(df, list(d.tasks), img_size=image_size or d.image_size, bs=batch_size or cfg.training.batch_size,
+    return medvision_dataloaders(df, list(d.tasks), img_size=image_size or d.image_size, bs=batch_size or cfg.training.batch_size,
                                  text=d.text, tabular=list(d.tabular) or None, weighted=d.weighted, aug=a.preset,
-                                 normalize=d.normalize, num_workers=d.num_workers, n_ch=d.channels, cache=d.cache,
+                                 normalize=d.normalize, arch=arch or cfg.vision.arch, num_workers=d.num_workers, n_ch=d.channels, cache=d.cache,
+                                 intensity=d.intensity, window=d.window,
                                  class_aug=list(a.class_aug) or None, valid_split=valid_split, seed=cfg.experiment.seed,
                                  device=get_device(cfg.experiment.device), **kw)
-    if d.text == 'embeddings': dls.embedder = {'name': cfg.text.encoder, 'max_length': cfg.text.max_length}   # recorded in checkpoints, so `predict` embeds new texts alike
-    return dls
 
 # %% ../nbs/09a_run.ipynb #100f6d6f
 def _opt_func(name:str):
@@ -282,27 +287,40 @@ def _threshold(cfg:RunConfig, learn, dls) -> float:
     if (p.ndim == 2 and p.shape[1] != 2): raise MedvisionError(f"evaluate.threshold: {th!r} needs a binary first task; '{dls.tasks[0]}' has {p.shape[1]} classes")
     return float(select_threshold(y, p, crit))
 
-def report(cfg:RunConfig, learn, df:pd.DataFrame, run:Path, name:str=None):
-    "Evaluate `learn` on `evaluate.split`, with the threshold chosen on validation; writes `run/report` and `run/metrics.json`"
-    th = _threshold(cfg, learn, learn.dls)
+def keep_threshold(cfg:RunConfig, learn, th:float) -> None:
+    "Record the threshold `evaluate.threshold` gave the first task (when it has two classes) in the learner's input spec: the final checkpoint carries it, and `predict` applies it"
+    t = learn.dls.tasks[0]
+    if cfg.evaluate.threshold is not None and len(learn.dls.vocabs[t]) == 2: learn.dls.spec.thresholds[t] = float(th)
+
+def split_rows(df:pd.DataFrame, split:str) -> pd.DataFrame:
+    "The rows of `split` in `df`, naming the splits there are when there is none"
+    rows = df[df.split == split]
+    if rows.empty: raise MedvisionError(f"evaluate.split: the table has no '{split}' rows (it has {', '.join(sorted(df.split.unique()))}); set evaluate.split to one of them")
+    return rows.reset_index(drop=True)
+
+def report(cfg:RunConfig, learn, df:pd.DataFrame, run:Path, name:str=None, threshold:float=None):
+    "Evaluate `learn` on the `evaluate.split` rows of `df`, preprocessed by its input spec, at `threshold` (default: `evaluate.threshold`, chosen on validation); writes `run/report` and `run/metrics.json`"
+    th = _threshold(cfg, learn, learn.dls) if threshold is None else threshold
     e = cfg.evaluate
-    dl = build_dls(cfg, df, valid_split=e.split, image_size=learn.dls.img_size, batch_size=learn.dls.bs).valid if e.split != 'valid' else learn.dls.valid
+    dl = learn.dls.valid if e.split == 'valid' else learn.dls.test_dl(split_rows(df, e.split), with_labels=True, bs=learn.dls.bs)
     rep = evaluate(learn, dl, out=run/'report', subgroups=list(e.subgroups), threshold=th, tta=e.tta, cams=e.cams, name=name or learn.arch)
     (run/'metrics.json').write_text(json.dumps({'split': e.split, 'threshold': th, 'model': rep.name, 'world_size': world_size(),
                                                 'tasks': rep.metrics.to_dict(orient='records')}, indent=1, default=float))
     return rep
 
 def fit_and_report(cfg:RunConfig, df:pd.DataFrame, dls, run:Path, epochs:int=None, **kwargs) -> tuple:
-    "`build_learner` (with `kwargs`), `fit`, the final checkpoint and the report, in `run`; returns `(learner, report)` (the report is None outside the main process)"
+    "`build_learner` (with `kwargs`), `fit`, the threshold, the final checkpoint and the report, in `run`; returns `(learner, report)` (the report is None outside the main process)"
     if not rank_distrib(): run.mkdir(parents=True, exist_ok=True)
+    dls.spec.thresholds.clear()   # DataLoaders shared by several models (distill, vision.models): each chooses its own
     learn = build_learner(cfg, dls, run, **kwargs)
     fit(cfg, learn, epochs)
     if rank_distrib(): return learn, None
+    th = _threshold(cfg, learn, learn.dls); keep_threshold(cfg, learn, th)
     save_checkpoint(learn, run/'models'/'final', with_opt=False, world_size=world_size())
-    return learn, report(cfg, learn, df, run)
+    return learn, report(cfg, learn, df, run, threshold=th)
 
 def _models_table(cfg:RunConfig, df:pd.DataFrame, run:Path) -> tuple:
-    "Each backbone of `vision.models` trained in its own sub-folder; `compare.csv` ranks them"
+    "Each backbone of `vision.models` trained in its own sub-folder, with its own statistics and size; `compare.csv` ranks them"
     rows, learners = [], {}
     for spec in cfg.vision.models:
         if not isinstance(spec, dict) or 'arch' not in spec: raise MedvisionError(f"vision.models: each entry needs an 'arch' ({spec})")
@@ -311,9 +329,9 @@ def _models_table(cfg:RunConfig, df:pd.DataFrame, run:Path) -> tuple:
         if not rank_distrib(): sub.mkdir()
         seed_everything(cfg.experiment.seed)
         c = as_config(cfg, {'training.lr': float(spec['lr'])}) if spec.get('lr') else cfg
-        dls = build_dls(c, df, image_size=spec.get('image_size'), batch_size=spec.get('batch_size'))
+        dls = build_dls(c, df, image_size=spec.get('image_size'), batch_size=spec.get('batch_size'), arch=spec['arch'])
         learners[spec['arch']], rep = fit_and_report(c, df, dls, sub, arch=spec['arch'])
-        if rep is not None: rows.append({'model': spec['arch'], 'image_size': dls.img_size, **rep.metrics.iloc[0].drop(['task', 'n']).to_dict()})
+        if rep is not None: rows.append({'model': spec['arch'], 'image_size': 'x'.join(map(str, dls.spec.image_size)), **rep.metrics.iloc[0].drop(['task', 'n']).to_dict()})
     if rank_distrib(): return None, learners[cfg.vision.models[0]['arch']]
     if cfg.evaluate.metric not in rows[0]: raise MedvisionError(f"evaluate.metric: {cfg.evaluate.metric!r} is not in the reports ({', '.join(list(rows[0])[2:])})")
     table = pd.DataFrame(rows).sort_values(cfg.evaluate.metric, ascending=lower_is_better(cfg.evaluate.metric))
@@ -331,6 +349,7 @@ def train(cfg, # a YAML path, a `RunConfig` or a dict of sections
     with run_log(run/'run.log'):
         t0 = time.time(); seed_everything(cfg.experiment.seed)
         with main_process_first(): df = build_table(cfg)   # a reader that writes files (synthetic) writes them once
+        df = with_text_emb(cfg, df)
         print(f"medvision train: {len(df)} rows ({', '.join(f'{k} {v}' for k, v in df.split.value_counts().items())}), tasks {list(cfg.data.tasks)}; run folder {run}")
         if cfg.vision.models:
             table, learn = _models_table(cfg, df, run)
@@ -344,19 +363,12 @@ def train(cfg, # a YAML path, a `RunConfig` or a dict of sections
 
 # %% ../nbs/09a_run.ipynb #88d48a8f
 def embed(cfg:RunConfig, checkpoint, run:Path, df:pd.DataFrame=None, learn=None) -> dict:
-    "Embeddings of the train and test rows with the model of `checkpoint`, and the GBDT ensemble when `embed.gbdt`"
-    from fastai.data.core import TfmdDL
-    from medvision.embeddings import extract_embeddings, gbdt_ensemble, row_ids
+    "Embeddings of the train, valid and test rows with the model of `checkpoint` (preprocessed by its spec), and the GBDT ensemble when `embed.gbdt`"
+    from medvision.embeddings import extract_embeddings, gbdt_ensemble
     df = df if df is not None else build_table(cfg)
-    if learn is None: learn = learner_from_checkpoint(checkpoint, build_dls(cfg, df))
-    sets = {'train': (learn.dls.train, learn.dls.table), 'valid': (learn.dls.valid, learn.dls.table)}
-    if (df.split == 'test').any():
-        tdl = build_dls(cfg, df, valid_split='test', image_size=learn.dls.img_size).valid; sets['test'] = (tdl, tdl.table)
-    embs = {}
-    for s, (dl, table) in sets.items():   # every row once, in order, without augmentation (split_idx 1), with all the model's inputs
-        plain = TfmdDL(dl.dataset, bs=64, shuffle=False, drop_last=False, after_item=dl.after_item, after_batch=dl.after_batch, device=dl.device, do_setup=False)
-        with plain.dataset.set_split_idx(1):
-            embs[s] = extract_embeddings(learn, plain, ids=row_ids(table.iloc[list(dl.items)]), path=run/f'embeddings_{s}.npz')
+    if learn is None: learn = learner_from_checkpoint(checkpoint, table=df)
+    embs = {s: extract_embeddings(learn, df[df.split == s].reset_index(drop=True), path=run/f'embeddings_{s}.npz')   # every row once, in order, unaugmented
+            for s in ('train', 'valid', 'test') if (df.split == s).any()}
     out = {s: len(e) for s, e in embs.items()}
     if cfg.embed.gbdt:
         rows = df[df.split.isin(['train', 'valid'])].reset_index(drop=True)
@@ -371,10 +383,13 @@ def embed(cfg:RunConfig, checkpoint, run:Path, df:pd.DataFrame=None, learn=None)
 
 # %% ../nbs/09a_run.ipynb #e2fb3cc4
 def _input_table(inp) -> pd.DataFrame:
+    "The rows to predict: every image file (DICOM too) under folder `inp`, or CSV `inp` with an `image` column (relative paths from the CSV's folder) and the model's other inputs"
     p = Path(inp)
     if p.is_dir():
-        files = sorted(f for f in p.rglob('*') if f.suffix.lower() in IMAGE_EXTS)
+        fs = sorted(f for f in p.rglob('*') if f.is_file() and not f.name.startswith('.'))
+        files = [f for f in fs if f.suffix.lower() in IMAGE_EXTS]
         if not files: raise MedvisionError(f"--input {p}: no images ({', '.join(sorted(IMAGE_EXTS))}) in this folder")
+        if len(files) < len(fs): print(f"medvision predict: {len(fs) - len(files)} file(s) in {p} are not images ({', '.join(sorted(IMAGE_EXTS))}) and are not predicted, e.g. {fs[[f in files for f in fs].index(False)]}", file=sys.stderr)
         return pd.DataFrame({'image': [str(f) for f in files]})
     if p.suffix.lower() == '.csv' and p.exists():
         t = pd.read_csv(p)
@@ -383,41 +398,27 @@ def _input_table(inp) -> pd.DataFrame:
         return t
     raise MedvisionError(f"--input {p}: give a folder of images or a .csv file with an 'image' column")
 
-def _image_batch(paths, size:int, channels:int, stats) -> torch.Tensor:
-    "Images decoded and squished as the training DataLoaders do (`read_image` with `size`), scaled and normalised"
-    x = torch.stack([torch.from_numpy(read_image(f, n_ch=channels, draft=size, size=size)).permute(2, 0, 1) for f in paths]).float() / 255
-    if stats: x = (x - torch.tensor(stats[0]).view(1, -1, 1, 1)) / torch.tensor(stats[1]).view(1, -1, 1, 1)
-    return x
-
-def predict_files(checkpoint, inp, bs:int=64) -> pd.DataFrame:
-    "Predictions of the model in `checkpoint` for the images of folder or CSV `inp`"
-    from fastprogress.fastprogress import progress_bar
-    model, meta = model_from_checkpoint(checkpoint)
-    inp_meta = meta['inputs']
-    if inp_meta['tabular']: raise MedvisionError(f"checkpoint {checkpoint}: the model takes tabular inputs ({', '.join(inp_meta['tabular'][:5])}); predict them with evaluate on DataLoaders built from the training table")
+def predict_files(checkpoint, # a medvision checkpoint
+                  inp, # a folder of images, or a CSV with `image` and the model's other inputs (text, tabular columns)
+                  bs:int=64,
+                  threshold:float=None, # decision threshold of the two-class tasks (default: the one the checkpoint's spec records, else the most probable class)
+                  proba:bool=False, # also each class's probability
+                 ) -> pd.DataFrame:
+    "Predictions of the model in `checkpoint` for the rows of `inp`: its spec's preprocessing (`dls.test_dl`) and fastai's `get_preds`"
+    spec = checkpoint_spec(checkpoint)
+    if threshold is not None and not any(len(v) == 2 for v in spec.vocabs.values()):
+        raise MedvisionError(f"--threshold: it applies to two-class tasks; the tasks of {checkpoint_stem(checkpoint).name} have {', '.join(f'{t}: {len(v)} classes' for t, v in spec.vocabs.items())}")
     t = _input_table(inp)
-    txt = None
-    if inp_meta['text'] is not None:
-        if 'text' not in t: raise MedvisionError(f"--input {inp}: this model takes text; give a CSV with 'image' and 'text' columns")
-        if inp_meta['text'] == 'tokens': txt = model.text.tokenize(t.text.fillna(''))
-        else:
-            from medvision.backbones import embed_texts, text_encoder
-            e = inp_meta.get('embedder')
-            if not e: raise MedvisionError(f"checkpoint {checkpoint}: it does not record which encoder made its text embeddings; evaluate it on DataLoaders instead")
-            txt = torch.as_tensor(embed_texts(t.text.fillna(''), text_encoder(e['name'], max_length=e['max_length']), progress=False))
-    out = {k: [] for k in meta['tasks']}
-    with torch.no_grad():
-        for i in progress_bar(range(0, len(t), bs), leave=False):
-            xb = [_image_batch(t.image.iloc[i:i + bs], inp_meta['image_size'], inp_meta['channels'], inp_meta['stats'])]
-            if txt is not None: xb.append(txt[i:i + bs])
-            o = model(*xb)
-            for k in meta['tasks']: out[k].append(task_probs(o[f'logits_{k}']))
-    res = t[['image']].copy()
-    for k in meta['tasks']:
-        p, names = torch.cat(out[k]).numpy(), meta['vocabs'][k]
-        if p.ndim == 1: p = np.stack([1 - p, p], 1)
-        res[f'{k}_pred'] = [names[j] for j in p.argmax(1)]
-        for j, n in enumerate(names): res[f'{k}_prob_{n}'] = p[:, j]
+    learn = learner_from_checkpoint(checkpoint, table=t)
+    ps = learn.get_preds(dl=learn.dls.test_dl(t, bs=bs))[0]
+    res = pd.DataFrame({'image': t.image})
+    for task, p in zip(spec.tasks, ps if isinstance(ps, tuple) else (ps,)):
+        p, names = p.numpy(), spec.vocabs[task]
+        th = threshold if threshold is not None else spec.thresholds.get(task)
+        pred = (p[:, 1] >= th).astype(int) if th is not None and p.shape[1] == 2 else p.argmax(1)
+        res[f'{task}_pred'] = [names[j] for j in pred]
+        if proba:
+            for j, n in enumerate(names): res[f'{task}_prob_{n}'] = p[:, j]
     return res
 
 # %% ../nbs/09a_run.ipynb #2c5c0df7
@@ -428,29 +429,31 @@ class _TupleOut(torch.nn.Module):
         o = self.model(*xb)
         return tuple(o[f'logits_{t}'] for t in self.tasks)
 
-def _example_inputs(meta) -> tuple:
-    inp = meta['inputs']; s = inp['image_size'] or 224
-    xs = [torch.randn(2, inp['channels'], s, s)]
-    if inp['text'] == 'embeddings': xs.append(torch.randn(2, inp['text_dim']))
-    elif inp['text'] == 'tokens': xs.append(torch.ones(2, 2, 16, dtype=torch.long))
-    if inp['tabular']: xs.append(torch.randn(2, len(inp['tabular'])))
+def _example_inputs(spec) -> tuple:
+    "Random inputs of the shapes `spec` describes, two rows"
+    xs = [torch.randn(2, spec.channels, *spec.image_size)]
+    if spec.text == 'embeddings': xs.append(torch.randn(2, spec.text_dim))
+    elif spec.text == 'tokens': xs.append(torch.ones(2, 2, 16, dtype=torch.long))
+    if spec.tabular: xs.append(torch.randn(2, spec.n_tab))
     return tuple(xs)
 
 def export_model(checkpoint, fmt:str='onnx', output=None) -> Path:
-    "Write the model of `checkpoint` as `fmt` ('onnx' or 'torchscript') to `output`; returns the path"
+    "Write the model of `checkpoint` as `fmt` ('onnx' or 'torchscript') to `output`, its input spec beside it (`<output>.json`); returns the path"
     if fmt not in ('onnx', 'torchscript'): raise MedvisionError(f"--format {fmt}: use onnx or torchscript")
     model, meta = model_from_checkpoint(checkpoint)
-    m, xs = _TupleOut(model, meta['tasks']).eval(), _example_inputs(meta)
+    spec = checkpoint_spec(checkpoint)
+    m, xs = _TupleOut(model, spec.tasks).eval(), _example_inputs(spec)
     output = Path(output or str(checkpoint_stem(checkpoint)) + ('.onnx' if fmt == 'onnx' else '.pt'))
-    names = ['image'] + (['text'] if meta['inputs']['text'] else []) + (['tabular'] if meta['inputs']['tabular'] else [])
+    names = ['image'] + (['text'] if spec.text else []) + (['tabular'] if spec.tabular else [])
+    outs = [f'logits_{t}' for t in spec.tasks]
     if fmt == 'onnx':
         try: import onnx  # noqa: F401
         except ImportError: raise MedvisionError("ONNX export needs the onnx package: pip install 'medvision-fastai[export]'") from None
-        torch.onnx.export(m, xs, str(output), input_names=names, output_names=[f'logits_{t}' for t in meta['tasks']],
-                          dynamic_axes={n: {0: 'batch'} for n in names + [f'logits_{t}' for t in meta['tasks']]}, dynamo=False)
+        torch.onnx.export(m, xs, str(output), input_names=names, output_names=outs,
+                          dynamic_axes={n: {0: 'batch'} for n in names + outs}, dynamo=False)
     else:
         with torch.no_grad(): torch.jit.save(torch.jit.trace(m, xs), str(output))
-    (output.with_name(output.name + '.json')).write_text(json.dumps({'inputs': meta['inputs'], 'tasks': meta['tasks'], 'vocabs': meta['vocabs'], 'input_names': names}, indent=1))
+    (output.with_name(output.name + '.json')).write_text(json.dumps({'spec': spec.to_dict(), 'input_names': names, 'output_names': outs}, indent=1))
     return output
 
 # %% ../nbs/09a_run.ipynb #b607a01e
@@ -522,7 +525,8 @@ def distill(cfg, # a YAML path, a `RunConfig` or a dict of sections
     with run_log(run/'run.log'):
         seed_everything(cfg.experiment.seed)
         with main_process_first(): df = build_table(cfg)
-        dls = build_dls(cfg, df)
+        df = with_text_emb(cfg, df)
+        dls = build_dls(cfg, df, arch=d.student_arch)   # one set of DataLoaders, normalised for the student (the model that is deployed)
         if d.teacher: learners = {'teacher': learner_from_checkpoint(d.teacher, dls)}
         else: learners = {'teacher': fit_and_report(cfg, df, dls, run/'teacher', epochs=d.teacher_epochs, arch=d.teacher_arch, fusion=d.teacher_fusion)[0]}
         teacher = bare(learners['teacher'].model)
@@ -542,18 +546,22 @@ def distill(cfg, # a YAML path, a `RunConfig` or a dict of sections
 
 # %% ../nbs/09a_run.ipynb #04bd6e31
 def evaluate_checkpoint(cfg, checkpoint, out:Path):
-    "The report of `checkpoint` on `cfg`'s data (threshold chosen on validation when `evaluate.threshold` names a criterion)"
+    "The report of `checkpoint` on `cfg`'s data, preprocessed by the checkpoint's own spec (threshold chosen on validation when `evaluate.threshold` names a criterion)"
     cfg = as_config(cfg)
     df = build_table(cfg)
-    learn = learner_from_checkpoint(checkpoint, build_dls(cfg, df))
+    learn = learner_from_checkpoint(checkpoint, table=df)
     return report(cfg, learn, df, Path(out), name=Path(str(checkpoint)).name)
 
 def compare_checkpoints(cfg, checkpoints:list, run:Path=None) -> pd.DataFrame:
-    "Evaluate `checkpoints` on the `evaluate.split` rows of `cfg`'s data; one table, best first"
+    "Evaluate `checkpoints` on the `evaluate.split` rows of `cfg`'s data, each preprocessed by its own spec (its size, statistics, inputs); one table, best first"
     cfg = as_config(cfg)
-    df = build_table(cfg)
-    dls = build_dls(cfg, df, valid_split=cfg.evaluate.split)
-    return compare([str(c) for c in checkpoints], dls, metric=cfg.evaluate.metric, out=run, cams=0)
+    rows = split_rows(build_table(cfg), cfg.evaluate.split).assign(split='valid')   # the rows evaluated, served as each learner's `valid`
+    stems = [checkpoint_stem(c) for c in checkpoints]
+    names = [s.name for s in stems]
+    if len(set(names)) < len(names): names = [f"{(s.parent.parent if s.parent.name == 'models' else s.parent).name}-{s.name}" for s in stems]   # e.g. two runs' `final`
+    if len(set(names)) < len(names): raise MedvisionError(f"compare: checkpoints {', '.join(map(str, checkpoints))} share names; give each once")
+    models = {n: learner_from_checkpoint(c, table=rows) for n, c in zip(names, checkpoints)}
+    return compare(models, metric=cfg.evaluate.metric, out=run, cams=0)
 
 _DATA_KEYS = ('experiment', 'data', 'text', 'augmentation.preset', 'training.batch_size', 'evaluate')
 COMMAND_KEYS = {   # what each command reads of a config (`distill` refuses the few keys it cannot use itself, `refuse_keys`)

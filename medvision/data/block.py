@@ -6,92 +6,144 @@ Docs: https://medvision-team.github.io/medvision/data.block.html.md"""
 
 # %% ../../nbs/01b_data.block.ipynb #04a9a895
 from __future__ import annotations
-import hashlib
+import hashlib, os
+from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from fastai.vision.all import (Datasets, PILImage, PILImageBW, TensorImage, TensorImageBW, IntToFloatTensor,
-                               Normalize, Categorize, Transform, imagenet_stats)
+                               Normalize, Categorize, Transform, imagenet_stats, TensorBase)
+from fastai.data.core import DataLoaders, TfmdDL, test_set
 from fastai.callback.data import WeightedDL
 from ..core import MedvisionError
-from .readers import read_image, need_cols
+from .readers import read_image, need_cols, H5_SEP
 from .splits import check_labels, check_leakage
 
 # %% auto #0
-__all__ = ['ImageReader', 'compute_stats', 'tabular_matrix', 'tokenize_texts', 'class_balance_weights', 'FastNormalize',
-           'medvision_dataloaders']
+__all__ = ['image_hw', 'ImageReader', 'compute_stats', 'TabularProcs', 'tabular_matrix', 'tokenize_texts',
+           'class_balance_weights', 'FastNormalize', 'InputSpec', 'MedvisionDataLoaders', 'medvision_dataloaders',
+           'TensorTokens', 'TensorTabular', 'TensorTextEmbedding', 'TrimTokens']
 
 # %% ../../nbs/01b_data.block.ipynb #4e395fd4
+def image_hw(size) -> tuple|None:
+    "`(height, width)` of an image size given as an int (square) or a `[height, width]` pair"
+    if size is None: return None
+    hw = (int(size), int(size)) if isinstance(size, (int, np.integer)) else tuple(int(s) for s in size)
+    if len(hw) != 2 or min(hw) < 1: raise MedvisionError(f"image size {size!r}: give a positive int or [height, width]")
+    return hw
+
 class ImageReader:
-    "Load image `i` of `srcs`: a fastai PIL image, or resized (squished) to `size`, optionally cached, a uint8 `TensorImage`"
-    def __init__(self, srcs, n_ch:int=3, size:int=None, cache:str=None, cache_dir=None):
+    "Load the image of a table row (or a path/array): a fastai PIL image, or squished to `size`, optionally cached, a uint8 `TensorImage`"
+    def __init__(self, n_ch:int=3, size=None, cache:str=None, cache_dir=None, intensity:str='auto', window=None):
         if cache not in (None, 'memory', 'disk'): raise MedvisionError(f"cache={cache!r}: use None, 'memory' or 'disk'")
         if cache and size is None: raise MedvisionError("an image cache needs the training `size` (it stores resized images)")
-        self.srcs,self.n_ch,self.size,self.cache = list(srcs),n_ch,size,cache
+        self.n_ch,self.size,self.cache,self.intensity,self.window = n_ch,image_hw(size),cache,intensity,window
         self.mem = {}
         self.cache_dir = Path(cache_dir or Path.home()/'.cache'/'medvision'/'images') if cache == 'disk' else None
         if self.cache_dir: self.cache_dir.mkdir(parents=True, exist_ok=True)
 
-    def _key(self, i):
-        s = self.srcs[i]
-        ident = hashlib.sha1(s.tobytes()).hexdigest() if isinstance(s, np.ndarray) else f"{s}:{Path(s.split('::')[0]).stat().st_mtime_ns}"
-        return hashlib.sha1(f"{ident}|{self.size}|{self.n_ch}".encode()).hexdigest()
+    def _key(self, s) -> str:
+        "Cache key of source `s`: its path and modification time (or an array's shape, dtype and bytes), the size, channels and intensity rule"
+        ident = f"{s.shape}:{s.dtype}:{hashlib.sha1(s.tobytes()).hexdigest()}" if isinstance(s, np.ndarray) else f"{s}:{Path(str(s).split(H5_SEP)[0]).stat().st_mtime_ns}"
+        return hashlib.sha1(f"{ident}|{self.size}|{self.n_ch}|{self.intensity}|{self.window}".encode()).hexdigest()
 
-    def _load(self, i) -> np.ndarray:
-        a = read_image(self.srcs[i], n_ch=self.n_ch, draft=self.size, size=self.size)   # JPEGs decoded at the smallest scale >= size, then squished
+    def _load(self, s) -> np.ndarray:
+        a = read_image(s, n_ch=self.n_ch, draft=max(self.size) if self.size else None, size=self.size, intensity=self.intensity, window=self.window)
         return a if self.size is None or self.n_ch == 3 else a[..., 0]
 
-    def array(self, i) -> np.ndarray:
-        "Decoded (resized, cached) uint8 array of image `i`"
+    def array(self, s) -> np.ndarray:
+        "Decoded (resized, cached) uint8 array of source `s` (a table row, a path or an array)"
+        if isinstance(s, pd.Series): s = s['image']
+        if self.cache is None: return self._load(s)
+        k = self._key(s)
         if self.cache == 'memory':
-            if i not in self.mem: self.mem[i] = self._load(i)
-            return self.mem[i]
-        if self.cache == 'disk':
-            f = self.cache_dir/f"{self._key(i)}.npy"
-            if f.exists(): return np.load(f)
-            a = self._load(i)
-            tmp = f.with_suffix(f'.{i}.tmp.npy'); np.save(tmp, a); tmp.replace(f)
-            return a
-        return self._load(i)
+            if k not in self.mem: self.mem[k] = self._load(s)
+            return self.mem[k]
+        f = self.cache_dir/f"{k}.npy"
+        if f.exists(): return np.load(f)
+        a = self._load(s)
+        tmp = f.with_suffix(f'.{os.getpid()}.tmp.npy'); np.save(tmp, a); tmp.replace(f)
+        return a
 
-    def __call__(self, i):
-        a = self.array(i)
+    def __call__(self, s):
+        a = self.array(s)
         if self.size is not None:   # already at the training size: straight to a uint8 tensor image (fastai's ToTensor passes it on)
-            t = torch.from_numpy(np.ascontiguousarray(a.reshape(a.shape[0], a.shape[1], -1))).permute(2, 0, 1)
+            a = np.ascontiguousarray(a.reshape(a.shape[0], a.shape[1], -1))
+            t = torch.from_numpy(a if a.flags.writeable else a.copy()).permute(2, 0, 1)
             return TensorImage(t) if self.n_ch == 3 else TensorImageBW(t)
         return PILImage.create(a) if self.n_ch == 3 else PILImageBW.create(a.reshape(a.shape[:2]))
 
 # %% ../../nbs/01b_data.block.ipynb #6a098b11
-def compute_stats(df:pd.DataFrame, img_size:int, n_ch:int=3, max_images:int=2000, seed:int=0) -> tuple:
+def compute_stats(df:pd.DataFrame, img_size, n_ch:int=3, max_images:int=2000, seed:int=0, intensity:str='auto', window=None) -> tuple:
     "Per-channel `(mean, std)` in [0, 1] of up to `max_images` training images of `df`, resized to `img_size`"
     t = df[df.split == 'train'] if (df.split == 'train').any() else df
     if len(t) > max_images: t = t.sample(max_images, random_state=seed)
-    g = ImageReader(t.image, n_ch=n_ch, size=img_size)
+    g = ImageReader(n_ch=n_ch, size=img_size, intensity=intensity, window=window)
     s = np.zeros(n_ch); s2 = np.zeros(n_ch); n = 0
-    for i in range(len(t)):
-        a = g.array(i).reshape(-1, n_ch).astype(np.float64) / 255
+    for src in t.image:
+        a = g.array(src).reshape(-1, n_ch).astype(np.float64) / 255
         s += a.sum(0); s2 += (a**2).sum(0); n += len(a)
     mean = s / n
     return mean.tolist(), np.sqrt(np.maximum(s2/n - mean**2, 0)).tolist()
 
 # %% ../../nbs/01b_data.block.ipynb #58d679ea
+class TabularProcs:
+    "fastai's tabular processing (`FillMissing`, `Categorify`, `Normalize`) fitted on the training rows, kept as plain values: a checkpoint stores it and new rows are encoded without the training table"
+    def __init__(self, conts:dict, cats:dict, na:list):
+        self.conts,self.cats,self.na = conts,cats,list(na)   # cont column -> {fill, mean, std}; cat column -> classes; columns with an `_na` flag
+
+    @classmethod
+    def fit(cls, train:pd.DataFrame, cols:list):
+        "Fit on the training rows `train` of columns `cols`, with fastai's `TabularPandas`"
+        from fastai.tabular.core import TabularPandas, Categorify, FillMissing, Normalize as TabNormalize
+        need_cols(train, cols, 'tabular: ')
+        t = train[list(cols)].reset_index(drop=True).copy()
+        cats = [c for c in cols if not pd.api.types.is_numeric_dtype(t[c])]
+        conts = [c for c in cols if c not in cats]
+        for c in cats: t[c] = t[c].astype(str).where(t[c].notna(), None)
+        to = TabularPandas(t, procs=[Categorify, FillMissing, TabNormalize], cat_names=list(cats), cont_names=list(conts), do_setup=True)   # copies: FillMissing appends its `_na` columns to fastai's list
+        na = to.procs.fill_missing.na_dict
+        norm = to.procs.normalize
+        fill = {c: float(na[c]) if c in na else float(t[c].median()) for c in conts}   # a column with no gap in training is filled with its median
+        return cls({c: {'fill': fill[c], 'mean': float(norm.means[c]), 'std': float(norm.stds[c])} for c in conts},
+                   {c: [str(v) for v in to.classes[c]] for c in cats}, [c for c in conts if c in na])
+
+    @property
+    def names(self) -> list:
+        "Feature names, in the order of `encode`'s columns"
+        return [*self.conts, *(f"{c}={v}" for c, voc in self.cats.items() for v in voc), *(f"{c}_na={v}" for c in self.na for v in ('#na#', 'False', 'True'))]
+
+    @property
+    def columns(self) -> list: return [*self.conts, *self.cats]
+
+    def encode_row(self, row) -> np.ndarray:
+        "Feature vector of one row (a mapping of column -> value): filled and standardised numbers, one-hot categories (unknown: `#na#`), missing-value flags"
+        out = []
+        for c, p in self.conts.items():
+            v = row[c]; v = p['fill'] if v is None or v != v else float(v)
+            out.append((v - p['mean']) / p['std'])
+        for c, voc in self.cats.items():
+            v = row[c]; k = voc.index(str(v)) if v is not None and v == v and str(v) in voc else 0
+            out += [1. if i == k else 0. for i in range(len(voc))]
+        for c in self.na:
+            miss = row[c] is None or row[c] != row[c]
+            out += [0., 0., 1.] if miss else [0., 1., 0.]
+        return np.array(out, dtype=np.float32)
+
+    def encode(self, df:pd.DataFrame) -> np.ndarray:
+        "Feature matrix of the rows of `df`"
+        need_cols(df, self.columns, 'tabular: ')
+        cols = self.columns
+        return np.stack([self.encode_row(dict(zip(cols, r))) for r in df[cols].itertuples(index=False)]) if len(df) else np.zeros((0, len(self.names)), np.float32)
+
+    def to_dict(self) -> dict: return {'conts': self.conts, 'cats': self.cats, 'na': self.na}
+    @classmethod
+    def from_dict(cls, d:dict): return cls(d['conts'], d['cats'], d['na'])
+    def __repr__(self): return f"TabularProcs({len(self.conts)} numeric, {len(self.cats)} categorical -> {len(self.names)} features)"
+
 def tabular_matrix(df:pd.DataFrame, cols:list, train_idx) -> tuple[np.ndarray, list]:
-    "Float matrix (rows of `df`) of tabular `cols` processed with fastai's procs fitted on `train_idx`, and its feature names"
-    from fastai.tabular.core import TabularPandas, Categorify, FillMissing, Normalize as TabNormalize
-    need_cols(df, cols, 'tabular: ')
-    t = df[cols].reset_index(drop=True).copy()
-    cats = [c for c in cols if not pd.api.types.is_numeric_dtype(t[c])]
-    conts = [c for c in cols if c not in cats]
-    for c in cats: t[c] = t[c].astype(str).where(t[c].notna(), None)
-    valid_idx = [i for i in range(len(t)) if i not in set(train_idx)]
-    to = TabularPandas(t, procs=[Categorify, FillMissing, TabNormalize], cat_names=cats, cont_names=conts,
-                       splits=(list(train_idx), valid_idx), do_setup=True)
-    full = to.new(t); full.process()
-    parts,names = [full.conts.values.astype(np.float32)],list(to.cont_names)
-    for c in to.cat_names:
-        voc = to.classes[c]
-        parts.append(np.eye(len(voc), dtype=np.float32)[full.cats[c].values])
-        names += [f"{c}={v}" for v in voc]
-    return np.concatenate(parts, axis=1), names
+    "Float matrix (rows of `df`) of tabular `cols` processed as fitted on the rows `train_idx`, and its feature names"
+    procs = TabularProcs.fit(df.iloc[list(train_idx)], cols)
+    return procs.encode(df), procs.names
 
 # %% ../../nbs/01b_data.block.ipynb #44be8627
 def tokenize_texts(texts, tokenizer, max_length:int=256, empty=None) -> torch.Tensor:
@@ -114,14 +166,20 @@ def _check_table(df:pd.DataFrame, tasks:list, valid_split:str='valid'):
     if 'group' in df: check_leakage(df, content=False, raise_on_leak=True)
 
 # %% ../../nbs/01b_data.block.ipynb #b99891df
-def _stats(normalize, df, img_size, n_ch):
-    "Mean and std for `normalize`: 'imagenet', 'dataset', a `(mean, std)` pair, or None"
-    if normalize is None: return None
-    if isinstance(normalize, (tuple, list)) and len(normalize) == 2: return normalize
+def _stats(normalize, df, img_size, n_ch, arch=None, intensity='auto', window=None) -> tuple:
+    "`((mean, std) or None, source)` for `normalize`: 'model' (timm's data config of `arch`), 'imagenet', 'dataset', a `(mean, std)` pair, or None"
+    if normalize is None: return None, None
+    if isinstance(normalize, (tuple, list)) and len(normalize) == 2: return (list(normalize[0]), list(normalize[1])), 'given'
+    if normalize == 'model':
+        if not isinstance(arch, str): raise MedvisionError("normalize='model' takes the statistics of the backbone: pass arch= its timm name, or normalize='imagenet' / 'dataset'")
+        from medvision.backbones import model_data_config
+        c = model_data_config(arch, n_ch)
+        return (c['mean'], c['std']), 'model'
     if normalize == 'imagenet': m,s = imagenet_stats
-    elif normalize == 'dataset': m,s = compute_stats(df, img_size, n_ch)
-    else: raise MedvisionError(f"normalize={normalize!r}: use 'imagenet', 'dataset' or a (mean, std) pair")
-    return ([float(np.mean(m))], [float(np.mean(s))]) if n_ch == 1 and len(m) == 3 else (m, s)
+    elif normalize == 'dataset': m,s = compute_stats(df, img_size, n_ch, intensity=intensity, window=window)
+    else: raise MedvisionError(f"normalize={normalize!r}: use 'model', 'imagenet', 'dataset' or a (mean, std) pair")
+    st = ([float(np.mean(m))], [float(np.mean(s))]) if n_ch == 1 and len(m) == 3 else (list(m), list(s))
+    return st, normalize
 
 # %% ../../nbs/01b_data.block.ipynb #4ce6b49a
 def class_balance_weights(labels) -> np.ndarray:
@@ -134,85 +192,228 @@ class FastNormalize(Normalize):
     "fastai's `Normalize`, encoding with one temporary: `(x - mean) * (1 / std)`"
     def encodes(self, x:TensorImage): return x.sub(self.mean).mul_(1 / self.std)
 
+# %% ../../nbs/01b_data.block.ipynb #a1c0f002
+@dataclass
+class InputSpec:
+    "What a trained model needs of its inputs: made with the DataLoaders (`dls.spec`), stored in every checkpoint, and all that is needed to preprocess new data for it"
+    tasks: list                         # target columns, in the order of the model's heads
+    vocabs: dict                        # task -> class names (the training split's, sorted)
+    image_size: tuple = (224, 224)      # (height, width) every image is squished to
+    channels: int = 3                   # 3 (RGB) or 1 (grey)
+    intensity: str = 'auto'             # `read_image`'s rule for high-bit-depth and DICOM images
+    window: list|str|None = None        # DICOM window: [centre, width] or a preset name (None: the file's own)
+    mean: list|None = None              # normalisation (None: none)
+    std: list|None = None
+    normalize: str|None = None          # where mean and std come from: 'model' (timm's config of `arch`), 'dataset', 'imagenet', 'given'
+    arch: str|None = None               # the backbone whose statistics `normalize='model'` took
+    text: str|None = None               # None, 'tokens' or 'embeddings'
+    text_encoder: dict|None = None      # tokens: the encoder (name, pooling, max_length, instruction, trainable)
+    embedder: dict|None = None          # embeddings: the encoder that made them (name, max_length)
+    text_dim: int|None = None           # embeddings: their width
+    tabular: dict|None = None           # `TabularProcs.to_dict()`: the columns and their fitted processing
+    outputs: dict = field(default_factory=dict)     # task -> 'softmax' or 'logit' (one logit: binary losses); set by the learner
+    thresholds: dict = field(default_factory=dict)  # binary task -> decision threshold, once one is chosen
+
+    def __post_init__(self): self.image_size = image_hw(self.image_size)
+
+    @property
+    def procs(self) -> TabularProcs|None: return TabularProcs.from_dict(self.tabular) if self.tabular else None
+    @property
+    def n_tab(self) -> int: return len(self.procs.names) if self.tabular else 0
+
+    def to_dict(self) -> dict:
+        d = asdict(self); d['image_size'] = list(self.image_size)
+        return d
+
+    @classmethod
+    def from_dict(cls, d:dict):
+        "The spec of `d` (a checkpoint's `spec`), naming what is missing"
+        if not isinstance(d, dict) or 'tasks' not in d: raise MedvisionError(f"not an input spec (it has no 'tasks'): {str(d)[:80]}")
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def columns(self, with_labels:bool=False) -> list:
+        "The table columns a prediction needs (and, `with_labels`, the task columns)"
+        return ['image', *(['text'] if self.text else []), *(self.procs.columns if self.tabular else []), *(self.tasks if with_labels else [])]
+
+    def item_tfms(self, with_labels:bool=True, cache=None, cache_dir=None, text_encoder=None) -> list:
+        "One transform pipeline per input (image, text, tabular) and, `with_labels`, per task: each takes a table row"
+        tfms = [[ImageReader(self.channels, self.image_size, cache, cache_dir, self.intensity, self.window)]]
+        if self.text == 'tokens':
+            if text_encoder is None: raise MedvisionError("this spec takes text tokens: pass the `text_encoder` they are made with")
+            tfms.append([_Tokens(text_encoder)])
+        elif self.text == 'embeddings': tfms.append([_Embedding(self.text_dim)])
+        if self.tabular: tfms.append([_Tabular(self.procs)])
+        if with_labels: tfms += [[_Column(t), Categorize(vocab=self.vocabs[t], sort=False)] for t in self.tasks]
+        return tfms
+
+    def batch_tfms(self, augs:list=None) -> list:
+        "Batch transforms: bytes to floats, `augs`, normalisation, and token padding trimmed to the batch's longest text"
+        return [IntToFloatTensor(), *(augs or []), *([FastNormalize.from_stats(self.mean, self.std)] if self.mean is not None else []),
+                *([TrimTokens()] if self.text == 'tokens' else [])]
+
+    def table(self, items, with_labels:bool=False, where:str='') -> pd.DataFrame:
+        "`items` (a table, a list of image files or arrays, one file) as a table with the columns this spec needs"
+        if isinstance(items, pd.DataFrame): t = items.reset_index(drop=True)
+        elif isinstance(items, pd.Series): t = items.to_frame().T.reset_index(drop=True)
+        else:
+            items = [items] if isinstance(items, (str, Path, np.ndarray, dict)) else list(items)
+            if items and isinstance(items[0], (pd.Series, dict)): t = pd.DataFrame([dict(o) for o in items])   # rows (fastai's `predict` passes `[row]`)
+            else: t = pd.DataFrame({'image': pd.Series([o if isinstance(o, np.ndarray) else str(o) for o in items], dtype=object)})
+        need_cols(t, self.columns(with_labels), where)
+        if self.text == 'embeddings' and 'text_emb' not in t:
+            if not self.embedder: raise MedvisionError(f"{where}this model takes text embeddings, and its spec does not record the encoder that made them: add a 'text_emb' column")
+            from medvision.backbones import embed_texts, text_encoder
+            t = t.copy(); t['text_emb'] = list(embed_texts(t.text.fillna(''), text_encoder(self.embedder['name'], max_length=self.embedder['max_length']), progress=False))
+        return t
+
+    def test_dl(self, items, bs:int=64, device=None, with_labels:bool=False, text_encoder=None, **kwargs):
+        "A DataLoader of `items` preprocessed as this spec says, without training data (e.g. from a checkpoint)"
+        t = self.table(items, with_labels)
+        ds = Datasets(t, self.item_tfms(with_labels, text_encoder=text_encoder), n_inp=1 + bool(self.text) + bool(self.tabular), split_idx=1)
+        return TfmdDL(ds, bs=bs, shuffle=False, drop_last=False, after_batch=self.batch_tfms(), device=device, **kwargs)
+
+    def dataloaders(self, table, valid_split:str='valid', bs:int=64, text_encoder=None, device=None, num_workers:int=0):
+        "`MedvisionDataLoaders` of the `train` and `valid_split` rows of `table` (or of all its rows, when it has no `split`), preprocessed as this spec says (nothing refitted, no augmentation); with targets when the table has the task columns"
+        t = self.table(table, where='dataloaders: ')
+        labels = all(c in t for c in self.tasks)
+        if 'split' in t and (t.split == valid_split).any():
+            t = t[t.split.isin(['train', valid_split])].reset_index(drop=True)
+            val = np.where(t.split == valid_split)[0].tolist(); trn = np.where(t.split == 'train')[0].tolist() or val
+        else: trn = val = list(range(len(t)))
+        if not len(t): raise MedvisionError(f"dataloaders: the table has no rows to serve (no '{valid_split}' split)")
+        ds = Datasets(t, self.item_tfms(labels, text_encoder=text_encoder), splits=(trn, val), n_inp=1 + bool(self.text) + bool(self.tabular))
+        dls = ds.dataloaders(bs=bs, after_batch=self.batch_tfms(), num_workers=num_workers, device=device, shuffle=False, drop_last=False)
+        return MedvisionDataLoaders(*dls.loaders, spec=self, text_encoder=text_encoder, device=dls.device)
+
+# %% ../../nbs/01b_data.block.ipynb #a1c0f003
+class MedvisionDataLoaders(DataLoaders):
+    "fastai `DataLoaders` whose items are sample-table rows, with the `InputSpec` of their inputs; `test_dl` takes a table or image files"
+    def __init__(self, *loaders, spec:InputSpec=None, text_encoder=None, path='.', device=None):
+        super().__init__(*loaders, path=path, device=device)
+        self.spec,self.text_encoder = spec,text_encoder
+
+    @property
+    def tasks(self) -> list: return self.spec.tasks
+    @property
+    def vocabs(self) -> dict: return self.spec.vocabs
+
+    def test_dl(self, test_items, rm_type_tfms=None, with_labels:bool=False, **kwargs):
+        "A DataLoader of `test_items` (a table, image files or arrays) through the validation transforms"
+        kwargs.pop('process', None)   # fastai's Interpretation passes it for tabular data
+        t = self.spec.table(test_items, with_labels, where='test_dl: ')
+        ds = test_set(self.valid_ds, t, rm_tfms=rm_type_tfms or 0, with_labels=with_labels)
+        ds.n_inp = self.n_inp   # fastai's `test_set` leaves the default (all but the last), wrong without labels
+        return self.valid.new(ds, **kwargs)
+
 # %% ../../nbs/01b_data.block.ipynb #61751d19
 def medvision_dataloaders(df:pd.DataFrame, # the sample table, with `train` and `valid` rows
                           tasks:str|list, # target column(s), one categorical target each
-                          img_size:int=224, bs:int=32,
+                          img_size=224, # image size: an int (square) or (height, width)
+                          bs:int=32,
                           text:str=None, # None, 'tokens' or 'embeddings'
                           tabular:list=None, # tabular columns
                           weighted:bool|str=False, # balance classes of the first task (or of the task named)
                           aug='medium', # augmentation preset (see `augment`) or a list of batch transforms
-                          normalize='imagenet', # 'imagenet', 'dataset', a (mean, std) pair, or None
+                          normalize='model', # 'model' (timm's statistics of `arch`), 'imagenet', 'dataset', a (mean, std) pair, or None
+                          arch:str='resnet18', # the backbone whose statistics `normalize='model'` takes
                           num_workers:int=0, n_ch:int=3,
                           cache:str=None, cache_dir=None, # None, 'memory' or 'disk' image cache
-                          tokenizer=None, max_length:int=256, # for text='tokens'
+                          intensity:str='auto', window=None, # high-bit-depth and DICOM intensities (`read_image`)
+                          tokenizer=None, max_length:int=256, # for text='tokens': a medvision `text_encoder` or a transformers tokenizer
                           text_emb=None, # for text='embeddings': `(n_rows, dim)` array or column name
+                          embedder:dict=None, # for text='embeddings': the encoder that made them, `{name, max_length}` (recorded, so new texts are embedded alike)
                           class_aug:list=None, # labels of the first task (e.g. the minority class) given the aggressive pipeline
                           extra_batch_tfms:list=None, # more batch transforms
                           valid_split:str='valid', # the split served as `dls.valid` ('test' to evaluate on the test rows)
-                          seed:int=None, device=None, **kwargs):
-    "fastai `DataLoaders` of `df` yielding `(img, [txt], [tab], *targets)` with `n_inp` set"
+                          seed:int=None, device=None, **kwargs) -> MedvisionDataLoaders:
+    "fastai `DataLoaders` of `df` yielding `(img, [txt], [tab], *targets)` with `n_inp` set, and `dls.spec`"
     from medvision.augment import aug_transforms_preset, ClassConditionalAug
     tasks = [tasks] if isinstance(tasks, str) else list(tasks)
     if valid_split not in ('valid', 'test'): raise MedvisionError(f"valid_split={valid_split!r}: use 'valid' or 'test'")
     _check_table(df, tasks, valid_split)
     df = df[df.split.isin(['train', valid_split])].reset_index(drop=True)
     trn = np.where(df.split == 'train')[0].tolist(); val = np.where(df.split == valid_split)[0].tolist()
-    tfms = [[ImageReader(df.image, n_ch, img_size, cache, cache_dir)]]   # images come resized (squished) to img_size
-    if text is not None: tfms.append([_text_tfm(df, text, tokenizer, max_length, text_emb, valid_split)])
-    if tabular:
-        X,names = tabular_matrix(df, list(tabular), trn)
-        tfms.append([_Rows(torch.from_numpy(X))])
-    for t in tasks:
-        vocab = sorted(df[t].iloc[trn].unique().tolist())
-        tfms.append([_Column(df[t].tolist()), Categorize(vocab=vocab, sort=False)])
-    dsets = Datasets(list(range(len(df))), tfms, splits=(trn, val), n_inp=len(tfms) - len(tasks))
-    vocab_of = lambda i: list(dsets.tfms[dsets.n_inp + i][-1].vocab)
-    after_item = []   # ImageReader already gives uint8 tensor images at img_size
+    enc, text_dim = None, None
+    if text == 'tokens':
+        if tokenizer is None: raise MedvisionError("text='tokens' needs a `tokenizer`: a medvision `text_encoder(...)` or a transformers tokenizer")
+        enc = tokenizer if isinstance(tokenizer, torch.nn.Module) else _HFTokenizer(tokenizer, max_length)
+    elif text == 'embeddings':
+        if text_emb is None: raise MedvisionError("text='embeddings' needs `text_emb`: an (n_rows, dim) array or a column of vectors")
+        e = np.stack(df[text_emb].to_numpy()) if isinstance(text_emb, str) else np.asarray(text_emb)
+        if len(e) != len(df): raise MedvisionError(f"text_emb has {len(e)} rows but the table's train and {valid_split} rows are {len(df)}; pass a column of vectors to use one table for every split")
+        df = df.assign(text_emb=list(e.astype(np.float32))); text_dim = int(e.shape[1])
+    elif text is not None: raise MedvisionError(f"text={text!r}: use None, 'tokens' or 'embeddings'")
+    st, source = _stats(normalize, df, img_size, n_ch, arch, intensity, window)
+    spec = InputSpec(tasks, {t: sorted(df[t].iloc[trn].unique().tolist()) for t in tasks}, image_hw(img_size), n_ch, intensity, window,
+                     *(st or (None, None)), normalize=source, arch=arch if source == 'model' else None, text=text,
+                     text_encoder={k: getattr(enc, k) for k in ('name', 'pooling', 'max_length', 'instruction', 'trainable')} if isinstance(enc, torch.nn.Module) else None,
+                     embedder=embedder, text_dim=text_dim,
+                     tabular=TabularProcs.fit(df.iloc[trn], list(tabular)).to_dict() if tabular else None)
+    dsets = Datasets(df, spec.item_tfms(True, cache, cache_dir, enc), splits=(trn, val), n_inp=1 + bool(text) + bool(tabular))
     augs = aug_transforms_preset(aug) if isinstance(aug, str) else list(aug or [])
-    if class_aug: augs = [ClassConditionalAug(_class_idx(class_aug, vocab_of(0), tasks[0]), conservative=augs, y_idx=dsets.n_inp)]
-    st = _stats(normalize, df, img_size, n_ch)
-    after_batch = [IntToFloatTensor(), *augs, *(extra_batch_tfms or [])] + ([FastNormalize.from_stats(*st)] if st else [])
-    kw = dict(bs=bs, after_item=after_item, after_batch=after_batch, num_workers=num_workers, seed=seed, device=device, **kwargs)
+    if class_aug: augs = [ClassConditionalAug(_class_idx(class_aug, spec.vocabs[tasks[0]], tasks[0]), conservative=augs, y_idx=dsets.n_inp)]
+    kw = dict(bs=bs, after_batch=spec.batch_tfms([*augs, *(extra_batch_tfms or [])]), num_workers=num_workers, seed=seed, device=device, **kwargs)
     if weighted:
         wt = weighted if isinstance(weighted, str) else tasks[0]
-        dls = dsets.dataloaders(dl_type=WeightedDL, dl_kwargs=({'wgts': class_balance_weights(df[wt].iloc[trn])}, {}), **kw)
-    else: dls = dsets.dataloaders(**kw)
-    dls.tasks,dls.vocabs = tasks,{t:vocab_of(i) for i,t in enumerate(tasks)}
-    dls.text,dls.n_ch = text,n_ch  # what the learner needs to build the matching model
-    dls.img_size,dls.stats = img_size,(None if st is None else [list(map(float, st[0])), list(map(float, st[1]))])  # what a checkpoint needs to preprocess new images
-    dls.table = dls.train.table = dls.valid.table = df  # the rows behind the items: `dl.table.iloc[dl.items]`, in order
-    if text == 'embeddings': dls.text_dim = dsets.tfms[1][0].t.shape[1]
-    if isinstance(tokenizer, torch.nn.Module): dls.text_encoder = tokenizer
-    if tabular: dls.tab_names = names
-    return dls
+        kw.update(dl_type=WeightedDL, dl_kwargs=({'wgts': class_balance_weights(df[wt].iloc[trn])}, {}))
+    dls = dsets.dataloaders(**kw)
+    return MedvisionDataLoaders(*dls.loaders, spec=spec, text_encoder=enc if isinstance(enc, torch.nn.Module) else None, path=dls.path, device=dls.device)
+
+class _HFTokenizer:
+    "A transformers tokenizer behind `TextEncoder.tokenize`'s interface"
+    def __init__(self, tokenizer, max_length:int): self.tokenizer,self.max_length = tokenizer,max_length
+    def tokenize(self, texts) -> torch.Tensor: return tokenize_texts(['' if t is None or t != t else str(t) for t in texts], self.tokenizer, self.max_length)
 
 # %% ../../nbs/01b_data.block.ipynb #d47713ed
-class _Column(Transform):
-    "Item `i` of a column's values"
-    def __init__(self, vals): self.vals = vals
-    def encodes(self, i:int): return self.vals[i]
+class TensorTokens(TensorBase):
+    "Token ids and attention masks `(…, 2, L)` of a text input"
+    def show(self, ctx=None, **kwargs): return ctx   # text is not drawn on the image panels
 
-class _Rows(Transform):
-    "Row `i` of a tensor"
-    def __init__(self, t): self.t = t
-    def encodes(self, i:int): return self.t[i]
+class TensorTabular(TensorBase):
+    "Processed tabular features of a row"
+    def show(self, ctx=None, **kwargs): return ctx
+
+class TensorTextEmbedding(TensorBase):
+    "A precomputed embedding of a row's text"
+    def show(self, ctx=None, **kwargs): return ctx
+
+class _Column(Transform):
+    "The value of column `col` of a table row"
+    def __init__(self, col:str): self.col = col
+    def encodes(self, row:pd.Series): return row[self.col]
+
+class _Tokens(Transform):
+    "Token ids and mask of a row's text, padded to the encoder's `max_length` (`TrimTokens` cuts each batch to its longest text)"
+    def __init__(self, enc): self.enc = enc
+    def encodes(self, row:pd.Series):
+        t = self.enc.tokenize([row['text']])[0]
+        n = self.enc.max_length - t.shape[1]
+        if n > 0: t = torch.cat([t, torch.stack([torch.full((n,), self.enc.tokenizer.pad_token_id or 0), torch.zeros(n, dtype=t.dtype)])], 1)
+        return TensorTokens(t)
+
+class TrimTokens(Transform):
+    "Cut a batch of padded tokens to its longest text (at least one column)"
+    order = 99
+    def encodes(self, x:TensorTokens):
+        used = x[:, 1].bool().any(0).nonzero()
+        return x[..., :int(used.max()) + 1 if len(used) else 1]
+
+class _Embedding(Transform):
+    "A row's text embedding (column `text_emb`) as a float tensor"
+    def __init__(self, dim:int): self.dim = dim
+    def encodes(self, row:pd.Series):
+        e = torch.as_tensor(np.asarray(row['text_emb'], dtype=np.float32))
+        if e.shape != (self.dim,): raise MedvisionError(f"text_emb of row {row.name} has shape {tuple(e.shape)}; the model takes ({self.dim},)")
+        return TensorTextEmbedding(e)
+
+class _Tabular(Transform):
+    "A row's tabular features, processed as fitted on the training rows"
+    def __init__(self, procs:TabularProcs): self.procs = procs
+    def encodes(self, row:pd.Series): return TensorTabular(torch.from_numpy(self.procs.encode_row(row)))
 
 def _class_idx(labels, vocab:list, task:str) -> list:
     "Vocab indices of `labels` of `task`, naming any label not in `vocab`"
     bad = [l for l in labels if l not in vocab]
     if bad: raise MedvisionError(f"class_aug: label(s) {bad} are not labels of task '{task}' ({', '.join(map(str, vocab))})")
     return [vocab.index(l) for l in labels]
-
-def _text_tfm(df, text, tokenizer, max_length, text_emb, valid_split='valid') -> Transform:
-    "The transform giving text input `i`: token ids+mask, or an embedding"
-    if text == 'tokens':
-        if tokenizer is None: raise MedvisionError("text='tokens' needs a `tokenizer`: a medvision `text_encoder(...)` or a transformers tokenizer")
-        if isinstance(tokenizer, torch.nn.Module): return _Rows(tokenizer.tokenize(df.text))  # a TextEncoder: its instruction and length
-        return _Rows(tokenize_texts(df.text, tokenizer, max_length))
-    if text == 'embeddings':
-        if text_emb is None: raise MedvisionError("text='embeddings' needs `text_emb`: an (n_rows, dim) array or a column of vectors")
-        e = np.stack(df[text_emb].to_numpy()) if isinstance(text_emb, str) else np.asarray(text_emb)
-        if len(e) != len(df): raise MedvisionError(f"text_emb has {len(e)} rows but the table's train and {valid_split} rows are {len(df)}; pass a column of vectors to use one table for every split")
-        return _Rows(torch.as_tensor(e, dtype=torch.float32))
-    raise MedvisionError(f"text={text!r}: use None, 'tokens' or 'embeddings'")

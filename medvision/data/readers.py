@@ -13,14 +13,16 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ..core import MedvisionError, Registry, did_you_mean
 
 # %% auto #0
-__all__ = ['MAX_PIXELS', 'IMAGE_EXTS', 'H5_SEP', 'SPLITS', 'SPLIT_ALIASES', 'BASE_COLS', 'MEDMNIST_URL', 'MEDMNIST_NAMES',
-           'ISIC_TABULAR', 'READERS', 'h5_bytes', 'read_image', 'norm_split', 'sample_table', 'check_images',
-           'read_image_folder', 'need_cols', 'read_csv_dataset', 'read_medpix', 'cache_dir', 'medmnist_file',
-           'read_medmnist', 'read_isic', 'read_sources', 'synth_image', 'read_synthetic']
+__all__ = ['MAX_PIXELS', 'DICOM_EXTS', 'IMAGE_EXTS', 'H5_SEP', 'INTENSITIES', 'WINDOW_PRESETS', 'SPLITS', 'SPLIT_ALIASES',
+           'BASE_COLS', 'MEDMNIST_URL', 'MEDMNIST_NAMES', 'ISIC_TABULAR', 'READERS', 'h5_bytes', 'read_image',
+           'read_dicom', 'dicom_meta', 'norm_split', 'sample_table', 'check_images', 'read_image_folder', 'need_cols',
+           'read_csv_dataset', 'read_medpix', 'cache_dir', 'medmnist_file', 'read_medmnist', 'read_isic',
+           'read_sources', 'synth_image', 'read_synthetic']
 
 # %% ../../nbs/01_data.readers.ipynb #9782ab30
 MAX_PIXELS = 100_000_000
-IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.gif', '.webp')
+DICOM_EXTS = ('.dcm', '.dicom')
+IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.gif', '.webp', *DICOM_EXTS)
 H5_SEP = '::'
 
 # %% ../../nbs/01_data.readers.ipynb #72a44623
@@ -33,16 +35,68 @@ def h5_bytes(src:str) -> bytes:
         if key not in f: raise MedvisionError(f"{fn}: no image with key '{key}'; check the id column")
         return bytes(np.asarray(f[key]).tobytes())
 
+# %% ../../nbs/01_data.readers.ipynb #d04a6875
+INTENSITIES = ('auto', 'window', 'bits', 'minmax', 'percentile')
+WINDOW_PRESETS = {'brain': (40, 80), 'lung': (-600, 1500), 'mediastinum': (50, 350), 'soft_tissue': (40, 400),
+                  'abdomen': (50, 400), 'liver': (30, 150), 'bone': (400, 1800)}   # (centre, width) in HU
+
+# %% ../../nbs/01_data.readers.ipynb #aa40c7ed
+def _linear(x, lo:float, hi:float) -> np.ndarray:
+    "uint8 array of `x` mapped linearly from `lo`..`hi` onto 0..255, clipped"
+    y = (np.asarray(x, dtype=np.float64) - lo) / max(hi - lo, 1e-12)
+    return np.round(y.clip(0, 1) * 255).astype(np.uint8)
+
+def _window(x, centre:float, width:float) -> np.ndarray:
+    "uint8 array of `x` through the linear VOI window `centre`, `width` (DICOM PS3.3 C.11.2.1.2.1)"
+    c,w = centre - 0.5, width - 1
+    return _linear(x, c - w/2, c + w/2)
+
+# %% ../../nbs/01_data.readers.ipynb #0d7d11a6
+def _window_of(window, ds=None, where:str='') -> tuple|None:
+    "(centre, width) of `window`, a pair or a `WINDOW_PRESETS` name; without one, DICOM dataset `ds`'s own first window, if any"
+    if isinstance(window, str):
+        if window not in WINDOW_PRESETS: raise MedvisionError(where + did_you_mean(window, WINDOW_PRESETS, 'window preset'))
+        return WINDOW_PRESETS[window]
+    if window is None and ds is not None and ds.get('WindowCenter') not in (None, '') and ds.get('WindowWidth') not in (None, ''):
+        window = [np.ravel(np.asarray(ds.WindowCenter, dtype=float))[0], np.ravel(np.asarray(ds.WindowWidth, dtype=float))[0]]
+    if window is None: return None
+    try: c,w = map(float, window)
+    except (TypeError, ValueError): c,w = 0.,0.
+    if w < 1: raise MedvisionError(f"{where}window={window!r}: give [centre, width] with width >= 1, or a preset ({', '.join(sorted(WINDOW_PRESETS))})")
+    return c,w
+
+def _rule(intensity:str, auto:str, where:str='') -> str:
+    "The intensity rule to apply: `intensity`, or `auto` for 'auto'; an unknown name raises"
+    if intensity not in INTENSITIES: raise MedvisionError(where + did_you_mean(intensity, INTENSITIES, 'intensity'))
+    return auto if intensity == 'auto' else intensity
+
+def _map(x, rule:str, win:tuple=None, rng:tuple=None, where:str='') -> np.ndarray:
+    "uint8 array of `x` through `rule`: `window` `win` (centre, width), `bits` range `rng` (lo, hi), `minmax` or `percentile`"
+    if rule == 'window':
+        if win is None: raise MedvisionError(f"{where}no window to apply (no DICOM WindowCenter/WindowWidth); pass window=[centre, width] or a preset ({', '.join(sorted(WINDOW_PRESETS))})")
+        return _window(x, *win)
+    if rule == 'bits': return _linear(x, *rng)
+    if rule == 'minmax': return _linear(x, x.min(), x.max())
+    return _linear(x, *np.percentile(x, (0.5, 99.5)))
+
 # %% ../../nbs/01_data.readers.ipynb #98d0bf97
-def _open(src, max_pixels:int) -> Image.Image:
-    "Open `src` (a path or `<file>.hdf5::<key>`) with PIL, checking existence, size and the pixel limit"
+def _source(src) -> tuple:
+    "(path or bytes stream, name) of image `src`, a path or `<file>.hdf5::<key>`; a missing or empty file raises"
     s = str(src)
-    if H5_SEP in s: fp,name = io.BytesIO(h5_bytes(s)),s
-    else:
-        p = Path(s)
-        if not p.exists(): raise MedvisionError(f"{p}: file not found; check the image path or folder")
-        if p.stat().st_size == 0: raise MedvisionError(f"{p}: empty file (0 bytes); re-export or remove it")
-        fp,name = p,str(p)
+    if H5_SEP in s: return io.BytesIO(h5_bytes(s)),s
+    p = Path(s)
+    if not p.exists(): raise MedvisionError(f"{p}: file not found; check the image path or folder")
+    if p.stat().st_size == 0: raise MedvisionError(f"{p}: empty file (0 bytes); re-export or remove it")
+    return p,str(p)
+
+def _is_dicom(fp, name:str) -> bool:
+    "Whether `fp` is DICOM: named `.dcm`/`.dicom`, or 'DICM' after its 128-byte preamble (DICOM PS3.10 7.1)"
+    if name.lower().endswith(DICOM_EXTS): return True
+    if isinstance(fp, io.BytesIO): return fp.getbuffer()[128:132].tobytes() == b'DICM'
+    with open(fp, 'rb') as f: return f.read(132)[128:] == b'DICM'
+
+def _open(fp, name:str, max_pixels:int) -> Image.Image:
+    "PIL image of `fp` named `name`, checking that PIL reads it and the pixel limit"
     try: im = Image.open(fp)
     except UnidentifiedImageError: raise MedvisionError(f"{name}: not an image PIL can read; check the file's format") from None
     except Image.DecompressionBombError: raise MedvisionError(f"{name}: image over PIL's decompression-bomb limit; raise `max_pixels` only if you trust the file") from None
@@ -50,22 +104,38 @@ def _open(src, max_pixels:int) -> Image.Image:
         raise MedvisionError(f"{name}: {im.width}x{im.height} px is over the limit of {max_pixels:,} pixels; raise `max_pixels` if the file is trusted")
     return im
 
+# %% ../../nbs/01_data.readers.ipynb #c64c3e4f
+def _png_sbit(fp) -> int|None:
+    "Significant bits in the sBIT chunk of PNG `fp` (a path or bytes stream; PNG spec 11.3.3.4), or None"
+    with (open(fp, 'rb') if isinstance(fp, Path) else io.BytesIO(fp.getvalue())) as f:
+        f.seek(8)                                                          # past the PNG signature
+        while len(head := f.read(8)) == 8 and head[4:] not in (b'IDAT', b'IEND'):   # sBIT comes before the image data
+            n = int.from_bytes(head[:4], 'big')
+            if head[4:] == b'sBIT': return f.read(n)[0] or None            # greyscale: one byte
+            f.seek(n + 4, 1)                                               # the chunk's data and CRC
+    return None
+
+def _bits_range(x:np.ndarray, sbit:int=None) -> tuple:
+    "(0, 2**depth - 1) of integer image `x`: `sbit` bits when given, else the smallest of 8, 10, 12, 14, 16 that holds its maximum; (0, max) past 16 bits"
+    m = float(x.max())
+    if sbit: return 0.,2.**sbit - 1
+    if m > 65535: return 0.,m
+    return 0.,2.**next(d for d in (8, 10, 12, 14, 16) if m < 2**d) - 1
+
 # %% ../../nbs/01_data.readers.ipynb #802b62e0
-def _to_rgb(im:Image.Image, size:int=None) -> np.ndarray:
-    "8-bit RGB array of PIL image `im`, whatever its mode, squished to `size` x `size` when given"
-    if size and im.mode not in ('I;16', 'I;16B', 'I;16L', 'I;16N', 'I', 'F', 'P'):
-        return np.array(im.convert('RGB').resize((size, size), Image.BILINEAR))   # resized before the array: one small copy
-    if im.mode in ('I;16', 'I;16B', 'I;16L', 'I;16N', 'I'):
-        a = np.asarray(im).astype(np.float64)
-        scale = 65535 if a.max() <= 65535 else float(a.max())
-        a = np.round(a / scale * 255).clip(0, 255).astype(np.uint8)
-        return np.repeat(a[..., None], 3, axis=2)
-    if im.mode == 'F':
-        a = np.asarray(im, dtype=np.float64)
-        a = (a - a.min()) / max(a.max() - a.min(), 1e-12)
-        return np.repeat(np.round(a*255).astype(np.uint8)[..., None], 3, axis=2)
-    if im.mode == 'P': im = im.convert('RGBA')
-    return np.asarray(im.convert('RGB'))
+def _to_rgb(im:Image.Image, hw:tuple=None, intensity:str='auto', window=None, fp=None, where:str='') -> np.ndarray:
+    "8-bit RGB array of PIL image `im` (read from `fp`) through `intensity`, whatever its mode, squished to `hw` (height, width) when given"
+    rule = _rule(intensity, 'minmax' if im.mode == 'F' else 'bits', where)
+    win = _window_of(window, where=where)
+    if im.mode != 'F' and not im.mode.startswith('I'):                       # 8-bit modes: `bits` leaves them as they are
+        if im.mode == 'P': im = im.convert('RGBA')
+        if hw and rule == 'bits': return np.array(im.convert('RGB').resize(hw[::-1], Image.BILINEAR))   # resized before the array: one small copy
+        a = np.asarray(im.convert('RGB'))
+        return a if rule == 'bits' else _map(a, rule, win, where=where)
+    if rule == 'bits' and im.mode == 'F': raise MedvisionError(f"{where}intensity='bits' needs integer pixels; read a float ('F') image with 'minmax', 'percentile' or 'window'")
+    x = np.asarray(im).astype(np.float64)
+    rng = _bits_range(x, _png_sbit(fp) if im.format == 'PNG' and fp is not None else None) if rule == 'bits' else None
+    return np.repeat(_map(x, rule, win, rng, where)[..., None], 3, axis=2)
 
 # %% ../../nbs/01_data.readers.ipynb #dac70d53
 def _array_image(a:np.ndarray) -> np.ndarray:
@@ -79,28 +149,127 @@ def _array_image(a:np.ndarray) -> np.ndarray:
     a = a[..., :3]
     return np.repeat(a, 3, axis=2) if a.shape[2] == 1 else a
 
+# %% ../../nbs/01_data.readers.ipynb #768c0c65
+def _hw(size) -> tuple|None:
+    "(height, width) of `size`: an int (a square) or a (height, width) pair"
+    if size is None: return None
+    hw = (size, size) if np.ndim(size) == 0 else tuple(size)
+    if len(hw) != 2: raise MedvisionError(f"size={size!r}: give an int (a square) or a (height, width) pair")
+    return tuple(map(int, hw))
+
+def _read_pil(fp, name:str, max_pixels:int, draft, hw:tuple, intensity:str, window) -> np.ndarray:
+    "8-bit RGB array of the image PIL reads from `fp`, EXIF-oriented, squished to `hw` when given"
+    im = _open(fp, name, max_pixels)
+    try:
+        if draft: im.draft(None, (int(np.max(draft)),)*2)   # of a (height, width) pair, the larger side
+        ImageOps.exif_transpose(im, in_place=True)   # (no copy)
+        return _to_rgb(im, hw, intensity, window, fp, f"{name}: ")
+    except (OSError, SyntaxError, ValueError) as e:
+        raise MedvisionError(f"{name}: cannot decode image ({e}); the file is truncated or corrupt, re-export or remove it") from None
+
 # %% ../../nbs/01_data.readers.ipynb #0e8c43d5
-def read_image(src, # a path, `<file>.hdf5::<key>`, or an in-memory array
+def read_image(src, # a path (a PIL format or DICOM), `<file>.hdf5::<key>`, or an in-memory array
                n_ch:int=3, # 3 for RGB, 1 for grayscale (ITU-R 601 luma)
                as_float:bool=False, # float32 in [0, 1] instead of uint8
                max_pixels:int=None, # refuse larger images (default `MAX_PIXELS`)
-               draft:int=None, # decode JPEGs at a reduced scale that keeps at least `draft` px a side (PIL's `draft`; far faster for large photos)
-               size:int=None, # squish to `size` x `size` (bilinear)
+               draft:int|tuple=None, # decode JPEGs at a reduced scale that keeps at least `draft` px a side (of a pair, the larger; PIL's `draft`: far faster for large photos)
+               size:int|tuple=None, # squish to `size` x `size`, or to a (height, width) pair (bilinear)
+               intensity:str='auto', # stored values to 8 bits: `auto`, `window`, `bits`, `minmax` or `percentile` (files only)
+               window=None, # for `window`: [centre, width] or a `WINDOW_PRESETS` name (default: a DICOM file's own)
               ) -> np.ndarray:
-    "Image `src` as an `(H, W, n_ch)` array, EXIF-oriented, whatever its mode"
+    "Image `src` as an `(H, W, n_ch)` array, EXIF-oriented, whatever its mode; DICOM through `read_dicom`"
+    hw = _hw(size)
     if isinstance(src, np.ndarray): a = _array_image(src)
     else:
-        im = _open(src, max_pixels or MAX_PIXELS)
-        try:
-            if draft: im.draft(None, (draft, draft))
-            ImageOps.exif_transpose(im, in_place=True)   # (no copy)
-            a = _to_rgb(im, size)
-        except (OSError, SyntaxError, ValueError) as e:
-            raise MedvisionError(f"{src}: cannot decode image ({e}); the file is truncated or corrupt, re-export or remove it") from None
-    if size and a.shape[:2] != (size, size): a = np.array(Image.fromarray(a).resize((size, size), Image.BILINEAR))
+        fp,name = _source(src)
+        mp = max_pixels or MAX_PIXELS
+        if _is_dicom(fp, name): a = _array_image(_read_dicom(fp, name, intensity, window, mp))
+        else: a = _read_pil(fp, name, mp, draft, hw, intensity, window)
+    if hw and a.shape[:2] != hw: a = np.array(Image.fromarray(a).resize(hw[::-1], Image.BILINEAR))
     if n_ch == 1: a = np.asarray(Image.fromarray(a).convert('L'))[..., None]
     elif n_ch != 3: raise MedvisionError(f"n_ch={n_ch}: use 3 (RGB) or 1 (grayscale)")
     return a.astype(np.float32) / 255 if as_float else a
+
+# %% ../../nbs/01_data.readers.ipynb #186591fb
+def _dcmread(fp, name:str, **kwargs):
+    "pydicom dataset of DICOM file `fp` (named `name`); what pydicom cannot parse raises `MedvisionError`"
+    import pydicom
+    try: return pydicom.dcmread(fp, **kwargs)
+    except pydicom.errors.InvalidDicomError:
+        raise MedvisionError(f"{name}: not a DICOM file (no 'DICM' marker after the 128-byte preamble); re-export it as DICOM or remove it") from None
+    except Exception as e:
+        raise MedvisionError(f"{name}: cannot read DICOM ({type(e).__name__}: {e}); the file is truncated or corrupt, re-export or remove it") from None
+
+# %% ../../nbs/01_data.readers.ipynb #5ebd8ad8
+_PIP_NAMES = {'gdcm': 'python-gdcm'}   # pydicom names the module; pip wants the distribution
+
+def _install_hint(dec) -> str:
+    "`pip install` commands for the plugins that pydicom decoder `dec` reports missing (e.g. 'pyjpegls - requires numpy and pyjpegls>=1.2')"
+    cmds = []
+    for m in dec.missing_dependencies:
+        pkgs = [re.match(r'[\w.-]*', p.strip()).group(0) for p in m.split('requires', 1)[-1].split(' and ')]
+        cmds.append(' '.join(_PIP_NAMES.get(p, p) for p in pkgs if p not in ('', 'numpy')))
+    return ' or '.join(f"`pip install {c}`" for c in cmds if c)
+
+# %% ../../nbs/01_data.readers.ipynb #39fe18d3
+def _stored_range(ds) -> tuple:
+    "(lo, hi) that dataset `ds`'s BitsStored and PixelRepresentation allow, through its rescale slope and intercept"
+    b = int(ds.BitsStored)
+    lo,hi = (-2**(b-1), 2**(b-1) - 1) if ds.get('PixelRepresentation', 0) == 1 else (0, 2**b - 1)
+    m,c = float(ds.get('RescaleSlope') or 1), float(ds.get('RescaleIntercept') or 0)
+    return tuple(sorted((lo*m + c, hi*m + c)))
+
+def _dicom_values(ds, name:str, max_pixels:int) -> tuple:
+    "(values, (lo, hi)): the middle frame of dataset `ds` in modality units (HU for CT; palette and YBR as RGB), and the range its stored bits allow"
+    from pydicom.pixels import get_decoder, pixel_array, apply_modality_lut, apply_color_lut
+    if 'PixelData' not in ds: raise MedvisionError(f"{name}: no pixel data (Modality {ds.get('Modality') or 'unknown'}: an RT plan, a report or another non-image object, or a file cut short); remove it from the images")
+    ts = getattr(ds, 'file_meta', {}).get('TransferSyntaxUID')
+    if ts is None: raise MedvisionError(f"{name}: no transfer syntax in its file meta information; re-export the file")
+    if (ds.get('Rows') or 0) * (ds.get('Columns') or 0) > max_pixels:
+        raise MedvisionError(f"{name}: {ds.Columns}x{ds.Rows} px is over the limit of {max_pixels:,} pixels; raise `max_pixels` if the file is trusted")
+    try: dec = get_decoder(ts)
+    except NotImplementedError: raise MedvisionError(f"{name}: pydicom cannot decode transfer syntax '{ts.name}'; convert the file to an uncompressed one (e.g. `gdcmconv --raw`)") from None
+    if not dec.is_available: raise MedvisionError(f"{name}: no decoder for its '{ts.name}' pixel data is installed; {_install_hint(dec)}")
+    try:
+        x = pixel_array(ds, index=int(ds.get('NumberOfFrames') or 1) // 2)          # only the middle frame is decoded
+        if ds.PhotometricInterpretation == 'PALETTE COLOR': return apply_color_lut(x, ds),(0, 2**ds.RedPaletteColorLookupTableDescriptor[2] - 1)
+        if ds.SamplesPerPixel == 3: return x,(0, 2**ds.BitsStored - 1)
+        return apply_modality_lut(x, ds),_stored_range(ds)
+    except Exception as e:
+        why = ' '.join(str(e).split())
+        if dec.missing_dependencies: raise MedvisionError(f"{name}: the installed decoders cannot decode its '{ts.name}' pixel data ({why}); install another: {_install_hint(dec)}") from None
+        raise MedvisionError(f"{name}: cannot decode its '{ts.name}' pixel data ({why}); the file is truncated or corrupt, re-export or remove it") from None
+
+# %% ../../nbs/01_data.readers.ipynb #fe9cf197
+def _read_dicom(fp, name:str, intensity:str='auto', window=None, max_pixels:int=MAX_PIXELS) -> np.ndarray:
+    "8-bit `(H, W)` or `(H, W, 3)` array of DICOM file `fp` through `intensity`, MONOCHROME1 inverted"
+    where = f"{name}: "
+    ds = _dcmread(fp, name)
+    x,rng = _dicom_values(ds, name, max_pixels)
+    mono = x.ndim == 2
+    win = _window_of(window, ds if mono else None, where)
+    y = _map(x, _rule(intensity, 'window' if mono and win else 'bits', where), win, rng, where)
+    return 255 - y if ds.get('PhotometricInterpretation') == 'MONOCHROME1' else y
+
+def read_dicom(path, # a DICOM file, or `<file>.hdf5::<key>` holding one
+               intensity:str='auto', # `auto`, `window`, `bits`, `minmax` or `percentile` (see `read_image`)
+               window=None, # [centre, width] or a `WINDOW_PRESETS` name (default: the file's own)
+               max_pixels:int=None, # refuse larger images (default `MAX_PIXELS`)
+              ) -> np.ndarray:
+    "8-bit `(H, W)` array (`(H, W, 3)` for colour) of DICOM file `path`, before any resize; of a multi-frame file, the middle frame"
+    fp,name = _source(path)
+    return _read_dicom(fp, name, intensity, window, max_pixels or MAX_PIXELS)
+
+# %% ../../nbs/01_data.readers.ipynb #acbf2725
+def dicom_meta(path) -> dict:
+    "What decides how DICOM file `path` reads: size, frames, depth, photometric interpretation, first window, rescale and transfer syntax"
+    fp,name = _source(path)
+    ds = _dcmread(fp, name, stop_before_pixels=True)
+    c,w = _window_of(None, ds, f"{name}: ") or (None, None)
+    ts = getattr(ds, 'file_meta', {}).get('TransferSyntaxUID')
+    return dict(rows=ds.get('Rows'), columns=ds.get('Columns'), frames=int(ds.get('NumberOfFrames') or 1), bits_stored=ds.get('BitsStored'),
+                photometric=ds.get('PhotometricInterpretation'), window_centre=c, window_width=w,
+                slope=float(ds.get('RescaleSlope') or 1), intercept=float(ds.get('RescaleIntercept') or 0), transfer_syntax=ts.name if ts else None)
 
 # %% ../../nbs/01_data.readers.ipynb #ded2ff94
 SPLITS = ('train', 'valid', 'test')
@@ -159,12 +328,15 @@ def _check_exist(df:pd.DataFrame, where:str=''):
     if miss: raise MedvisionError(f"{where}{df.image[miss[0]]} (row {miss[0]}): file not found; {len(miss)} missing file(s) in all, rows {miss[:5]}")
 
 # %% ../../nbs/01_data.readers.ipynb #e9c0f327
-def check_images(df:pd.DataFrame, skip:bool=False, min_side:int=8, max_pixels:int=None) -> pd.DataFrame:
+def check_images(df:pd.DataFrame, skip:bool=False, min_side:int=8, max_pixels:int=None,
+                 intensity:str='auto', # `read_image`'s intensity rule, as training reads the images
+                 window=None, # `read_image`'s window: [centre, width] or a `WINDOW_PRESETS` name
+                ) -> pd.DataFrame:
     "Decode every image of `df`; raise on a bad one, or with `skip` drop and report the bad rows"
     from fastprogress.fastprogress import progress_bar
     bad,small = [],[]
     for i,src in progress_bar(list(zip(df.index, df.image)), leave=False):
-        try: a = read_image(src, max_pixels=max_pixels)
+        try: a = read_image(src, max_pixels=max_pixels, intensity=intensity, window=window)
         except MedvisionError as e:
             if not skip: raise MedvisionError(f"row {i}: {e}") from None
             bad.append((i, str(e))); continue
