@@ -144,6 +144,8 @@ def load_checkpoint(target, path, with_opt:bool=False, strict:bool=True) -> dict
     learn = target if isinstance(target, Learner) else None
     model = bare(learn.model if learn else target)
     sd, meta = _read_safetensors(base.with_name(base.name + '.safetensors'))
+    if nonfinite := [k for k, v in sd.items() if v.is_floating_point() and not torch.isfinite(v).all()]:
+        raise MedvisionError(f"checkpoint {base}.safetensors: {len(nonfinite)} of {len(sd)} weight tensors hold NaN or inf (e.g. {nonfinite[0]}); the training diverged: use an earlier checkpoint and a lower learning rate")
     own = model.state_dict()
     missing, extra = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))
     bad = [k for k in own if k in sd and own[k].shape != sd[k].shape]
@@ -251,7 +253,7 @@ class CheckpointCallback(TrackerCallback):
         super().after_epoch()
         if rank_distrib(): return                      # one writer in distributed training
         meta = self._meta()
-        save_checkpoint(self.learn, self.dir/(self.last_name or f'{self.stem}-last'), with_opt=True, **meta)
+        self.learn.last_checkpoint = save_checkpoint(self.learn, self.dir/(self.last_name or f'{self.stem}-last'), with_opt=True, **meta)
         if self.new_best: self.best_path = save_checkpoint(self.learn, self.dir/(self.best_name or f'{self.stem}-best'), with_opt=False, **meta)
         if self.every and (self.epoch + 1) % self.every == 0: self._periodic(meta)
 

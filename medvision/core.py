@@ -6,7 +6,7 @@ Docs: https://medvision-team.github.io/medvision/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #11ec650b
 from __future__ import annotations
-import os, sys, difflib, copy, importlib
+import os, sys, difflib, copy, importlib, math
 from pathlib import Path
 from typing import TYPE_CHECKING
 import yaml
@@ -93,28 +93,57 @@ def _resolve(spec):
     mod,name = spec.split(':')
     return getattr(importlib.import_module(mod), name)
 
+def _parse_bounds(s:str) -> tuple:
+    "`(lo, lo_closed, hi, hi_closed)` of bounds `s`: `'>= a'`, `'> a'` or an interval such as `'[a, b)'`"
+    t = s.replace(' ', '')
+    try:
+        if t[:2] == '>=': return float(t[2:]), True, math.inf, False
+        if t[:1] == '>': return float(t[1:]), False, math.inf, False
+        lo,hi = map(float, t[1:-1].split(','))
+        if t[0] in '[(' and t[-1] in '])' and lo < hi: return lo, t[0] == '[', hi, t[-1] == ']'
+    except ValueError: pass
+    raise ValueError(f"bounds {s!r}: write '>= a', '> a' or an interval such as '[a, b)'")
+
 class Key:
-    "One config key: its `default`, its expected `typ` (a type or a tuple of types), whether `None` is allowed, the allowed `choices`, and a line of `doc`"
+    "One config key: its `default`, its expected `typ` (a type or a tuple of types), whether `None` is allowed, the allowed `choices` or `bounds`, and a line of `doc`"
     def __init__(self, default, typ=None, doc:str="", optional:bool=False,
                  choices=None, # a tuple, a `Registry`, or `'module:NAME'` of one (imported when a value is checked)
                  field:str=None, # for a list of mappings: the choices apply to each mapping's `field`
+                 bounds:str=None, # the range of a number (and of each item of a list): '>= 1', '> 0', or an interval such as '[0, 1)'
+                 items:type=None, # for a list of numbers: the type of each item, `int` or `float` (which takes an int too)
+                 size:int=None, # for a list of numbers: exactly this many items
                 ):
-        self.default,self.doc,self.choices,self.field = default,doc,choices,field
+        self.default,self.doc,self.choices,self.field,self.bounds,self.items,self.size = default,doc,choices,field,bounds,items,size
         self.typ = typ or type(default)
         self.optional = optional or default is None
+        self._range = _parse_bounds(bounds) if bounds else None
     def allowed(self) -> tuple[str, list]:
         "What the choices are called, and their names now (a registry's are read at each call)"
         c = _resolve(self.choices)
         return (c.what, c.names()) if hasattr(c, 'names') else ('value', list(c))   # duck-typed: any registry-like object
+    def inside(self, x) -> bool:
+        "Whether number `x` is inside `bounds` (never `nan`, nor an infinity: `'>= a'` is `[a, inf)`); without bounds, any number is"
+        if self._range is None: return True
+        lo,lo_c,hi,hi_c = self._range
+        return (x >= lo if lo_c else x > lo) and (x <= hi if hi_c else x < hi)
     @property
-    def type_name(self) -> str: return ' | '.join(t.__name__ for t in (self.typ if isinstance(self.typ, tuple) else (self.typ,)))
-    def __repr__(self): return f"Key({self.default!r}, {self.type_name}{', optional' if self.optional else ''})"
+    def rule(self) -> str: return self.bounds if self.bounds[0] == '>' else f"in {self.bounds}"   # what a number must be: '>= 1', 'in [0, 1)'
+    @property
+    def list_rule(self) -> str:
+        "What a list must be, e.g. 'a list of 2 ints, each >= 8'"
+        n = f"{self.size} " if self.size is not None else ''
+        return f"a list of {n}{'ints' if self.items is int else 'numbers'}" + (f", each {self.rule}" if self.bounds else '')
+    @property
+    def typs(self) -> tuple: return self.typ if isinstance(self.typ, tuple) else (self.typ,)
+    @property
+    def type_name(self) -> str: return ' | '.join(t.__name__ for t in self.typs)
+    def __repr__(self): return f"Key({self.default!r}, {self.type_name}{', optional' if self.optional else ''}{', ' + self.rule if self.bounds else ''})"
 
 # %% ../nbs/00_core.ipynb #5f722bd1
 SCHEMA = {
     'experiment': {
         'name':       Key('medvision', str, "run name: the folder under `output_dir` and the tracker's run name"),
-        'seed':       Key(42, int, "seed for Python, NumPy, torch and DataLoader workers"),
+        'seed':       Key(42, int, "seed for Python, NumPy, torch and DataLoader workers", bounds='[0, 4294967295]'),   # NumPy and scikit-learn take seeds below 2**32
         'output_dir': Key('runs', str, "where checkpoints, logs and reports are written"),
         'device':     Key('auto', str, "`auto` (CUDA, then MPS, then CPU), or a torch device string such as `cuda:1`"),
         'imports':    Key([], list, "modules imported before the config is checked, so that what they register (e.g. `@FUSIONS.register('mine')`) can be named here"),
@@ -123,27 +152,27 @@ SCHEMA = {
         'root':        Key(None, str, "data folder; relative paths in `sources` resolve against it (default: `$MEDVISION_DATA`)"),
         'sources':     Key([], list, "the data sets, each a mapping: `reader`, the reader's arguments, and `name`, `filters`, `label_map`, `data_fraction`, `has_text`", choices='medvision.data.readers:READERS', field='reader'),
         'tasks':       Key([], list, "target columns, one classification task each (e.g. [modality, location])"),
-        'image_size':  Key(224, (int, list), "image size fed to the model, in pixels: an int (square) or [height, width]"),
-        'channels':    Key(3, int, "image channels the model takes (1 for grey X-rays)"),
+        'image_size':  Key(224, (int, list), "image size fed to the model, in pixels: an int (square) or [height, width]", bounds='>= 8', items=int, size=2),
+        'channels':    Key(3, int, "image channels the model takes (1 for grey X-rays)", bounds='>= 1'),
         'normalize':   Key('model', str, "`model` (mean and std of the backbone's pretrained config in timm), `imagenet`, or `dataset` (statistics of the training images)", choices=('model', 'imagenet', 'dataset')),
         'intensity':   Key('auto', str, "high-bit-depth and DICOM images to 8 bits: `auto` (DICOM: its window, else its BitsStored; 16-bit PNG/TIFF: their real depth), `window`, `bits`, `minmax` or `percentile`", choices=('auto', 'window', 'bits', 'minmax', 'percentile')),
         'window':      Key(None, (str, list), "DICOM window: [centre, width] or a preset (lung, mediastinum, bone, brain, soft_tissue, abdomen, liver); default: each file's own"),
         'cache':       Key(None, str, "decoded-image cache: `memory` or `disk` (resized once, then reused every epoch)", choices=('memory', 'disk')),
-        'num_workers': Key(0, int, "DataLoader worker processes"),
-        'valid':       Key(0.1, float, "fraction of rows without a split that go to validation (grouped by patient)"),
-        'test':        Key(0.1, float, "fraction of rows without a split that go to test"),
-        'fold':        Key(None, int, "cross-validation: use patient-grouped fold `fold` of `folds` (of the train and valid rows) as validation"),
-        'folds':       Key(5, int, "number of patient-grouped folds when `fold` is set"),
+        'num_workers': Key(0, int, "DataLoader worker processes", bounds='>= 0'),
+        'valid':       Key(0.1, float, "fraction of rows without a split that go to validation (grouped by patient)", bounds='[0, 1)'),
+        'test':        Key(0.1, float, "fraction of rows without a split that go to test", bounds='[0, 1)'),
+        'fold':        Key(None, int, "cross-validation: use patient-grouped fold `fold` of `folds` (of the train and valid rows) as validation", bounds='>= 0'),
+        'folds':       Key(5, int, "number of patient-grouped folds when `fold` is set", bounds='>= 2'),
         'text':        Key(None, str, "text input: `embeddings` (computed once by `text.encoder` and cached) or `tokens` (the encoder runs every step)", choices=('embeddings', 'tokens')),
         'tabular':     Key([], list, "tabular columns fed to the model (numbers or categories)"),
         'weighted':    Key(False, bool, "sample classes of the first task equally often (fastai's WeightedDL)"),
-        'limit':       Key(None, int, "keep at most this many rows per split (a quick run); `null`: all"),
+        'limit':       Key(None, int, "keep at most this many rows per split (a quick run); `null`: all", bounds='>= 1'),
     },
     'augmentation': {
         'preset':    Key('medium', str, "augmentation preset (see `augment.preset_table`)", choices='medvision.augment:AUG_PRESETS'),
         'class_aug': Key([], list, "labels of the first task that get the aggressive pipeline (class-conditional augmentation)"),
-        'mixup':     Key(0.0, float, "MixUp alpha (0: off; image-only models)"),
-        'cutmix':    Key(0.0, float, "CutMix alpha (0: off; image-only models)"),
+        'mixup':     Key(0.0, float, "MixUp alpha (0: off; image-only models)", bounds='>= 0'),
+        'cutmix':    Key(0.0, float, "CutMix alpha (0: off; image-only models)", bounds='>= 0'),
     },
     'vision': {
         'arch':       Key('resnet18', str, "timm backbone name (e.g. eva02_small_patch14_224, convnextv2_tiny)"),
@@ -154,14 +183,14 @@ SCHEMA = {
     },
     'text': {
         'encoder':    Key('minilm', str, "text encoder: a preset of `backbones.TEXT_PRESETS` (minilm, clinicalbert, ...), a local folder or a hub id"),
-        'max_length': Key(128, int, "tokens per text"),
+        'max_length': Key(128, int, "tokens per text", bounds='>= 1'),
         'trainable':  Key(False, bool, "fine-tune the encoder (only with `data.text: tokens`)"),
     },
     'model': {
         'fusion':         Key('concat_mlp', str, "how the modalities are combined", choices='medvision.fusion:FUSIONS'),
-        'projection_dim': Key(256, int, "common width of the projected modalities"),
-        'dropout':        Key(0.1, float, "dropout of the projections"),
-        'head_hidden':    Key([], list, "hidden sizes of the task heads"),
+        'projection_dim': Key(256, int, "common width of the projected modalities", bounds='>= 1'),
+        'dropout':        Key(0.1, float, "dropout of the projections", bounds='[0, 1)'),
+        'head_hidden':    Key([], list, "hidden sizes of the task heads", bounds='>= 1', items=int),
         'aux':            Key(False, bool, "auxiliary image-only and text-only heads (their losses added with `training.aux_weight`)"),
     },
     'masking': {
@@ -170,37 +199,37 @@ SCHEMA = {
     },
     'optimizer': {
         'name':           Key('adam', str, "fastai optimizer", choices=('adam', 'sgd', 'ranger', 'lamb')),
-        'weight_decay':   Key(0.01, float, "decoupled weight decay"),
-        'backbone_lr_mult': Key(0.1, float, "learning rate of the backbone's first group relative to `training.lr` (groups in between are spaced geometrically)"),
-        'vision_groups':  Key(2, int, "backbone parameter groups for discriminative learning rates"),
-        'grad_accum':     Key(1, int, "batches whose gradients are accumulated per step"),
-        'grad_clip':      Key(None, float, "clip the gradient norm at this value"),
+        'weight_decay':   Key(0.01, float, "decoupled weight decay", bounds='>= 0'),
+        'backbone_lr_mult': Key(0.1, float, "learning rate of the backbone's first group relative to `training.lr` (groups in between are spaced geometrically)", bounds='> 0'),
+        'vision_groups':  Key(2, int, "backbone parameter groups for discriminative learning rates", bounds='>= 1'),
+        'grad_accum':     Key(1, int, "batches whose gradients are accumulated per step", bounds='>= 1'),
+        'grad_clip':      Key(None, float, "clip the gradient norm at this value", bounds='> 0'),
     },
     'scheduler': {
         'name':          Key('one_cycle', str, "learning-rate schedule: one_cycle, cosine (flat then cosine, fastai's fit_flat_cos), fine_tune (fastai: frozen epochs, then all), medical (the two-stage recipe)", choices=('one_cycle', 'cosine', 'fine_tune', 'medical')),
-        'pct_start':     Key(0.25, float, "warm-up fraction (one_cycle, cosine)"),
-        'freeze_epochs': Key(1, int, "frozen-backbone epochs (fine_tune, medical stage 1)"),
-        'backbone_ratio': Key(6.0, float, "medical stage 2: the head's rate over the backbone's"),
-        'patience':      Key(None, int, "early stopping after this many epochs without improvement of `checkpoint.monitor`"),
+        'pct_start':     Key(0.25, float, "warm-up fraction (one_cycle, cosine)", bounds='[0, 1]'),
+        'freeze_epochs': Key(1, int, "frozen-backbone epochs (fine_tune, medical stage 1)", bounds='>= 0'),
+        'backbone_ratio': Key(6.0, float, "medical stage 2: the head's rate over the backbone's", bounds='> 0'),
+        'patience':      Key(None, int, "early stopping after this many epochs without improvement of `checkpoint.monitor`", bounds='>= 1'),
     },
     'training': {
-        'batch_size':   Key(32, int, "images per batch"),
-        'epochs':       Key(10, int, "passes over the training set"),
-        'lr':           Key(1e-3, float, "peak learning rate of the head"),
+        'batch_size':   Key(32, int, "images per batch", bounds='>= 1'),
+        'epochs':       Key(10, int, "passes over the training set", bounds='>= 1'),
+        'lr':           Key(1e-3, float, "peak learning rate of the head", bounds='> 0'),
         'loss':         Key('ce', str, "loss of every task", choices='medvision.losses:LOSSES'),
         'loss_kw':      Key({}, dict, "loss arguments, e.g. {gamma: 2.0, label_smoothing: 0.1}"),
-        'class_weights': Key(None, (str, list), "`balanced` or per-class weights (ce, focal)"),
-        'pos_weight':   Key(None, (str, float), "`balanced` or a number (bce, binary_focal)"),
+        'class_weights': Key(None, (str, list), "`balanced` or per-class weights (ce, focal)", bounds='>= 0', items=float),
+        'pos_weight':   Key(None, (str, float), "`balanced` or a number (bce, binary_focal)", bounds='> 0'),
         'task_weights': Key({}, dict, "task -> weight in the multi-task loss"),
-        'aux_weight':   Key([1.0, 0.1], list, "weight of the auxiliary losses at the first and the last epoch"),
-        'pretrain_vision_epochs': Key(0, int, "one-cycle epochs of the image branch alone (other modalities masked) before the full run"),
+        'aux_weight':   Key([1.0, 0.1], list, "weight of the auxiliary losses at the first and the last epoch", bounds='>= 0', items=float, size=2),
+        'pretrain_vision_epochs': Key(0, int, "one-cycle epochs of the image branch alone (other modalities masked) before the full run", bounds='>= 0'),
         'mixed_precision': Key(None, str, "`bf16` or `fp16` autocast", choices=('bf16', 'fp16')),
-        'ema':          Key(None, float, "keep an exponential moving average of the weights with this decay (e.g. 0.999)"),
+        'ema':          Key(None, float, "keep an exponential moving average of the weights with this decay (e.g. 0.999)", bounds='(0, 1)'),
     },
     'checkpoint': {
         'monitor':  Key('valid_loss', str, "the metric choosing the best checkpoint and early stopping (e.g. label_auc)"),
-        'every':    Key(0, int, "also keep a checkpoint every this many epochs (0: only best and last)"),
-        'keep':     Key(3, int, "how many periodic checkpoints to keep"),
+        'every':    Key(0, int, "also keep a checkpoint every this many epochs (0: only best and last)", bounds='>= 0'),
+        'keep':     Key(3, int, "how many periodic checkpoints to keep (0: all)", bounds='>= 0'),
         'resume':   Key(None, str, "a `-last` checkpoint to resume training from"),
     },
     'tracking': {
@@ -213,7 +242,7 @@ SCHEMA = {
         'teacher_arch':   Key('resnet34', str, "teacher backbone"),
         'student_arch':   Key('resnet18', str, "student backbone"),
         'teacher_fusion': Key('concat_mlp', str, "teacher fusion", choices='medvision.fusion:FUSIONS'),
-        'teacher_epochs': Key(5, int, "teacher training epochs"),
+        'teacher_epochs': Key(5, int, "teacher training epochs", bounds='>= 1'),
         'teacher':        Key(None, str, "a trained teacher checkpoint (skips teacher training)"),
         'loss':           Key('kd', str, "distillation loss", choices='medvision.distill:DISTILL_LOSSES'),
         'loss_kw':        Key({}, dict, "its arguments, e.g. {T: 4.0, alpha: 0.5}"),
@@ -222,9 +251,9 @@ SCHEMA = {
     },
     'evaluate': {
         'split':      Key('test', str, "the split the final report is on", choices=('valid', 'test')),
-        'threshold':  Key(None, (float, str), "binary decision threshold: a number, or a criterion chosen on validation (`hter`, `youden`, `f1`); `null`: 0.5"),
-        'tta':        Key(0, int, "test-time augmentation passes (0: off)"),
-        'cams':       Key(4, int, "Grad-CAM overlays of this many most confident right and wrong cases per task"),
+        'threshold':  Key(None, (float, str), "binary decision threshold: a number, or a criterion chosen on validation (`hter`, `youden`, `f1`); `null`: 0.5", bounds='[0, 1]'),
+        'tta':        Key(0, int, "test-time augmentation passes (0: off)", bounds='>= 0'),
+        'cams':       Key(4, int, "Grad-CAM overlays of this many most confident right and wrong cases per task", bounds='>= 0'),
         'subgroups':  Key([], list, "columns to break the metrics down by (source, sex, ...)"),
         'metric':     Key('auc', str, "the metric `compare` ranks models by", choices='medvision.metrics:METRICS'),
     },
@@ -232,7 +261,7 @@ SCHEMA = {
         'gbdt':    Key(False, bool, "after training: backbone embeddings + tabular columns -> gradient-boosted trees"),
         'target':  Key(None, str, "binary target of the trees (default: the first task)"),
         'tabular': Key([], list, "tabular columns given to the trees"),
-        'folds':   Key(5, int, "patient-grouped folds of the trees"),
+        'folds':   Key(5, int, "patient-grouped folds of the trees", bounds='>= 2'),
         'model':   Key('hgb', str, "hgb (scikit-learn), lightgbm or xgboost", choices=('hgb', 'lightgbm', 'xgboost')),
     },
 }
@@ -243,15 +272,22 @@ def _choices_doc(key:Key) -> str:
     if key.choices is None: return ''
     return f" ({key.field + ' ' if key.field else ''}one of: {', '.join(key.allowed()[1])})"
 
+def _range_doc(key:Key) -> str:
+    "` (must be >= 1)` for a number key with bounds, ` (a list of 2 ints, each >= 8)` for a list of numbers, both for a key taking either; else ''"
+    parts = ([f"must be {key.rule}"] if key.bounds and {int, float} & set(key.typs) else []) + ([key.list_rule] if key.items else [])
+    return f" ({'; or '.join(parts)})" if parts else ''
+
 def schema_table(schema:dict=None) -> pd.DataFrame:
-    "The config `schema` as a table: one row per dotted key, with its type, default and documentation"
+    "The config `schema` as a table: one row per dotted key, with its type, default and documentation (with its choices or range)"
     import pandas as pd
-    rows = [(f"{sec}.{k}", v.type_name + (' | None' if v.optional else ''), v.default, v.doc + _choices_doc(v))
+    rows = [(f"{sec}.{k}", v.type_name + (' | None' if v.optional else ''), v.default, v.doc + _choices_doc(v) + _range_doc(v))
             for sec,keys in (schema or SCHEMA).items() for k,v in keys.items()]
     return pd.DataFrame(rows, columns=['key', 'type', 'default', 'doc'])
 
 # %% ../nbs/00_core.ipynb #0370aca6
 _TRUE,_FALSE = {'true','yes','y','1','on'},{'false','no','n','0','off'}
+
+class _BadYAML(ValueError): "A string for a list or mapping that YAML cannot read"
 
 def _from_str(s:str, typ):
     "Convert command-line string `s` to `typ`, raising `ValueError` when it cannot"
@@ -260,7 +296,8 @@ def _from_str(s:str, typ):
         raise ValueError(s)
     if typ in (int, float): return typ(s)
     if typ in (list, dict):
-        v = yaml.safe_load(s)
+        try: v = yaml.safe_load(s)
+        except yaml.YAMLError as e: raise _BadYAML(f"{s!r} is not valid YAML ({getattr(e, 'problem', None) or type(e).__name__})") from None
         if not isinstance(v, typ): raise ValueError(s)
         return v
     return s
@@ -280,17 +317,29 @@ def _check_choice(v, key:Key, name:str):
     for x in vals:
         if x not in ok: raise MedvisionError(f"config key '{name}': " + did_you_mean(x, ok, what))
 
+def _is_num(x) -> bool: return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+def _check_range(v, key:Key, name:str):
+    "Raise unless number `v` is inside `key`'s bounds, or list `v` is `key.list_rule` (for a key with `items`)"
+    if key.items and isinstance(v, list):
+        if (key.size is not None and len(v) != key.size) or not all(_is_num(x) and (key.items is not int or isinstance(x, int)) for x in v):
+            raise MedvisionError(f"{name}: {v!r} must be {key.list_rule}")
+        for x in v:
+            if not key.inside(x): raise MedvisionError(f"{name}: {x!r} (in {v!r}) is out of range; each must be {key.rule}")
+    elif _is_num(v) and not key.inside(v): raise MedvisionError(f"{name}: {v!r} is out of range; it must be {key.rule}")
+
 def coerce_value(v, key:Key, name:str):
-    "Check `v` against `key`'s type and choices (converting strings from a command line); `name` is the dotted key for errors"
+    "Check `v` against `key`'s type, choices and range (converting strings from a command line); `name` is the dotted key for errors"
     if v is None or (key.optional and isinstance(v, str) and v.lower() in ('none', 'null')):
         if key.optional: return None
         raise MedvisionError(f"config key '{name}' must be {key.type_name}, got nothing (null); set a value or remove the key")
-    typs = key.typ if isinstance(key.typ, tuple) else (key.typ,)
     # numbers before strings, so that '0.5' from a command line is a number where one is allowed
-    for typ in sorted(typs, key=lambda t: t is str):
+    for typ in sorted(key.typs, key=lambda t: t is str):
         try: out = _coerce1(v, typ)
+        except _BadYAML as e: raise MedvisionError(f"config key '{name}': {e}; write a YAML {'list, e.g. [a, b]' if typ is list else 'mapping, e.g. {a: 1}'}") from None
         except ValueError: continue
         if key.choices is not None: _check_choice(out, key, name)
+        _check_range(out, key, name)
         return out
     raise MedvisionError(f"config key '{name}' must be {key.type_name}, got {type(v).__name__} ({v!r})")
 
@@ -342,7 +391,7 @@ def _cli_pairs(args:list) -> dict:
         if '=' in a: k,v = a[2:].split('=', 1)
         else:
             k,v = a[2:],next(it, None)
-            if v is None: raise MedvisionError(f"override '{a}' has no value; write '{a} VALUE'")
+            if v is None or v.startswith('--'): raise MedvisionError(f"override '{a}' has no value; write '{a} VALUE'")
         out[k] = v
     return out
 

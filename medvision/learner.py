@@ -110,6 +110,7 @@ def medvision_learner(dls, # `medvision_dataloaders` output (with its input `spe
     learn = Learner(dls, model, loss_func=MultiTaskLoss(losses, task_weights), metrics=ms, splitter=splitter,
                     cbs=[NaNStopCallback(), *fcL(cbs)], **kwargs)
     learn.arch = arch if isinstance(arch, str) else getattr(arch, 'name', 'model')
+    learn.diverged = None   # set by `NaNStopCallback`: the weights are not to be used
     sp = dls.spec
     sp.outputs = {t: 'logit' if n == 1 else 'softmax' for t, n in n_out.items()}   # each task's output kind, for the checkpoints
     learn.loss_func.thresholds = sp.thresholds   # one dict: a threshold chosen on validation decides `decodes`
@@ -120,9 +121,12 @@ def medvision_learner(dls, # `medvision_dataloaders` output (with its input `spe
 
 # %% ../nbs/06_learner.ipynb #2ba9d16b
 class NaNStopCallback(TerminateOnNaNCallback):
-    "fastai's `TerminateOnNaNCallback` that also says where training stopped"
+    "fastai's `TerminateOnNaNCallback` that also says where training stopped, records it in `learn.diverged`, and refuses to train a diverged model on (a second stage, a second `fit`)"
+    def before_fit(self):
+        if getattr(self.learn, 'diverged', None): raise CancelFitException
     def after_batch(self):
         if torch.isfinite(self.loss).all(): return
+        self.learn.diverged = {'loss': self.loss.item(), 'epoch': self.epoch, 'batch': self.iter}
         print(f"training stopped: the loss is {self.loss.item()} at epoch {self.epoch}, batch {self.iter}. Lower the learning rate or check the inputs.")
         raise CancelFitException
 

@@ -244,6 +244,10 @@ def fit(cfg:RunConfig, learn, epochs:int=None) -> None:
         elif s.name == 'fine_tune': learn.fine_tune(n, base_lr=t.lr, freeze_epochs=s.freeze_epochs, cbs=cbs)
         else: learn.fine_tune_medical(stage1_epochs=s.freeze_epochs, stage1_lr=t.lr, stage2_epochs=n, head_lr=t.lr,
                                       backbone_lr=t.lr / s.backbone_ratio, patience=s.patience or n, monitor=mon)
+    if d := getattr(learn, 'diverged', None):   # no `final` checkpoint, no report: the weights are not a model
+        last = getattr(learn, 'last_checkpoint', None)
+        raise MedvisionError(f"training diverged: the loss was {d['loss']} at epoch {d['epoch']}, batch {d['batch']}; no final checkpoint was written. "
+                             + (f"The last good checkpoint is {checkpoint_stem(last)} (resume it with checkpoint.resume, with a lower training.lr)" if last else "No epoch finished; lower training.lr or check the inputs"))
 
 # %% ../nbs/09a_run.ipynb #13280590
 class _Tee(io.TextIOBase):
@@ -264,14 +268,15 @@ def run_log(path:Path):
     with open(path, 'a') as f, contextlib.redirect_stdout(_Tee(sys.stdout, f)), contextlib.redirect_stderr(_Tee(sys.stderr, f)): yield
 
 def new_run(cfg:RunConfig, kind:str='') -> Path:
-    "A new run folder `<output_dir>/<name>[-kind]-<time>` with the resolved config in it (made by the main process, named in all)"
+    "A new run folder `<output_dir>/<name>[-kind]-<time>[~i]` with the resolved config in it (made by the main process, named in all)"
     run = None
     if not rank_distrib():
         stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
-        run = Path(cfg.experiment.output_dir)/f"{cfg.experiment.name}{'-' + kind if kind else ''}-{stamp}"
-        i = 1
-        while run.exists(): run = run.with_name(f"{run.name.split('~')[0]}~{i}"); i += 1
-        run.mkdir(parents=True)
+        base, i = Path(cfg.experiment.output_dir)/f"{cfg.experiment.name}{'-' + kind if kind else ''}-{stamp}", 0
+        while True:   # `mkdir` is atomic: of two runs started in the same second, the one that comes second takes the next `~i`
+            run = base.with_name(f"{base.name}~{i}") if i else base
+            try: run.mkdir(parents=True, exist_ok=False); break
+            except FileExistsError: i += 1
         save_config(cfg, run/'config.yaml')
     return from_main(run)
 

@@ -6,7 +6,7 @@ Docs: https://medvision-team.github.io/medvision/data.readers.html.md"""
 
 # %% ../../nbs/01_data.readers.ipynb #df0baa49
 from __future__ import annotations
-import io, os, re, json, difflib, warnings, urllib.request
+import io, os, re, json, difflib, warnings, contextvars, urllib.request
 from pathlib import Path
 import numpy as np, pandas as pd
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -15,9 +15,9 @@ from ..core import MedvisionError, Registry, did_you_mean
 # %% auto #0
 __all__ = ['MAX_PIXELS', 'DICOM_EXTS', 'IMAGE_EXTS', 'H5_SEP', 'INTENSITIES', 'WINDOW_PRESETS', 'SPLITS', 'SPLIT_ALIASES',
            'BASE_COLS', 'MEDMNIST_URL', 'MEDMNIST_NAMES', 'ISIC_TABULAR', 'READERS', 'h5_bytes', 'read_image',
-           'read_dicom', 'dicom_meta', 'norm_split', 'sample_table', 'check_images', 'read_image_folder', 'need_cols',
-           'read_csv_dataset', 'read_medpix', 'cache_dir', 'medmnist_file', 'read_medmnist', 'read_isic',
-           'read_sources', 'synth_image', 'read_synthetic']
+           'read_dicom', 'dicom_meta', 'norm_split', 'check_label_case', 'sample_table', 'check_images',
+           'read_image_folder', 'need_cols', 'read_csv_dataset', 'read_medpix', 'cache_dir', 'medmnist_file',
+           'read_medmnist', 'read_isic', 'read_sources', 'synth_image', 'read_synthetic']
 
 # %% ../../nbs/01_data.readers.ipynb #9782ab30
 MAX_PIXELS = 100_000_000
@@ -292,6 +292,49 @@ def _report(msg:str, idx) -> None:
     idx = list(idx)
     if idx: warnings.warn(f"{msg}: {len(idx)} row(s), first {idx[:5]}", stacklevel=3)
 
+# %% ../../nbs/01_data.readers.ipynb #c7d3a9e2
+def _strip(v):
+    "`v` without surrounding whitespace when it is a string; anything else as it is"
+    return v.strip() if isinstance(v, str) else v
+
+def _case_groups(labels) -> list[list]:
+    "Sorted groups of two or more string `labels` that are equal but for case and surrounding whitespace"
+    by = {}
+    for v in labels:
+        if isinstance(v, str): by.setdefault(v.strip().casefold(), []).append(v)
+    return sorted(sorted(g) for g in by.values() if len(g) > 1)
+
+def _flow(m:dict) -> str:
+    "Mapping `m` written as a YAML flow mapping: strings in double quotes (so also JSON), numbers bare"
+    q = lambda v: _flow(v) if isinstance(v, dict) else json.dumps(v, ensure_ascii=False) if isinstance(v, str) else str(v)
+    return '{' + ', '.join(f"{q(k)}: {q(v)}" for k,v in m.items()) + '}'
+
+def _and(xs) -> str:
+    "`xs` as 'a, b and c'"
+    return ', '.join(xs[:-1]) + ' and ' + xs[-1]
+
+# %% ../../nbs/01_data.readers.ipynb #3e8b0d54
+def check_label_case(df:pd.DataFrame, # the sample table
+                     tasks:str|list, # task column(s)
+                     where:str='', # prefix of the error message (the file or source)
+                     label_map:dict=None, # the source's `label_map` (task -> raw label -> label), which the suggested map extends
+                     by:str=None, # column naming where each spelling comes from (e.g. `source`)
+                     fix:str="merge them with label_map: {m} in the source, or fix the data", # what to do; `{m}` is the suggested `label_map`, `{t}` the task, `{d}` the task's mapping
+                    ) -> None:
+    "Raise when string labels of one of `tasks` differ only by case or surrounding whitespace, naming every spelling, the task and the `label_map` that merges them"
+    for t in [tasks] if isinstance(tasks, str) else tasks:
+        n = df[t].value_counts()
+        groups = _case_groups(n.index)
+        if not groups: continue
+        keep = {v: max(g, key=lambda s: (n[s], s)).strip() for g in groups for v in g}
+        raw = ((label_map or {}).get(t)) or {v: v for v in sorted(n.index, key=str)}
+        d = {k: keep.get(v, keep.get(_strip(v), _strip(v))) for k,v in raw.items()}   # a source's map: its values were stripped
+        name = lambda v: repr(v) + (f" ({', '.join(sorted(map(str, df.loc[df[t] == v, by].unique())))})" if by else '')
+        cs,ws = any(len({v.strip() for v in g}) > 1 for g in groups),any(v != v.strip() for g in groups for v in g)
+        how = ' or '.join(w for w,b in (('case', cs), ('surrounding whitespace', ws)) if b)
+        raise MedvisionError(f"{where}task '{t}': labels {'; '.join(_and([name(v) for v in g]) for g in groups)} differ only by {how}; "
+                             + fix.format(t=t, m=_flow({t: d}), d=_flow(d)))
+
 # %% ../../nbs/01_data.readers.ipynb #7f79158c
 def sample_table(image, # image paths (made absolute) or in-memory arrays
                  targets:dict, # task name -> labels
@@ -299,7 +342,7 @@ def sample_table(image, # image paths (made absolute) or in-memory arrays
                  tabular:dict=None, # column name -> values
                  where:str='', # prefix of error messages (the file read)
                 ) -> pd.DataFrame:
-    "A validated sample table from column values"
+    "A validated sample table from column values; string labels stripped of surrounding whitespace, labels of a task differing only by case refused"
     n = len(image)
     col = lambda v, dflt: [dflt]*n if v is None else list(v)
     img = [a if isinstance(a, np.ndarray) else (s if H5_SEP in (s := str(a)) else str(Path(s).absolute())) for a in image]
@@ -308,9 +351,10 @@ def sample_table(image, # image paths (made absolute) or in-memory arrays
     df['split'] = [norm_split(v, f"{where}row {i}: ") for i,v in enumerate(df.split)]
     df['group'] = [str(g) if g is not None and g == g else f"{source or 'img'}_{i}" for i,g in enumerate(df.group)]
     df['text'] = [t if isinstance(t, str) else '' for t in df.text]
-    for t,v in targets.items(): df[t] = list(v)
+    for t,v in targets.items(): df[t] = [_strip(x) for x in v]
     for c,v in (tabular or {}).items(): df[c] = list(v)
     _check_targets(df, targets, where)
+    _check_case(df, targets, where)
     if not isinstance(image[0] if n else '', np.ndarray):
         _report(f"{where}duplicate rows (same image and targets) kept", df.index[df.duplicated(['image', *targets])])
     return df
@@ -320,6 +364,14 @@ def _check_targets(df, targets, where):
     for t in targets:
         bad = df.index[df[t].isna()].tolist()
         if bad: raise MedvisionError(f"{where}task '{t}' has no label in row(s) {bad[:5]} ({len(bad)} in all); label or remove them")
+
+_CASE_LATER = contextvars.ContextVar('case_later', default=None)   # while `read_sources` reads a source: its tasks, checked after its label_map
+
+def _check_case(df, tasks, where):
+    "`check_label_case` of `tasks`, or, while `read_sources` reads a source, note them for its check after the `label_map`"
+    later = _CASE_LATER.get()
+    if later is None: check_label_case(df, tasks, where)
+    else: later.extend(t for t in tasks if t not in later)
 
 # %% ../../nbs/01_data.readers.ipynb #426846f4
 def _check_exist(df:pd.DataFrame, where:str=''):
@@ -430,6 +482,7 @@ def read_csv_dataset(csv, # a CSV file, or a pattern with `{split}`
         _check_exist(df, where)
         parts.append(df)
     df = pd.concat(parts, ignore_index=True)
+    _check_case(df, targets, f"{csv}: ")                                           # the split files together
     if group_col is None: df['group'] = [f"{g}_{i}" for i,g in enumerate(df.group)]
     return df
 
@@ -478,7 +531,9 @@ def read_medpix(path, # the MedPix 2.0 folder (with `splitted_dataset/` and `ima
                                   tabular={'age': [_num(d.get('Age')) for d in desc],
                                            'sex': [d.get('Sex') if d.get('Sex') in ('male', 'female') else np.nan for d in desc]},
                                   where=f"{f}: "))
-    return pd.concat(parts, ignore_index=True)
+    df = pd.concat(parts, ignore_index=True)
+    _check_case(df, ['modality', 'location'], f"{path}: ")
+    return df
 
 # %% ../../nbs/01_data.readers.ipynb #a7928ebd
 MEDMNIST_URL = "https://zenodo.org/records/10519652/files/{fname}?download=1"
@@ -570,6 +625,7 @@ def _harmonise(df:pd.DataFrame, label_map:dict, drop:bool, where:str) -> pd.Data
     "Map each task's raw labels to common ones; unmapped labels raise, or are dropped and reported with `drop`"
     need_cols(df, label_map, where)
     for t,m in label_map.items():
+        m = {_strip(k): _strip(v) for k,v in m.items()}
         bad = ~df[t].isin(list(m))
         if bad.any() and not drop:
             raise MedvisionError(f"{where}task '{t}': label(s) {sorted(map(str, df[t][bad].unique()))[:5]} not in label_map; map them or set drop_unmapped: true")
@@ -590,7 +646,7 @@ def read_sources(cfg:list|dict, # a list of source dicts, or `{'sources': [...],
                 ) -> pd.DataFrame:
     "Union of several configured sources, filtered, harmonised and sampled, with a `source` column"
     top = cfg if isinstance(cfg, dict) else {'sources': cfg}
-    parts = []
+    parts,tasks = [],[]
     for i,s in enumerate(top.get('sources') or []):
         s = dict(s)
         name = s.get('name') or f"source {i}"
@@ -598,17 +654,23 @@ def read_sources(cfg:list|dict, # a list of source dicts, or `{'sources': [...],
         reader = s.pop('reader', 'csv')
         if reader not in READERS: raise MedvisionError(where + did_you_mean(reader, READERS, 'reader'))
         opts = {k:s.pop(k) for k in list(s) if k in _SOURCE_KEYS}
+        ts = []
+        tok = _CASE_LATER.set(ts)                                                  # the reader's case check waits for the label_map
         try: df = READERS[reader](**s)
         except TypeError as e: raise MedvisionError(f"{where}bad options for reader '{reader}': {e}") from None
+        finally: _CASE_LATER.reset(tok)
         if 'name' in opts: df['source'] = opts['name']
         df = _filter(df, opts.get('filters') or {}, where)
         df = _harmonise(df, opts.get('label_map') or {}, opts.get('drop_unmapped', False), where)
+        check_label_case(df, ts, where, opts.get('label_map'))
         if opts.get('has_text', top.get('has_text', False)): df = df[df.text.str.len() > 0]
         df = _fraction(df, opts.get('data_fraction', top.get('data_fraction', 1.0)), top.get('seed', 0), where)
         if df.empty: raise MedvisionError(f"{where}no rows left after filters; check filters, label_map and has_text")
-        parts.append(df)
+        parts.append(df); tasks += [t for t in ts if t not in tasks]
     if not parts: raise MedvisionError("read_sources: no sources configured; give a list under 'sources'")
-    return pd.concat(parts, ignore_index=True)
+    df = pd.concat(parts, ignore_index=True)
+    check_label_case(df, tasks, 'read_sources: ', by='source', fix="merge them with label_map: {m} in each of those sources, or fix the data")
+    return df
 
 # %% ../../nbs/01_data.readers.ipynb #73044775
 def synth_image(sz:int=32, label:int=0, seed:int=0) -> np.ndarray:

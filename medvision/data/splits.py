@@ -12,7 +12,7 @@ import numpy as np, pandas as pd, torch
 from sklearn.model_selection import StratifiedGroupKFold, GroupKFold, StratifiedKFold, KFold
 from sklearn.utils.class_weight import compute_class_weight
 from ..core import MedvisionError
-from .readers import SPLITS, H5_SEP, h5_bytes, need_cols
+from .readers import SPLITS, H5_SEP, h5_bytes, need_cols, check_label_case
 
 # %% auto #0
 __all__ = ['split_table', 'kfold', 'filter_min_samples', 'class_weights', 'pos_weight', 'check_labels', 'image_hashes',
@@ -255,9 +255,10 @@ def pos_weight(df:pd.DataFrame, # the sample table
 def check_labels(df:pd.DataFrame, # the sample table
                  tasks:str|list, # task column(s)
                 ) -> pd.DataFrame:
-    "Counts of the labels of `tasks` per split; raise when a label of valid or test has no train rows"
+    "Counts of the labels of `tasks` per split; raise when a label of valid or test has no train rows, or labels differ only by case"
     tasks = [tasks] if isinstance(tasks, str) else list(tasks)
     _need(df, *tasks)
+    check_label_case(df, tasks, fix="merge them with df[{t!r}] = df[{t!r}].map({d}) (a configured source: label_map: {m}), or fix the data")
     s,out = _norm_split(df),{}
     for t in tasks:
         c = pd.crosstab(df[t].to_numpy(), s).reindex(columns=list(SPLITS), fill_value=0)
