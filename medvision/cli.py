@@ -119,6 +119,9 @@ def main(argv=None) -> int:
         elif a.cmd == 'predict':
             out = run.predict_files(a.checkpoint, a.input, threshold=a.threshold, proba=a.proba); Path(a.output).parent.mkdir(parents=True, exist_ok=True); out.to_csv(a.output, index=False)
             print(f"{len(out)} predictions written to {a.output}")
+            if len(sk := out.attrs['skipped']):
+                sk.to_csv(f := Path(a.output).with_suffix('.skipped.csv'), index=False)
+                print(f"medvision predict: {len(sk)} file(s) not predicted, each with its reason in {f}; first: {sk.file[0]}: {sk.reason[0]}", file=sys.stderr)
         elif a.cmd == 'embed':
             out = _folder(run, cfg, a.out, 'embed')
             print(json.dumps(run.embed(cfg, a.checkpoint, out))); print(f"embeddings in {out}")

@@ -13,7 +13,7 @@ from fastai.callback.core import Callback
 from fastai.learner import ValueMetric
 from fastai.torch_core import rank_distrib, num_distrib
 from .core import MedvisionError, RunConfig, SCHEMA, load_config, parse_overrides, save_config, seed_everything, get_device
-from .data.readers import read_sources, READERS, IMAGE_EXTS
+from .data.readers import read_sources, read_image, READERS, IMAGE_EXTS
 from .data.splits import split_table, kfold
 from .data.block import medvision_dataloaders
 from .learner import medvision_learner, bare
@@ -387,21 +387,29 @@ def embed(cfg:RunConfig, checkpoint, run:Path, df:pd.DataFrame=None, learn=None)
     return out
 
 # %% ../nbs/09a_run.ipynb #e2fb3cc4
-def _input_table(inp) -> pd.DataFrame:
-    "The rows to predict: every image file (DICOM too) under folder `inp`, or CSV `inp` with an `image` column (relative paths from the CSV's folder) and the model's other inputs"
+def _input_table(inp) -> tuple:
+    "`(rows, skipped)`: the rows to predict (every image file, DICOM too, under folder `inp`, or CSV `inp` with an `image` column, relative paths from the CSV's folder, and the model's other inputs), and the files left out with the reason"
     p = Path(inp)
     if p.is_dir():
         fs = sorted(f for f in p.rglob('*') if f.is_file() and not f.name.startswith('.'))
         files = [f for f in fs if f.suffix.lower() in IMAGE_EXTS]
         if not files: raise MedvisionError(f"--input {p}: no images ({', '.join(sorted(IMAGE_EXTS))}) in this folder")
-        if len(files) < len(fs): print(f"medvision predict: {len(fs) - len(files)} file(s) in {p} are not images ({', '.join(sorted(IMAGE_EXTS))}) and are not predicted, e.g. {fs[[f in files for f in fs].index(False)]}", file=sys.stderr)
-        return pd.DataFrame({'image': [str(f) for f in files]})
+        skipped = [(str(f), f"not an image file ({f.suffix or 'no extension'}; images are {', '.join(sorted(IMAGE_EXTS))})") for f in fs if f.suffix.lower() not in IMAGE_EXTS]
+        return pd.DataFrame({'image': [str(f) for f in files]}), skipped
     if p.suffix.lower() == '.csv' and p.exists():
         t = pd.read_csv(p)
         if 'image' not in t: raise MedvisionError(f"--input {p}: the CSV needs an 'image' column of file paths (it has {', '.join(t.columns)})")
         t['image'] = [str(x) if Path(str(x)).is_absolute() else str(p.parent/str(x)) for x in t.image]
-        return t
+        return t, []
     raise MedvisionError(f"--input {p}: give a folder of images or a .csv file with an 'image' column")
+
+def _readable(t:pd.DataFrame, spec) -> tuple:
+    "`(rows, skipped)`: the rows of `t` whose image decodes as the spec reads it, and the others with `read_image`'s reason"
+    ok, skipped = [], []
+    for i, src in enumerate(t.image):
+        try: read_image(src, n_ch=spec.channels, intensity=spec.intensity, window=spec.window); ok.append(i)
+        except MedvisionError as e: skipped.append((str(src), str(e)))
+    return t.iloc[ok].reset_index(drop=True), skipped
 
 def predict_files(checkpoint, # a medvision checkpoint
                   inp, # a folder of images, or a CSV with `image` and the model's other inputs (text, tabular columns)
@@ -409,11 +417,13 @@ def predict_files(checkpoint, # a medvision checkpoint
                   threshold:float=None, # decision threshold of the two-class tasks (default: the one the checkpoint's spec records, else the most probable class)
                   proba:bool=False, # also each class's probability
                  ) -> pd.DataFrame:
-    "Predictions of the model in `checkpoint` for the rows of `inp`: its spec's preprocessing (`dls.test_dl`) and fastai's `get_preds`"
+    "Predictions of the model in `checkpoint` for the rows of `inp`: its spec's preprocessing (`dls.test_dl`) and fastai's `get_preds`; the files left out (not images, unreadable) with the reason in `.attrs['skipped']`"
     spec = checkpoint_spec(checkpoint)
     if threshold is not None and not any(len(v) == 2 for v in spec.vocabs.values()):
         raise MedvisionError(f"--threshold: it applies to two-class tasks; the tasks of {checkpoint_stem(checkpoint).name} have {', '.join(f'{t}: {len(v)} classes' for t, v in spec.vocabs.items())}")
-    t = _input_table(inp)
+    t, skipped = _input_table(inp)
+    t, bad = _readable(t, spec); skipped += bad
+    if t.empty: raise MedvisionError(f"--input {inp}: none of its {len(skipped)} file(s) can be read, e.g. {skipped[0][1]}")
     learn = learner_from_checkpoint(checkpoint, table=t)
     ps = learn.get_preds(dl=learn.dls.test_dl(t, bs=bs))[0]
     res = pd.DataFrame({'image': t.image})
@@ -424,6 +434,7 @@ def predict_files(checkpoint, # a medvision checkpoint
         res[f'{task}_pred'] = [names[j] for j in pred]
         if proba:
             for j, n in enumerate(names): res[f'{task}_prob_{n}'] = p[:, j]
+    res.attrs['skipped'] = pd.DataFrame(skipped, columns=['file', 'reason'])   # every input is a row here or there
     return res
 
 # %% ../nbs/09a_run.ipynb #2c5c0df7
