@@ -19,7 +19,7 @@ from .learner import bare
 
 # %% auto #0
 __all__ = ['ModalityDropoutScheduleCallback', 'AuxLossScheduleCallback', 'EMACallback', 'CPUAutocastCallback', 'mixed_precision',
-           'tracking_callbacks']
+           'CSVTableLogger', 'tracking_callbacks']
 
 # %% ../nbs/06a_callbacks.ipynb #17227d51
 def _lin(start, end, epoch:int, n_epoch:int): return start + (end - start) * (epoch / max(n_epoch - 1, 1))
@@ -93,6 +93,20 @@ def mixed_precision(mode:str|None='bf16', device=None) -> list:
     if mode == 'fp16': raise MedvisionError("fp16 mixed precision needs a CUDA GPU; on CPU use mixed_precision='bf16'")
     return [CPUAutocastCallback()]
 
+# %% ../nbs/06a_callbacks.ipynb #b8d4f202
+class CSVTableLogger(CSVLogger):
+    "fastai's `CSVLogger` appending to one table: the header only into an empty file, and only the same columns after it"
+    def before_fit(self):
+        if hasattr(self, "gather_preds"): return
+        f, names = self.path/self.fname, ','.join(self.recorder.metric_names)
+        f.parent.mkdir(parents=True, exist_ok=True)
+        head = f.open().readline().rstrip('\n') if self.append and f.exists() and f.stat().st_size else None
+        if head is not None and head != names:
+            raise MedvisionError(f"{f}: its columns ({head}) are not this training's ({names}); it is another run's log: log to a new run folder")
+        self.file = f.open('a' if self.append else 'w')
+        if head is None: self.file.write(names + '\n')
+        self.old_logger, self.learn.logger = self.logger, self._write_line
+
 # %% ../nbs/06a_callbacks.ipynb #59f8d56f
 def _wandb_key() -> bool:
     if os.environ.get('WANDB_API_KEY'): return True
@@ -118,7 +132,7 @@ def tracking_callbacks(path, # the run folder
                        project:str='medvision', name:str=None, config:dict=None) -> list:
     "fastai callbacks logging to `path/metrics.csv`, and to W&B (offline without a key) and TensorBoard when asked"
     path = Path(path); path.mkdir(parents=True, exist_ok=True)
-    cbs = [CSVLogger(fname=(path/'metrics.csv').resolve(), append=True)] if csv else []
+    cbs = [CSVTableLogger(fname=(path/'metrics.csv').resolve(), append=True)] if csv else []
     if wandb:
         import wandb as wb
         mode = os.environ.get('WANDB_MODE') or ('online' if _wandb_key() else 'offline')

@@ -6,14 +6,15 @@ Docs: https://medvision-team.github.io/medvision/checkpoint.html.md"""
 
 # %% ../nbs/06b_checkpoint.ipynb #8c1aff6e
 from __future__ import annotations
-import json, os, random
+import contextlib, json, os, random, shutil, time, warnings
 from functools import partial
 from pathlib import Path
 import numpy as np, torch
 from fastcore.basics import patch, store_attr
 from fastcore.foundation import L as fcL
 from fastai.learner import Learner, SkipToEpoch, ValueMetric
-from fastai.callback.core import Callback
+from fastai.callback.core import Callback, CancelEpochException
+from fastai.callback.progress import CSVLogger
 from fastai.callback.tracker import TrackerCallback, EarlyStoppingCallback
 from fastai.callback.schedule import SchedCos, ParamScheduler
 from fastai.optimizer import Adam
@@ -27,7 +28,8 @@ from .data.block import InputSpec
 
 # %% auto #0
 __all__ = ['rng_state', 'set_rng_state', 'checkpoint_stem', 'save_checkpoint', 'load_checkpoint', 'checkpoint_meta',
-           'checkpoint_spec', 'model_from_checkpoint', 'learner_from_checkpoint', 'CheckpointCallback']
+           'checkpoint_spec', 'model_from_checkpoint', 'learner_from_checkpoint', 'CheckpointCallback',
+           'StagesCallback', 'training_stages']
 
 # %% ../nbs/06b_checkpoint.ipynb #4f9f7adf
 def _tree(obj, tensors:dict, key:str='t'):
@@ -115,25 +117,29 @@ def save_checkpoint(learn:Learner, path, with_opt:bool=True, **meta) -> Path:
     model_sd = ema.shadow if ema is not None and ema.shadow is not None else bare(learn.model).state_dict()
     spec = getattr(learn.dls, 'spec', None)
     meta = {'arch': getattr(learn, 'arch', None), 'medvision_version': _version(), 'ema': ema is not None,
-            'model': getattr(learn, 'model_config', None), 'spec': spec.to_dict() if spec is not None else None, **meta}
+            'model': getattr(learn, 'model_config', None), 'spec': spec.to_dict() if spec is not None else None,
+            'stamp': f"{time.time_ns():x}-{os.getpid()}", **meta}
     if with_opt:
         tensors = {}
         state = {'opt': learn.opt.state_dict() if learn.opt is not None else None, 'rng': rng_state(learn.dls),
                  'raw': bare(learn.model).state_dict() if ema is not None else None}
-        tree = _tree(state, tensors)
-        _atomic_save(tensors, base.with_name(base.name + '.state.safetensors'), {'tree': tree})
+        tree, st = _tree(state, tensors), base.with_name(base.name + '.state.safetensors')
+        if st.exists(): os.replace(st, base.with_name(base.name + '.state.prev.safetensors'))   # the state of the weights still on disk
+        _atomic_save(tensors, st, {'tree': tree, 'stamp': meta['stamp']})
     _atomic_save({k: v.detach().cpu().contiguous() for k, v in model_sd.items()}, base.with_name(base.name + '.safetensors'), meta)
+    base.with_name(base.name + '.state.prev.safetensors').unlink(missing_ok=True)              # the new weights are in place
     _atomic_text(json.dumps(meta, indent=1, default=str), base.with_name(base.name + '.json'))
     return base.with_name(base.name + '.safetensors')
 
 # %% ../nbs/06b_checkpoint.ipynb #ee209db9
-def _read_safetensors(path:Path) -> tuple:
+def _read_safetensors(path:Path, tensors:bool=True) -> tuple:
+    "`(tensors, metadata)` of safetensors file `path` (`tensors=False`: the header alone, `{}` for the tensors)"
     from safetensors import safe_open
     if not path.exists(): raise MedvisionError(f"checkpoint {path} does not exist")
     try:
         with safe_open(str(path), 'pt') as f:
             meta = json.loads((f.metadata() or {}).get('medvision', '{}'))
-            return {k: f.get_tensor(k) for k in f.keys()}, meta
+            return {k: f.get_tensor(k) for k in f.keys()} if tensors else {}, meta
     except MedvisionError: raise
     except Exception as e:
         raise MedvisionError(f"checkpoint {path} is unreadable ({type(e).__name__}: {str(e)[:120]}); it may be truncated: use another checkpoint (e.g. the -best or an earlier one)") from e
@@ -153,27 +159,40 @@ def load_checkpoint(target, path, with_opt:bool=False, strict:bool=True) -> dict
         raise MedvisionError(f"checkpoint {base}.safetensors does not fit this model (arch {meta.get('arch')!r}): "
                              f"{len(missing)} missing, {len(extra)} unexpected, {len(bad)} wrong-shape keys (e.g. {(missing + extra + bad)[:3]})")
     model.load_state_dict(sd, strict=strict)
-    if with_opt and learn is not None: _load_state(learn, base, sd)
+    if with_opt and learn is not None: _load_state(learn, base, sd, meta.get('stamp'))
     return meta
 
-def _load_state(learn, base, sd):
-    tensors, meta = _read_safetensors(base.with_name(base.name + '.state.safetensors'))
+def _state_of(base:Path, stamp:str=None) -> tuple:
+    "The training state (tensors, metadata) written with the weights stamped `stamp`: `.state`, or `.state.prev` when a kill came between the two files"
+    for suf in ('.state.safetensors', '.state.prev.safetensors'):
+        if (f := base.with_name(base.name + suf)).exists():
+            tensors, meta = _read_safetensors(f)
+            if stamp is None or meta.get('stamp') in (None, stamp): return tensors, meta   # (older checkpoints carry no stamp)
+    raise MedvisionError(f"checkpoint {base}: no training state matches its weights ({base.name}.state.safetensors is missing or of another epoch); resume from another `-last` checkpoint")
+
+def _load_state(learn, base, sd, stamp=None):
+    tensors, meta = _state_of(base, stamp)
     st = _untree(meta['tree'], tensors)
+    dev = getattr(learn.dls, 'device', None) or next(bare(learn.model).parameters()).device   # where training runs: the states are read onto the CPU
     if st['opt'] is not None:
         if learn.opt is None: learn.create_opt()
         learn.opt.load_state_dict(st['opt'])
+        for s in learn.opt.state.values(): s.update({k: v.to(dev) for k, v in s.items() if torch.is_tensor(v)})
     set_rng_state(st['rng'], learn.dls)
     ema = next((c for c in learn.cbs if isinstance(c, EMACallback)), None)
     if st['raw'] is not None:
         bare(learn.model).load_state_dict(st['raw'])
-        if ema is not None: ema.shadow = {k: v.clone() for k, v in sd.items()}
+        if ema is not None: ema.shadow = {k: v.to(dev, copy=True) for k, v in sd.items()}
 
 # %% ../nbs/06b_checkpoint.ipynb #1fda7cb2
 def checkpoint_meta(path) -> dict:
-    "The metadata of checkpoint `path` (its JSON sidecar, else the safetensors header)"
+    "The metadata of checkpoint `path`: its JSON sidecar (for people and tools), else, when the sidecar is gone or broken, the safetensors header that holds the same"
     base = checkpoint_stem(path); side = base.with_name(base.name + '.json')
-    if side.exists(): return json.loads(side.read_text())
-    return _read_safetensors(base.with_name(base.name + '.safetensors'))[1]
+    if side.exists():
+        try: return json.loads(side.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            warnings.warn(f"{side}: not valid JSON ({e}); the metadata is read from {base.name}.safetensors instead", stacklevel=2)
+    return _read_safetensors(base.with_name(base.name + '.safetensors'), tensors=False)[1]
 
 def checkpoint_spec(path) -> InputSpec:
     "The `InputSpec` checkpoint `path` was trained with: its tasks, classes and preprocessing"
@@ -226,10 +245,17 @@ def learner_from_checkpoint(path, # a medvision checkpoint (e.g. 'models/resnet1
 
 # %% ../nbs/06b_checkpoint.ipynb #28535976
 def _skip_to(learn) -> int: return max([c._skip_to for c in learn.cbs if isinstance(c, SkipToEpoch)], default=0)
+def _stages(learn): return getattr(learn, 'stages', None)   # the `StagesCallback` of a training in stages (fastai names a callback's attribute after it)
+
+def _resumed(learn) -> dict:
+    "The metadata of the checkpoint the current fit continues (after `Learner.resume`, or in the stage a `StagesCallback` resumes), else `{}`"
+    st = _stages(learn)
+    if st is not None: return st.meta if st.at and st.stage == st.at[0] else {}
+    return (getattr(learn, 'checkpoint_meta', None) or {}) if _skip_to(learn) else {}
 
 class CheckpointCallback(TrackerCallback):
     "Write `{fname}-last` every epoch, `{fname}-best` when `monitor` improves, and `every` k epochs `{fname}-epoch{N}` (the last `keep`)"
-    order = TrackerCallback.order + 1
+    order = EarlyStoppingCallback.order + 1   # after early stopping has counted the epoch: `-last` keeps its state
     def __init__(self, monitor:str='valid_loss', comp=None, min_delta:float=0., fname:str=None, every:int=0, keep:int=3,
                  load_best:bool=True, folder=None, best_name:str=None, last_name:str=None):
         super().__init__(monitor=monitor, comp=comp, min_delta=min_delta)
@@ -239,23 +265,56 @@ class CheckpointCallback(TrackerCallback):
         super().before_fit()
         self.dir = Path(self.folder) if self.folder else self.learn.path/self.learn.model_dir
         self.stem = self.fname or getattr(self.learn, 'arch', 'model')
-        self.skip, self.best_path = _skip_to(self.learn), None
-        prev = getattr(self.learn, 'checkpoint_meta', None) or {}
-        if self.skip and prev.get('monitor') == self.monitor and prev.get('best') is not None: self.best = prev['best']
+        self.skip, self.best_path, self.n_seen = _skip_to(self.learn), None, 0
+        st = _stages(self.learn)
+        self.track = st is None or st.stage == st.n_stages      # in a training of several stages, the last one keeps the best
+        if prev := _resumed(self.learn): self._restore(prev)
+
+    def _stoppers(self) -> list: return [c for c in self.learn.cbs if isinstance(c, EarlyStoppingCallback)]
+
+    def _restore(self, prev:dict):
+        "Continue from checkpoint metadata `prev`: the best so far and its file, early stopping's state, the smoothed training loss"
+        if self.track and prev.get('monitor') == self.monitor and prev.get('best') is not None:
+            self.best, self.best_path = prev['best'], self._best_file(prev['best'])
+        for es, s in zip(self._stoppers(), prev.get('early_stopping', [])): es.best, es.wait = s['best'], s['wait']
+        if sl := prev.get('smooth_loss'): self.recorder.smooth_loss.val, self.recorder.smooth_loss.count = torch.tensor(sl['val']), sl['count']
+
+    def _best_file(self, best:float):
+        "The `-best` checkpoint holding `best` (copied from beside the resumed checkpoint when this run writes elsewhere), else None, with a warning"
+        name = self.best_name or f'{self.stem}-best'
+        f, src = self.dir/f'{name}.safetensors', getattr(self.learn, 'resumed_from', None)
+        if not f.exists() and src is not None and (src.parent/f'{name}.safetensors').exists():
+            self.dir.mkdir(parents=True, exist_ok=True)
+            for suf in ('.safetensors', '.json'): shutil.copy(src.parent/f'{name}{suf}', self.dir/f'{name}{suf}')
+        if f.exists() and _read_safetensors(f, tensors=False)[1].get('best') == best: return f
+        warnings.warn(f"resuming: {f} is missing or does not hold the best the run recorded ({self.monitor} {best}); unless a later epoch improves on it, the weights at the end are the last epoch's")
 
     def _meta(self) -> dict:
-        vals = dict(zip(self.recorder.metric_names[1:], self.recorder.values[-1]))
-        return dict(epoch=self.epoch, n_epoch=self.n_epoch, monitor=self.monitor, best=float(self.best), world_size=max(num_distrib(), 1),
+        vals, st, sl = dict(zip(self.recorder.metric_names[1:], self.recorder.values[-1])), _stages(self.learn), self.recorder.smooth_loss
+        return dict(epoch=self.epoch, n_epoch=self.n_epoch, stage=st.stage if st else 1, n_stages=st.n_stages if st else 1,
+                    monitor=self.monitor, best=float(self.best) if self.track else None, world_size=max(num_distrib(), 1),
+                    early_stopping=[{'best': float(es.best), 'wait': es.wait} for es in self._stoppers()],
+                    smooth_loss={'val': float(sl.val), 'count': sl.count},
                     metrics={k: float(v) for k, v in vals.items() if isinstance(v, (int, float, np.floating))})
+
+    def _save_best(self, meta:dict):
+        self.best_path = save_checkpoint(self.learn, self.dir/(self.best_name or f'{self.stem}-best'), with_opt=False, **meta)
 
     def after_epoch(self):
         if self.epoch < self.skip: return
-        super().after_epoch()
-        if rank_distrib(): return                      # one writer in distributed training
+        self.n_seen = len(self.recorder.values)
+        if self.track: super().after_epoch()             # sets `new_best`
+        if rank_distrib(): return                        # one writer in distributed training
         meta = self._meta()
-        self.learn.last_checkpoint = save_checkpoint(self.learn, self.dir/(self.last_name or f'{self.stem}-last'), with_opt=True, **meta)
-        if self.new_best: self.best_path = save_checkpoint(self.learn, self.dir/(self.best_name or f'{self.stem}-best'), with_opt=False, **meta)
+        if self.track and self.new_best: self._save_best(meta)   # before `-last`: a `-last` on disk has its best beside it
         if self.every and (self.epoch + 1) % self.every == 0: self._periodic(meta)
+        self.learn.last_checkpoint = save_checkpoint(self.learn, self.dir/(self.last_name or f'{self.stem}-last'), with_opt=True, **meta)
+
+    def after_cancel_fit(self):
+        "The epoch early stopping ended (logged, but cancelled before this callback): its `-best` if it is one, no `-last`"
+        if not self.track or len(self.recorder.values) <= self.n_seen or getattr(self.learn, 'diverged', None) or rank_distrib(): return
+        super().after_epoch()
+        if self.new_best: self._save_best(self._meta())
 
     def _periodic(self, meta):
         save_checkpoint(self.learn, self.dir/f'{self.stem}-epoch{self.epoch + 1}', with_opt=False, **meta)
@@ -265,15 +324,85 @@ class CheckpointCallback(TrackerCallback):
 
     def after_fit(self):
         super().after_fit()
-        if self.load_best and self.best_path is not None: load_checkpoint(bare(self.learn.model), self.best_path)
+        if self.track and self.load_best and self.best_path is not None: load_checkpoint(bare(self.learn.model), self.best_path)
 
 # %% ../nbs/06b_checkpoint.ipynb #6173a654
 @patch
 def resume(self:Learner, path) -> int:
     "Restore the training state of checkpoint `path` (weights, optimizer, RNG, EMA); returns the epoch to start from"
     meta = load_checkpoint(self, path, with_opt=True)
-    self.checkpoint_meta = meta
+    self.checkpoint_meta, self.resumed_from = meta, checkpoint_stem(path)
     return int(meta['epoch']) + 1
+
+# %% ../nbs/06b_checkpoint.ipynb #a7c3e102
+def _trim_csv(f:Path, at:tuple):
+    "Keep the header of CSV log `f` and its rows up to (stage, epoch) `at`; a log without a `stage` column is stage 1"
+    if not f.exists() or not (lines := f.read_text().splitlines()): return
+    head = lines[0].split(',')
+    e, s = head.index('epoch'), head.index('stage') if 'stage' in head else None
+    pos = lambda r: (int(float(r[s])) if s is not None else 1, int(r[e]))
+    _atomic_text('\n'.join([lines[0]] + [l for l in lines[1:] if pos(l.split(',')) <= tuple(at)]) + '\n', f)
+
+class StagesCallback(Callback):
+    "Number the fits of one training (its stages); with `path`, a `-last` checkpoint, skip the stages and epochs it had done, unseen by other callbacks, and restore its state"
+    order = TrackerCallback.order + 1   # after the Recorder and the progress bar start an epoch, before any callback acts on it
+    def __init__(self, path=None, n_stages:int=1):
+        self.ckpt, self.n_stages, self.stage, self.meta, self.at, self.muted = path, n_stages, 0, {}, None, []
+        if path is not None: self._check(checkpoint_stem(path))
+
+    def _check(self, base:Path):
+        m = self.meta = _read_safetensors(base.with_name(base.name + '.safetensors'), tensors=False)[1]   # the header: the JSON copy may be a kill behind
+        if not any(base.with_name(base.name + s).exists() for s in ('.state.safetensors', '.state.prev.safetensors')):
+            raise MedvisionError(f"checkpoint {base} has no training state ({base.name}.state.safetensors): resume from the run's `-last` checkpoint (e.g. runs/<run>/models/resnet18-last)")
+        if 'epoch' not in m: raise MedvisionError(f"checkpoint {base} records no epoch: resume from a `-last` checkpoint written during training")
+        st, ns = m.get('stage', 1), m.get('n_stages', 1)
+        if ns != self.n_stages: raise MedvisionError(f"checkpoint {base} was written in stage {st} of {ns}; this training has {self.n_stages} stage(s): resume it with the schedule it was trained with (scheduler.name, training.pretrain_vision_epochs)")
+        self.at = (st, int(m['epoch']))
+
+    def before_fit(self):
+        self.stage += 1
+        if not self.at or self.stage != self.at[0]: return
+        if self.n_epoch != self.meta['n_epoch']: raise MedvisionError(f"checkpoint {checkpoint_stem(self.ckpt)} was written at epoch {self.at[1] + 1} of {self.meta['n_epoch']} (stage {self.at[0]}); this stage has {self.n_epoch} epochs: resume it with the config it was trained with (training.epochs, scheduler.freeze_epochs)")
+        self.learn.resume(self.ckpt)      # after this stage's set-up (its optimizer, its frozen groups), before its first epoch
+
+    def trim_logs(self):
+        "Cut each appending `CSVLogger`'s file back to the epochs the checkpoint had finished (before the loggers open them)"
+        if not self.at or rank_distrib(): return
+        for c in self.learn.cbs:
+            if isinstance(c, CSVLogger) and c.append: _trim_csv(Path(self.learn.path)/c.fname, self.at)
+
+    def _skipped(self) -> bool: return (self.at is not None and (self.stage, self.epoch) <= self.at) or self.epoch < _skip_to(self.learn)
+    def _unmute(self, cbs=None):
+        "Give back `run` to the muted callbacks (of `cbs`, default all)"
+        for c, run in self.muted:
+            if cbs is None or c in cbs: c.run = run
+        self.muted = [(c, run) for c, run in self.muted if cbs is not None and c not in cbs]
+
+    def before_epoch(self):
+        self._unmute()
+        if not self._skipped(): return
+        self.muted = [(c, c.run) for c in self.learn.cbs if c is not self]
+        for c, _ in self.muted: c.run = False
+        raise CancelEpochException
+    def after_epoch(self):   # the callbacks before this one are done with the skipped epoch: they see the next event (e.g. `after_fit`)
+        cbs = list(self.learn.cbs.sorted('order')); self._unmute(cbs[:cbs.index(self)])
+    def after_fit(self): self._unmute()
+
+def _stage_metrics(learn, st:StagesCallback) -> list:
+    "The stage and each parameter group's learning rate, as fastai `ValueMetric`s (columns of the progress table and the CSV log)"
+    lr_of = lambda i: (lambda: learn.opt.hypers[i]['lr'])
+    return [ValueMetric(lambda: st.stage, 'stage')] + [ValueMetric(lr_of(i), f'lr_{i}') for i in range(len(learn.splitter(learn.model)))]
+
+@contextlib.contextmanager
+def training_stages(learn:Learner, n_stages:int=1, # how many fits the block runs
+                    resume=None): # a `-last` checkpoint of this training to continue
+    "Within the block, the fits of `learn` are the `n_stages` stages of one training (inside another such block: of that one)"
+    if (st := _stages(learn)) is not None: yield st; return
+    st, old = StagesCallback(resume, n_stages), learn.metrics
+    if n_stages > 1: learn.metrics = fcL(old) + _stage_metrics(learn, st)
+    try:
+        with learn.added_cbs(st): st.trim_logs(); yield st
+    finally: learn.metrics = old
 
 # %% ../nbs/06b_checkpoint.ipynb #eec00c78
 class _History(Callback):
@@ -292,23 +421,22 @@ def fine_tune_medical(self:Learner,
                       schedule:str='cosine', # stage 2 schedule: 'cosine' or 'one_cycle'
                       patience:int=5, monitor:str='valid_loss', min_delta:float=0., # early stopping
                       save_metric:str=None, # the metric choosing the best checkpoint (default: `monitor`)
-                      fname:str=None, cbs=None):
+                      fname:str=None, cbs=None,
+                      resume=None): # a `-last` checkpoint of this recipe to continue
     "The two-stage medical fine-tuning recipe: frozen head training, then all layers with a lower backbone rate"
     if schedule not in ('cosine', 'one_cycle'): raise MedvisionError(f"schedule={schedule!r}: use 'cosine' or 'one_cycle'")
-    n_g, rows, stage = len(self.splitter(self.model)), [], [1]
-    old_metrics, old_opt = self.metrics, self.opt_func
-    lr_of = lambda i: (lambda: self.opt.hypers[i]['lr'])
-    self.metrics = fcL(old_metrics) + [ValueMetric(lambda: stage[0], 'stage')] + [ValueMetric(lr_of(i), f'lr_{i}') for i in range(n_g)]
-    extra = [_History(rows), *fcL(cbs)]
+    rows, old_opt = [], self.opt_func
+    own = [] if any(isinstance(c, CheckpointCallback) for c in self.cbs) else [CheckpointCallback(save_metric or monitor, fname=fname)]
+    extra = [_History(rows), *own, *fcL(cbs)]
     try:
-        self.opt_func = Adam; self.create_opt(); self.freeze()
-        self.fit(stage1_epochs, stage1_lr, wd=0., cbs=extra)
-        stage[0] = 2
-        self.opt_func = partial(Adam, decouple_wd=True); self.create_opt(); self.unfreeze()
-        lrs = np.array([backbone_lr] * (n_g - 1) + [head_lr])
-        cbs2 = [EarlyStoppingCallback(monitor=monitor, min_delta=min_delta, patience=patience), CheckpointCallback(save_metric or monitor, fname=fname), *extra]
-        if schedule == 'cosine': self.fit(stage2_epochs, lrs, wd=wd, cbs=[ParamScheduler({'lr': SchedCos(lrs, eta_min)}), *cbs2])
-        else: self.fit_one_cycle(stage2_epochs, lrs, wd=wd, cbs=cbs2)
-    finally: self.metrics, self.opt_func = old_metrics, old_opt
+        with training_stages(self, 2, resume):
+            self.opt_func = Adam; self.create_opt(); self.freeze()
+            self.fit(stage1_epochs, stage1_lr, wd=0., cbs=extra)
+            self.opt_func = partial(Adam, decouple_wd=True); self.create_opt(); self.unfreeze()
+            lrs = np.array([backbone_lr] * (len(self.splitter(self.model)) - 1) + [head_lr])
+            cbs2 = [EarlyStoppingCallback(monitor=monitor, min_delta=min_delta, patience=patience), *extra]
+            if schedule == 'cosine': self.fit(stage2_epochs, lrs, wd=wd, cbs=[ParamScheduler({'lr': SchedCos(lrs, eta_min)}), *cbs2])
+            else: self.fit_one_cycle(stage2_epochs, lrs, wd=wd, cbs=cbs2)
+    finally: self.opt_func = old_opt
     import pandas as pd
     return pd.DataFrame(rows)

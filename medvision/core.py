@@ -158,7 +158,8 @@ SCHEMA = {
         'intensity':   Key('auto', str, "high-bit-depth and DICOM images to 8 bits: `auto` (DICOM: its window, else its BitsStored; 16-bit PNG/TIFF: their real depth), `window`, `bits`, `minmax` or `percentile`", choices=('auto', 'window', 'bits', 'minmax', 'percentile')),
         'window':      Key(None, (str, list), "DICOM window: [centre, width] or a preset (lung, mediastinum, bone, brain, soft_tissue, abdomen, liver); default: each file's own"),
         'cache':       Key(None, str, "decoded-image cache: `memory` or `disk` (resized once, then reused every epoch)", choices=('memory', 'disk')),
-        'num_workers': Key(0, int, "DataLoader worker processes", bounds='>= 0'),
+        'cache_max_gb': Key(4.0, float, "the most the image cache holds, in GiB (memory: a slab in /dev/shm shared with the workers; disk: the files in its folder); when it is full the other images are decoded every epoch, and a warning says how many", bounds='> 0'),
+        'num_workers': Key(0, int, "DataLoader worker processes (capped at the CPUs this process may use)", bounds='>= 0'),
         'valid':       Key(0.1, float, "fraction of rows without a split that go to validation (grouped by patient)", bounds='[0, 1)'),
         'test':        Key(0.1, float, "fraction of rows without a split that go to test", bounds='[0, 1)'),
         'fold':        Key(None, int, "cross-validation: use patient-grouped fold `fold` of `folds` (of the train and valid rows) as validation", bounds='>= 0'),
@@ -167,6 +168,9 @@ SCHEMA = {
         'tabular':     Key([], list, "tabular columns fed to the model (numbers or categories)"),
         'weighted':    Key(False, bool, "sample classes of the first task equally often (fastai's WeightedDL)"),
         'limit':       Key(None, int, "keep at most this many rows per split (a quick run); `null`: all", bounds='>= 1'),
+        'max_pixels':  Key(50_000_000, int, "largest image (height x width x frames) a run accepts; larger ones are found before training, from their headers", bounds='>= 64'),
+        'check':       Key('header', str, "images checked before training: `header` (readable, size within `max_pixels`; every file's bytes hashed) or `decode` (each image decoded once as training reads it)", choices=('header', 'decode')),
+        'allow_duplicates': Key(False, bool, "train although identical images (by content hash) sit in two splits; they are listed in the report (`duplicates.csv`)"),
     },
     'augmentation': {
         'preset':    Key('medium', str, "augmentation preset (see `augment.preset_table`)", choices='medvision.augment:AUG_PRESETS'),
@@ -230,7 +234,7 @@ SCHEMA = {
         'monitor':  Key('valid_loss', str, "the metric choosing the best checkpoint and early stopping (e.g. label_auc)"),
         'every':    Key(0, int, "also keep a checkpoint every this many epochs (0: only best and last)", bounds='>= 0'),
         'keep':     Key(3, int, "how many periodic checkpoints to keep (0: all)", bounds='>= 0'),
-        'resume':   Key(None, str, "a `-last` checkpoint to resume training from"),
+        'resume':   Key(None, str, "a `-last` checkpoint (<run>/models/<arch>-last) to resume: the run continues in its folder from there"),
     },
     'tracking': {
         'csv':         Key(True, bool, "metrics.csv in the run folder"),

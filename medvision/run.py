@@ -18,16 +18,16 @@ from .data.splits import split_table, kfold
 from .data.block import medvision_dataloaders
 from .learner import medvision_learner, bare
 from .callbacks import mixed_precision, EMACallback, tracking_callbacks, ModalityDropoutScheduleCallback, AuxLossScheduleCallback
-from .checkpoint import CheckpointCallback, save_checkpoint, learner_from_checkpoint, model_from_checkpoint, checkpoint_stem, checkpoint_spec
+from .checkpoint import CheckpointCallback, save_checkpoint, learner_from_checkpoint, model_from_checkpoint, checkpoint_stem, checkpoint_spec, training_stages
 from .metrics import task_metrics, lower_is_better, select_threshold
 from .evaluate import evaluate, predict, compare
 
 # %% auto #0
 __all__ = ['MEDMNIST_V2_RESNET18_28', 'COMMAND_KEYS', 'as_config', 'data_root', 'build_table', 'with_text_emb', 'build_dls',
            'monitor_comp', 'run_metrics', 'config_callbacks', 'build_learner', 'world_size', 'init_distributed',
-           'main_process_first', 'from_main', 'distributed', 'BatchCountCallback', 'fit', 'run_log', 'new_run',
-           'keep_threshold', 'split_rows', 'report', 'fit_and_report', 'train', 'embed', 'predict_files',
-           'export_model', 'demo_config', 'demo', 'refuse_keys', 'distill', 'evaluate_checkpoint',
+           'main_process_first', 'from_main', 'distributed', 'BatchCountCallback', 'fit', 'resume_run', 'run_log',
+           'new_run', 'preflight', 'keep_threshold', 'split_rows', 'report', 'fit_and_report', 'train', 'embed',
+           'predict_files', 'export_model', 'demo_config', 'demo', 'refuse_keys', 'distill', 'evaluate_checkpoint',
            'compare_checkpoints', 'check_overrides']
 
 # %% ../nbs/09a_run.ipynb #68b8bb8e
@@ -109,7 +109,7 @@ def build_dls(cfg:RunConfig, df:pd.DataFrame, valid_split:str='valid', image_siz
         kw['tokenizer'] = text_encoder(cfg.text.encoder, max_length=cfg.text.max_length, trainable=cfg.text.trainable)
     return medvision_dataloaders(df, list(d.tasks), img_size=image_size or d.image_size, bs=batch_size or cfg.training.batch_size,
                                  text=d.text, tabular=list(d.tabular) or None, weighted=d.weighted, aug=a.preset,
-                                 normalize=d.normalize, arch=arch or cfg.vision.arch, num_workers=d.num_workers, n_ch=d.channels, cache=d.cache,
+                                 normalize=d.normalize, arch=arch or cfg.vision.arch, num_workers=d.num_workers, n_ch=d.channels, cache=d.cache, cache_max_gb=d.cache_max_gb,
                                  intensity=d.intensity, window=d.window,
                                  class_aug=list(a.class_aug) or None, valid_split=valid_split, seed=cfg.experiment.seed,
                                  device=get_device(cfg.experiment.device), **kw)
@@ -236,18 +236,29 @@ def fit(cfg:RunConfig, learn, epochs:int=None) -> None:
         raise MedvisionError(f"checkpoint.monitor: {mon!r} is not a metric of this run; use valid_loss or one of {', '.join(m.name for m in learn.metrics)}")
     cbs = [BatchCountCallback()]
     if s.patience and s.name != 'medical': cbs.append(EarlyStoppingCallback(monitor=mon, comp=monitor_comp(mon), patience=s.patience))
-    with distributed(learn, cfg):
-        start = learn.resume(cfg.checkpoint.resume) if cfg.checkpoint.resume else 0
-        if t.pretrain_vision_epochs and not start: learn.pretrain_vision(t.pretrain_vision_epochs, t.lr)
-        if s.name == 'one_cycle': learn.fit_one_cycle(n, lr, pct_start=s.pct_start, cbs=cbs, start_epoch=start)
-        elif s.name == 'cosine': learn.fit_flat_cos(n, lr, pct_start=1 - s.pct_start, cbs=cbs, start_epoch=start)
-        elif s.name == 'fine_tune': learn.fine_tune(n, base_lr=t.lr, freeze_epochs=s.freeze_epochs, cbs=cbs)
-        else: learn.fine_tune_medical(stage1_epochs=s.freeze_epochs, stage1_lr=t.lr, stage2_epochs=n, head_lr=t.lr,
-                                      backbone_lr=t.lr / s.backbone_ratio, patience=s.patience or n, monitor=mon)
+    fits = [lambda: learn.pretrain_vision(t.pretrain_vision_epochs, t.lr)] if t.pretrain_vision_epochs else []
+    if s.name == 'one_cycle': fits.append(lambda: learn.fit_one_cycle(n, lr, pct_start=s.pct_start, cbs=cbs))
+    elif s.name == 'cosine': fits.append(lambda: learn.fit_flat_cos(n, lr, pct_start=1 - s.pct_start, cbs=cbs))
+    elif s.name == 'fine_tune': fits.append(lambda: learn.fine_tune(n, base_lr=t.lr, freeze_epochs=s.freeze_epochs, cbs=cbs))
+    else: fits.append(lambda: learn.fine_tune_medical(stage1_epochs=s.freeze_epochs, stage1_lr=t.lr, stage2_epochs=n, head_lr=t.lr,
+                                                      backbone_lr=t.lr / s.backbone_ratio, patience=s.patience or n, monitor=mon))
+    n_stages = len(fits) + (s.name in ('fine_tune', 'medical'))   # fastai's `fine_tune` and the medical recipe fit twice
+    with distributed(learn, cfg), training_stages(learn, n_stages, resume=cfg.checkpoint.resume) as st:
+        if st.at: print(f"medvision: resuming {checkpoint_stem(cfg.checkpoint.resume)} after epoch {st.at[1] + 1} of stage {st.at[0]} of {n_stages}")
+        for f in fits: f()
     if d := getattr(learn, 'diverged', None):   # no `final` checkpoint, no report: the weights are not a model
         last = getattr(learn, 'last_checkpoint', None)
         raise MedvisionError(f"training diverged: the loss was {d['loss']} at epoch {d['epoch']}, batch {d['batch']}; no final checkpoint was written. "
                              + (f"The last good checkpoint is {checkpoint_stem(last)} (resume it with checkpoint.resume, with a lower training.lr)" if last else "No epoch finished; lower training.lr or check the inputs"))
+
+def resume_run(cfg:RunConfig) -> Path|None:
+    "The run folder that `checkpoint.resume` (`<run>/models/<arch>-last`) belongs to, which the resumed run continues; None without one"
+    if not cfg.checkpoint.resume: return None
+    ck = checkpoint_stem(cfg.checkpoint.resume)
+    if not ck.with_name(ck.name + '.safetensors').exists():
+        raise MedvisionError(f"checkpoint.resume: {ck}.safetensors does not exist; give the `-last` checkpoint of the run to continue, e.g. runs/<run>/models/resnet18-last")
+    run = ck.parent.parent
+    return run if ck.parent.name == 'models' and (run/'config.yaml').exists() else None
 
 # %% ../nbs/09a_run.ipynb #13280590
 class _Tee(io.TextIOBase):
@@ -280,6 +291,50 @@ def new_run(cfg:RunConfig, kind:str='') -> Path:
         save_config(cfg, run/'config.yaml')
     return from_main(run)
 
+# %% ../nbs/09a_run.ipynb #42f2fb16
+def _need_rows(cfg:RunConfig, df:pd.DataFrame) -> None:
+    "Raise before training when a split the run uses (train, valid, `evaluate.split`) has no rows"
+    n = df.split.value_counts()
+    has = ', '.join(f"{k} {v}" for k, v in n.items()) or 'no rows at all'
+    fix = {'train': "give some rows the split 'train', or leave their split empty so that data.valid and data.test split them",
+           'valid': "set data.valid > 0 (it splits rows without a split), data.fold to validate on a fold of train, or give some rows the split 'valid'"}
+    for s in ['train', 'valid'] + ([cfg.evaluate.split] if cfg.evaluate.split not in ('train', 'valid') else []):
+        if n.get(s, 0): continue
+        if s in fix: raise MedvisionError(f"data: the table has no '{s}' rows ({has}); {fix[s]}")
+        raise MedvisionError(f"evaluate.split: the table has no '{s}' rows ({has}), found before training; set data.test > 0 to split off test rows, or evaluate.split: valid to evaluate on the validation rows")
+
+def _need_classes(cfg:RunConfig, df:pd.DataFrame) -> None:
+    "Raise before training when a task has fewer than two classes among the train rows"
+    trn = df[df.split == 'train']
+    for t in cfg.data.tasks:
+        y = trn[t][trn[t].notna() & (trn[t].astype(str) != '')]
+        if y.nunique() < 2:
+            raise MedvisionError(f"data.tasks: task '{t}' has {y.nunique()} class(es) among the {len(trn)} train rows ({', '.join(map(repr, y.unique()[:3])) or 'no labels'}); "
+                                 "a classifier needs two: check the sources' label column, filters and label_map, or data.limit")
+
+def _pairs_text(p:pd.DataFrame, n:int=3) -> str:
+    return '; '.join(f"{r.image_a} ({r.split_a}, row {r.row_a}) = {r.image_b} ({r.split_b}, row {r.row_b})" for r in p.head(n).itertuples())
+
+def preflight(cfg:RunConfig, df:pd.DataFrame, run:Path=None) -> pd.DataFrame:
+    "Check `df` before training as `cfg` asks (splits, classes, image headers and sizes, images in two splits); returns the duplicate pairs, written to `run/duplicates.csv`"
+    from medvision.data.splits import scan_images, duplicate_pairs
+    from medvision.data.readers import check_images
+    d = cfg.data
+    _need_rows(cfg, df); _need_classes(cfg, df)
+    scan = scan_images(df, d.max_pixels)
+    if len(bad := scan[scan.problem.notna()]):
+        raise MedvisionError(f"{len(bad)} image(s) cannot be trained on (found before training, rows {bad.index[:5].tolist()}): {bad.problem.iloc[0]}"
+                             + (f"; {bad.problem.iloc[1]}" if len(bad) > 1 else '') + "; fix or remove them (data.max_pixels sets the size limit)")
+    if d.check == 'decode': check_images(df, max_pixels=d.max_pixels, intensity=d.intensity, window=d.window)
+    pairs = duplicate_pairs(df, scan.hash)
+    if len(pairs) and run is not None and not rank_distrib(): pairs.to_csv(run/'duplicates.csv', index=False)
+    if len(pairs) and not d.allow_duplicates:
+        raise MedvisionError(f"{len(pairs)} image(s) sit in two splits with identical content: {_pairs_text(pairs)}"
+                             + (f" (all in {run/'duplicates.csv'})" if run is not None else '') + "; remove the copies or re-split, or set data.allow_duplicates: true to train with them knowingly")
+    print(f"medvision: {len(scan)} images checked before training (headers, at most {d.max_pixels:,} pixels"
+          + (", decoded" if d.check == 'decode' else '') + f"); {len(pairs)} in two splits" + (" (data.allow_duplicates: listed in duplicates.csv and the report)" if len(pairs) else ''))
+    return pairs
+
 # %% ../nbs/09a_run.ipynb #60da6754
 def _threshold(cfg:RunConfig, learn, dls) -> float:
     "The binary decision threshold: `evaluate.threshold` as a number, or chosen on the validation rows by its criterion"
@@ -309,7 +364,10 @@ def report(cfg:RunConfig, learn, df:pd.DataFrame, run:Path, name:str=None, thres
     e = cfg.evaluate
     dl = learn.dls.valid if e.split == 'valid' else learn.dls.test_dl(split_rows(df, e.split), with_labels=True, bs=learn.dls.bs)
     rep = evaluate(learn, dl, out=run/'report', subgroups=list(e.subgroups), threshold=th, tta=e.tta, cams=e.cams, name=name or learn.arch)
+    dups = df.attrs.get('duplicates') or []
+    if dups: pd.DataFrame(dups).to_csv(run/'report'/'duplicates.csv', index=False)   # trained knowingly (data.allow_duplicates): the report lists them
     (run/'metrics.json').write_text(json.dumps({'split': e.split, 'threshold': th, 'model': rep.name, 'world_size': world_size(),
+                                                'duplicates_across_splits': len(dups),
                                                 'tasks': rep.metrics.to_dict(orient='records')}, indent=1, default=float))
     return rep
 
@@ -350,11 +408,12 @@ def train(cfg, # a YAML path, a `RunConfig` or a dict of sections
     "Train and evaluate the run `cfg` describes; returns `(run folder, learner)` (with `vision.models`, the best model's learner)"
     cfg = as_config(cfg, overrides)
     init_distributed(cfg)
-    run = run or new_run(cfg)
+    run = run or resume_run(cfg) or new_run(cfg)   # a resumed run continues in its own folder
     with run_log(run/'run.log'):
         t0 = time.time(); seed_everything(cfg.experiment.seed)
         with main_process_first(): df = build_table(cfg)   # a reader that writes files (synthetic) writes them once
-        df = with_text_emb(cfg, df)
+        dups = preflight(cfg, df, run)
+        df = with_text_emb(cfg, df); df.attrs['duplicates'] = dups.to_dict('records')   # plain records: pandas copies attrs along
         print(f"medvision train: {len(df)} rows ({', '.join(f'{k} {v}' for k, v in df.split.value_counts().items())}), tasks {list(cfg.data.tasks)}; run folder {run}")
         if cfg.vision.models:
             table, learn = _models_table(cfg, df, run)
@@ -490,7 +549,8 @@ def demo_config(output_dir='runs', epochs:int=4, synthetic:bool=None) -> RunConf
     f = None if synthetic else _pneumonia_file()
     if f is None:
         src, extra = [{'reader': 'synthetic', 'n': 400}], {'data.tabular': '[age, sex]', 'data.image_size': 32}
-    else: src, extra = [{'reader': 'medmnist', 'path_or_name': str(f)}], {'data.channels': 1, 'data.image_size': 28}
+    else: src, extra = [{'reader': 'medmnist', 'path_or_name': str(f)}], {'data.channels': 1, 'data.image_size': 28,
+                                                                          'data.allow_duplicates': True}   # MedMNIST's splits, as its figures use them: 8 images in train and valid (none in test), listed in the report
     ov = {'experiment.name': 'demo' if f is not None else 'demo-synthetic', 'experiment.output_dir': str(output_dir), 'experiment.seed': 0,
           'data.sources': json.dumps(src), 'data.tasks': '[label]', 'data.normalize': 'dataset', 'data.cache': 'memory',
           'augmentation.preset': 'light', 'vision.pretrained': False, 'training.batch_size': 128, 'training.epochs': epochs,
@@ -541,7 +601,8 @@ def distill(cfg, # a YAML path, a `RunConfig` or a dict of sections
     with run_log(run/'run.log'):
         seed_everything(cfg.experiment.seed)
         with main_process_first(): df = build_table(cfg)
-        df = with_text_emb(cfg, df)
+        dups = preflight(cfg, df, run)
+        df = with_text_emb(cfg, df); df.attrs['duplicates'] = dups.to_dict('records')   # plain records: pandas copies attrs along
         dls = build_dls(cfg, df, arch=d.student_arch)   # one set of DataLoaders, normalised for the student (the model that is deployed)
         if d.teacher: learners = {'teacher': learner_from_checkpoint(d.teacher, dls)}
         else: learners = {'teacher': fit_and_report(cfg, df, dls, run/'teacher', epochs=d.teacher_epochs, arch=d.teacher_arch, fusion=d.teacher_fusion)[0]}

@@ -6,7 +6,7 @@ Docs: https://medvision-team.github.io/medvision/data.block.html.md"""
 
 # %% ../../nbs/01b_data.block.ipynb #04a9a895
 from __future__ import annotations
-import hashlib, os
+import hashlib, os, tempfile, warnings, weakref
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 import numpy as np, pandas as pd, torch
@@ -14,6 +14,7 @@ from fastai.vision.all import (Datasets, PILImage, PILImageBW, TensorImage, Tens
                                Normalize, Categorize, Transform, imagenet_stats, TensorBase)
 from fastai.data.core import DataLoaders, TfmdDL, test_set
 from fastai.callback.data import WeightedDL
+from fastcore.basics import patch
 from ..core import MedvisionError
 from .readers import read_image, need_cols, H5_SEP
 from .splits import check_labels, check_leakage
@@ -33,18 +34,35 @@ def image_hw(size) -> tuple|None:
 
 class ImageReader:
     "Load the image of a table row (or a path/array): a fastai PIL image, or squished to `size`, optionally cached, a uint8 `TensorImage`"
-    def __init__(self, n_ch:int=3, size=None, cache:str=None, cache_dir=None, intensity:str='auto', window=None):
+    def __init__(self, n_ch:int=3, size=None,
+                 cache:str=None, # None, 'memory' (a slab shared with the DataLoader workers) or 'disk' (.npy files in `cache_dir`)
+                 cache_dir=None, intensity:str='auto', window=None,
+                 sources=None, # the images the cache may hold (a table's `image` column); others are decoded (or read from the disk cache)
+                 max_gb:float=4.0): # the most the cache holds, in GiB (`data.cache_max_gb`)
         if cache not in (None, 'memory', 'disk'): raise MedvisionError(f"cache={cache!r}: use None, 'memory' or 'disk'")
         if cache and size is None: raise MedvisionError("an image cache needs the training `size` (it stores resized images)")
-        self.n_ch,self.size,self.cache,self.intensity,self.window = n_ch,image_hw(size),cache,intensity,window
-        self.mem = {}
+        if cache and sources is None: raise MedvisionError("an image cache needs the `sources` it holds: the table's `image` column")
+        if cache and not (isinstance(max_gb, (int, float)) and max_gb > 0): raise MedvisionError(f"data.cache_max_gb={max_gb!r}: give the cache's size in GiB, a number above 0")
+        self.n_ch,self.size,self.cache,self.intensity,self.window,self.max_gb = n_ch,image_hw(size),cache,intensity,window,max_gb
+        self.slots,self.slab,self.writable = {},None,set()
         self.cache_dir = Path(cache_dir or Path.home()/'.cache'/'medvision'/'images') if cache == 'disk' else None
         if self.cache_dir: self.cache_dir.mkdir(parents=True, exist_ok=True)
+        if cache == 'memory': self._plan_memory(sources)
+        if cache == 'disk': self._plan_disk(sources)
 
-    def _key(self, s) -> str:
-        "Cache key of source `s`: its path and modification time (or an array's shape, dtype and bytes), the size, channels and intensity rule"
-        ident = f"{s.shape}:{s.dtype}:{hashlib.sha1(s.tobytes()).hexdigest()}" if isinstance(s, np.ndarray) else f"{s}:{Path(str(s).split(H5_SEP)[0]).stat().st_mtime_ns}"
-        return hashlib.sha1(f"{ident}|{self.size}|{self.n_ch}|{self.intensity}|{self.window}".encode()).hexdigest()
+    @property
+    def shape(self) -> tuple: return (*self.size, 3) if self.n_ch == 3 else self.size   # of a decoded, resized image
+
+    def _ident(self, s, stamp:bool=False) -> str:
+        "What identifies source `s`: an array's shape, dtype and digest, or its path (with `stamp`, and the file's modification time)"
+        if isinstance(s, np.ndarray): return f"{s.shape}:{s.dtype}:{hashlib.sha1(s.tobytes()).hexdigest()}"
+        if not stamp: return str(s)
+        try: return f"{s}:{Path(str(s).split(H5_SEP)[0]).stat().st_mtime_ns}"
+        except OSError as e: raise MedvisionError(f"{s}: {e.strerror or e}; the image cache cannot read the file") from e
+
+    def _file(self, ident:str) -> Path:
+        "The disk cache's file of the stamped source `ident`: a hash of it, the size, channels and intensity rule"
+        return self.cache_dir/(hashlib.sha1(f"{ident}|{self.size}|{self.n_ch}|{self.intensity}|{self.window}".encode()).hexdigest() + '.npy')
 
     def _load(self, s) -> np.ndarray:
         a = read_image(s, n_ch=self.n_ch, draft=max(self.size) if self.size else None, size=self.size, intensity=self.intensity, window=self.window)
@@ -53,16 +71,9 @@ class ImageReader:
     def array(self, s) -> np.ndarray:
         "Decoded (resized, cached) uint8 array of source `s` (a table row, a path or an array)"
         if isinstance(s, pd.Series): s = s['image']
-        if self.cache is None: return self._load(s)
-        k = self._key(s)
-        if self.cache == 'memory':
-            if k not in self.mem: self.mem[k] = self._load(s)
-            return self.mem[k]
-        f = self.cache_dir/f"{k}.npy"
-        if f.exists(): return np.load(f)
-        a = self._load(s)
-        tmp = f.with_suffix(f'.{os.getpid()}.tmp.npy'); np.save(tmp, a); tmp.replace(f)
-        return a
+        if self.cache == 'memory': return self._from_slab(s)
+        if self.cache == 'disk': return self._from_disk(s)
+        return self._load(s)
 
     def __call__(self, s):
         a = self.array(s)
@@ -71,6 +82,123 @@ class ImageReader:
             t = torch.from_numpy(a if a.flags.writeable else a.copy()).permute(2, 0, 1)
             return TensorImage(t) if self.n_ch == 3 else TensorImageBW(t)
         return PILImage.create(a) if self.n_ch == 3 else PILImageBW.create(a.reshape(a.shape[:2]))
+
+    def __repr__(self):
+        c = {'memory': f", memory cache: {len(self.slots)} images in {self.slab.path if self.slab else '(none)'}",
+             'disk': f", disk cache in {self.cache_dir}"}.get(self.cache, '')
+        return f"ImageReader({self.n_ch} channel(s), size {self.size}{c})"
+
+# %% ../../nbs/01b_data.block.ipynb #7870121b
+def _free_bytes(folder) -> int:
+    "Bytes free for this user in `folder`'s file system (0 when it cannot be read)"
+    try: s = os.statvfs(folder)
+    except OSError: return 0
+    return s.f_bavail * s.f_frsize
+
+def _alive(pid:int) -> bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except OSError: pass   # another user's process
+    return True
+
+def _unlink_own(path, pid:int, getpid=os.getpid, unlink=os.unlink):
+    "Remove `path` when this is process `pid`, the one that made it (a forked worker leaves it alone); bound functions, as it may run at exit"
+    if getpid() != pid: return
+    try: unlink(path)
+    except FileNotFoundError: pass
+
+class _Slab:
+    "`n` uint8 images of `shape` and a filled flag each, in one memory-mapped file of `folder`: forked workers inherit the mapping, spawned ones (and copies) open the file by name"
+    def __init__(self, n:int, shape:tuple, folder):
+        self.n,self.shape,self.off = n,tuple(shape),-(-n // 4096) * 4096   # the flags, then the images from a page boundary
+        for f in Path(folder).glob('medvision-images-*.slab'):              # left by a process that was killed
+            if f.name.split('-')[2].isdigit() and not _alive(int(f.name.split('-')[2])): f.unlink(missing_ok=True)
+        fd, self.path = tempfile.mkstemp(prefix=f'medvision-images-{os.getpid()}-', suffix='.slab', dir=folder)
+        weakref.finalize(self, _unlink_own, self.path, os.getpid())
+        try:
+            if hasattr(os, 'posix_fallocate'): os.posix_fallocate(fd, 0, self.nbytes)   # reserved now: a full /dev/shm fails here, not with SIGBUS in a worker
+            else: os.ftruncate(fd, self.nbytes)
+        except OSError as e: raise MedvisionError(f"image cache: cannot reserve {self.nbytes / 2**30:.2f} GiB in {folder} ({e}); lower data.cache_max_gb") from e
+        finally: os.close(fd)
+        self._open()
+
+    @property
+    def nbytes(self) -> int: return self.off + self.n * int(np.prod(self.shape))
+
+    def _open(self):
+        "Map the file (a slab whose file is gone, e.g. unpickled after its process ended, holds nothing)"
+        if not Path(self.path).exists(): self.n = 0; return
+        m = np.memmap(self.path, np.uint8, 'r+', shape=(self.nbytes,))
+        self.filled,self.data = m[:self.n],m[self.off:].reshape(self.n, *self.shape)
+
+    def get(self, i:int) -> np.ndarray|None:
+        "A copy of image `i`, or None while it is not filled"
+        return np.array(self.data[i]) if i < self.n and self.filled[i] else None
+
+    def put(self, i:int, a:np.ndarray):
+        "Store image `i`, then flag it filled (a reader in another process sees the flag only after the pixels)"
+        if i < self.n and a.shape == self.shape: self.data[i] = a; self.filled[i] = 1
+
+    def __getstate__(self): return {k: getattr(self, k) for k in ('n', 'shape', 'off', 'path')}
+    def __setstate__(self, d): self.__dict__.update(d); self._open()
+
+def _slab_folder(nbytes:int) -> tuple:
+    "`(folder, room)` for a slab of `nbytes`: /dev/shm when half its free space holds it, else the temporary folder (the OS keeps a mapped file there in its page cache), else the roomier"
+    room = [(d, _free_bytes(d) // 2) for d in map(Path, ('/dev/shm', tempfile.gettempdir())) if d.is_dir()]
+    return next(((d, r) for d, r in room if r >= nbytes), max(room, key=lambda o: o[1]))
+
+@patch
+def _plan_memory(self:ImageReader, sources):
+    "A slot of a shared slab for each of the first images of `sources`, as many as `max_gb` and half the free shared memory hold"
+    ids = list(dict.fromkeys(self._ident(s) for s in sources))   # duplicates share a slot
+    per = int(np.prod(self.shape)) + 1                           # the pixels and the filled flag
+    k = min(len(ids), int(self.max_gb * 2**30) // per)
+    folder, room = _slab_folder(k * per + 4096)
+    why = f"data.cache_max_gb={self.max_gb:g}"
+    if room < k * per + 4096: k, why = max(room - 4096, 0) // per, f"half the free space of {folder} ({2 * room / 2**30:.2f} GiB free)"
+    if k < len(ids): warnings.warn(f"image cache: {k} of {len(ids)} images fit in {why}; the rest are decoded every epoch", stacklevel=4)
+    self.slots = dict(zip(ids[:k], range(k)))
+    self.slab = _Slab(k, self.shape, folder) if k else None
+
+@patch
+def _from_slab(self:ImageReader, s) -> np.ndarray:
+    "Image `s` from its slot of the shared slab, decoded into it on first use; decoded every time when it has no slot"
+    i = self.slots.get(self._ident(s))
+    if i is None: return self._load(s)
+    a = self.slab.get(i)
+    if a is None: a = self._load(s); self.slab.put(i, a)
+    return a
+
+# %% ../../nbs/01b_data.block.ipynb #ce71a55a
+def _folder_bytes(folder) -> int:
+    "Bytes of the `.npy` files in `folder` (a file replaced while it is read counts as gone)"
+    n = 0
+    for f in os.scandir(folder):
+        try: n += f.stat().st_size if f.name.endswith('.npy') else 0
+        except OSError: pass
+    return n
+
+@patch
+def _plan_disk(self:ImageReader, sources):
+    "Let the images of `sources` not yet in `cache_dir` be written there, as many as fit in `max_gb` beside the files already there"
+    per = int(np.prod(self.shape)) + 128                      # a .npy file: the pixels and its header
+    ids = list(dict.fromkeys(self._ident(s, stamp=True) for s in sources))
+    todo = [i for i in ids if not self._file(i).exists()]
+    used = _folder_bytes(self.cache_dir)
+    k = min(len(todo), max(int(self.max_gb * 2**30) - used, 0) // per)
+    if k < len(todo): warnings.warn(f"image cache: {len(ids) - len(todo) + k} of {len(ids)} images fit in data.cache_max_gb={self.max_gb:g} "
+                                    f"at {self.cache_dir} ({used / 2**30:.2f} GiB there already); the rest are decoded every epoch", stacklevel=4)
+    self.writable = set(todo[:k])
+
+@patch
+def _from_disk(self:ImageReader, s) -> np.ndarray:
+    "Image `s` from its file in `cache_dir`; else decoded, and written there when `_plan_disk` let it"
+    i = self._ident(s, stamp=True); f = self._file(i)
+    if f.exists(): return np.load(f)
+    a = self._load(s)
+    if i in self.writable:
+        tmp = f.with_suffix(f'.{os.getpid()}.tmp.npy'); np.save(tmp, a); tmp.replace(f)
+    return a
 
 # %% ../../nbs/01b_data.block.ipynb #6a098b11
 def compute_stats(df:pd.DataFrame, img_size, n_ch:int=3, max_images:int=2000, seed:int=0, intensity:str='auto', window=None) -> tuple:
@@ -236,9 +364,9 @@ class InputSpec:
         "The table columns a prediction needs (and, `with_labels`, the task columns)"
         return ['image', *(['text'] if self.text else []), *(self.procs.columns if self.tabular else []), *(self.tasks if with_labels else [])]
 
-    def item_tfms(self, with_labels:bool=True, cache=None, cache_dir=None, text_encoder=None) -> list:
-        "One transform pipeline per input (image, text, tabular) and, `with_labels`, per task: each takes a table row"
-        tfms = [[ImageReader(self.channels, self.image_size, cache, cache_dir, self.intensity, self.window)]]
+    def item_tfms(self, with_labels:bool=True, cache=None, cache_dir=None, text_encoder=None, sources=None, cache_max_gb:float=4.0) -> list:
+        "One transform pipeline per input (image, text, tabular) and, `with_labels`, per task: each takes a table row; a `cache` holds images of `sources`"
+        tfms = [[ImageReader(self.channels, self.image_size, cache, cache_dir, self.intensity, self.window, sources, cache_max_gb)]]
         if self.text == 'tokens':
             if text_encoder is None: raise MedvisionError("this spec takes text tokens: pass the `text_encoder` they are made with")
             tfms.append([_Tokens(text_encoder)])
@@ -283,7 +411,7 @@ class InputSpec:
         else: trn = val = list(range(len(t)))
         if not len(t): raise MedvisionError(f"dataloaders: the table has no rows to serve (no '{valid_split}' split)")
         ds = Datasets(t, self.item_tfms(labels, text_encoder=text_encoder), splits=(trn, val), n_inp=1 + bool(self.text) + bool(self.tabular))
-        dls = ds.dataloaders(bs=bs, after_batch=self.batch_tfms(), num_workers=num_workers, device=device, shuffle=False, drop_last=False)
+        dls = ds.dataloaders(bs=bs, after_batch=self.batch_tfms(), num_workers=_n_workers(num_workers), device=device, shuffle=False, drop_last=False)
         return MedvisionDataLoaders(*dls.loaders, spec=self, text_encoder=text_encoder, device=dls.device)
 
 # %% ../../nbs/01b_data.block.ipynb #a1c0f003
@@ -307,6 +435,12 @@ class MedvisionDataLoaders(DataLoaders):
         return self.valid.new(ds, **kwargs)
 
 # %% ../../nbs/01b_data.block.ipynb #61751d19
+def _n_workers(n:int) -> int:
+    "`n` DataLoader workers, at most one per CPU this process may run on (a warning says when fewer)"
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+    if n > cpus: warnings.warn(f"num_workers={n} is more than the {cpus} CPUs this process may use: {cpus} workers load the data", stacklevel=3)
+    return min(n, cpus)
+
 def medvision_dataloaders(df:pd.DataFrame, # the sample table, with `train` and `valid` rows
                           tasks:str|list, # target column(s), one categorical target each
                           img_size=224, # image size: an int (square) or (height, width)
@@ -318,7 +452,8 @@ def medvision_dataloaders(df:pd.DataFrame, # the sample table, with `train` and 
                           normalize='model', # 'model' (timm's statistics of `arch`), 'imagenet', 'dataset', a (mean, std) pair, or None
                           arch:str='resnet18', # the backbone whose statistics `normalize='model'` takes
                           num_workers:int=0, n_ch:int=3,
-                          cache:str=None, cache_dir=None, # None, 'memory' or 'disk' image cache
+                          cache:str=None, cache_dir=None, # None, 'memory' (shared with the workers) or 'disk' image cache
+                          cache_max_gb:float=4.0, # the most the image cache holds, in GiB; the other images are decoded every epoch
                           intensity:str='auto', window=None, # high-bit-depth and DICOM intensities (`read_image`)
                           tokenizer=None, max_length:int=256, # for text='tokens': a medvision `text_encoder` or a transformers tokenizer
                           text_emb=None, # for text='embeddings': `(n_rows, dim)` array or column name
@@ -350,10 +485,10 @@ def medvision_dataloaders(df:pd.DataFrame, # the sample table, with `train` and 
                      text_encoder={k: getattr(enc, k) for k in ('name', 'pooling', 'max_length', 'instruction', 'trainable')} if isinstance(enc, torch.nn.Module) else None,
                      embedder=embedder, text_dim=text_dim,
                      tabular=TabularProcs.fit(df.iloc[trn], list(tabular)).to_dict() if tabular else None)
-    dsets = Datasets(df, spec.item_tfms(True, cache, cache_dir, enc), splits=(trn, val), n_inp=1 + bool(text) + bool(tabular))
+    dsets = Datasets(df, spec.item_tfms(True, cache, cache_dir, enc, df.image if cache else None, cache_max_gb), splits=(trn, val), n_inp=1 + bool(text) + bool(tabular))
     augs = aug_transforms_preset(aug) if isinstance(aug, str) else list(aug or [])
     if class_aug: augs = [ClassConditionalAug(_class_idx(class_aug, spec.vocabs[tasks[0]], tasks[0]), conservative=augs, y_idx=dsets.n_inp)]
-    kw = dict(bs=bs, after_batch=spec.batch_tfms([*augs, *(extra_batch_tfms or [])]), num_workers=num_workers, seed=seed, device=device, **kwargs)
+    kw = dict(bs=bs, after_batch=spec.batch_tfms([*augs, *(extra_batch_tfms or [])]), num_workers=_n_workers(num_workers), seed=seed, device=device, **kwargs)
     if weighted:
         wt = weighted if isinstance(weighted, str) else tasks[0]
         kw.update(dl_type=WeightedDL, dl_kwargs=({'wgts': class_balance_weights(df[wt].iloc[trn])}, {}))

@@ -15,7 +15,7 @@ from ..core import MedvisionError, Registry, did_you_mean
 # %% auto #0
 __all__ = ['MAX_PIXELS', 'DICOM_EXTS', 'IMAGE_EXTS', 'H5_SEP', 'INTENSITIES', 'WINDOW_PRESETS', 'SPLITS', 'SPLIT_ALIASES',
            'BASE_COLS', 'MEDMNIST_URL', 'MEDMNIST_NAMES', 'ISIC_TABULAR', 'READERS', 'h5_bytes', 'read_image',
-           'read_dicom', 'dicom_meta', 'norm_split', 'check_label_case', 'sample_table', 'check_images',
+           'read_dicom', 'dicom_meta', 'norm_split', 'check_label_case', 'sample_table', 'check_images', 'image_header',
            'read_image_folder', 'need_cols', 'read_csv_dataset', 'read_medpix', 'cache_dir', 'medmnist_file',
            'read_medmnist', 'read_isic', 'read_sources', 'synth_image', 'read_synthetic']
 
@@ -100,6 +100,7 @@ def _open(fp, name:str, max_pixels:int) -> Image.Image:
     try: im = Image.open(fp)
     except UnidentifiedImageError: raise MedvisionError(f"{name}: not an image PIL can read; check the file's format") from None
     except Image.DecompressionBombError: raise MedvisionError(f"{name}: image over PIL's decompression-bomb limit; raise `max_pixels` only if you trust the file") from None
+    except (OSError, SyntaxError, ValueError) as e: raise MedvisionError(f"{name}: cannot read the image header ({e}); the file is truncated or corrupt, re-export or remove it") from None
     if im.width * im.height > max_pixels:
         raise MedvisionError(f"{name}: {im.width}x{im.height} px is over the limit of {max_pixels:,} pixels; raise `max_pixels` if the file is trusted")
     return im
@@ -396,6 +397,21 @@ def check_images(df:pd.DataFrame, skip:bool=False, min_side:int=8, max_pixels:in
     _report(f"images smaller than {min_side} px", small)
     if bad: warnings.warn(f"skipped {len(bad)} unreadable image(s); first: {bad[:3]}", stacklevel=2)
     return df.drop(index=[i for i,_ in bad])
+
+# %% ../../nbs/01_data.readers.ipynb #89db458b
+def image_header(src, # a path (a PIL format or DICOM) or `<file>.hdf5::<key>`
+                 data:bytes=None, # the file's bytes, when already read (e.g. to hash them)
+                ) -> tuple:
+    "`(height, width, frames)` of image `src` from its header alone (PIL's lazy open; DICOM's Rows, Columns, NumberOfFrames), no pixels decoded"
+    if data is None: fp,name = _source(src)
+    elif not len(data): raise MedvisionError(f"{src}: empty file (0 bytes); re-export or remove it")
+    else: fp,name = io.BytesIO(data),str(src)
+    if _is_dicom(fp, name):
+        ds = _dcmread(fp, name, stop_before_pixels=True)
+        if 'Rows' not in ds or 'Columns' not in ds:
+            raise MedvisionError(f"{name}: a DICOM without an image ({ds.get('Modality', 'no modality')}, SOP class {ds.get('SOPClassUID', 'unknown')}); remove it from the images")
+        return int(ds.Rows),int(ds.Columns),int(ds.get('NumberOfFrames', 1) or 1)
+    with _open(fp, name, max_pixels=2**62) as im: return im.height,im.width,getattr(im, 'n_frames', 1)
 
 # %% ../../nbs/01_data.readers.ipynb #b21f1ddc
 def _images_in(folder:Path, exts) -> tuple[list, list]:

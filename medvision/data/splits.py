@@ -12,11 +12,11 @@ import numpy as np, pandas as pd, torch
 from sklearn.model_selection import StratifiedGroupKFold, GroupKFold, StratifiedKFold, KFold
 from sklearn.utils.class_weight import compute_class_weight
 from ..core import MedvisionError
-from .readers import SPLITS, H5_SEP, h5_bytes, need_cols, check_label_case
+from .readers import SPLITS, H5_SEP, MAX_PIXELS, h5_bytes, need_cols, check_label_case, image_header
 
 # %% auto #0
 __all__ = ['split_table', 'kfold', 'filter_min_samples', 'class_weights', 'pos_weight', 'check_labels', 'image_hashes',
-           'check_leakage', 'drop_duplicates_reported']
+           'check_leakage', 'scan_images', 'duplicate_pairs', 'drop_duplicates_reported']
 
 # %% ../../nbs/01a_data.splits.ipynb #a0ffa6b6
 def _need(df:pd.DataFrame, *cols):
@@ -321,6 +321,52 @@ def check_leakage(df:pd.DataFrame, # the sample table
         raise MedvisionError(f"{len(out)} leak(s) between splits: " + _first(f"{k} {v!r} in {sp}" for k,v,sp in out[['kind', 'key', 'splits']].to_numpy())
                              + "; re-split with split_table, or drop duplicate images (drop_duplicates_reported)")
     return out
+
+# %% ../../nbs/01a_data.splits.ipynb #d6d1a149
+_SCAN_COLS = ['hash', 'height', 'width', 'frames', 'problem']
+
+def _scan_file(img, max_pixels:int) -> tuple:
+    "`_SCAN_COLS` of image file `img`"
+    s = str(img)
+    try: data = h5_bytes(s) if H5_SEP in s else Path(s).read_bytes()
+    except (OSError, MedvisionError) as e: return None,0,0,0,f"{s}: cannot read the file ({getattr(e, 'strerror', None) or e})"
+    h = hashlib.sha1(data).hexdigest()
+    try: hw = image_header(s, data)
+    except MedvisionError as e: return h,0,0,0,str(e)
+    n = hw[0] * hw[1] * hw[2]
+    big = f"{s}: {hw[1]}x{hw[0]}{f' x {hw[2]} frames' if hw[2] > 1 else ''} = {n:,} pixels, over max_pixels={max_pixels:,}" if n > max_pixels else None
+    return h,*hw,big
+
+def scan_images(df:pd.DataFrame, # the sample table
+                max_pixels:int=MAX_PIXELS, # images larger than this (height x width x frames) get a `problem`
+               ) -> pd.DataFrame:
+    "Each row's image read once: content hash, `height`, `width`, `frames` from its header, and the `problem` that keeps it from training (None when fine)"
+    from fastprogress.fastprogress import progress_bar
+    _need(df, 'image')
+    seen, rows = {}, []
+    for r,img in progress_bar(list(zip(df.index, df['image'])), leave=False):
+        if isinstance(img, (str, Path)):
+            if str(img) not in seen: seen[str(img)] = _scan_file(img, max_pixels)
+            rows.append(seen[str(img)]); continue
+        h = _digest(img, r); a = np.asarray(img)   # in memory: its shape is its header
+        rows.append((h, a.shape[0], a.shape[1], 1, None if a.shape[0] * a.shape[1] <= max_pixels else f"row {r}: array of {a.shape[0]}x{a.shape[1]} pixels, over max_pixels={max_pixels:,}"))
+    return pd.DataFrame(rows, index=df.index, columns=_SCAN_COLS)
+
+def _name(img) -> str: return str(img) if isinstance(img, (str, Path)) else f"array {np.shape(img)}"
+
+def duplicate_pairs(df:pd.DataFrame, # the sample table
+                    hashes:pd.Series=None, # content hash per row (default: `image_hashes(df)`)
+                   ) -> pd.DataFrame:
+    "Images found in two splits: for each, the row of its first split beside each row of another (`hash`, `row_a`, `split_a`, `image_a`, `row_b`, `split_b`, `image_b`)"
+    h = image_hashes(df) if hashes is None else hashes
+    d = pd.DataFrame(dict(hash=h.to_numpy(), split=_norm_split(df), row=df.index, image=[_name(i) for i in df['image']]))
+    d = d[d.split != ''].assign(order=lambda x: x.split.map({s: i for i,s in enumerate(SPLITS)}))
+    d = d[d.hash.isin(d.groupby('hash').split.nunique().loc[lambda n: n > 1].index)].sort_values(['order', 'row'], kind='stable')
+    out = []
+    for k,g in d.groupby('hash', sort=False):
+        a = g.iloc[0]
+        out += [(k, a.row, a.split, a.image, b.row, b.split, b.image) for b in g.itertuples() if b.split != a.split]
+    return pd.DataFrame(out, columns=['hash', 'row_a', 'split_a', 'image_a', 'row_b', 'split_b', 'image_b']).sort_values(['row_a', 'row_b'], ignore_index=True)
 
 # %% ../../nbs/01a_data.splits.ipynb #0b3217d0
 def _image_keys(df:pd.DataFrame, content:bool) -> np.ndarray:
