@@ -7,20 +7,20 @@ Docs: https://medvision-team.github.io/medvision/augment.html.md"""
 # %% ../nbs/02_augment.ipynb #7d8c33ad
 from __future__ import annotations
 from functools import partial
-import torch, pandas as pd, matplotlib.pyplot as plt
+import inspect, torch, torch.nn.functional as F, numpy as np, pandas as pd, matplotlib.pyplot as plt
 import torchvision.transforms.v2 as T, torchvision.transforms.v2.functional as TF
 from fastcore.basics import store_attr
-from fastcore.xtras import is_listy
 from fasttransform import DisplayedTransform, ItemTransform, Pipeline, retain_type
 from fastai.torch_core import TensorImage, TensorCategory, show_image
 from fastai.vision.core import image2tensor
 from fastai.vision.augment import (AffineCoordTfm, Flip, Rotate, Zoom, Warp, Brightness, Contrast,
                                    Saturation, Hue, affine_mat, setup_aug_tfms)
-from .core import MedvisionError, Registry, did_you_mean
+from .core import MedvisionError, Registry, did_you_mean, SCHEMA, Key, coerce_value
 
 # %% auto #0
 __all__ = ['AUG_KNOBS', 'AUG_PRESETS', 'AUG_OPS', 'DEFAULT_AGGRESSIVE', 'vflip_mat', 'translate_mat', 'RandomGrayscale',
-           'preset_knobs', 'preset_table', 'aug_transforms_preset', 'AugOp', 'ClassConditionalAug', 'show_aug']
+           'preset_knobs', 'preset_table', 'aug_transforms_preset', 'aug_from_config', 'AugOp', 'aug_ops',
+           'ClassConditionalAug', 'show_aug']
 
 # %% ../nbs/02_augment.ipynb #2022a874
 def _on(x, p:float):
@@ -51,21 +51,8 @@ class RandomGrayscale(DisplayedTransform):
         return torch.where(_on(x, self.p)[:, None, None, None].bool(), gray, x)
 
 # %% ../nbs/02_augment.ipynb #828e8bb0
-AUG_KNOBS = {
-    'brightness': "max change of brightness, fastai `Brightness` (0 = off; below 1)",
-    'contrast':   "max change of contrast, fastai `Contrast` (0 = off; below 1)",
-    'saturation': "max change of saturation, fastai `Saturation` (0 = off; below 1)",
-    'hue':        "max shift of hue, fastai `Hue` (0 = off; below 1)",
-    'rotate':     "max rotation in degrees, fastai `Rotate` (0 = off)",
-    'scale':      "(min, max) zoom, fastai `Zoom`; above 1 zooms in ((1, 1) = off)",
-    'translate':  "max shift as a fraction of the image side (0 = off; below 1)",
-    'warp':       "magnitude of perspective warp, fastai `Warp` (0 = off)",
-    'p_hflip':    "probability of a left-right flip, fastai `Flip`",
-    'p_vflip':    "probability of an upside-down flip",
-    'p_gray':     "probability of grayscale, `RandomGrayscale`",
-    'p_affine':   "probability that each of rotate, zoom, translate and warp is applied to an image",
-    'p_lighting': "probability that each of brightness, contrast, saturation and hue is applied to an image",
-}
+AUG_KNOBS = {k: SCHEMA['augmentation'][k].doc for k in ('brightness', 'contrast', 'saturation', 'hue', 'rotate', 'scale',
+             'translate', 'warp', 'p_hflip', 'p_vflip', 'p_gray', 'p_affine', 'p_lighting')}
 
 # %% ../nbs/02_augment.ipynb #82a620ec
 _off = dict(brightness=0., contrast=0., saturation=0., hue=0., rotate=0., scale=(1., 1.), translate=0.,
@@ -81,26 +68,21 @@ AUG_PRESETS = {
 }
 
 # %% ../nbs/02_augment.ipynb #26f87955
-_BELOW_ONE = ('brightness', 'contrast', 'saturation', 'hue', 'translate')
-
 def _check_knob(k:str, v):
-    "Raise `MedvisionError` unless `k` is a knob and `v` a value it takes"
+    "`v` checked (and converted) as knob `k`, against the type and bounds of its config key `augmentation.<k>`"
     if k not in AUG_KNOBS: raise MedvisionError(did_you_mean(k, AUG_KNOBS, 'augmentation knob'))
-    try:
-        if k == 'scale': ok = is_listy(v) and len(v) == 2 and 0 < v[0] <= v[1]
-        elif k.startswith('p_'): ok = 0 <= v <= 1
-        else: ok = 0 <= v < 1 if k in _BELOW_ONE else v >= 0
-    except TypeError: ok = False
-    if not ok: raise MedvisionError(f"augmentation knob '{k}' cannot be {v!r}: it is the {AUG_KNOBS[k]}")
+    v = coerce_value(list(v) if isinstance(v, tuple) else v, SCHEMA['augmentation'][k], f"augmentation.{k}")
+    if k != 'scale': return v
+    if v[0] > v[1]: raise MedvisionError(f"augmentation.scale: {v!r} must be [min, max] with min <= max, e.g. [1.0, 1.1]")
+    return tuple(v)
 
 def preset_knobs(preset:str='medium', # a name in `AUG_PRESETS`
-                 **knobs, # knob values overriding the preset's (see `AUG_KNOBS`)
+                 **knobs, # knob values refining the preset's (see `AUG_KNOBS`); `None`: the preset's value
                 ) -> dict:
-    "The knob values of `preset` with `knobs` overriding them, every name and value checked"
+    "The knob values of `preset`, refined by the `knobs` that are not `None`, every name and value checked"
     if preset not in AUG_PRESETS: raise MedvisionError(did_you_mean(preset, AUG_PRESETS, 'augmentation preset'))
-    res = {**_off, **AUG_PRESETS[preset], **knobs}
-    for k,v in res.items(): _check_knob(k, v)
-    return res
+    res = {**_off, **AUG_PRESETS[preset], **{k: v for k,v in knobs.items() if v is not None}}
+    return {k: _check_knob(k, v) for k,v in res.items()}
 
 # %% ../nbs/02_augment.ipynb #47376f77
 def preset_table() -> pd.DataFrame:
@@ -132,6 +114,11 @@ def aug_transforms_preset(preset:str='medium', # `none`, `light`, `medium`, `hea
     "fastai batch transforms (for `after_batch`) of augmentation `preset`, with `knobs` overriding it"
     return _knob_tfms(preset_knobs(preset, **knobs))
 
+# %% ../nbs/02_augment.ipynb #5f82a5b4
+def aug_from_config(a) -> list:
+    "The batch transforms of config section `augmentation` (a `RunConfig` section or a dict): its `preset`, refined by the knobs that are set"
+    return aug_transforms_preset(a.get('preset', 'medium'), **{k: a.get(k) for k in AUG_KNOBS})
+
 # %% ../nbs/02_augment.ipynb #acefb702
 AUG_OPS = Registry('augmentation op')
 
@@ -148,24 +135,24 @@ def _rot90(x, k:int=None): # quarter turns; `None` draws 0-3 per image (0 or 2 o
     for i in set(ks.tolist()) - {0}: out[ks == i] = torch.rot90(x[ks == i], i, (-2, -1))
     return out
 
-@AUG_OPS.register('elastic')
+@AUG_OPS.register('elastic', bounds={'alpha': '>= 0', 'sigma': '> 0'})
 def _elastic(x, alpha:float=30., sigma:float=4.):
     "Elastic deformation (torchvision `ElasticTransform`, borders reflected), a new displacement field per image"
     h,w = x.shape[-2:]
     tfm,xp = T.ElasticTransform(alpha=alpha, sigma=sigma),TF.pad(x, [w//4, h//4], padding_mode='reflect')
     return torch.stack([tfm(im) for im in xp])[..., h//4:h//4 + h, w//4:w//4 + w]
 
-@AUG_OPS.register('warp')
+@AUG_OPS.register('warp', bounds={'magnitude': '[0, 1]'})
 def _warp(x, magnitude:float=0.4):
     "Perspective warp of strength `magnitude` (fastai `TensorImage.warp`)"
     return x.warp(magnitude=magnitude, p=1.)
 
-@AUG_OPS.register('noise')
+@AUG_OPS.register('noise', bounds={'sigma': '>= 0'})
 def _noise(x, sigma:float=0.05):
     "Additive gaussian noise of std `sigma`, clipped to [0, 1]"
     return TF.gaussian_noise(x, sigma=sigma, clip=True)
 
-@AUG_OPS.register('blur')
+@AUG_OPS.register('blur', bounds={'kernel_size': '>= 1'})
 def _blur(x, sigma:tuple=(0.2, 1.5), kernel_size:int=5):
     "Gaussian blur with a std drawn from `sigma` (one draw per call)"
     s = float(torch.empty(1).uniform_(*sigma))
@@ -181,19 +168,80 @@ def _equalize(x):
     "Histogram equalisation of each channel of each image"
     return TF.equalize(x)
 
-@AUG_OPS.register('sharpen')
+@AUG_OPS.register('sharpen', bounds={'factor': '>= 0'})
 def _sharpen(x, factor:float=2.):
     "Sharpen by `factor` (1 = unchanged)"
     return TF.adjust_sharpness(x, factor)
 
+# %% ../nbs/02_augment.ipynb #8dd70cdf
+def _albu():
+    "The albumentations module, or a `MedvisionError` saying how to install it"
+    try: import albumentations
+    except ImportError: raise MedvisionError("augmentation op clahe needs albumentations, which is not installed: "
+                                             "pip install albumentations (or pip install 'medvision-fastai[augment]')") from None
+    return albumentations
+
+def _albu_each(x, tfm, uint8:bool=False) -> torch.Tensor:
+    "albumentations transform `tfm` on each image of float batch `x` (as HWC, `uint8` if asked), seeded from torch's generator"
+    out = []
+    for im in x.detach().cpu():
+        a = im.permute(1, 2, 0).numpy()
+        if uint8: a = (a * 255).round().astype(np.uint8)
+        tfm.set_random_seed(int(torch.randint(0, 2**31 - 1, ())))
+        r = torch.from_numpy(np.ascontiguousarray(tfm(image=a)['image'])).reshape(a.shape).permute(2, 0, 1)
+        out.append(r.float() / 255 if uint8 else r)
+    return torch.stack(out).to(x.device)
+
+def _axis_map(n:int, m:int, num_steps:int, limit:float, like) -> torch.Tensor:
+    "Source coordinate in [-1, 1] of each of `m` pixel centres, for `n` images: `num_steps` equal cells, each stretched by a factor in 1 ± `limit`"
+    k = torch.cat([like.new_zeros(n, 1), like.new_empty(n, num_steps).uniform_(1 - limit, 1 + limit).cumsum(1)], 1)
+    k = k / k[:, -1:] * 2 - 1                                   # the cells' edges in the source, from -1 to 1
+    pos = (torch.arange(m, device=like.device) + 0.5) / m * num_steps   # each output centre, in cells
+    i = pos.floor().long().clamp(max=num_steps - 1)
+    return torch.lerp(k[:, i], k[:, i + 1], (pos - i).to(like.dtype))
+
+@AUG_OPS.register('grid_distortion', bounds={'num_steps': '>= 1', 'distort_limit': '[0, 1)'})
+def _grid_distortion(x, num_steps:int=5, distort_limit:float=0.3):
+    "Grid distortion: `num_steps` cells a side, each stretched by a factor in 1 ± `distort_limit`, per image (albumentations' `GridDistortion`), borders reflected"
+    n,_,h,w = x.shape
+    gx,gy = _axis_map(n, w, num_steps, distort_limit, x),_axis_map(n, h, num_steps, distort_limit, x)
+    grid = torch.stack([gx[:, None, :].expand(n, h, w), gy[:, :, None].expand(n, h, w)], -1)
+    return F.grid_sample(x.as_subclass(torch.Tensor), grid, mode='bilinear', padding_mode='reflection', align_corners=False)
+
+@AUG_OPS.register('clahe', bounds={'clip_limit': '>= 1', 'tile_grid_size': '>= 1'})
+def _clahe(x, clip_limit:float=4., tile_grid_size:int=8):
+    "CLAHE (albumentations `CLAHE`, OpenCV's) with `clip_limit` in `tile_grid_size` x `tile_grid_size` tiles; RGB on the L of Lab"
+    return _albu_each(x, _albu().CLAHE(clip_limit=(clip_limit, clip_limit), tile_grid_size=(tile_grid_size,)*2, p=1.), uint8=True)
+
+@AUG_OPS.register('brightness_contrast', bounds={'brightness_limit': '[0, 1]', 'contrast_limit': '[0, 1]'})
+def _brightness_contrast(x, brightness_limit:float=0.2, contrast_limit:float=0.2):
+    "`x * (1 + c) + b`, clipped to [0, 1], `c` and `b` drawn per image within the limits (albumentations' `RandomBrightnessContrast`)"
+    c,b = [x.new_empty(x.size(0), 1, 1, 1).uniform_(-l, l) for l in (contrast_limit, brightness_limit)]
+    return (x * (1 + c) + b).clamp(0, 1)
+
 # %% ../nbs/02_augment.ipynb #5f58acac
+_NUM = {'int': int, 'float': float}
+
+def _check_op(op:str, p, kw:dict, where:str) -> dict:
+    "`kw` checked (and converted) as keywords of op `op` of `AUG_OPS`, and `p` as a probability; errors name `where`"
+    if op not in AUG_OPS: raise MedvisionError(f"{where}: " + did_you_mean(op, AUG_OPS, 'augmentation op'))
+    coerce_value(p, Key(0.5, float, bounds='[0, 1]'), f"{where}.p")
+    f = AUG_OPS[op]
+    params = {k: v for k,v in inspect.signature(f).parameters.items() if k != 'x'}
+    out = {}
+    for k,v in kw.items():
+        if k not in params: raise MedvisionError(f"{where}: " + did_you_mean(k, ['p', *params], 'keyword', f" of op '{op}'"))
+        typ = _NUM.get(params[k].annotation)
+        out[k] = coerce_value(v, Key(None, typ, bounds=getattr(f, 'bounds', {}).get(k)), f"{where}.{k}") if typ else v
+    return out
+
 class AugOp(DisplayedTransform):
     "Registered op `op` of `AUG_OPS`, with keywords `kw`, applied to each image of a batch with probability `p`"
     split_idx,order = 0,50
     def __init__(self, op:str, # a name in `AUG_OPS`
                  p:float=0.5, # probability per image
                  **kw): # keywords of the op
-        AUG_OPS[op]                                           # an unknown name fails here, not at the first batch
+        kw = _check_op(op, p, kw, f"AugOp({op!r})")   # a bad name or value fails here, not at the first batch
         store_attr('op,p,kw')
         super().__init__()
     def encodes(self, x:TensorImage):
@@ -203,12 +251,28 @@ class AugOp(DisplayedTransform):
         out[on] = AUG_OPS[self.op](x[on], **self.kw)
         return retain_type(out, x)
 
+# %% ../nbs/02_augment.ipynb #4870c626
+def aug_ops(specs:list, # mappings `{name, p, <keywords of the op>}`, names in `AUG_OPS`
+            key:str='augmentation.class_aug_ops', # the config key they came from (named in errors)
+           ) -> list:
+    "The `AugOp`s of the op mappings `specs`, each checked, the errors naming `key` and the entry"
+    out = []
+    for i,s in enumerate(specs):
+        where = f"{key}[{i}]"
+        if not isinstance(s, dict) or 'name' not in s:
+            raise MedvisionError(f"{where}: {s!r} must be a mapping with a `name`, e.g. {{name: clahe, p: 0.5, clip_limit: 2.0}}")
+        kw = {k: v for k,v in s.items() if k not in ('name', 'p')}
+        kw = _check_op(s['name'], s.get('p', 0.5), kw, where)
+        out.append(AugOp(s['name'], p=s.get('p', 0.5), **kw))
+    return out
+
 # %% ../nbs/02_augment.ipynb #4e0c81f6
 DEFAULT_AGGRESSIVE = ['rot90', 'elastic', 'noise', 'blur', 'autocontrast', 'sharpen']
 
 def _as_pipe(tfms) -> Pipeline:
-    "Train-time `Pipeline` of `tfms`: a preset name, or a list of op names and batch transforms"
+    "Train-time `Pipeline` of `tfms`: a preset name, or a list of op names, op mappings `{name, p, ...}` and batch transforms"
     if isinstance(tfms, str): tfms = aug_transforms_preset(tfms)
+    if any(isinstance(t, dict) for t in tfms): tfms = [aug_ops([t])[0] if isinstance(t, dict) else t for t in tfms]
     return Pipeline([AugOp(t) if isinstance(t, str) else t for t in tfms], split_idx=0)
 
 def _labels(b, y_idx:int) -> torch.Tensor:
@@ -231,7 +295,7 @@ class ClassConditionalAug(ItemTransform):
     "Aggressive augmentation for the images whose label is in `classes`, conservative for the others (train only)"
     split_idx,order = 0,50
     def __init__(self, classes, # class indices (positions in `dls.vocab`) to augment aggressively
-                 aggressive:list=None, # names in `AUG_OPS`, `AugOp`s or batch transforms (default `DEFAULT_AGGRESSIVE`)
+                 aggressive:list=None, # names in `AUG_OPS`, op mappings `{name, p, ...}`, `AugOp`s or batch transforms (default `DEFAULT_AGGRESSIVE`)
                  conservative:str|list=None, # a preset name, or a list as for `aggressive` (default `'light'`; `[]`: unchanged)
                  y_idx:int=-1, # position of the labels in the batch tuple
                 ):

@@ -1,4 +1,4 @@
-"""The callbacks fastai lacks: schedules for modality dropout and the auxiliary-loss weight, an exponential moving average of the weights, bf16 autocast on CPU, and tracking to CSV, Weights & Biases and TensorBoard.
+"""The callbacks fastai lacks: schedules for modality dropout and the auxiliary-loss weight, an exponential moving average of the weights, bf16 autocast on CPU, and tracking to CSV, Weights & Biases, TensorBoard and MLflow.
 
 Docs: https://medvision-team.github.io/medvision/callbacks.html.md"""
 
@@ -6,11 +6,12 @@ Docs: https://medvision-team.github.io/medvision/callbacks.html.md"""
 
 # %% ../nbs/06a_callbacks.ipynb #f54a2abb
 from __future__ import annotations
-import os
+import os, json, time, contextlib
 from pathlib import Path
-import torch
-from fastcore.basics import store_attr
+import numpy as np, torch
+from fastcore.basics import store_attr, patch
 from fastai.callback.core import Callback
+from fastai.learner import Recorder
 from fastai.callback.progress import CSVLogger
 from fastai.callback.fp16 import MixedPrecision
 from fastai.torch_core import to_float
@@ -19,7 +20,8 @@ from .learner import bare
 
 # %% auto #0
 __all__ = ['ModalityDropoutScheduleCallback', 'AuxLossScheduleCallback', 'EMACallback', 'CPUAutocastCallback', 'mixed_precision',
-           'CSVTableLogger', 'tracking_callbacks']
+           'CSVTableLogger', 'tracking_callbacks', 'default_mlflow_uri', 'mlflow_params', 'MLflowCallback',
+           'checkpoint_files', 'log_wandb_checkpoints', 'tracked']
 
 # %% ../nbs/06a_callbacks.ipynb #17227d51
 def _lin(start, end, epoch:int, n_epoch:int): return start + (end - start) * (epoch / max(n_epoch - 1, 1))
@@ -113,7 +115,7 @@ def _wandb_key() -> bool:
     netrc = Path.home()/'.netrc'
     return netrc.exists() and 'api.wandb.ai' in netrc.read_text(errors='ignore')
 
-def _wandb_cb(**kwargs):
+def _wandb_cb(checkpoints:bool=False, **kwargs):
     from fastai.callback.wandb import WandbCallback
     class MedvisionWandbCallback(WandbCallback):
         "fastai's `WandbCallback` with the run's config logged directly (fastai 2.8's walk over the learner's arguments fails on plain values)"
@@ -125,21 +127,159 @@ def _wandb_cb(**kwargs):
             wandb.config.update({'arch': getattr(self.learn, 'arch', None), 'n_epoch': self.n_epoch, 'bs': self.dls.bs,
                                  'tasks': list(getattr(self.dls, 'tasks', [])), 'n_params': sum(p.numel() for p in self.model.parameters())},
                                 allow_val_change=True)
-    return MedvisionWandbCallback(**kwargs)
+        def finish_run(self, run:Path, status:str='FINISHED'):
+            "With `checkpoints`, log the final and best checkpoints of run folder `run` as W&B model artifacts when it `FINISHED` (after the run's report: `tracked`)"
+            if status == 'FINISHED' and self.checkpoints: log_wandb_checkpoints(run)
+    cb = MedvisionWandbCallback(**kwargs)
+    cb.checkpoints = checkpoints
+    return cb
 
 def tracking_callbacks(path, # the run folder
                        csv:bool=True, wandb:bool=False, tensorboard:bool=False,
-                       project:str='medvision', name:str=None, config:dict=None) -> list:
-    "fastai callbacks logging to `path/metrics.csv`, and to W&B (offline without a key) and TensorBoard when asked"
+                       project:str='medvision', name:str=None, config:dict=None,
+                       mlflow:bool=False, # log to MLflow (`MLflowCallback`)
+                       mlflow_uri:str=None, # its tracking URI (default: `default_mlflow_uri(path)`, a SQLite store in `path`)
+                       wandb_artifacts:bool=False, # log the final and best checkpoints as W&B artifacts (at the end: `tracked`)
+                      ) -> list:
+    "fastai callbacks logging to `path/metrics.csv`, and to W&B (offline without a key), TensorBoard and MLflow when asked"
     path = Path(path); path.mkdir(parents=True, exist_ok=True)
     cbs = [CSVTableLogger(fname=(path/'metrics.csv').resolve(), append=True)] if csv else []
+    if wandb_artifacts and not wandb: raise MedvisionError("tracking.wandb_artifacts: logs the checkpoints to W&B; set tracking.wandb: true as well, or remove it")
     if wandb:
         import wandb as wb
         mode = os.environ.get('WANDB_MODE') or ('online' if _wandb_key() else 'offline')
         if wb.run is None: wb.init(project=project, name=name, config=config, dir=str(path), mode=mode)
-        cbs.append(_wandb_cb(log_preds=False, log_model=False))
+        cbs.append(_wandb_cb(checkpoints=wandb_artifacts, log_preds=False, log_model=False))
     if tensorboard:
         try: from fastai.callback.tensorboard import TensorBoardCallback
         except ImportError: raise MedvisionError("tracking.tensorboard needs the tensorboard package: pip install tensorboard") from None
         cbs.append(TensorBoardCallback(log_dir=path/'tensorboard', trace_model=False, log_preds=False))
+    if mlflow: cbs.append(MLflowCallback(path, mlflow_uri or default_mlflow_uri(path), experiment=project, run_name=name, config=config))
     return cbs
+
+# %% ../nbs/06a_callbacks.ipynb #b7e1f2a1
+def _mlflow():
+    "The `mlflow` module; without it, a one-line error naming the pip command"
+    try: import mlflow
+    except ImportError: raise MedvisionError("tracking.mlflow needs the mlflow package: pip install 'medvision-fastai[mlflow]'") from None
+    return mlflow
+
+def default_mlflow_uri(folder) -> str:
+    "A SQLite store `folder/mlflow.db` (MLflow 3 refuses a plain-folder `file:` store unless `MLFLOW_ALLOW_FILE_STORE=true`)"
+    return f"sqlite:///{(Path(folder)/'mlflow.db').resolve()}"
+
+def _artifact_root(uri:str) -> str|None:
+    "Where a new experiment keeps its artifacts: `mlruns/` beside a SQLite store, else where the store or server says"
+    return (Path(uri[len('sqlite:///'):]).parent/'mlruns').as_uri() if uri.startswith('sqlite:///') else None
+
+def mlflow_params(config:dict) -> dict:
+    "`config` (sections of keys) as MLflow params: `section.key` -> the value as text (lists and mappings as JSON), cut to MLflow's 6000 characters"
+    txt = lambda v: json.dumps(v, default=str) if isinstance(v, (list, dict)) else str(v)
+    items = [(f"{s}.{k}", v) for s, keys in (config or {}).items() for k, v in (keys.items() if isinstance(keys, dict) else [])]
+    return {k: txt(v)[:6000] for k, v in items + [(s, v) for s, v in (config or {}).items() if not isinstance(v, dict)]}
+
+def _number(v) -> bool: return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+# %% ../nbs/06a_callbacks.ipynb #b7e1f2a2
+class MLflowCallback(Callback):
+    "Log the training to an MLflow run: the config as params once, each epoch's losses and metrics at step = epoch; `path/mlflow.json` keeps the run id, so a resumed training continues the run"
+    order = Recorder.order + 1   # after the Recorder has the epoch's values
+    def __init__(self, path, # the run folder (it keeps `mlflow.json`)
+                 uri:str, # the MLflow tracking URI
+                 experiment:str='medvision', run_name:str=None, config:dict=None):
+        _mlflow()
+        store_attr('uri,experiment,run_name,config')
+        self.path, self.client, self.run_id, self.n_done = Path(path), None, None, 0
+
+    def _run(self, run_id):
+        "Run `run_id` of this store, None when the store has no such (live) run"
+        from mlflow.exceptions import MlflowException
+        try: r = self.client.get_run(run_id)
+        except MlflowException: return None
+        return r if r.info.lifecycle_stage == 'active' else None
+
+    def _new_run(self):
+        from mlflow.entities import Param
+        exp = self.client.get_experiment_by_name(self.experiment)
+        eid = exp.experiment_id if exp else self.client.create_experiment(self.experiment, artifact_location=_artifact_root(self.uri))
+        r = self.client.create_run(eid, run_name=self.run_name, tags={'medvision.run_folder': str(self.path.resolve())})
+        ps = [Param(k, v) for k, v in mlflow_params(self.config).items()]
+        for i in range(0, len(ps), 100): self.client.log_batch(r.info.run_id, params=ps[i:i + 100])   # MLflow takes 100 params a call
+        return r
+
+    def start(self):
+        "Continue the run `path/mlflow.json` names in this store, else start one with the config as params"
+        f = self.path/'mlflow.json'
+        prev = json.loads(f.read_text()) if f.exists() else {}
+        try:
+            self.client = _mlflow().MlflowClient(self.uri)
+            r = self._run(prev['run_id']) if prev.get('tracking_uri') == self.uri else None
+            if r is None: r = self._new_run()
+            else: self.client.update_run(r.info.run_id, status='RUNNING')
+        except MedvisionError: raise
+        except Exception as e:
+            raise MedvisionError(f"tracking.mlflow_uri: MLflow cannot use {self.uri} ({type(e).__name__}: {str(e).splitlines()[0][:300]}); "
+                                 "give a store it can open, e.g. sqlite:///runs/mlflow.db, or a tracking server http://host:5000") from None
+        self.run_id = r.info.run_id
+        self.path.mkdir(parents=True, exist_ok=True)
+        tmp = f.with_name(f.name + '.tmp'); tmp.write_text(json.dumps({'tracking_uri': self.uri, 'run_id': self.run_id})); os.replace(tmp, f)
+        self.logged = {(k, m.step) for k in r.data.metrics for m in self.client.get_metric_history(self.run_id, k)}
+
+    def _preds(self) -> bool: return hasattr(self, 'gather_preds')   # `get_preds` runs the fit events too: not a training epoch
+    def before_fit(self):
+        if self._preds(): return
+        if self.run_id is None: self.start()
+        self.base, self.n_done = self.n_done, self.n_done + self.n_epoch   # the fits of one training number their epochs on
+    def before_epoch(self): self.skipped = False
+    def after_cancel_epoch(self): self.skipped = True   # an epoch a resumed fit skips (fastai's `start_epoch`)
+    def after_epoch(self):
+        if self.skipped or self._preds(): return
+        from mlflow.entities import Metric
+        step, ts = self.base + self.epoch, int(time.time() * 1000)
+        vals = zip(self.recorder.metric_names[1:-1], self.recorder.values[-1])
+        ms = [Metric(k, float(v), ts, step) for k, v in vals if _number(v) and (k, step) not in self.logged]
+        if ms: self.client.log_batch(self.run_id, metrics=ms)
+        self.logged |= {(m.key, step) for m in ms}
+
+# %% ../nbs/06a_callbacks.ipynb #b7e1f2a7
+def checkpoint_files(run:Path) -> list:
+    "The final and best checkpoints of run folder `run` (weights and metadata, not the training state)"
+    m = Path(run)/'models'
+    stems = ['final'] + sorted(f.name[:-len('.safetensors')] for f in m.glob('*best.safetensors'))
+    return [m/f"{s}{x}" for s in stems for x in ('.safetensors', '.json') if (m/f"{s}{x}").exists()]
+
+@patch
+def finish_run(self:MLflowCallback, run:Path, status:str='FINISHED'):
+    "Log run folder `run`'s report, metrics, config and final and best checkpoints as artifacts (when `FINISHED`), and end the MLflow run with `status`"
+    if self.run_id is None: return
+    if status == 'FINISHED':
+        for f in ('config.yaml', 'metrics.csv', 'metrics.json'):
+            if (run/f).exists(): self.client.log_artifact(self.run_id, str(run/f))
+        if (run/'report').is_dir(): self.client.log_artifacts(self.run_id, str(run/'report'), 'report')
+        for f in checkpoint_files(run): self.client.log_artifact(self.run_id, str(f), 'models')
+    self.client.set_terminated(self.run_id, status)
+    self.run_id = None   # a later fit continues the run (`start`)
+
+def log_wandb_checkpoints(run:Path) -> list:
+    "Log the final and best checkpoints of run folder `run` to the open W&B run as `model` artifacts, the files referenced in place; returns the artifacts"
+    import re, wandb
+    if wandb.run is None: raise MedvisionError("tracking.wandb_artifacts: no W&B run is open; set tracking.wandb: true")
+    arts = {}
+    for f in checkpoint_files(run):
+        stem = f.name.rsplit('.', 1)[0]
+        if stem not in arts: arts[stem] = wandb.Artifact(re.sub(r'[^\w.-]', '_', f"{Path(run).name}-{stem}")[:128], type='model', metadata={'run_folder': str(run), 'checkpoint': stem})
+        arts[stem].add_file(str(f), policy='immutable')
+    for a in arts.values(): wandb.run.log_artifact(a)
+    return list(arts.values())
+
+def _trackers(learn) -> list: return [c for c in learn.cbs if hasattr(c, 'finish_run')]
+
+@contextlib.contextmanager
+def tracked(learn, run:Path):
+    "Around a run's training and report: then each tracker of `learn` logs run folder `run`'s files and ends its run; an error marks the MLflow run FAILED (KILLED on Ctrl-C)"
+    try: yield
+    except BaseException as e:
+        for c in _trackers(learn):
+            with contextlib.suppress(Exception): c.finish_run(Path(run), 'KILLED' if isinstance(e, KeyboardInterrupt) else 'FAILED')
+        raise
+    for c in _trackers(learn): c.finish_run(Path(run))

@@ -15,7 +15,7 @@ from fastcore.foundation import L as fcL
 from fastai.learner import Learner, SkipToEpoch, ValueMetric
 from fastai.callback.core import Callback, CancelEpochException
 from fastai.callback.progress import CSVLogger
-from fastai.callback.tracker import TrackerCallback, EarlyStoppingCallback
+from fastai.callback.tracker import TrackerCallback, EarlyStoppingCallback, ReduceLROnPlateau
 from fastai.callback.schedule import SchedCos, ParamScheduler
 from fastai.optimizer import Adam
 from fastai.torch_core import rank_distrib, num_distrib
@@ -270,7 +270,7 @@ class CheckpointCallback(TrackerCallback):
         self.track = st is None or st.stage == st.n_stages      # in a training of several stages, the last one keeps the best
         if prev := _resumed(self.learn): self._restore(prev)
 
-    def _stoppers(self) -> list: return [c for c in self.learn.cbs if isinstance(c, EarlyStoppingCallback)]
+    def _stoppers(self) -> list: return [c for c in self.learn.cbs if isinstance(c, (EarlyStoppingCallback, ReduceLROnPlateau))]   # their state goes into `-last`
 
     def _restore(self, prev:dict):
         "Continue from checkpoint metadata `prev`: the best so far and its file, early stopping's state, the smoothed training loss"
@@ -417,9 +417,12 @@ class _History(Callback):
 def fine_tune_medical(self:Learner,
                       stage1_epochs:int=5, stage1_lr:float=1e-4, # frozen backbone: Adam at a constant rate
                       stage2_epochs:int=20, head_lr:float=3e-5, backbone_lr:float=5e-6, # unfrozen: AdamW
-                      wd:float=0.01, eta_min:float=1e-7, # stage 2 weight decay and final rate of the cosine
+                      wd:float|list=0.01, # stage 2 weight decay: one number, or one per parameter group
+                      eta_min:float=1e-7, # final rate of the stage 2 cosine
                       schedule:str='cosine', # stage 2 schedule: 'cosine' or 'one_cycle'
+                      opt_func=None, # the optimizer of both stages (default: fastai's Adam with decoupled weight decay)
                       patience:int=5, monitor:str='valid_loss', min_delta:float=0., # early stopping
+                      comp=None, # early stopping's comparison (default fastai's: `np.less` for a loss or an error, else `np.greater`)
                       save_metric:str=None, # the metric choosing the best checkpoint (default: `monitor`)
                       fname:str=None, cbs=None,
                       resume=None): # a `-last` checkpoint of this recipe to continue
@@ -430,11 +433,11 @@ def fine_tune_medical(self:Learner,
     extra = [_History(rows), *own, *fcL(cbs)]
     try:
         with training_stages(self, 2, resume):
-            self.opt_func = Adam; self.create_opt(); self.freeze()
+            self.opt_func = opt_func or partial(Adam, decouple_wd=True); self.create_opt(); self.freeze()
             self.fit(stage1_epochs, stage1_lr, wd=0., cbs=extra)
-            self.opt_func = partial(Adam, decouple_wd=True); self.create_opt(); self.unfreeze()
+            self.create_opt(); self.unfreeze()
             lrs = np.array([backbone_lr] * (len(self.splitter(self.model)) - 1) + [head_lr])
-            cbs2 = [EarlyStoppingCallback(monitor=monitor, min_delta=min_delta, patience=patience), *extra]
+            cbs2 = [EarlyStoppingCallback(monitor=monitor, comp=comp, min_delta=min_delta, patience=patience), *extra]
             if schedule == 'cosine': self.fit(stage2_epochs, lrs, wd=wd, cbs=[ParamScheduler({'lr': SchedCos(lrs, eta_min)}), *cbs2])
             else: self.fit_one_cycle(stage2_epochs, lrs, wd=wd, cbs=cbs2)
     finally: self.opt_func = old_opt

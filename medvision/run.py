@@ -9,15 +9,18 @@ from __future__ import annotations
 import json, os, sys, time, datetime, contextlib, io
 from pathlib import Path
 import numpy as np, pandas as pd, torch
-from fastai.callback.core import Callback
+from fastai.callback.core import Callback, CancelValidException
+from fastai.callback.tracker import EarlyStoppingCallback, ReduceLROnPlateau
+from fastai.callback.schedule import ParamScheduler, SchedCos
+from fastcore.basics import even_mults
 from fastai.learner import ValueMetric
 from fastai.torch_core import rank_distrib, num_distrib
 from .core import MedvisionError, RunConfig, SCHEMA, load_config, parse_overrides, save_config, seed_everything, get_device
 from .data.readers import read_sources, read_image, READERS, IMAGE_EXTS
-from .data.splits import split_table, kfold
+from .data.splits import split_table, kfold, filter_min_samples
 from .data.block import medvision_dataloaders
 from .learner import medvision_learner, bare
-from .callbacks import mixed_precision, EMACallback, tracking_callbacks, ModalityDropoutScheduleCallback, AuxLossScheduleCallback
+from .callbacks import mixed_precision, EMACallback, tracking_callbacks, tracked, default_mlflow_uri, ModalityDropoutScheduleCallback, AuxLossScheduleCallback
 from .checkpoint import CheckpointCallback, save_checkpoint, learner_from_checkpoint, model_from_checkpoint, checkpoint_stem, checkpoint_spec, training_stages
 from .metrics import task_metrics, lower_is_better, select_threshold
 from .evaluate import evaluate, predict, compare
@@ -25,10 +28,10 @@ from .evaluate import evaluate, predict, compare
 # %% auto #0
 __all__ = ['MEDMNIST_V2_RESNET18_28', 'COMMAND_KEYS', 'as_config', 'data_root', 'build_table', 'with_text_emb', 'build_dls',
            'monitor_comp', 'run_metrics', 'config_callbacks', 'build_learner', 'world_size', 'init_distributed',
-           'main_process_first', 'from_main', 'distributed', 'BatchCountCallback', 'fit', 'resume_run', 'run_log',
-           'new_run', 'preflight', 'keep_threshold', 'split_rows', 'report', 'fit_and_report', 'train', 'embed',
-           'predict_files', 'export_model', 'demo_config', 'demo', 'refuse_keys', 'distill', 'evaluate_checkpoint',
-           'compare_checkpoints', 'check_overrides']
+           'main_process_first', 'from_main', 'distributed', 'BatchCountCallback', 'ValidationIntervalCallback', 'fit',
+           'resume_run', 'run_log', 'new_run', 'preflight', 'keep_threshold', 'split_rows', 'report', 'fit_and_report',
+           'train', 'train_folds', 'embed', 'predict_files', 'export_model', 'demo_config', 'demo', 'refuse_keys',
+           'distill', 'evaluate_checkpoint', 'compare_checkpoints', 'check_overrides']
 
 # %% ../nbs/09a_run.ipynb #68b8bb8e
 def _flat(nested:dict) -> dict:
@@ -61,6 +64,14 @@ def _resolve_source(s:dict, root:Path|None, i:int) -> dict:
             s[k] = str(root/s[k])
     return s
 
+def _check_split_per_source(per:dict, df:pd.DataFrame) -> None:
+    "Each source `data.split_per_source` names is in the table and has rows without a split (which its fractions split)"
+    srcs = df.source.unique() if 'source' in df else []
+    for s in per:
+        if s not in srcs: raise MedvisionError(f"data.split_per_source: {s!r} names no source (the sources are {', '.join(map(str, srcs)) or 'unnamed'}); use the sources' `name`s")
+        if not (df.split[df.source == s].fillna('') == '').any():
+            raise MedvisionError(f"data.split_per_source: every row of source {s!r} has its own split, so its fractions would split nothing; remove it from data.split_per_source")
+
 def build_table(cfg:RunConfig) -> pd.DataFrame:
     "The sample table of `cfg.data`: every source read, harmonised, split (or folded) and limited"
     d = cfg.data
@@ -70,13 +81,18 @@ def build_table(cfg:RunConfig) -> pd.DataFrame:
     for i, s in enumerate(d.sources):
         if not isinstance(s, dict) or 'reader' not in s: raise MedvisionError(f"data.sources[{i}] must be a mapping with a 'reader' ({', '.join(sorted(READERS))})")
         srcs.append(_resolve_source(s, root, i))
-    df = read_sources({'sources': srcs, 'seed': cfg.experiment.seed})
+    df = read_sources({'sources': srcs, 'seed': cfg.experiment.seed, 'has_text': d.has_text, 'data_fraction': d.data_fraction})
     for t in d.tasks:
         if t not in df: raise MedvisionError(f"data.tasks: column {t!r} is not in the table (columns: {', '.join(df.columns)}); use a column name or a label_map")
+        if d.min_samples_per_label: df = filter_min_samples(df, t, d.min_samples_per_label)
     if 'split' not in df: df['split'] = ''
+    _check_split_per_source(d.split_per_source, df)
     if (df.split.fillna('') == '').any():
-        df = split_table(df, valid=d.valid, test=d.test, by='group' if 'group' in df else None, stratify=d.tasks[0], seed=cfg.experiment.seed)
+        try: df = split_table(df, valid=d.valid, test=d.test, by='group' if 'group' in df else None, stratify=d.tasks[0],
+                              per_source=dict(d.split_per_source) or None, seed=cfg.experiment.seed)
+        except MedvisionError as e: raise MedvisionError(f"data.split_per_source: {e}" if d.split_per_source and 'per_source' in str(e) else str(e)) from None
     if d.fold is not None:
+        if isinstance(d.fold, str): raise MedvisionError(f"data.fold: {d.fold!r} is not a fold: give a number in 0..{d.folds - 1}, or `all` for every fold in turn (train)")
         if not 0 <= d.fold < d.folds: raise MedvisionError(f"data.fold={d.fold} must be in 0..{d.folds - 1} (data.folds={d.folds})")
         tv = df.split.isin(['train', 'valid'])
         f = kfold(df[tv], d.folds, by='group' if 'group' in df else None, stratify=d.tasks[0], seed=cfg.experiment.seed)['fold']
@@ -99,6 +115,7 @@ def with_text_emb(cfg:RunConfig, df:pd.DataFrame) -> pd.DataFrame:
 
 def build_dls(cfg:RunConfig, df:pd.DataFrame, valid_split:str='valid', image_size=None, batch_size:int=None, arch:str=None):
     "fastai DataLoaders of `df` as `cfg` describes, normalised for backbone `arch` (default `vision.arch`); `valid_split='test'` serves the test rows as `valid`"
+    from medvision.augment import aug_from_config
     d, a = cfg.data, cfg.augmentation
     kw = {}
     if d.text == 'embeddings':
@@ -107,18 +124,35 @@ def build_dls(cfg:RunConfig, df:pd.DataFrame, valid_split:str='valid', image_siz
     elif d.text == 'tokens':
         from medvision.backbones import text_encoder
         kw['tokenizer'] = text_encoder(cfg.text.encoder, max_length=cfg.text.max_length, trainable=cfg.text.trainable)
-    return medvision_dataloaders(df, list(d.tasks), img_size=image_size or d.image_size, bs=batch_size or cfg.training.batch_size,
-                                 text=d.text, tabular=list(d.tabular) or None, weighted=d.weighted, aug=a.preset,
+    dls = medvision_dataloaders(df, list(d.tasks), img_size=image_size or d.image_size, bs=batch_size or cfg.training.batch_size,
+                                 text=d.text, tabular=list(d.tabular) or None, weighted=d.weighted, aug=aug_from_config(a),
                                  normalize=d.normalize, arch=arch or cfg.vision.arch, num_workers=d.num_workers, n_ch=d.channels, cache=d.cache, cache_max_gb=d.cache_max_gb,
                                  intensity=d.intensity, window=d.window,
-                                 class_aug=list(a.class_aug) or None, valid_split=valid_split, seed=cfg.experiment.seed,
+                                 class_aug=list(a.class_aug) or None, class_aug_ops=list(a.class_aug_ops) or None, valid_split=valid_split, seed=cfg.experiment.seed,
                                  device=get_device(cfg.experiment.device), **kw)
+    for dl in dls.loaders: dl.fake_l.prefetch_factor = d.prefetch_factor   # fastai's `_FakeLoader` fixes torch's prefetch_factor at 2 (a class attribute)
+    return dls
 
 # %% ../nbs/09a_run.ipynb #100f6d6f
-def _opt_func(name:str):
+def _opt_func(o) -> callable:
+    "The fastai optimizer of config section `o` (`optimizer`) with the betas, momentum and epsilon it sets"
     from fastai.optimizer import Adam, SGD, ranger, Lamb
     from functools import partial
-    return {'adam': partial(Adam, decouple_wd=True), 'sgd': SGD, 'ranger': ranger, 'lamb': Lamb}[name]
+    kw = {'decouple_wd': True} if o.name == 'adam' else {}
+    if o.name == 'sgd' and (o.betas is not None or o.eps is not None):
+        raise MedvisionError(f"optimizer.{'betas' if o.betas is not None else 'eps'}: sgd has no second moment nor epsilon; set optimizer.momentum, or use adam, ranger or lamb")
+    if o.name != 'sgd' and o.momentum is not None: raise MedvisionError(f"optimizer.momentum is sgd's; {o.name} takes optimizer.betas: [beta1, beta2]")
+    if o.betas is not None: kw.update(mom=float(o.betas[0]), sqr_mom=float(o.betas[1]))
+    if o.momentum is not None: kw['mom'] = o.momentum
+    if o.eps is not None: kw['eps'] = o.eps
+    opt = {'adam': Adam, 'sgd': SGD, 'ranger': ranger, 'lamb': Lamb}[o.name]
+    return partial(opt, **kw) if kw else opt
+
+def _group_wd(o, n:int) -> float|list:
+    "The weight decay of config section `o` (`optimizer`) for `n` parameter groups: one number, or the backbone's for all but the last group and the head's for the last"
+    if o.backbone_weight_decay is None and o.head_weight_decay is None: return o.weight_decay
+    bb, hd = (o.weight_decay if w is None else w for w in (o.backbone_weight_decay, o.head_weight_decay))
+    return [bb] * (n - 1) + [hd]
 
 def monitor_comp(monitor:str):
     "`np.less` for metrics where lower is better (`metrics.lower_is_better`: losses, error rates, HTER, ECE), else `np.greater`"
@@ -158,16 +192,19 @@ def build_learner(cfg:RunConfig, dls, run:Path,
     v, m, t, o, ck, tr = cfg.vision, cfg.model, cfg.training, cfg.optimizer, cfg.checkpoint, cfg.tracking
     arch = arch or v.arch
     weights = v.weights if arch == v.arch else None
-    model_kw = dict(projection_dim=m.projection_dim, dropout=m.dropout, head_hidden=tuple(m.head_hidden), aux=m.aux,
+    model_kw = dict(projection_dim=m.projection_dim, dropout=m.dropout, head_hidden=tuple(m.head_hidden), head_dropout=m.head_dropout, aux=m.aux,
                     modality_dropout=dict(cfg.masking.modality_dropout) or None)
     cbs = [*(cbs or []), *config_callbacks(cfg, dls.bs),
            CheckpointCallback(ck.monitor, comp=monitor_comp(ck.monitor), every=ck.every, keep=ck.keep, folder=run/'models', best_name=best_name, last_name=last_name),
-           *(tracking_callbacks(run, csv=tr.csv, wandb=tr.wandb, tensorboard=tr.tensorboard, project=tr.project, name=cfg.experiment.name, config=cfg.to_dict())
+           *(tracking_callbacks(run, csv=tr.csv, wandb=tr.wandb, tensorboard=tr.tensorboard, project=tr.project, name=cfg.experiment.name, config=cfg.to_dict(),
+                                mlflow=tr.mlflow, mlflow_uri=tr.mlflow_uri or default_mlflow_uri(cfg.experiment.output_dir), wandb_artifacts=tr.wandb_artifacts)
              if not rank_distrib() else [])]   # one process logs
     learn = medvision_learner(dls, arch=arch, pretrained=v.pretrained and not weights, fusion=fusion or m.fusion, loss=t.loss,
                               loss_kw=dict(t.loss_kw) or None, class_weights=t.class_weights, pos_weight=t.pos_weight,
                               task_weights=dict(t.task_weights) or None, n_vision=o.vision_groups, pooling=v.pooling,
-                              model_kw=model_kw, cbs=cbs, metrics=run_metrics(dls), opt_func=_opt_func(o.name), wd=o.weight_decay, path=run, model_dir='models')
+                              model_kw=model_kw, cbs=cbs, metrics=run_metrics(dls), opt_func=_opt_func(o), wd=o.weight_decay, path=run, model_dir='models')
+    learn.wd = _group_wd(o, len(learn.splitter(learn.model)))           # `Learner.fit` sets it on the optimizer, group by group
+    if (mom := o.momentum if o.betas is None else o.betas[0]) is not None: learn.moms = (mom,) * 3   # one_cycle keeps the momentum given
     if weights:
         from medvision.backbones import load_weights
         load_weights(learn.model.vision.model, weights)
@@ -225,25 +262,76 @@ class BatchCountCallback(Callback):
     def after_fit(self):
         if num_distrib() > 1: print(f"medvision: process {rank_distrib()} of {num_distrib()} ran {self.n_train} training batches", file=sys.__stdout__, flush=True)
 
+class ValidationIntervalCallback(Callback):
+    "Validate at every `every`-th epoch of a fit and at its last; the others log NaN as loss and metrics, and early stopping and plateau do not see them"
+    order = 51   # after the Recorder
+    def __init__(self, every:int=1): self.every, self.muted, self.skipped = every, [], False
+    def _due(self) -> bool: return (self.epoch + 1) % self.every == 0 or self.epoch == self.n_epoch - 1
+    def _unmute(self):
+        for c in self.muted: c.run = True
+        self.muted = []
+    def before_epoch(self): self._unmute(); self.skipped = False
+    def before_validate(self):
+        if not self._due(): self.skipped = True; raise CancelValidException
+    def after_cancel_validate(self):   # the Recorder logs no valid values then: NaN in their columns (the stage and rates are known)
+        known = lambda m: isinstance(m, ValueMetric) and (m.name == 'stage' or m.name.startswith('lr_'))
+        if self.skipped and self.recorder.valid_metrics: self.recorder.log += [np.nan] + [m.value if known(m) else np.nan for m in self.learn.metrics]
+    def after_epoch(self):
+        if not self.skipped: return
+        self.muted = [c for c in self.learn.cbs if isinstance(c, (EarlyStoppingCallback, ReduceLROnPlateau)) and c.run]
+        for c in self.muted: c.run = False
+    def after_fit(self): self._unmute()
+
+def _monitor(learn, key:str, mon:str) -> str:
+    "`mon` when it is `valid_loss` or a metric of `learn`, else a `MedvisionError` naming config `key`"
+    names = [m.name for m in learn.metrics]
+    if mon != 'valid_loss' and mon not in names: raise MedvisionError(f"{key}: {mon!r} is not a metric of this run; use valid_loss or one of {', '.join(names)}")
+    return mon
+
+def _group_lrs(learn, lr:slice) -> np.ndarray:
+    "The rate of each parameter group that `lr` gives, spaced as fastai's `set_hyper` spaces a slice, its ends exactly `lr.start` and `lr.stop`"
+    n = len(learn.splitter(learn.model))
+    if n == 1: return np.array([lr.stop])
+    r = np.array(even_mults(lr.start, lr.stop, n)); r[0], r[-1] = lr.start, lr.stop
+    return r
+
+def _plateau(s, mon:str) -> ReduceLROnPlateau:
+    "fastai's `ReduceLROnPlateau` as `scheduler` section `s` asks, acting before the checkpoint writes `-last` (which keeps its state)"
+    cb = ReduceLROnPlateau(monitor=mon, comp=monitor_comp(mon), patience=s.plateau_patience, factor=1 / s.factor, min_lr=s.min_lr)
+    cb.order = EarlyStoppingCallback.order
+    return cb
+
+def _freeze_backbone(learn, sched:str) -> None:
+    "Freeze every parameter group but the head, batch-norm weights too, for the whole run"
+    if sched in ('fine_tune', 'freeze_then_fit', 'medical'):
+        raise MedvisionError(f"training.freeze_backbone: scheduler.name {sched} unfreezes the backbone in its second stage; use one_cycle, cosine, cosine_anneal or plateau")
+    learn.train_bn = False; learn.create_opt(); learn.freeze()
+
 def fit(cfg:RunConfig, learn, epochs:int=None) -> None:
     "Train `learn` with the schedule of `cfg` (for `epochs`, default `training.epochs`), data-parallel when started with several processes"
-    from fastai.callback.tracker import EarlyStoppingCallback
     s, t = cfg.scheduler, cfg.training
     n = epochs or t.epochs
-    lr = slice(t.lr * cfg.optimizer.backbone_lr_mult, t.lr)
-    mon = cfg.checkpoint.monitor
-    if mon != 'valid_loss' and mon not in [m.name for m in learn.metrics]:
-        raise MedvisionError(f"checkpoint.monitor: {mon!r} is not a metric of this run; use valid_loss or one of {', '.join(m.name for m in learn.metrics)}")
+    lr, lr1 = slice(t.lr * cfg.optimizer.backbone_lr_mult, t.lr), s.stage1_lr or t.lr
+    mon = _monitor(learn, 'checkpoint.monitor', cfg.checkpoint.monitor)
+    es_mon = _monitor(learn, 'scheduler.monitor', s.monitor or mon)
     cbs = [BatchCountCallback()]
-    if s.patience and s.name != 'medical': cbs.append(EarlyStoppingCallback(monitor=mon, comp=monitor_comp(mon), patience=s.patience))
+    if s.patience and s.name != 'medical': cbs.append(EarlyStoppingCallback(monitor=es_mon, comp=monitor_comp(es_mon), patience=s.patience))
+    if t.freeze_backbone: _freeze_backbone(learn, s.name)
     fits = [lambda: learn.pretrain_vision(t.pretrain_vision_epochs, t.lr)] if t.pretrain_vision_epochs else []
     if s.name == 'one_cycle': fits.append(lambda: learn.fit_one_cycle(n, lr, pct_start=s.pct_start, cbs=cbs))
     elif s.name == 'cosine': fits.append(lambda: learn.fit_flat_cos(n, lr, pct_start=1 - s.pct_start, cbs=cbs))
+    elif s.name == 'cosine_anneal':
+        lrs = _group_lrs(learn, lr)
+        fits.append(lambda: learn.fit(n, lrs, cbs=[ParamScheduler({'lr': SchedCos(lrs, s.eta_min)}), *cbs]))
+    elif s.name == 'plateau': fits.append(lambda: learn.fit(n, lr, cbs=[_plateau(s, es_mon), *cbs]))
     elif s.name == 'fine_tune': fits.append(lambda: learn.fine_tune(n, base_lr=t.lr, freeze_epochs=s.freeze_epochs, cbs=cbs))
-    else: fits.append(lambda: learn.fine_tune_medical(stage1_epochs=s.freeze_epochs, stage1_lr=t.lr, stage2_epochs=n, head_lr=t.lr,
-                                                      backbone_lr=t.lr / s.backbone_ratio, patience=s.patience or n, monitor=mon))
+    elif s.name == 'freeze_then_fit': fits += [lambda: (learn.freeze(), learn.fit(s.freeze_epochs, lr1, cbs=cbs)), lambda: (learn.unfreeze(), learn.fit(n, _group_lrs(learn, lr), cbs=cbs))]
+    else: fits.append(lambda: learn.fine_tune_medical(stage1_epochs=s.freeze_epochs, stage1_lr=lr1, stage2_epochs=n, head_lr=t.lr, backbone_lr=t.lr / s.backbone_ratio,
+                                                      wd=learn.wd, eta_min=s.eta_min, opt_func=learn.opt_func, patience=s.patience or n,
+                                                      monitor=es_mon, comp=monitor_comp(es_mon), cbs=cbs))
     n_stages = len(fits) + (s.name in ('fine_tune', 'medical'))   # fastai's `fine_tune` and the medical recipe fit twice
-    with distributed(learn, cfg), training_stages(learn, n_stages, resume=cfg.checkpoint.resume) as st:
+    every = [ValidationIntervalCallback(t.validation_interval)] if t.validation_interval > 1 else []
+    with distributed(learn, cfg), training_stages(learn, n_stages, resume=cfg.checkpoint.resume) as st, learn.added_cbs(every):
         if st.at: print(f"medvision: resuming {checkpoint_stem(cfg.checkpoint.resume)} after epoch {st.at[1] + 1} of stage {st.at[0]} of {n_stages}")
         for f in fits: f()
     if d := getattr(learn, 'diverged', None):   # no `final` checkpoint, no report: the weights are not a model
@@ -376,11 +464,13 @@ def fit_and_report(cfg:RunConfig, df:pd.DataFrame, dls, run:Path, epochs:int=Non
     if not rank_distrib(): run.mkdir(parents=True, exist_ok=True)
     dls.spec.thresholds.clear()   # DataLoaders shared by several models (distill, vision.models): each chooses its own
     learn = build_learner(cfg, dls, run, **kwargs)
-    fit(cfg, learn, epochs)
-    if rank_distrib(): return learn, None
-    th = _threshold(cfg, learn, learn.dls); keep_threshold(cfg, learn, th)
-    save_checkpoint(learn, run/'models'/'final', with_opt=False, world_size=world_size())
-    return learn, report(cfg, learn, df, run, threshold=th)
+    with tracked(learn, run):   # then the trackers log the report and the checkpoints (MLflow, W&B); an error marks the MLflow run failed
+        fit(cfg, learn, epochs)
+        if rank_distrib(): return learn, None
+        th = _threshold(cfg, learn, learn.dls); keep_threshold(cfg, learn, th)
+        save_checkpoint(learn, run/'models'/'final', with_opt=False, world_size=world_size())
+        rep = report(cfg, learn, df, run, threshold=th)
+    return learn, rep
 
 def _models_table(cfg:RunConfig, df:pd.DataFrame, run:Path) -> tuple:
     "Each backbone of `vision.models` trained in its own sub-folder, with its own statistics and size; `compare.csv` ranks them"
@@ -407,6 +497,7 @@ def train(cfg, # a YAML path, a `RunConfig` or a dict of sections
          ) -> tuple:
     "Train and evaluate the run `cfg` describes; returns `(run folder, learner)` (with `vision.models`, the best model's learner)"
     cfg = as_config(cfg, overrides)
+    if cfg.data.fold == 'all': return train_folds(cfg, run)
     init_distributed(cfg)
     run = run or resume_run(cfg) or new_run(cfg)   # a resumed run continues in its own folder
     with run_log(run/'run.log'):
@@ -424,6 +515,57 @@ def train(cfg, # a YAML path, a `RunConfig` or a dict of sections
             if cfg.embed.gbdt and not rank_distrib(): embed(cfg, run/'models'/'final', run, df=df, learn=learn)
         print(f"done in {time.time() - t0:.0f} s; report in {run/'report' if not cfg.vision.models else run}")
     return run, learn
+
+# %% ../nbs/09a_run.ipynb #9d2c4a41
+def _prob_table(learn, dl) -> pd.DataFrame:
+    "The rows `dl` serves (image, group) with each task's true label and class probabilities, in its order"
+    from medvision.evaluate import rows_of
+    rows = rows_of(dl)
+    out = pd.DataFrame({c: rows[c].map(lambda v: v if isinstance(v, str) else '<array>') if c == 'image' else rows[c] for c in ('image', 'group') if c in rows})
+    for t, (y, p) in predict(learn, dl, progress=False).items():
+        names = [str(v) for v in learn.dls.vocabs[t]]
+        out[f'{t}_true'] = [names[i] for i in y]
+        for i, n in ([(None, names[-1])] if p.ndim == 1 else enumerate(names)): out[f'{t}_prob_{n}'] = p if i is None else p[:, i]
+    return out
+
+def _monitored(learn) -> float:
+    "The best value of `checkpoint.monitor` the learner's `CheckpointCallback` saw"
+    return float(next(c.best for c in learn.cbs if isinstance(c, CheckpointCallback)))
+
+def train_folds(cfg, # a YAML path, a `RunConfig` or a dict of sections, with `data.fold: all`
+                run:Path=None, # the run folder (default: a new one under `experiment.output_dir`)
+               ) -> tuple:
+    "Every patient-grouped fold of `data.folds` trained in turn as validation, each a whole run in `run/fold<k>`; writes the out-of-fold and fold-averaged test predictions and the metrics over folds; returns `(run, {fold: learner})`"
+    cfg = as_config(cfg)
+    if cfg.checkpoint.resume: raise MedvisionError("checkpoint.resume with data.fold: all: resume the fold that was interrupted (data.fold: k, checkpoint.resume: <run>/fold<k>/models/<arch>-last)")
+    init_distributed(cfg)
+    run = run or new_run(cfg)
+    learners, oof, test, rows = {}, [], [], []
+    for k in range(cfg.data.folds):
+        c, sub = as_config(cfg, {'data.fold': k}), run/f'fold{k}'
+        if not rank_distrib(): sub.mkdir(parents=True, exist_ok=True); save_config(c, sub/'config.yaml')
+        learners[k] = learn = train(c, run=sub)[1]
+        if rank_distrib(): continue
+        oof.append(_prob_table(learn, learn.dls.valid).assign(fold=k))
+        if c.evaluate.split != 'valid':
+            df = build_table(c)
+            test.append(_prob_table(learn, learn.dls.test_dl(split_rows(df, c.evaluate.split), with_labels=True, bs=learn.dls.bs)))
+        m = json.loads((sub/'metrics.json').read_text())['tasks'][0]
+        rows.append({'fold': k, f'best {c.checkpoint.monitor} (valid)': _monitored(learn), f'{c.evaluate.metric} ({c.evaluate.split})': m.get(c.evaluate.metric)})
+    if rank_distrib(): return run, learners
+    pd.concat(oof, ignore_index=True).to_csv(run/'oof_predictions.csv', index=False)
+    if test:
+        probs = [p for p in test[0] if '_prob_' in p]
+        if any(not t['image'].equals(test[0]['image']) for t in test): raise MedvisionError("data.fold: all: the folds' test rows differ; the test split must not depend on the fold (give the sources a test split, or set data.test)")
+        test[0].drop(columns=probs).assign(**{p: np.mean([t[p] for t in test], axis=0) for p in probs}, n_folds=len(test)).to_csv(run/'test_predictions.csv', index=False)
+    table = pd.DataFrame(rows)
+    table.to_csv(run/'folds.csv', index=False)
+    summary = {c: {'mean': float(table[c].mean()), 'std': float(table[c].std(ddof=1)), 'folds': table[c].tolist()} for c in table.columns[1:]}
+    (run/'folds.json').write_text(json.dumps(summary, indent=1))
+    with run_log(run/'run.log'):
+        print(table.to_string(index=False))
+        for c, s in summary.items(): print(f"{c}: {s['mean']:.4f} +- {s['std']:.4f} over {len(table)} folds")
+    return run, learners
 
 # %% ../nbs/09a_run.ipynb #88d48a8f
 def embed(cfg:RunConfig, checkpoint, run:Path, df:pd.DataFrame=None, learn=None) -> dict:

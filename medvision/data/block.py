@@ -459,6 +459,7 @@ def medvision_dataloaders(df:pd.DataFrame, # the sample table, with `train` and 
                           text_emb=None, # for text='embeddings': `(n_rows, dim)` array or column name
                           embedder:dict=None, # for text='embeddings': the encoder that made them, `{name, max_length}` (recorded, so new texts are embedded alike)
                           class_aug:list=None, # labels of the first task (e.g. the minority class) given the aggressive pipeline
+                          class_aug_ops:list=None, # that pipeline: op names, mappings `{name, p, ...}` or batch transforms (`augment.ClassConditionalAug`; None: its default)
                           extra_batch_tfms:list=None, # more batch transforms
                           valid_split:str='valid', # the split served as `dls.valid` ('test' to evaluate on the test rows)
                           seed:int=None, device=None, **kwargs) -> MedvisionDataLoaders:
@@ -487,7 +488,8 @@ def medvision_dataloaders(df:pd.DataFrame, # the sample table, with `train` and 
                      tabular=TabularProcs.fit(df.iloc[trn], list(tabular)).to_dict() if tabular else None)
     dsets = Datasets(df, spec.item_tfms(True, cache, cache_dir, enc, df.image if cache else None, cache_max_gb), splits=(trn, val), n_inp=1 + bool(text) + bool(tabular))
     augs = aug_transforms_preset(aug) if isinstance(aug, str) else list(aug or [])
-    if class_aug: augs = [ClassConditionalAug(_class_idx(class_aug, spec.vocabs[tasks[0]], tasks[0]), conservative=augs, y_idx=dsets.n_inp)]
+    if class_aug_ops and not class_aug: raise MedvisionError("augmentation.class_aug_ops is set but augmentation.class_aug names no labels; set class_aug to the minority label(s), e.g. [0]")
+    if class_aug: augs = [ClassConditionalAug(_class_idx(class_aug, spec.vocabs[tasks[0]], tasks[0]), aggressive=class_aug_ops or None, conservative=augs, y_idx=dsets.n_inp)]
     kw = dict(bs=bs, after_batch=spec.batch_tfms([*augs, *(extra_batch_tfms or [])]), num_workers=_n_workers(num_workers), seed=seed, device=device, **kwargs)
     if weighted:
         wt = weighted if isinstance(weighted, str) else tasks[0]

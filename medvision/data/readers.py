@@ -679,12 +679,15 @@ def read_sources(cfg:list|dict, # a list of source dicts, or `{'sources': [...],
         df = _filter(df, opts.get('filters') or {}, where)
         df = _harmonise(df, opts.get('label_map') or {}, opts.get('drop_unmapped', False), where)
         check_label_case(df, ts, where, opts.get('label_map'))
-        if opts.get('has_text', top.get('has_text', False)): df = df[df.text.str.len() > 0]
+        ht = opts.get('has_text', top.get('has_text'))
+        if ht not in (None, True, False): raise MedvisionError(f"{where}has_text={ht!r}: true keeps the rows with a text, false the rows without, null (the default) all rows")
+        if ht is not None: df = df[(df.text.str.len() > 0) == ht]
         df = _fraction(df, opts.get('data_fraction', top.get('data_fraction', 1.0)), top.get('seed', 0), where)
         if df.empty: raise MedvisionError(f"{where}no rows left after filters; check filters, label_map and has_text")
         parts.append(df); tasks += [t for t in ts if t not in tasks]
     if not parts: raise MedvisionError("read_sources: no sources configured; give a list under 'sources'")
     df = pd.concat(parts, ignore_index=True)
+    if len(parts) > 1 and 'group' in df: df['group'] = df.source.astype(str) + '/' + df.group.astype(str)   # patient P01 of one data set is not P01 of another
     check_label_case(df, tasks, 'read_sources: ', by='source', fix="merge them with label_map: {m} in each of those sources, or fix the data")
     return df
 
