@@ -15,13 +15,13 @@ from fastai.learner import Recorder
 from fastai.callback.progress import CSVLogger
 from fastai.callback.fp16 import MixedPrecision
 from fastai.torch_core import to_float
-from .core import MedvisionError
+from .core import MedvisionError, did_you_mean
 from .learner import bare
 
 # %% auto #0
-__all__ = ['ModalityDropoutScheduleCallback', 'AuxLossScheduleCallback', 'EMACallback', 'CPUAutocastCallback', 'mixed_precision',
-           'CSVTableLogger', 'tracking_callbacks', 'default_mlflow_uri', 'mlflow_params', 'MLflowCallback',
-           'checkpoint_files', 'log_wandb_checkpoints', 'tracked']
+__all__ = ['AUX_MODALITIES', 'ModalityDropoutScheduleCallback', 'check_aux_weight', 'AuxLossScheduleCallback', 'EMACallback',
+           'CPUAutocastCallback', 'mixed_precision', 'CSVTableLogger', 'tracking_callbacks', 'default_mlflow_uri',
+           'mlflow_params', 'MLflowCallback', 'checkpoint_files', 'log_wandb_checkpoints', 'tracked']
 
 # %% ../nbs/06a_callbacks.ipynb #17227d51
 def _lin(start, end, epoch:int, n_epoch:int): return start + (end - start) * (epoch / max(n_epoch - 1, 1))
@@ -36,11 +36,45 @@ class ModalityDropoutScheduleCallback(Callback):
         bare(self.learn.model).modality_dropout = {k: _lin(self.start[k], self.end[k], self.epoch, self.n_epoch) for k in self.start}
     def after_fit(self): bare(self.learn.model).modality_dropout = self.old
 
+AUX_MODALITIES = ('image', 'text')   # the modalities a model has auxiliary heads for
+
+def check_aux_weight(w, # `[start, end]` (checked by its config key), or modality -> `[start, end]`
+                     name:str='aux_weight', # the key at fault in errors
+                    ) -> None:
+    "Refuse a mapping `w` unless it maps modalities with auxiliary heads (image, text) to `[start, end]`, two numbers >= 0"
+    if not isinstance(w, dict): return
+    if not w: raise MedvisionError(f"{name}: {{}} names no modality; give [start, end], or {{image: [start, end], text: [start, end]}}")
+    for k,v in w.items():
+        if k == 'tabular': raise MedvisionError(f"{name}: tabular has no auxiliary heads (they read the image or the text alone); name image and/or text")
+        if k not in AUX_MODALITIES: raise MedvisionError(f"{name}: " + did_you_mean(k, AUX_MODALITIES, 'modality') + "; name image and/or text")
+        ok = isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x) and x >= 0 for x in v)
+        if not ok: raise MedvisionError(f"{name}.{k}: {v!r} must be [start, end], 2 numbers each >= 0, e.g. [1.0, 0.1]")
+
 class AuxLossScheduleCallback(Callback):
-    "Move `MultiTaskLoss.aux_weight` from `start` to `end` over the epochs"
-    def __init__(self, start:float=1.0, end:float=0.1): store_attr()
-    def before_fit(self): self.old = self.learn.loss_func.aux_weight
-    def before_epoch(self): self.learn.loss_func.aux_weight = _lin(self.start, self.end, self.epoch, self.n_epoch)
+    "Move `MultiTaskLoss.aux_weight` from `start` to `end` over the epochs: one weight, or modality -> weight (a schedule each)"
+    def __init__(self, start:float|dict=1.0, end:float|dict=0.1,
+                 key:str='aux_weight'): # what errors call the schedule (a config key)
+        store_attr()
+    @classmethod
+    def from_pairs(cls, w, key:str='aux_weight'):
+        "The schedule of `w`: `[start, end]`, or modality -> `[start, end]`"
+        check_aux_weight(w, key)
+        if isinstance(w, dict): return cls({k: float(v[0]) for k,v in w.items()}, {k: float(v[1]) for k,v in w.items()}, key=key)
+        if len(w) != 2: raise MedvisionError(f"{key}: {w} must be two numbers, the weight at the first and at the last epoch, e.g. [1.0, 0.1]")
+        return cls(*map(float, w), key=key)
+    def before_fit(self):
+        if isinstance(self.start, dict): self._check(list(getattr(bare(self.learn.model), 'aux_heads', None) or {}))
+        self.old = self.learn.loss_func.aux_weight
+    def _check(self, have:list):
+        "Refuse per-modality schedules unless start and end name exactly the modalities `have` (with auxiliary heads)"
+        if bad := set(self.start) ^ set(self.end): raise MedvisionError(f"{self.key}: start and end name different modalities ({sorted(bad)})")
+        if extra := [k for k in self.start if k not in have]:
+            raise MedvisionError(f"{self.key} names {extra[0]}, which has no auxiliary heads in this model (it has them for: {', '.join(have) or 'none'}); leave {extra[0]} out, or give the model that input (and aux heads)")
+        if missing := [k for k in have if k not in self.start]:
+            raise MedvisionError(f"{self.key} gives no schedule for {missing[0]}, whose auxiliary heads the model has; add {missing[0]}: [start, end] ([0, 0] leaves their loss out)")
+    def before_epoch(self):
+        at = lambda s,e: _lin(s, e, self.epoch, self.n_epoch)
+        self.learn.loss_func.aux_weight = {k: at(self.start[k], self.end[k]) for k in self.start} if isinstance(self.start, dict) else at(self.start, self.end)
     def after_fit(self): self.learn.loss_func.aux_weight = self.old
 
 # %% ../nbs/06a_callbacks.ipynb #0d9291a0

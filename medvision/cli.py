@@ -38,14 +38,19 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument('--out', help="the report folder (default: a new run folder)")
     s = add('predict', "predict new images with a checkpoint", config=False, ck=True)
     s.add_argument('--input', required=True, help="a folder of images, or a CSV with an image column (and text for an image+text model)")
-    s.add_argument('--output', required=True, help="the CSV of predictions to write: per task the predicted class (and, with --proba, every probability)")
+    s.add_argument('--output', required=True, help="the file to write: a .csv, per task the predicted class (and, with --proba, every probability); "
+                   "or a .proba, one probability of the positive class a line (a model with one two-class task)")
     s.add_argument('--threshold', type=float, help="decision threshold of the two-class tasks (default: the one chosen on validation, recorded in the checkpoint)")
     s.add_argument('--proba', action='store_true', help="also write each class's probability")
     add('distill', "train a teacher, then a student with a distillation loss (and alone, with distill.baseline)")
+    s = add('distill-table', "one table of several distillation runs: per run, model and task the metrics, parameters, time per image and ratios to the teacher", config=False)
+    s.add_argument('--runs', nargs='+', required=True, help="distillation run folders (each with its results.json), e.g. runs/medpix_distill-*")
+    s.add_argument('--out', help="also write the table to this CSV file")
     s = add('embed', "backbone embeddings of the train and test rows, and the GBDT ensemble with embed.gbdt", ck=True)
     s.add_argument('--out', help="the folder for the embeddings (default: a new run folder)")
     s = add('compare', "evaluate several checkpoints on the same data; one table, the best named")
-    s.add_argument('--checkpoints', nargs='+', required=True, help="two or more checkpoints (" + _CK.split(': ')[1] + ")")
+    s.add_argument('--checkpoints', nargs='+', default=[], help="checkpoints to compare (" + _CK.split(': ')[1] + ")")
+    s.add_argument('--runs', nargs='+', default=[], help="run folders (e.g. runs/*): each run's models/final, or one per sub-run (vision.models, distill, data.fold: all)")
     s.add_argument('--out', help="the folder for compare.csv (default: a new run folder)")
     s = add('export', "export a checkpoint's model as ONNX or TorchScript", config=False, ck=True)
     s.add_argument('--format', choices=('onnx', 'torchscript'), default='onnx', help="onnx (default) or torchscript")
@@ -62,14 +67,14 @@ def _parser() -> argparse.ArgumentParser:
 def _check_extra(cmd:str, extra:list) -> None:
     "Refuse what argparse did not know: a dotted config key is an override; a bare one gets the closest option or config key"
     if not extra: return
-    if cmd in ('predict', 'export', 'demo', 'config'): raise _Usage(f"unrecognised arguments: {' '.join(extra)} (`medvision {cmd}` takes no config keys)")
+    if cmd in ('predict', 'export', 'demo', 'config', 'distill-table'): raise _Usage(f"unrecognised arguments: {' '.join(extra)} (`medvision {cmd}` takes no config keys)")
     from medvision.core import SCHEMA
     for i, a in enumerate(extra):
         if not a.startswith('--') or '.' in a.split('=')[0]: continue
         k, val = a[2:].split('=')[0], (a.split('=', 1)[1] if '=' in a else (extra[i + 1] if i + 1 < len(extra) else 'VALUE'))
         keys = [f"{s}.{k}" for s, ks in SCHEMA.items() if k in ks]   # a config key without its section
         if keys: raise _Usage(f"unrecognised option --{k}; did you mean {' or '.join(f'--{d} {val}' for d in keys)}?")
-        raise _Usage(did_you_mean(f"--{k}", [f"--{o}" for o in ('config', 'checkpoint', 'checkpoints', 'out', 'input', 'output')], 'option', list_known=False)
+        raise _Usage(did_you_mean(f"--{k}", [f"--{o}" for o in ('config', 'checkpoint', 'checkpoints', 'runs', 'out', 'input', 'output')], 'option', list_known=False)
                      + "; config keys are dotted (--section.key VALUE), see `medvision config`")
 
 def config_reference(section:str=None, width:int=100) -> str:
@@ -113,19 +118,25 @@ def main(argv=None) -> int:
         run, cfg = _run(a, extra)
         if a.cmd == 'train': print(f"run folder: {run.train(cfg)[0]}")
         elif a.cmd == 'distill': print(f"run folder: {run.distill(cfg)[0]}")
+        elif a.cmd == 'distill-table':
+            t = run.distill_table(a.runs); print(t.to_string(index=False))
+            if a.out: Path(a.out).parent.mkdir(parents=True, exist_ok=True); t.to_csv(a.out, index=False); print(f"table written to {a.out}")
         elif a.cmd == 'evaluate':
             out = _folder(run, cfg, a.out, 'evaluate')
             print(run.evaluate_checkpoint(cfg, a.checkpoint, out).metrics.to_string(index=False)); print(f"report in {out/'report'}")
         elif a.cmd == 'predict':
-            out = run.predict_files(a.checkpoint, a.input, threshold=a.threshold, proba=a.proba); Path(a.output).parent.mkdir(parents=True, exist_ok=True); out.to_csv(a.output, index=False)
-            print(f"{len(out)} predictions written to {a.output}")
+            out = run.predict_files(a.checkpoint, a.input, threshold=a.threshold, proba=a.proba, output=a.output)
+            print(f"{len(out)} predictions written to {a.output}" + (" (one positive-class probability a line, in the order of the rows read)" if Path(a.output).suffix == '.proba' else ''))
             if len(sk := out.attrs['skipped']):
-                sk.to_csv(f := Path(a.output).with_suffix('.skipped.csv'), index=False)
+                f = Path(a.output).with_suffix('.skipped.csv')   # predict_files wrote it
                 print(f"medvision predict: {len(sk)} file(s) not predicted, each with its reason in {f}; first: {sk.file[0]}: {sk.reason[0]}", file=sys.stderr)
         elif a.cmd == 'embed':
             out = _folder(run, cfg, a.out, 'embed')
             print(json.dumps(run.embed(cfg, a.checkpoint, out))); print(f"embeddings in {out}")
-        elif a.cmd == 'compare': print(run.compare_checkpoints(cfg, a.checkpoints, _folder(run, cfg, a.out, 'compare')).to_string(index=False))
+        elif a.cmd == 'compare':
+            if not (a.checkpoints or a.runs): raise _Usage("compare: give --checkpoints and/or --runs")
+            found = run.run_checkpoints(a.runs)   # a folder without a checkpoint stops it before its output folder is made
+            print(run.compare_checkpoints(cfg, a.checkpoints, _folder(run, cfg, a.out, 'compare'), runs=found).to_string(index=False))
         elif a.cmd == 'export': print(f"exported to {run.export_model(a.checkpoint, a.format, a.output)}")
         elif a.cmd == 'demo': run.demo(a.output_dir, a.epochs, a.synthetic or None)
         return 0

@@ -112,8 +112,9 @@ class Key:
                  bounds:str=None, # the range of a number (and of each item of a list): '>= 1', '> 0', or an interval such as '[0, 1)'
                  items:type=None, # for a list of numbers: the type of each item, `int` or `float` (which takes an int too)
                  size:int=None, # for a list of numbers: exactly this many items
+                 check=None, # a function `(value, dotted key)` raising `MedvisionError` for what type, choices and bounds cannot say (a mapping's fields), or `'module:NAME'` of one
                 ):
-        self.default,self.doc,self.choices,self.field,self.bounds,self.items,self.size = default,doc,choices,field,bounds,items,size
+        self.default,self.doc,self.choices,self.field,self.bounds,self.items,self.size,self.check = default,doc,choices,field,bounds,items,size,check
         self.typ = typ or type(default)
         self.optional = optional or default is None
         self._range = _parse_bounds(bounds) if bounds else None
@@ -212,7 +213,12 @@ SCHEMA = {
     'model': {
         'fusion':         Key('concat_mlp', str, "how the modalities are combined", choices='medvision.fusion:FUSIONS'),
         'projection_dim': Key(256, int, "common width of the projected modalities", bounds='>= 1'),
-        'dropout':        Key(0.1, float, "dropout of the projections", bounds='[0, 1)'),
+        'dropout':        Key(0.1, float, "dropout before each `Linear` of every modality's projection (a branch's own in `branches` wins)", bounds='[0, 1)'),
+        'branches':       Key({}, dict, "modality -> its projection's own `hidden` sizes and `dropout`, e.g. {image: {hidden: [512], dropout: 0.2}, text: {hidden: [256], dropout: 0.3}}; a branch not given keeps `dropout` and the default sizes (image, text: []; tabular: [64])", check='medvision.fusion:check_branches'),
+        'text_dropout':   Key(0.0, float, "dropout of the text features as they enter the model, once, before the text projection (`dropout` acts inside it)", bounds='[0, 1)'),
+        'final_dropout':  Key(0.0, float, "dropout of the fused features before the task heads, one mask for every head (`head_dropout` acts inside each head)", bounds='[0, 1)'),
+        'activation':     Key('relu', str, "activation of every hidden layer of the projections, the tabular MLP, the heads and `concat_mlp`", choices='medvision.fusion:ACTIVATIONS'),
+        'l2_norm':        Key(False, bool, "L2-normalise every modality's projected features (and its missing embedding)"),
         'head_hidden':    Key([], list, "hidden sizes of the task heads", bounds='>= 1', items=int),
         'head_dropout':   Key(0.0, float, "dropout before each `Linear` of the task heads", bounds='[0, 1)'),
         'aux':            Key(False, bool, "auxiliary image-only and text-only heads (their losses added with `training.aux_weight`)"),
@@ -256,7 +262,7 @@ SCHEMA = {
         'class_weights': Key(None, (str, list), "`balanced` or per-class weights (ce, focal)", bounds='>= 0', items=float),
         'pos_weight':   Key(None, (str, float), "`balanced` or a number (bce, binary_focal)", bounds='> 0'),
         'task_weights': Key({}, dict, "task -> weight in the multi-task loss"),
-        'aux_weight':   Key([1.0, 0.1], list, "weight of the auxiliary losses at the first and the last epoch", bounds='>= 0', items=float, size=2),
+        'aux_weight':   Key([1.0, 0.1], (list, dict), "weight of the auxiliary losses at the first and the last epoch, [start, end]; or a schedule per modality with auxiliary heads, e.g. {image: [1.0, 0.1], text: [0.5, 0.0]}", bounds='>= 0', items=float, size=2, check='medvision.callbacks:check_aux_weight'),
         'pretrain_vision_epochs': Key(0, int, "one-cycle epochs of the image branch alone (other modalities masked) before the full run", bounds='>= 0'),
         'mixed_precision': Key(None, str, "`bf16` or `fp16` autocast", choices=('bf16', 'fp16')),
         'ema':          Key(None, float, "keep an exponential moving average of the weights with this decay (e.g. 0.999)", bounds='(0, 1)'),
@@ -283,6 +289,11 @@ SCHEMA = {
         'student_arch':   Key('resnet18', str, "student backbone"),
         'teacher_fusion': Key('concat_mlp', str, "teacher fusion", choices='medvision.fusion:FUSIONS'),
         'teacher_epochs': Key(5, int, "teacher training epochs", bounds='>= 1'),
+        'teacher_lr':     Key(None, float, "the teacher's peak learning rate (default `training.lr`)", bounds='> 0'),
+        'teacher_text_encoder': Key(None, str, "the teacher's text encoder, with its own embeddings or tokenizer (default `text.encoder`): a preset, a local folder or a hub id"),
+        'teacher_max_length':   Key(None, int, "tokens per text of the teacher's encoder (default `text.max_length`)", bounds='>= 1'),
+        'student_text_encoder': Key(None, str, "the students' text encoder, with its own embeddings or tokenizer (default `text.encoder`)"),
+        'student_max_length':   Key(None, int, "tokens per text of the students' encoder (default `text.max_length`)", bounds='>= 1'),
         'teacher':        Key(None, str, "a trained teacher checkpoint (skips teacher training)"),
         'loss':           Key('kd', str, "distillation loss", choices='medvision.distill:DISTILL_LOSSES'),
         'loss_kw':        Key({}, dict, "its arguments, e.g. {T: 4.0, alpha: 0.5}"),
@@ -296,6 +307,7 @@ SCHEMA = {
         'cams':       Key(4, int, "Grad-CAM overlays of this many most confident right and wrong cases per task", bounds='>= 0'),
         'subgroups':  Key([], list, "columns to break the metrics down by (source, sex, ...)"),
         'metric':     Key('auc', str, "the metric `compare` ranks models by", choices='medvision.metrics:METRICS'),
+        'proba_splits': Key([], list, "also write each two-class task's positive-class probabilities of these splits (`train`, `valid`, `test`), one a line in table order, unaugmented: `report/proba/<split>_<task>.proba`"),
     },
     'embed': {
         'gbdt':    Key(False, bool, "after training: backbone embeddings + tabular columns -> gradient-boosted trees"),
@@ -303,6 +315,7 @@ SCHEMA = {
         'tabular': Key([], list, "tabular columns given to the trees"),
         'folds':   Key(5, int, "patient-grouped folds of the trees", bounds='>= 2'),
         'model':   Key('hgb', str, "hgb (scikit-learn), lightgbm or xgboost", choices=('hgb', 'lightgbm', 'xgboost')),
+        'id_col':  Key(None, str, "column of the test rows giving `gbdt_submission.csv` its ids (default: the image file's stem, e.g. ISIC_0015670)"),
     },
 }
 
@@ -380,6 +393,7 @@ def coerce_value(v, key:Key, name:str):
         except ValueError: continue
         if key.choices is not None: _check_choice(out, key, name)
         _check_range(out, key, name)
+        if key.check is not None: _resolve(key.check)(out, name)
         return out
     raise MedvisionError(f"config key '{name}' must be {key.type_name}, got {type(v).__name__} ({v!r})")
 

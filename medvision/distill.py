@@ -22,8 +22,8 @@ from .metrics import f1_macro, TaskMetric
 
 # %% auto #0
 __all__ = ['DISTILL_LOSSES', 'DISTILL_PRESETS', 'kd_div', 'Adapter', 'FeatureMSE', 'RKDLoss', 'MMDLoss', 'CRDLoss',
-           'feature_dims', 'DistillLoss', 'DistillationCallback', 'mean_f1_metrics', 'train_teacher', 'distill_student',
-           'distill_preset']
+           'feature_dims', 'DistillLoss', 'DistillationCallback', 'TeacherText', 'mean_f1_metrics', 'train_teacher',
+           'distill_student', 'inference_time', 'teacher_ratios', 'distill_preset']
 
 # %% ../nbs/07_distill.ipynb #f39fba17
 def _two(z:torch.Tensor) -> torch.Tensor:
@@ -211,6 +211,33 @@ class DistillationCallback(Callback):
 
     def after_fit(self): self.learn.loss_func = self.old_lf
 
+# %% ../nbs/07_distill.ipynb #f0eb58b8
+def _tok_key(t:torch.Tensor) -> tuple:
+    "The real token ids of one `(2, L)` token tensor"
+    return tuple(t[0][t[1].bool()].tolist())
+
+def _emb_key(e) -> bytes: return np.asarray(e, dtype=np.float32).tobytes()
+
+class TeacherText:
+    "`teacher_inputs` for `DistillationCallback`: the student's text input (position `i` of the batch) swapped for the teacher's own of the same text"
+    def __init__(self, texts, # the texts of every row the student sees
+                 student, # the student's text input of `texts`: an `(n, d_s)` array of embeddings, or a `TextEncoder` that tokenises them
+                 teacher, # the teacher's: an `(n, d_t)` array of embeddings of `texts`, or its `TextEncoder`
+                 i:int=1):
+        self.i, self.teacher, self.tokens = i, teacher, isinstance(teacher, nn.Module)
+        texts = ['' if t is None or t != t else str(t) for t in texts]
+        if self.tokens: self.map = {_tok_key(t): s for t, s in zip(student.tokenize(texts), texts)}
+        else: self.map = {_emb_key(s): torch.as_tensor(np.asarray(t, dtype=np.float32)) for s, t in zip(student, teacher)}
+
+    def _key(self, x): return _tok_key(x.cpu()) if self.tokens else _emb_key(x.detach().float().cpu().numpy())
+
+    def __call__(self, *xb) -> tuple:
+        x = xb[self.i]; keys = [self._key(r) for r in x]
+        if miss := [j for j, k in enumerate(keys) if k not in self.map]:
+            raise MedvisionError(f"TeacherText: sample {miss[0]} of the batch has a text input the student was not given ({len(miss)} of {len(keys)}); build TeacherText from every row's text")
+        new = self.teacher.tokenize([self.map[k] for k in keys]) if self.tokens else torch.stack([self.map[k] for k in keys])
+        return (*xb[:self.i], new.to(x.device), *xb[self.i + 1:])
+
 # %% ../nbs/07_distill.ipynb #1752baa0
 def mean_f1_metrics(tasks:list) -> list:
     "Per-task macro F1 and their mean, `mean_f1_macro` (the model-selection score of the distillation pipeline)"
@@ -265,6 +292,26 @@ def distill_student(dls, teacher=None, # the trained teacher model (None: the st
     (path/'metrics.json').write_text(json.dumps(hist, indent=1))
     (path/'results.json').write_text(json.dumps(res, indent=1, default=str))
     return learn, res
+
+# %% ../nbs/07_distill.ipynb #2c38c510
+def inference_time(model:nn.Module, xb:tuple, warmup:int=2, repeats:int=5) -> float:
+    "Median seconds per image of `model` on batch `xb` (eval mode, no gradients) over `repeats` passes after `warmup`"
+    import time
+    m = bare(model); was = m.training; m.eval()
+    sync = torch.cuda.synchronize if xb[0].is_cuda else (lambda: None)
+    ts = []
+    with torch.no_grad():
+        for k in range(warmup + repeats):
+            sync(); t0 = time.perf_counter(); m(*xb); sync()
+            if k >= warmup: ts.append(time.perf_counter() - t0)
+    m.train(was)
+    return float(np.median(ts)) / len(xb[0])
+
+def teacher_ratios(rows:dict, teacher:str='teacher') -> dict:
+    "`rows` (model name -> dict with `n_params` and `time_per_image`) with each other model's `param_ratio` and `time_ratio` to `teacher`'s"
+    t = rows[teacher]
+    return {k: r if k == teacher else r | {'param_ratio': r['n_params'] / t['n_params'], 'time_ratio': r['time_per_image'] / t['time_per_image']}
+            for k, r in rows.items()}
 
 # %% ../nbs/07_distill.ipynb #f8da3551
 DISTILL_PRESETS = Registry('distillation preset')

@@ -17,7 +17,7 @@ from .metrics import pauc, auc
 from threadpoolctl import threadpool_limits
 
 # %% auto #0
-__all__ = ['row_ids', 'extract_embeddings', 'save_embeddings', 'load_embeddings', 'GBDTResult', 'gbdt_ensemble']
+__all__ = ['row_ids', 'extract_embeddings', 'save_embeddings', 'load_embeddings', 'GBDTResult', 'gbdt_ensemble', 'submission']
 
 # %% ../nbs/09_embeddings.ipynb #8b21191c
 def row_ids(df:pd.DataFrame, # the sample table
@@ -158,8 +158,9 @@ def _make_model(model:str, seed:int, params:dict):
 
 class GBDTResult:
     "Out-of-fold predictions, scores, fold models and feature importances of `gbdt_ensemble`"
-    def __init__(self, oof, fold, scores, models, splits, X, y, kind):
+    def __init__(self, oof, fold, scores, models, splits, X, y, kind, tabular=None, key='image', n_threads=1):
         self.oof,self.fold,self.scores,self.models,self.splits,self.X,self.y,self.kind = oof,fold,scores,models,splits,X,y,kind
+        self.tabular,self.key,self.n_threads = list(tabular or []),key,n_threads   # how `predict` builds the features of new rows
     @property
     def auc(self) -> float: return float(self.scores.loc['oof', 'auc'])
     @property
@@ -198,7 +199,7 @@ def gbdt_ensemble(table:pd.DataFrame, # the sample table
     rows.append({'fold': 'oof', 'n': len(y), 'n_pos': int(y.sum()), 'auc': auc(y, oof), 'pauc': pauc(y, oof)})
     scores = pd.DataFrame(rows).set_index('fold')
     return GBDTResult(pd.Series(oof, index=table.index, name=f"{target}_oof"), pd.Series(fold, index=table.index, name='fold'),
-                      scores, models, splits, X, y, model)
+                      scores, models, splits, X, y, model, tabular=tabular, key=key, n_threads=n_threads)
 
 # %% ../nbs/09_embeddings.ipynb #fd986ccb
 from sklearn.inspection import permutation_importance
@@ -210,7 +211,8 @@ def importance(self, fold:int=0, n_repeats:int=3, seed:int=0) -> pd.DataFrame:
     if getattr(self, '_imp', (None,))[0] == key: return self._imp[1]
     if self.kind == 'hgb':
         va = self.splits[fold][1]
-        r = permutation_importance(self.models[fold], self.X.iloc[va], self.y[va], scoring='roc_auc', n_repeats=n_repeats, random_state=seed)
+        with threadpool_limits(getattr(self, 'n_threads', 1), user_api='openmp'):   # as in training: OpenMP threads beside PyTorch's crawl (see gbdt_ensemble)
+            r = permutation_importance(self.models[fold], self.X.iloc[va], self.y[va], scoring='roc_auc', n_repeats=n_repeats, random_state=seed)
         imp = pd.DataFrame({'feature': self.X.columns, 'importance': r.importances_mean, 'std': r.importances_std})
     else:
         v = np.stack([m.feature_importances_ for m in self.models])
@@ -229,3 +231,40 @@ def plot_importance(self, top:int=20, ax=None, **kwargs):
     ax.set_xlabel('AUC drop when permuted' if self.kind == 'hgb' else 'importance (gain)')
     ax.set_title(f"{self.kind}: top {len(imp)} features")
     return ax
+
+# %% ../nbs/09_embeddings.ipynb #c92a622c
+@patch_to(GBDTResult)
+def features(self, table:pd.DataFrame, embeddings:pd.DataFrame|None=None) -> pd.DataFrame:
+    "The features of `table`'s rows as the trees were trained on them: the tabular columns with the training categories, then the embeddings matched by id"
+    parts = []
+    if self.tabular:
+        tab = _tab_frame(table, self.tabular)
+        for c in tab:
+            if isinstance(self.X[c].dtype, pd.CategoricalDtype): tab[c] = pd.Categorical(tab[c].astype(object), categories=self.X[c].cat.categories)   # unseen values: NaN
+        parts.append(tab)
+    if any(c not in self.tabular for c in self.X):
+        if embeddings is None: raise MedvisionError("these trees were trained on embeddings: pass the embeddings of the rows to predict (extract_embeddings with the same model)")
+        parts.append(_emb_frame(table, embeddings, self.key))
+    X = pd.concat(parts, axis=1)
+    if list(X.columns) != list(self.X.columns): raise MedvisionError(f"the rows' features ({X.shape[1]}) differ from the training ones ({self.X.shape[1]}); give embeddings of the same model")
+    return X
+
+@patch_to(GBDTResult)
+def predict(self, table:pd.DataFrame, embeddings:pd.DataFrame|None=None) -> pd.Series:
+    "The positive-class probability of each row of `table`, averaged over the fold models, in the table's order"
+    X = self.features(table, embeddings)
+    with threadpool_limits(self.n_threads, user_api='openmp'):
+        p = np.mean([m.predict_proba(X)[:, 1] for m in self.models], axis=0)
+    return pd.Series(p, index=table.index, name='probability')
+
+def submission(table:pd.DataFrame, # the predicted rows
+               probs, # one probability per row, in the table's order (`GBDTResult.predict`)
+               id_col:str=None, # the column of ids (default: `row_ids`: the image file's stem)
+               path=None, # also write the CSV here
+              ) -> pd.DataFrame:
+    "A challenge submission: `id, probability`, one row per row of `table`, in its order"
+    if len(probs) != len(table): raise MedvisionError(f"submission: {len(probs)} probabilities for {len(table)} rows")
+    ids = row_ids(table, id_col or 'image')
+    sub = pd.DataFrame({'id': ids.to_numpy(), 'probability': np.asarray(probs, dtype=float)})
+    if path is not None: Path(path).parent.mkdir(parents=True, exist_ok=True); sub.to_csv(path, index=False)
+    return sub

@@ -18,7 +18,7 @@ from .checkpoint import load_checkpoint, learner_from_checkpoint
 from .metrics import task_probs, metrics_table, per_class_table, auc, ece, lower_is_better, pred_labels
 
 # %% auto #0
-__all__ = ['predict', 'rows_of', 'tta_predict', 'cam_layer', 'grad_cam', 'EvalReport', 'evaluate', 'compare']
+__all__ = ['predict', 'rows_of', 'tta_predict', 'cam_layer', 'grad_cam', 'EvalReport', 'save_proba', 'evaluate', 'compare']
 
 # %% ../nbs/08a_evaluate.ipynb #6526c3a2
 def _plain(xb) -> tuple:
@@ -219,6 +219,16 @@ def predictions(self:EvalReport) -> pd.DataFrame:
             for i, n in enumerate(names): df[f'{t}_prob_{n}'] = p[:, i]
     return df
 
+def save_proba(preds:dict, # per task `(y, p)`, as `predict` gives them
+               folder, prefix:str='', # files `folder/<prefix><task>.proba`
+              ) -> list:
+    "Write one positive-class probability per line, in the rows' order, for each two-class task of `preds`; returns the files"
+    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True); out = []
+    for t, (_, p) in preds.items():
+        if _pos(p) is None: continue
+        np.savetxt(f := folder/f'{prefix}{t}.proba', _pos(p), fmt='%.6f'); out.append(f)
+    return out
+
 @patch
 def save(self:EvalReport, folder) -> Path:
     "Write the report's tables, predictions and plots to `folder`"
@@ -227,9 +237,9 @@ def save(self:EvalReport, folder) -> Path:
     m.to_csv(folder/'metrics.csv', index=False)
     (folder/'metrics.json').write_text(json.dumps({'model': self.name, 'threshold': self.threshold, 'tta': getattr(self, 'tta', 0), 'tasks': m.to_dict(orient='records')}, indent=1, default=float))
     self.predictions().to_csv(folder/'predictions.csv', index=False)
+    save_proba(self.preds, folder)
     for t, (y, p) in self.preds.items():
         self.per_class(t).to_csv(folder/f'per_class_{t}.csv', index=False)
-        if _pos(p) is not None: np.savetxt(folder/f'{t}.proba', _pos(p), fmt='%.6f')
         for kind in ('confusion', 'roc', 'reliability'):
             ax = getattr(self, f'plot_{kind}')(t); ax.figure.tight_layout(); ax.figure.savefig(folder/f'{kind}_{t}.png', dpi=100); plt.close(ax.figure)
     return folder
@@ -311,6 +321,7 @@ def evaluate(model, # a Learner from `medvision_learner`, or a checkpoint path (
     name = name or (Path(str(model)).name if isinstance(model, (str, Path)) else getattr(learn, 'arch', 'model'))
     rep = EvalReport(preds, rows, learn.dls.vocabs, name, threshold)
     rep.tta = int(4 if tta is True else tta)
+    rep.n_params = sum(p.numel() for p in bare(learn.model).parameters())   # the model evaluated: `compare` lists it
     if out is not None:
         rep.save(out)
         for c in subgroups: rep.subgroups(c).to_csv(Path(out)/f'subgroups_{c}.csv', index=False)
@@ -332,9 +343,7 @@ def compare(models, # name -> Learner, name -> (Learner, checkpoint), name -> ch
         t = task or rep.tasks[0]
         mt = rep.metrics.set_index('task')
         if metric not in mt: raise MedvisionError(f"compare: metric {metric!r} is not in the report (it has {', '.join(mt.columns)})")
-        params = learn if not isinstance(learn, (str, Path)) else None
-        rows.append({'model': name, 'params (M)': sum(p.numel() for p in bare(params.model).parameters())/1e6 if params else np.nan,
-                     **mt.loc[t].drop('n').to_dict()})
+        rows.append({'model': name, 'params (M)': rep.n_params / 1e6, **mt.loc[t].drop('n').to_dict()})   # a checkpoint path's too: the model rebuilt
     df = pd.DataFrame(rows).sort_values(metric, ascending=lower_is_better(metric)).reset_index(drop=True)   # best first, HTER or ECE too
     print(f"best by {task or 'first task'} {metric}: {df.model.iloc[0]}")
     if out is not None: df.to_csv(Path(out)/'compare.csv', index=False)

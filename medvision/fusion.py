@@ -6,17 +6,20 @@ Docs: https://medvision-team.github.io/medvision/fusion.html.md"""
 
 # %% ../nbs/04_fusion.ipynb #0f8b0164
 from __future__ import annotations
+import inspect
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import patch
 from .core import MedvisionError, Registry, did_you_mean
 from .backbones import vision_backbone, text_encoder
 
 # %% auto #0
-__all__ = ['ACTIVATIONS', 'FUSIONS', 'mlp', 'Projection', 'Fusion', 'make_fusion', 'ConcatFusion', 'WeightedSumFusion',
-           'ConcatMLPFusion', 'GatedFusion', 'CrossAttentionFusion', 'TaskDict', 'MultimodalModel']
+__all__ = ['ACTIVATIONS', 'FUSIONS', 'BRANCH_FIELDS', 'mlp', 'Projection', 'Fusion', 'make_fusion', 'ConcatFusion',
+           'WeightedSumFusion', 'ConcatMLPFusion', 'GatedFusion', 'CrossAttentionFusion', 'TaskDict', 'check_branches',
+           'MultimodalModel']
 
 # %% ../nbs/04_fusion.ipynb #cc332f82
-ACTIVATIONS = {'relu': nn.ReLU, 'gelu': nn.GELU}
+ACTIVATIONS = Registry('activation')
+for _n,_a in (('relu', nn.ReLU), ('gelu', nn.GELU), ('silu', nn.SiLU)): ACTIVATIONS.add(_n, _a)
 
 def _act(name:str) -> nn.Module:
     "A new activation module called `name` (a key of `ACTIVATIONS`)"
@@ -26,7 +29,7 @@ def _act(name:str) -> nn.Module:
 def mlp(n_in:int, # input features
         hidden, # sizes of the hidden layers; `()` for one `Linear`
         n_out:int, # output features
-        act:str='relu', # activation after each hidden layer: 'relu' or 'gelu'
+        act:str='relu', # activation after each hidden layer: a name in `ACTIVATIONS`
         p:float=0., # dropout before each `Linear`
        ) -> nn.Sequential:
     "`Dropout`+`Linear`+`act` for each of the `hidden` sizes, then `Dropout`+`Linear` to `n_out`"
@@ -187,6 +190,33 @@ def _check_mods(names, mods:list, key:str) -> list:
         raise MedvisionError(f"{key}: " + did_you_mean(k, mods, 'modality'))
     return list(names)
 
+def _check_p(p, name:str) -> float:
+    "Dropout probability `p` (`None`: 0) checked to be in [0, 1); `name` names it in errors"
+    p = 0. if p is None else p
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
+        raise MedvisionError(f"{name}: {p!r} is out of range; it must be a dropout probability in [0, 1)")
+    return float(p)
+
+BRANCH_FIELDS = ('dropout', 'hidden')
+
+def check_branches(branches:dict|None, # modality -> {hidden: [sizes], dropout: p}
+                   name:str='branches', # the key or argument at fault in errors, e.g. 'model.branches'
+                  ) -> dict:
+    "`branches` checked: each of `image`, `text`, `tabular` a mapping of `hidden` (ints >= 1) and `dropout` (in [0, 1))"
+    if branches is None: return {}
+    eg = "e.g. {text: {hidden: [256], dropout: 0.3}}"
+    if not isinstance(branches, dict): raise MedvisionError(f"{name}: {branches!r} must be a mapping modality -> {{hidden, dropout}}, {eg}")
+    for m,b in branches.items():
+        if m not in _SHORT: raise MedvisionError(f"{name}: " + did_you_mean(m, _SHORT, 'branch') + "; a branch is a modality")
+        if not isinstance(b, dict): raise MedvisionError(f"{name}.{m}: {b!r} must be a mapping of hidden and/or dropout, {eg}")
+        for f,v in b.items():
+            if f not in BRANCH_FIELDS: raise MedvisionError(f"{name}.{m}: " + did_you_mean(f, BRANCH_FIELDS, 'field') + "; set hidden and/or dropout")
+        hid = b.get('hidden', [])
+        if not isinstance(hid, (list, tuple)) or not all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in hid):
+            raise MedvisionError(f"{name}.{m}.hidden: {hid!r} must be a list of ints, each >= 1 (the hidden sizes; [] for one Linear)")
+        if 'dropout' in b: _check_p(b['dropout'], f"{name}.{m}.dropout")
+    return {m: dict(b) for m,b in branches.items()}
+
 def _check_probs(probs:dict|None, mods:list) -> dict:
     "`modality_dropout` checked: modalities of the model, probabilities in [0, 1]"
     probs = dict(probs or {})
@@ -207,13 +237,15 @@ class MultimodalModel(nn.Module):
                  aux:bool=False, # add image-only and text-only heads (outputs `aux_img_<task>`, `aux_txt_<task>`)
                  projection_dim:int=256, # the common width of the projected modalities
                  proj_hidden=(), # hidden sizes of the image and text projections
-                 dropout:float=0.1, # dropout of the image and tabular projections
-                 text_dropout:float|None=None, # dropout of the text projection (`None`: `dropout`)
-                 act:str='relu', # activation of projections, tabular MLP and heads: 'relu' or 'gelu'
+                 dropout:float=0.1, # dropout before each `Linear` of every projection (a branch's own in `branches` wins)
+                 text_dropout:float|None=None, # dropout of the text features as they enter the model, before the text projection (`None`: 0)
+                 act:str='relu', # activation of projections, tabular MLP, heads and a fusion that takes `act` (`concat_mlp`): a name in `ACTIVATIONS`
                  l2_norm:bool=False, # L2-normalise the projected features (and the missing embeddings)
                  tab_hidden=(64,), # hidden sizes of the tabular MLP
+                 branches:dict|None=None, # modality -> `{'hidden': [...], 'dropout': p}`: that projection's own hidden sizes and dropout
+                 final_dropout:float=0., # dropout of the fused features, one mask shared by every task head
                  head_hidden=(), # hidden sizes of the heads
-                 head_dropout:float=0., # dropout of the heads
+                 head_dropout:float=0., # dropout before each `Linear` of each head
                  modality_dropout:dict|None=None, # modality -> probability of masking it per sample, in training
                  off=(), # modalities masked in every sample (e.g. `('text',)`)
                  fusion_kw:dict|None=None, # keyword arguments for the fusion class
@@ -225,21 +257,31 @@ class MultimodalModel(nn.Module):
         self.text = text_encoder(text) if isinstance(text, str) else text if isinstance(text, nn.Module) else None
         dims = _in_dims(self.vision, text if self.text is None else self.text, tabular)
         self.modalities,self.text_dim = list(dims),dims.get('text')
-        text_p = dropout if text_dropout is None else text_dropout
-        self.projs = nn.ModuleDict({k: Projection(n, projection_dim, tab_hidden if k == 'tabular' else proj_hidden,
-                                                  text_p if k == 'text' else dropout, act, l2_norm) for k,n in dims.items()})
+        br = check_branches(branches)
+        _check_mods(br, self.modalities, 'branches')
+        own = lambda k,f,d: br.get(k, {}).get(f, d)   # branch `k`'s own field `f`, else the default `d`
+        self.projs = nn.ModuleDict({k: Projection(n, projection_dim, own(k, 'hidden', tab_hidden if k == 'tabular' else proj_hidden),
+                                                  own(k, 'dropout', dropout), act, l2_norm) for k,n in dims.items()})
+        self.text_drop,self.final_drop = nn.Dropout(_check_p(text_dropout, 'text_dropout')),nn.Dropout(_check_p(final_dropout, 'final_dropout'))
         self.missing = nn.ParameterDict({k: nn.Parameter(0.02*torch.randn(projection_dim)) for k in dims})
-        self.fusion = self._fusion(fusion, fusion_kw)
+        self.fusion = self._fusion(fusion, fusion_kw, act)
         self.heads = TaskDict({t: mlp(self.fusion.out_dim, head_hidden, n, act, head_dropout) for t,n in self.tasks.items()})
         self.aux_heads = self._aux_heads(aux, head_hidden, act, head_dropout)
         self.modality_dropout = _check_probs(modality_dropout, self.modalities)
         self.set_off(*([off] if isinstance(off, str) else off))
 
 # %% ../nbs/04_fusion.ipynb #56f2febb
+def _takes(f, arg:str) -> bool:
+    "Whether callable `f` has a parameter `arg`"
+    try: return arg in inspect.signature(f).parameters
+    except (TypeError, ValueError): return False
+
 @patch
-def _fusion(self:MultimodalModel, fusion, kw:dict|None) -> nn.Module:
-    "The fusion module of `fusion` (name, class or module) for this model's modalities"
-    f = make_fusion(fusion, self.dim, self.modalities, **(kw or {}))
+def _fusion(self:MultimodalModel, fusion, kw:dict|None, act:str='relu') -> nn.Module:
+    "The fusion module of `fusion` (name, class or module) for this model's modalities, with the model's `act` when it takes one (and `kw` does not set it)"
+    cls = FUSIONS[fusion] if isinstance(fusion, str) else fusion
+    kw = ({'act': act} if not isinstance(fusion, nn.Module) and _takes(cls, 'act') else {}) | dict(kw or {})
+    f = make_fusion(fusion, self.dim, self.modalities, **kw)
     if not isinstance(getattr(f, 'out_dim', None), int):
         raise MedvisionError(f"fusion module {type(f).__name__} has no int `out_dim`; set it to the width of its output")
     self.needs_tokens = getattr(f, 'needs_tokens', False)
@@ -294,12 +336,13 @@ def _text(self:MultimodalModel, txt:torch.Tensor) -> tuple:
     if txt.ndim != 3 or txt.size(1) != 2:
         raise MedvisionError(f"text input has shape {tuple(txt.shape)}; a model with a TextEncoder takes (B, 2, L) token ids and attention masks")
     absent = ~self.text.present(txt)
+    proj = lambda t: self.projs['text'](self.text_drop(t))   # `text_dropout` on the features, then the projection
     if not self.needs_tokens:
         raw = self.text(txt)
-        return raw, self.projs['text'](raw), None, None, absent
+        return raw, proj(raw), None, None, absent
     h,m = self.text.forward_tokens(txt)
     raw = self.text.pool(h, m)
-    return raw, self.projs['text'](raw), self.projs['text'](h), ~m, absent
+    return raw, proj(raw), proj(h), ~m, absent
 
 @patch
 def _text_emb(self:MultimodalModel, emb:torch.Tensor) -> tuple:
@@ -307,7 +350,7 @@ def _text_emb(self:MultimodalModel, emb:torch.Tensor) -> tuple:
     if emb.ndim != 2 or emb.size(1) != self.text_dim:
         raise MedvisionError(f"text input has shape {tuple(emb.shape)} but the model was built with text={self.text_dim} "
                              f"(precomputed embeddings of that size); rebuild it with text={emb.size(-1)}, or pass a TextEncoder for token input")
-    proj = self.projs['text'](emb)
+    proj = self.projs['text'](self.text_drop(emb))
     toks = proj[:, None] if self.needs_tokens else None
     return emb, proj, toks, None if toks is None else self._no_pads(toks), ~emb.ne(0).any(1)
 
@@ -362,7 +405,8 @@ def _outputs(self:MultimodalModel, raw:dict, proj:dict, fused:torch.Tensor) -> d
     out = {f"{_SHORT[k]}_raw": raw[k] for k in ('image', 'text') if k in raw}
     out |= {f"{_SHORT[k]}_proj": v for k,v in proj.items()}
     out['fused'] = fused
-    out |= {f"logits_{t}": h(fused) for t,h in self.heads.items()}
+    f = self.final_drop(fused)   # one dropout mask, shared by every task head
+    out |= {f"logits_{t}": h(f) for t,h in self.heads.items()}
     for k,hs in (self.aux_heads or {}).items(): out |= {f"aux_{_SHORT[k]}_{t}": h(proj[k]) for t,h in hs.items()}
     return out
 

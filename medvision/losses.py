@@ -90,9 +90,11 @@ def get_loss(loss='ce', **kwargs) -> nn.Module:
 
 # %% ../nbs/05_losses.ipynb #f729831e
 class MultiTaskLoss(nn.Module):
-    "Weighted sum over `tasks` of `losses[task]` on `logits_<task>`, plus `aux_weight` times the auxiliary heads' losses"
+    "Weighted sum over `tasks` of `losses[task]` on `logits_<task>`, plus `aux_weight` (one weight, or modality -> weight) times the auxiliary heads' losses"
     y_int = True  # integer targets: fastai's MixUp/CutMix mix the losses, not the targets
-    def __init__(self, losses:dict, weights:dict=None, aux_weight:float=0., reduction:str='mean'):
+    def __init__(self, losses:dict, weights:dict=None,
+                 aux_weight:float|dict=0., # weight of every auxiliary head's loss, or modality ('image', 'text') -> weight of its heads'
+                 reduction:str='mean'):
         super().__init__()
         if not losses: raise MedvisionError("MultiTaskLoss needs at least one task loss")
         self.tasks = list(losses)
@@ -117,11 +119,14 @@ class MultiTaskLoss(nn.Module):
         if len(targs) != len(self.tasks): raise MedvisionError(f"the batch has {len(targs)} target(s) but the loss has tasks {self.tasks}")
         if missing := [t for t in self.tasks if f'logits_{t}' not in pred]: raise MedvisionError(f"the model output has no logits for task(s) {missing}; its keys: {sorted(pred)}")
         total = sum(self.weights[t] * self._task_loss(t, pred[f'logits_{t}'], y) for t, y in zip(self.tasks, targs))
-        if self.aux_weight:
-            for t, y in zip(self.tasks, targs):
-                for k in (f'aux_img_{t}', f'aux_txt_{t}'):
-                    if k in pred: total = total + self.aux_weight * self._task_loss(t, pred[k], y, key=k)
+        for t, y in zip(self.tasks, targs):
+            for mod, k in (('image', f'aux_img_{t}'), ('text', f'aux_txt_{t}')):
+                if (w := self.aux_w(mod)) and k in pred: total = total + w * self._task_loss(t, pred[k], y, key=k)
         return total
+
+    def aux_w(self, mod:str) -> float:
+        "The weight of modality `mod`'s auxiliary losses: `aux_weight`, or its entry when that is a mapping (0 when it has none)"
+        return self.aux_weight.get(mod, 0.) if isinstance(self.aux_weight, dict) else self.aux_weight
 
 # %% ../nbs/05_losses.ipynb #550d15bb
 from fastcore.basics import patch

@@ -29,9 +29,10 @@ from .evaluate import evaluate, predict, compare
 __all__ = ['MEDMNIST_V2_RESNET18_28', 'COMMAND_KEYS', 'as_config', 'data_root', 'build_table', 'with_text_emb', 'build_dls',
            'monitor_comp', 'run_metrics', 'config_callbacks', 'build_learner', 'world_size', 'init_distributed',
            'main_process_first', 'from_main', 'distributed', 'BatchCountCallback', 'ValidationIntervalCallback', 'fit',
-           'resume_run', 'run_log', 'new_run', 'preflight', 'keep_threshold', 'split_rows', 'report', 'fit_and_report',
-           'train', 'train_folds', 'embed', 'predict_files', 'export_model', 'demo_config', 'demo', 'refuse_keys',
-           'distill', 'evaluate_checkpoint', 'compare_checkpoints', 'check_overrides']
+           'resume_run', 'run_log', 'new_run', 'preflight', 'keep_threshold', 'split_rows', 'proba_splits',
+           'save_split_proba', 'report', 'fit_and_report', 'train', 'train_folds', 'embed', 'predict_files',
+           'export_model', 'demo_config', 'demo', 'refuse_keys', 'distill', 'distill_results', 'distill_table',
+           'evaluate_checkpoint', 'run_checkpoints', 'compare_checkpoints', 'check_overrides']
 
 # %% ../nbs/09a_run.ipynb #68b8bb8e
 def _flat(nested:dict) -> dict:
@@ -92,7 +93,7 @@ def build_table(cfg:RunConfig) -> pd.DataFrame:
                               per_source=dict(d.split_per_source) or None, seed=cfg.experiment.seed)
         except MedvisionError as e: raise MedvisionError(f"data.split_per_source: {e}" if d.split_per_source and 'per_source' in str(e) else str(e)) from None
     if d.fold is not None:
-        if isinstance(d.fold, str): raise MedvisionError(f"data.fold: {d.fold!r} is not a fold: give a number in 0..{d.folds - 1}, or `all` for every fold in turn (train)")
+        if isinstance(d.fold, str): raise MedvisionError(f"data.fold: {d.fold!r} is not a fold here: give a number in 0..{d.folds - 1} (`all` is for `medvision train`, which trains every fold in turn; each fold's own config is <run>/fold<k>/config.yaml)")
         if not 0 <= d.fold < d.folds: raise MedvisionError(f"data.fold={d.fold} must be in 0..{d.folds - 1} (data.folds={d.folds})")
         tv = df.split.isin(['train', 'valid'])
         f = kfold(df[tv], d.folds, by='group' if 'group' in df else None, stratify=d.tasks[0], seed=cfg.experiment.seed)['fold']
@@ -177,9 +178,8 @@ def config_callbacks(cfg:RunConfig, bs:int) -> list:
     if cfg.augmentation.cutmix: cbs.append(CutMix(cfg.augmentation.cutmix))
     if t.ema: cbs.append(EMACallback(t.ema))
     if cfg.masking.end: cbs.append(ModalityDropoutScheduleCallback(dict(cfg.masking.modality_dropout), dict(cfg.masking.end)))
-    if cfg.model.aux:
-        if len(t.aux_weight) != 2: raise MedvisionError(f"training.aux_weight: {t.aux_weight} must be two numbers, the weight at the first and at the last epoch, e.g. [1.0, 0.1]")
-        cbs.append(AuxLossScheduleCallback(*map(float, t.aux_weight)))
+    if isinstance(t.aux_weight, dict) and not cfg.model.aux: raise MedvisionError("training.aux_weight gives a schedule per modality but model.aux is false (no auxiliary heads); set model.aux: true, or leave aux_weight out")
+    if cfg.model.aux: cbs.append(AuxLossScheduleCallback.from_pairs(RunConfig(t).to_dict()['aux_weight'], 'training.aux_weight'))   # [start, end], or modality -> [start, end]
     return cbs
 
 def build_learner(cfg:RunConfig, dls, run:Path,
@@ -193,7 +193,8 @@ def build_learner(cfg:RunConfig, dls, run:Path,
     arch = arch or v.arch
     weights = v.weights if arch == v.arch else None
     model_kw = dict(projection_dim=m.projection_dim, dropout=m.dropout, head_hidden=tuple(m.head_hidden), head_dropout=m.head_dropout, aux=m.aux,
-                    modality_dropout=dict(cfg.masking.modality_dropout) or None)
+                    modality_dropout=dict(cfg.masking.modality_dropout) or None, act=m.activation, l2_norm=m.l2_norm,
+                    branches=RunConfig(m).to_dict()['branches'] or None, text_dropout=m.text_dropout, final_dropout=m.final_dropout)
     cbs = [*(cbs or []), *config_callbacks(cfg, dls.bs),
            CheckpointCallback(ck.monitor, comp=monitor_comp(ck.monitor), every=ck.every, keep=ck.keep, folder=run/'models', best_name=best_name, last_name=last_name),
            *(tracking_callbacks(run, csv=tr.csv, wandb=tr.wandb, tensorboard=tr.tensorboard, project=tr.project, name=cfg.experiment.name, config=cfg.to_dict(),
@@ -446,12 +447,32 @@ def split_rows(df:pd.DataFrame, split:str) -> pd.DataFrame:
     if rows.empty: raise MedvisionError(f"evaluate.split: the table has no '{split}' rows (it has {', '.join(sorted(df.split.unique()))}); set evaluate.split to one of them")
     return rows.reset_index(drop=True)
 
+def proba_splits(cfg:RunConfig, vocabs:dict, df:pd.DataFrame=None) -> list:
+    "The splits of `evaluate.proba_splits`, checked: known names with rows in `df`, and a two-class task among `vocabs` to write"
+    ss = list(cfg.evaluate.proba_splits)
+    if bad := [s for s in ss if s not in ('train', 'valid', 'test')]: raise MedvisionError(f"evaluate.proba_splits: {bad[0]!r} is not a split; use train, valid and/or test")
+    if df is not None and (none := [s for s in ss if not (df.split == s).any()]):
+        raise MedvisionError(f"evaluate.proba_splits: the table has no '{none[0]}' rows (it has {', '.join(sorted(df.split.unique()))}); remove it from the list")
+    if ss and not any(len(v) == 2 for v in vocabs.values()):
+        raise MedvisionError(f"evaluate.proba_splits: a .proba file holds a two-class task's positive-class probability; the tasks here have {', '.join(f'{t}: {len(v)} classes' for t, v in vocabs.items())}; remove the key")
+    return ss
+
+def save_split_proba(cfg:RunConfig, learn, df:pd.DataFrame, folder:Path) -> list:
+    "For each split of `evaluate.proba_splits`: its rows of `df` in table order, without augmentation (`test_dl`), one positive-class probability a line in `folder/<split>_<task>.proba`"
+    from medvision.evaluate import save_proba
+    out = []
+    for s in proba_splits(cfg, learn.dls.vocabs, df):
+        dl = learn.dls.test_dl(split_rows(df, s), with_labels=True, bs=learn.dls.bs)
+        out += save_proba(predict(learn, dl, progress=False), folder, prefix=f'{s}_')
+    return out
+
 def report(cfg:RunConfig, learn, df:pd.DataFrame, run:Path, name:str=None, threshold:float=None):
     "Evaluate `learn` on the `evaluate.split` rows of `df`, preprocessed by its input spec, at `threshold` (default: `evaluate.threshold`, chosen on validation); writes `run/report` and `run/metrics.json`"
     th = _threshold(cfg, learn, learn.dls) if threshold is None else threshold
     e = cfg.evaluate
     dl = learn.dls.valid if e.split == 'valid' else learn.dls.test_dl(split_rows(df, e.split), with_labels=True, bs=learn.dls.bs)
     rep = evaluate(learn, dl, out=run/'report', subgroups=list(e.subgroups), threshold=th, tta=e.tta, cams=e.cams, name=name or learn.arch)
+    save_split_proba(cfg, learn, df, run/'report'/'proba')
     dups = df.attrs.get('duplicates') or []
     if dups: pd.DataFrame(dups).to_csv(run/'report'/'duplicates.csv', index=False)   # trained knowingly (data.allow_duplicates): the report lists them
     (run/'metrics.json').write_text(json.dumps({'split': e.split, 'threshold': th, 'model': rep.name, 'world_size': world_size(),
@@ -463,6 +484,7 @@ def fit_and_report(cfg:RunConfig, df:pd.DataFrame, dls, run:Path, epochs:int=Non
     "`build_learner` (with `kwargs`), `fit`, the threshold, the final checkpoint and the report, in `run`; returns `(learner, report)` (the report is None outside the main process)"
     if not rank_distrib(): run.mkdir(parents=True, exist_ok=True)
     dls.spec.thresholds.clear()   # DataLoaders shared by several models (distill, vision.models): each chooses its own
+    proba_splits(cfg, dls.vocabs, df)   # a bad evaluate.proba_splits ends the run before training, not after
     learn = build_learner(cfg, dls, run, **kwargs)
     with tracked(learn, run):   # then the trackers log the report and the checkpoints (MLflow, W&B); an error marks the MLflow run failed
         fit(cfg, learn, epochs)
@@ -570,8 +592,10 @@ def train_folds(cfg, # a YAML path, a `RunConfig` or a dict of sections, with `d
 # %% ../nbs/09a_run.ipynb #88d48a8f
 def embed(cfg:RunConfig, checkpoint, run:Path, df:pd.DataFrame=None, learn=None) -> dict:
     "Embeddings of the train, valid and test rows with the model of `checkpoint` (preprocessed by its spec), and the GBDT ensemble when `embed.gbdt`"
-    from medvision.embeddings import extract_embeddings, gbdt_ensemble
+    from medvision.embeddings import extract_embeddings, gbdt_ensemble, submission
     df = df if df is not None else build_table(cfg)
+    if cfg.embed.gbdt and cfg.embed.id_col and cfg.embed.id_col not in df:
+        raise MedvisionError(f"embed.id_col: {cfg.embed.id_col!r} is not a column of the table ({', '.join(map(str, df.columns))}); name the test rows' id column, or remove the key (ids from the image file names)")
     if learn is None: learn = learner_from_checkpoint(checkpoint, table=df)
     embs = {s: extract_embeddings(learn, df[df.split == s].reset_index(drop=True), path=run/f'embeddings_{s}.npz')   # every row once, in order, unaugmented
             for s in ('train', 'valid', 'test') if (df.split == s).any()}
@@ -583,6 +607,12 @@ def embed(cfg:RunConfig, checkpoint, run:Path, df:pd.DataFrame=None, learn=None)
                             tabular=list(cfg.embed.tabular) or None, model=cfg.embed.model, seed=cfg.experiment.seed)
         pd.DataFrame({'image': rows.image, 'group': rows.group, 'fold': res.fold, 'oof': res.oof}).to_csv(run/'gbdt_oof.csv', index=False)
         out['gbdt'] = {'auc': float(res.auc), 'pauc': float(res.pauc), 'folds': int(cfg.embed.folds)}
+        if 'test' in embs:   # every fold's trees predict the test rows; their mean, and the challenge's `id, probability`
+            test = df[df.split == 'test'].reset_index(drop=True)
+            p = res.predict(test, embs['test'])
+            pd.DataFrame({'image': test.image, **({'group': test.group} if 'group' in test else {}), 'probability': p, 'n_folds': len(res.models)}).to_csv(run/'gbdt_test.csv', index=False)
+            submission(test, p, id_col=cfg.embed.id_col, path=run/'gbdt_submission.csv')
+            out['gbdt']['test'] = len(test)
         (run/'gbdt.json').write_text(json.dumps(out['gbdt'], indent=1))
         print(f"GBDT ({cfg.embed.model}) on {len(rows)} rows, {cfg.embed.folds} patient-grouped folds: OOF AUC {res.auc:.3f}, pAUC {res.pauc:.3f}")
     return out
@@ -612,16 +642,36 @@ def _readable(t:pd.DataFrame, spec) -> tuple:
         except MedvisionError as e: skipped.append((str(src), str(e)))
     return t.iloc[ok].reset_index(drop=True), skipped
 
+def _proba_column(spec, output) -> str:
+    "The column of `predict_files`' table that a `.proba` `output` holds: the positive class of the one two-class task; else a `MedvisionError` saying what to write instead"
+    vs = list(spec.vocabs.items())
+    if len(vs) != 1 or len(vs[0][1]) != 2:
+        raise MedvisionError(f"--output {output}: a .proba file holds one probability a line, of a model with one two-class task; this one has {', '.join(f'{k}: {len(n)} classes' for k, n in spec.vocabs.items())}; "
+                             f"write a .csv with --proba instead (a column per task and class)")
+    t, v = vs[0]
+    return f'{t}_prob_{v[1]}'
+
+def _save_predictions(res:pd.DataFrame, output, col:str=None) -> Path:
+    "Write `res` to `output`: a CSV, or with `col` (a `.proba` output) that column alone, one value a line"
+    output = Path(output); output.parent.mkdir(parents=True, exist_ok=True)
+    if col: np.savetxt(output, res[col].to_numpy(), fmt='%.6f')
+    else: res.to_csv(output, index=False)
+    return output
+
 def predict_files(checkpoint, # a medvision checkpoint
                   inp, # a folder of images, or a CSV with `image` and the model's other inputs (text, tabular columns)
                   bs:int=64,
                   threshold:float=None, # decision threshold of the two-class tasks (default: the one the checkpoint's spec records, else the most probable class)
                   proba:bool=False, # also each class's probability
+                  output=None, # also write the predictions here: a CSV, or a `.proba` file (the positive-class probability a line, for a model with one two-class task)
                  ) -> pd.DataFrame:
-    "Predictions of the model in `checkpoint` for the rows of `inp`: its spec's preprocessing (`dls.test_dl`) and fastai's `get_preds`; the files left out (not images, unreadable) with the reason in `.attrs['skipped']`"
+    "Predictions of the model in `checkpoint` for the rows of `inp`: its spec's preprocessing (`dls.test_dl`) and fastai's `get_preds`; the files left out (not images, unreadable) with the reason in `.attrs['skipped']`, written beside `output` (`<output stem>.skipped.csv`)"
     spec = checkpoint_spec(checkpoint)
     if threshold is not None and not any(len(v) == 2 for v in spec.vocabs.values()):
         raise MedvisionError(f"--threshold: it applies to two-class tasks; the tasks of {checkpoint_stem(checkpoint).name} have {', '.join(f'{t}: {len(v)} classes' for t, v in spec.vocabs.items())}")
+    col = _proba_column(spec, output) if output is not None and Path(output).suffix.lower() == '.proba' else None
+    if col and threshold is not None: raise MedvisionError("--threshold: a .proba file holds probabilities, which no threshold changes; drop --threshold, or write a .csv to get the classes at it")
+    proba = proba or col is not None
     t, skipped = _input_table(inp)
     t, bad = _readable(t, spec); skipped += bad
     if t.empty: raise MedvisionError(f"--input {inp}: none of its {len(skipped)} file(s) can be read, e.g. {skipped[0][1]}")
@@ -636,6 +686,9 @@ def predict_files(checkpoint, # a medvision checkpoint
         if proba:
             for j, n in enumerate(names): res[f'{task}_prob_{n}'] = p[:, j]
     res.attrs['skipped'] = pd.DataFrame(skipped, columns=['file', 'reason'])   # every input is a row here or there
+    if output is not None:
+        _save_predictions(res, output, col)
+        if len(skipped): res.attrs['skipped'].to_csv(Path(output).with_suffix('.skipped.csv'), index=False)
     return res
 
 # %% ../nbs/09a_run.ipynb #2c5c0df7
@@ -723,6 +776,28 @@ def refuse_keys(cfg:RunConfig, why:dict, command:str) -> None:
             s, n = dk.split('.')
             if cfg[s][n] != SCHEMA[s][n].default: raise MedvisionError(f"{dk}: `{command}` does not use it ({reason}); remove it from the config or the command line")
 
+def _text_side(cfg:RunConfig, encoder:str=None, max_length:int=None, lr:float=None) -> RunConfig:
+    "`cfg` with one model's own `text.encoder`, `text.max_length` and `training.lr` (None: `cfg`'s)"
+    o = {k: v for k, v in (('text.encoder', encoder), ('text.max_length', max_length), ('training.lr', lr)) if v is not None}
+    return as_config(cfg, o) if o else cfg
+
+def _side_emb(cfg:RunConfig, c:RunConfig, df:pd.DataFrame) -> pd.DataFrame:
+    "`with_text_emb` by one model's encoder (config `c`); one not `text.encoder` has its own cache file (a cache holds one width)"
+    if c.data.text != 'embeddings' or c.text.encoder == cfg.text.encoder: return with_text_emb(c, df)
+    import hashlib
+    from medvision.backbones import embed_texts, text_encoder
+    cache = Path(cfg.experiment.output_dir)/f"text_cache-{hashlib.sha1(c.text.encoder.encode()).hexdigest()[:10]}.npz"
+    enc = text_encoder(c.text.encoder, max_length=c.text.max_length)
+    with main_process_first():
+        if not rank_distrib(): cache.parent.mkdir(parents=True, exist_ok=True)
+        return df.assign(text_emb=list(embed_texts(df.text.fillna(''), enc, cache=cache)))
+
+def _teacher_text(cfg:RunConfig, df_s:pd.DataFrame, df_t:pd.DataFrame, dls, dls_t):
+    "The map from the students' text input of a batch to the teacher's (`distill.TeacherText`)"
+    from medvision.distill import TeacherText
+    if cfg.data.text == 'embeddings': return TeacherText(df_s.text, np.stack(df_s.text_emb), np.stack(df_t.text_emb))
+    return TeacherText(df_s.text, dls.text_encoder, dls_t.text_encoder)
+
 _DISTILL_REFUSES = {'vision.models': "it compares backbones in `train`; distill trains distill.teacher_arch and distill.student_arch",
                     'checkpoint.resume': "a distillation run trains two or three models; start it again",
                     'embed': "embed.gbdt follows `train`; run `medvision embed --checkpoint <run>/student_kd/models/final`"}
@@ -738,30 +813,78 @@ def distill(cfg, # a YAML path, a `RunConfig` or a dict of sections
     if (v.weights or v.arch != SCHEMA['vision']['arch'].default) and v.arch not in (d.teacher_arch, d.student_arch):
         raise MedvisionError(f"vision.arch: {v.arch!r} is neither distill.teacher_arch ({d.teacher_arch}) nor distill.student_arch ({d.student_arch}); "
                              "distill trains those two, and vision.arch only names the backbone vision.weights are for")
+    for k in ('teacher_text_encoder', 'teacher_max_length', 'student_text_encoder', 'student_max_length'):
+        if d[k] is not None and not cfg.data.text: raise MedvisionError(f"distill.{k}: data.text is null, so no model reads text; remove distill.{k} or set data.text to embeddings or tokens")
     init_distributed(cfg)
     run = run or new_run(cfg, 'distill')
+    ct, cs = _text_side(cfg, d.teacher_text_encoder, d.teacher_max_length, d.teacher_lr), _text_side(cfg, d.student_text_encoder, d.student_max_length)
+    own_text = bool(cfg.data.text) and (ct.text.encoder, ct.text.max_length) != (cs.text.encoder, cs.text.max_length)
     with run_log(run/'run.log'):
         seed_everything(cfg.experiment.seed)
         with main_process_first(): df = build_table(cfg)
-        dups = preflight(cfg, df, run)
-        df = with_text_emb(cfg, df); df.attrs['duplicates'] = dups.to_dict('records')   # plain records: pandas copies attrs along
-        dls = build_dls(cfg, df, arch=d.student_arch)   # one set of DataLoaders, normalised for the student (the model that is deployed)
-        if d.teacher: learners = {'teacher': learner_from_checkpoint(d.teacher, dls)}
-        else: learners = {'teacher': fit_and_report(cfg, df, dls, run/'teacher', epochs=d.teacher_epochs, arch=d.teacher_arch, fusion=d.teacher_fusion)[0]}
+        df.attrs['duplicates'] = preflight(cfg, df, run).to_dict('records')   # plain records: pandas copies attrs along
+        df_s = _side_emb(cfg, cs, df)                     # the students' text inputs (the text cache keys each encoder apart)
+        dls = build_dls(cs, df_s, arch=d.student_arch)   # normalised for the student (the model that is deployed); the teacher's differ only in their text
+        df_t, dls_t, swap = df_s, dls, None
+        if own_text:
+            df_t = _side_emb(cfg, ct, df); dls_t = build_dls(ct, df_t, arch=d.student_arch)
+            swap = _teacher_text(cfg, df_s, df_t, dls, dls_t)
+        if d.teacher:
+            learners = {'teacher': learner_from_checkpoint(d.teacher, dls_t)}
+            if not rank_distrib(): (run/'teacher').mkdir(parents=True, exist_ok=True)
+            reps = {'teacher': report(ct, learners['teacher'], df_t, run/'teacher') if not rank_distrib() else None}
+        else:
+            learners, reps = {}, {}
+            learners['teacher'], reps['teacher'] = fit_and_report(ct, df_t, dls_t, run/'teacher', epochs=d.teacher_epochs, arch=d.teacher_arch, fusion=d.teacher_fusion)
         teacher = bare(learners['teacher'].model)
-        rows = []
         for name, loss in [('student_kd', d.loss)] + ([('student_alone', None)] if d.baseline else []):
             seed_everything(cfg.experiment.seed)
-            cbs = [DistillationCallback(teacher, loss, cache=d.cache, **dict(d.loss_kw))] if loss else []
-            learners[name], rep = fit_and_report(cfg, df, dls, run/name, arch=d.student_arch, cbs=cbs)
-            if rep is not None: rows += [{'model': name, 'arch': d.student_arch, **r} for r in rep.metrics.to_dict(orient='records')]
-        if not rank_distrib():
-            table, m = pd.DataFrame(rows), cfg.evaluate.metric
-            if m not in table: raise MedvisionError(f"evaluate.metric: {m!r} is not in the reports ({', '.join(table.columns[3:])})")
-            table.to_csv(run/'distill.csv', index=False)
-            best = table.groupby('model', sort=False)[m].mean().sort_values(ascending=lower_is_better(m)).index[0]
-            print(table.to_string(index=False)); print(f"best student by {m} (mean over the tasks): {best}")
+            cbs = [DistillationCallback(teacher, loss, cache=d.cache, teacher_inputs=swap, **dict(d.loss_kw))] if loss else []
+            learners[name], reps[name] = fit_and_report(cs, df_s, dls, run/name, arch=d.student_arch, cbs=cbs)
+        if not rank_distrib(): distill_results(cfg, run, learners, reps, dls, swap, {'teacher': ct, 'student': cs})
     return run, learners
+
+# %% ../nbs/09a_run.ipynb #8806d7c5
+def distill_results(cfg:RunConfig, run:Path, learners:dict, reps:dict, dls,
+                    swap=None, # the teacher's text input of a batch (`distill.TeacherText`), when it has its own encoder
+                    cfgs:dict=None, # the teacher's and the students' own configs ({'teacher': ..., 'student': ...}: their text encoder)
+                   ) -> pd.DataFrame:
+    "`distill.csv` and `results.json` of a distillation run: each model's `evaluate.split` metrics, parameters, time per image (one batch of `dls.valid`, the same for all) and ratios to the teacher"
+    from medvision.distill import inference_time, teacher_ratios
+    d, m, cfgs = cfg.distill, cfg.evaluate.metric, cfgs or {}
+    xb = tuple(dls.valid.one_batch()[:dls.n_inp])
+    models = {}
+    for name, l in learners.items():
+        c = cfgs.get('teacher' if name == 'teacher' else 'student', cfg)
+        models[name] = {'arch': getattr(l, 'arch', None) or bare(l.model).vision.name, 'text_encoder': c.text.encoder if cfg.data.text else None,
+                        'distill_loss': d.loss if name == 'student_kd' else None, 'n_params': int(sum(p.numel() for p in bare(l.model).parameters())),
+                        'time_per_image': inference_time(l.model, swap(*xb) if swap and name == 'teacher' else xb),
+                        'metrics': reps[name].metrics.to_dict(orient='records')}
+    models = teacher_ratios(models)
+    table = pd.DataFrame([{'model': n, 'arch': r['arch'], **t, **{k: r.get(k) for k in ('n_params', 'time_per_image', 'param_ratio', 'time_ratio')}}
+                          for n, r in models.items() for t in r['metrics']])
+    if m not in table: raise MedvisionError(f"evaluate.metric: {m!r} is not in the reports ({', '.join(reps['teacher'].metrics.columns[2:])})")
+    best = table[table.model != 'teacher'].groupby('model', sort=False)[m].mean().sort_values(ascending=lower_is_better(m)).index[0]
+    table.to_csv(run/'distill.csv', index=False)
+    res = {'split': cfg.evaluate.split, 'metric': m, 'loss': d.loss, 'loss_kw': dict(d.loss_kw), 'best_student': best,
+           'time_batch': len(xb[0]), 'device': str(xb[0].device), 'models': models}
+    (run/'results.json').write_text(json.dumps(res, indent=1, default=float))
+    print(table.to_string(index=False)); print(f"best student by {m} (mean over the tasks): {best}")
+    return table
+
+def distill_table(runs:list, # distillation run folders (each with the `results.json` that `distill` writes)
+                 ) -> pd.DataFrame:
+    "One table of several distillation runs: per run, model and task its distillation loss, metrics, parameters, time per image and ratios to the teacher"
+    rows = []
+    for r in map(Path, runs):
+        f = r/'results.json'
+        if not f.is_file(): raise MedvisionError(f"{r}: no results.json; give folders that `medvision distill` finished (runs/<name>-distill-...)")
+        try: res = json.loads(f.read_text()); ms = res['models']
+        except (ValueError, KeyError) as e: raise MedvisionError(f"{f}: not a distillation results file ({type(e).__name__}: {e}); run `medvision distill` again")
+        rows += [{'run': str(r), 'loss': res.get('loss'), 'model': n, **t, 'n_params': v['n_params'], 'time_per_image': v['time_per_image'],
+                  'param_ratio': v.get('param_ratio'), 'time_ratio': v.get('time_ratio')} for n, v in ms.items() for t in v['metrics']]
+    if not rows: raise MedvisionError("distill_table: no run folders given")
+    return pd.DataFrame(rows)
 
 # %% ../nbs/09a_run.ipynb #04bd6e31
 def evaluate_checkpoint(cfg, checkpoint, out:Path):
@@ -771,15 +894,40 @@ def evaluate_checkpoint(cfg, checkpoint, out:Path):
     learn = learner_from_checkpoint(checkpoint, table=df)
     return report(cfg, learn, df, Path(out), name=Path(str(checkpoint)).name)
 
-def compare_checkpoints(cfg, checkpoints:list, run:Path=None) -> pd.DataFrame:
-    "Evaluate `checkpoints` on the `evaluate.split` rows of `cfg`'s data, each preprocessed by its own spec (its size, statistics, inputs); one table, best first"
+def _has_final(folder:Path) -> bool: return (folder/'models'/'final.safetensors').exists()
+
+_OUTPUT_RUN = r'-(compare|evaluate|embed)-\d{8}-\d{6}(~\d+)?$'   # the folders `new_run` makes for the commands that read checkpoints
+
+def run_checkpoints(runs:list) -> dict:
+    "The final checkpoint of each run folder in `runs`, named by the run: its `models/final`, else one per sub-run (`vision.models` backbones, distill's teacher and students, `data.fold: all` folds) named `<run>/<sub-run>`"
+    import re
+    out = {}
+    for r in map(Path, runs):
+        if r.name in out or any(k.startswith(r.name + '/') for k in out): raise MedvisionError(f"--runs {r}: a run folder of this name is given twice; give each run once")
+        if not r.is_dir(): raise MedvisionError(f"--runs {r}: not a folder; give run folders of `medvision train` or `distill` (e.g. runs/isic-*)")
+        if _has_final(r): out[r.name] = r/'models'/'final'; continue
+        subs = sorted(s for s in r.iterdir() if s.is_dir() and _has_final(s))
+        if not subs and re.search(_OUTPUT_RUN, r.name):   # e.g. an earlier `compare`'s own folder among runs/*: no model in it, by design
+            print(f"medvision compare: {r} is the output of `medvision {re.search(_OUTPUT_RUN, r.name)[1]}` (no model); left out", file=sys.stderr); continue
+        if not subs: raise MedvisionError(f"--runs {r}: no checkpoint in it (neither models/final.safetensors nor <sub-run>/models/final.safetensors); leave it out, or give run folders of `medvision train` or `distill`")
+        out.update({f"{r.name}/{s.name}": s/'models'/'final' for s in subs})
+    return out
+
+def compare_checkpoints(cfg, checkpoints:list=None, run:Path=None,
+                        runs:list|dict=None, # run folders: their final checkpoints (`run_checkpoints`, or its answer) are compared too
+                       ) -> pd.DataFrame:
+    "Evaluate `checkpoints` (and the final ones of `runs`) on the `evaluate.split` rows of `cfg`'s data, each preprocessed by its own spec (its size, statistics, inputs); one table, best first"
     cfg = as_config(cfg)
-    rows = split_rows(build_table(cfg), cfg.evaluate.split).assign(split='valid')   # the rows evaluated, served as each learner's `valid`
+    checkpoints = list(checkpoints or [])
     stems = [checkpoint_stem(c) for c in checkpoints]
     names = [s.name for s in stems]
     if len(set(names)) < len(names): names = [f"{(s.parent.parent if s.parent.name == 'models' else s.parent).name}-{s.name}" for s in stems]   # e.g. two runs' `final`
-    if len(set(names)) < len(names): raise MedvisionError(f"compare: checkpoints {', '.join(map(str, checkpoints))} share names; give each once")
-    models = {n: learner_from_checkpoint(c, table=rows) for n, c in zip(names, checkpoints)}
+    from_runs = runs if isinstance(runs, dict) else run_checkpoints(runs or [])
+    named = {**dict(zip(names, checkpoints)), **from_runs}
+    if len(named) < len(names) + len(from_runs): raise MedvisionError(f"compare: checkpoints {', '.join(map(str, checkpoints + list(runs or [])))} share names; give each once")
+    if not named: raise MedvisionError("compare: no checkpoints; give --checkpoints and/or --runs")
+    rows = split_rows(build_table(cfg), cfg.evaluate.split).assign(split='valid')   # the rows evaluated, served as each learner's `valid`
+    models = {n: learner_from_checkpoint(c, table=rows) for n, c in named.items()}
     return compare(models, metric=cfg.evaluate.metric, out=run, cams=0)
 
 _DATA_KEYS = ('experiment', 'data', 'text', 'augmentation.preset', 'training.batch_size', 'evaluate')

@@ -13,7 +13,8 @@ from PIL import Image
 from .core import MedvisionError
 
 # %% auto #0
-__all__ = ['tmp_dir', 'save_image', 'synth_dataset', 'synth_image_folder', 'tiny_dls', 'rand_batch', 'real_data', 'synth_image']
+__all__ = ['tmp_dir', 'save_image', 'synth_dataset', 'synth_image_folder', 'tiny_dls', 'rand_batch', 'png_header_only',
+           'real_data', 'synth_image']
 
 # %% ../nbs/90_test_utils.ipynb #13ea0b72
 def tmp_dir(prefix:str='mv_', keep:bool=False) -> Path:
@@ -104,6 +105,14 @@ def rand_batch(bs:int=4, sz:int=32, n_ch:int=3, n_classes:int=3, seed:int=0):
     "Seeded random images `(bs, n_ch, sz, sz)` and integer targets `(bs,)` below `n_classes`"
     g = torch.Generator().manual_seed(seed)
     return torch.randn(bs, n_ch, sz, sz, generator=g), torch.randint(0, n_classes, (bs,), generator=g)
+
+# %% ../nbs/90_test_utils.ipynb #18e686c2
+def png_header_only(w:int, h:int, path) -> Path:
+    "Write to `path` a PNG whose header says `w` x `h` (8-bit grey) and whose pixel data is one empty deflate block; returns the path"
+    import zlib, struct
+    chunk = lambda t, b: struct.pack('>I', len(b)) + t + b + struct.pack('>I', zlib.crc32(t + b))   # length, type, data, CRC (PNG spec, section 5.3)
+    Path(path).write_bytes(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 8, 0, 0, 0, 0)) + chunk(b'IDAT', zlib.compress(b'')) + chunk(b'IEND', b''))
+    return Path(path)
 
 # %% ../nbs/90_test_utils.ipynb #51e71aad
 def _truthy(v) -> bool: return str(v).lower() in ('1', 'true', 'yes')
