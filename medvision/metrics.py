@@ -17,8 +17,9 @@ from fastai.learner import Metric
 # %% auto #0
 __all__ = ['METRICS', 'LOWER_IS_BETTER', 'check_probs', 'pred_labels', 'get_metric', 'lower_is_better', 'accuracy_score',
            'balanced_accuracy', 'f1_macro', 'f1_weighted', 'f1', 'auc', 'pauc', 'far', 'frr', 'hter', 'eer',
-           'select_threshold', 'sensitivity', 'specificity', 'ece', 'metrics_table', 'per_class_table', 'task_probs',
-           'TaskMetric', 'default_metrics', 'task_metrics', 'binary_metrics']
+           'select_threshold', 'sensitivity', 'specificity', 'ece', 'metrics_table', 'per_class_table',
+           'bootstrap_indices', 'bootstrap_ci', 'task_probs', 'TaskMetric', 'default_metrics', 'task_metrics',
+           'binary_metrics']
 
 # %% ../nbs/08_metrics.ipynb #67f8dae7
 _TOL = 1e-6
@@ -280,6 +281,41 @@ def per_class_table(y, p,
     prec, rec, f, sup = skm.precision_recall_fscore_support(y, pred_labels(p, threshold), labels=list(range(n)), zero_division=np.nan)
     return pd.DataFrame({'class': classes, 'sensitivity': rec, 'specificity': specificity(y, p, threshold, average=None),
                          'precision': prec, 'f1': f, 'support': sup})
+
+# %% ../nbs/08_metrics.ipynb #0cf54831
+def bootstrap_indices(y, # true class indices, `(n,)`
+                      groups=None, # a group (patient) per row: whole groups are drawn
+                      n_boot:int=1000, # resamples
+                      seed:int=0,
+                     ):
+    "Yield `n_boot` index arrays, each a stratified bootstrap resample: rows with replacement within each class, or with `groups` whole groups with replacement within each class of groups (a group's most frequent label)"
+    rng, y = np.random.default_rng(seed), np.asarray(y)
+    if groups is None:
+        strata = [np.flatnonzero(y == c) for c in np.unique(y)]
+        for _ in range(n_boot): yield np.concatenate([s[rng.integers(0, len(s), len(s))] for s in strata])
+        return
+    groups = np.asarray(groups)
+    if len(groups) != len(y): raise MedvisionError(f"bootstrap: {len(groups)} groups for {len(y)} rows; give one group (patient) per row")
+    rows = list(pd.Series(np.arange(len(y))).groupby(groups, sort=True).indices.values())
+    gy = np.array([np.bincount(y[r]).argmax() for r in rows])
+    strata = [np.flatnonzero(gy == c) for c in np.unique(gy)]
+    for _ in range(n_boot): yield np.concatenate([rows[j] for s in strata for j in s[rng.integers(0, len(s), len(s))]])
+
+def bootstrap_ci(y, p, # labels and probabilities, as every metric here takes them
+                 metric, # a name in `METRICS` or a metric function
+                 threshold:float=0.5, # decision threshold for binary tasks
+                 groups=None, # a group (patient) per row: resample patients
+                 n_boot:int=1000, level:float=0.95, seed:int=0,
+                ) -> tuple:
+    "`(value, lo, hi)`: `metric` of `y` and `p`, and its stratified percentile bootstrap interval at `level` (resamples where the metric is undefined are left out)"
+    y, p = check_probs(y, p, where='bootstrap_ci')
+    if not 0 < level < 1: raise MedvisionError(f"bootstrap_ci: level={level!r}; give a coverage in (0, 1), e.g. 0.95")
+    f = get_metric(metric)
+    vals = np.array([_call(f, y[i], p[i], threshold) for i in bootstrap_indices(y, groups, n_boot, seed)], dtype=float)
+    vals = vals[np.isfinite(vals)]
+    if not len(vals): return float(_call(f, y, p, threshold)), np.nan, np.nan
+    lo, hi = np.quantile(vals, [(1 - level) / 2, (1 + level) / 2])
+    return float(_call(f, y, p, threshold)), float(lo), float(hi)
 
 # %% ../nbs/08_metrics.ipynb #0d639e28
 def task_probs(logits:torch.Tensor) -> torch.Tensor:
