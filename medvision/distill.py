@@ -15,7 +15,7 @@ from fastai.callback.core import Callback
 from fastai.learner import ValueMetric
 from .core import MedvisionError, Registry
 from .fusion import MultimodalModel
-from .learner import medvision_learner, bare
+from .learner import medvision_learner, bare, _train_labels
 from .callbacks import tracking_callbacks
 from .checkpoint import CheckpointCallback, save_checkpoint, load_checkpoint
 from .metrics import f1_macro, TaskMetric
@@ -78,29 +78,57 @@ class MMDLoss(nn.Module):
         return k[:n, :n].mean() + k[n:, n:].mean() - 2 * k[:n, n:].mean()
 
 class CRDLoss(nn.Module):
-    "Contrastive representation distillation: InfoNCE in a shared `dim`-d space against a memory of `n_neg` negatives"
-    def __init__(self, n_s:int, n_t:int, dim:int=128, n_neg:int=4096, T:float=0.07):
-        super().__init__(); store_attr('dim,n_neg,T')
+    "Contrastive representation distillation (Tian et al.): each sample's embedding picks its own sample out of `n_neg` negatives of a per-sample memory, never itself, and with `labels` only other classes'"
+    def __init__(self, n_s:int, n_t:int,
+                 n_data:int=None, # training samples: rows of each memory bank (`DistillationCallback` fills it in)
+                 labels=None, # class of each training sample `(n_data,)`: negatives come from other classes, as in the reference code; None: any other sample
+                 dim:int=128, # width of the shared embedding
+                 n_neg:int=4096, # negatives per anchor (at most `n_data - 1`; drawn with replacement, as in the reference)
+                 T:float=0.07, # softmax temperature
+                 momentum:float=0.5): # memory update: `normalize(momentum * old + (1 - momentum) * new)`
+        super().__init__()
+        if not n_data: raise MedvisionError("CRDLoss needs n_data, the number of training samples: its memory holds one embedding per sample (DistillationCallback passes it)")
+        store_attr('dim,T,momentum'); self.n_neg = min(n_neg, n_data - 1)
         self.embed_s, self.embed_t = nn.Linear(n_s, dim), nn.Linear(n_t, dim)
-        self.register_buffer('mem_t', F.normalize(torch.randn(n_neg, dim), dim=1))
-        self.register_buffer('mem_s', F.normalize(torch.randn(n_neg, dim), dim=1))
-        self.register_buffer('ptr', torch.zeros((), dtype=torch.long))
+        self.register_buffer('mem_s', F.normalize(torch.randn(n_data, dim), dim=1))
+        self.register_buffer('mem_t', F.normalize(torch.randn(n_data, dim), dim=1))
+        lab = torch.full((n_data,), -1, dtype=torch.long) if labels is None else torch.as_tensor(np.asarray(labels)).long().view(-1)
+        if len(lab) != n_data: raise MedvisionError(f"CRDLoss: labels has {len(lab)} entries for n_data={n_data} samples; give one class per training sample")
+        if labels is not None and len(lab.unique()) < 2: raise MedvisionError("CRDLoss: every training sample has one class, so no sample of another class can be a negative; pass labels=None")
+        self.register_buffer('labels', lab)
 
-    def _nce(self, a, b, mem):
-        "`a` must pick its own row of `b` out of `b` and the memory `mem`"
-        logits = torch.cat([a @ b.T, a @ mem.T], 1) / self.T
-        return F.cross_entropy(logits, torch.arange(len(a), device=a.device))
+    def negatives(self, idx:torch.Tensor) -> torch.Tensor:
+        "`(B, n_neg)` memory rows for the anchors `idx`: never the anchor's own sample; with labels, only samples of other classes"
+        B, n = len(idx), len(self.mem_s)
+        if self.labels[0] < 0:
+            r = torch.randint(0, n - 1, (B, self.n_neg), device=idx.device)
+            return r + (r >= idx[:, None]).long()                          # 0..n-2, the anchor's own row skipped
+        out, y = torch.empty(B, self.n_neg, dtype=torch.long, device=idx.device), self.labels[idx]
+        for c in y.unique():
+            pool, rows = (self.labels != c).nonzero().view(-1), (y == c).nonzero().view(-1)
+            out[rows] = pool[torch.randint(0, len(pool), (len(rows), self.n_neg), device=idx.device)]
+        return out
 
-    def forward(self, fs, ft):
+    def _nce(self, a, b, negs):
+        "`a` must pick its own row of `b` (index 0) out of it and its negatives `negs` `(B, K, dim)`"
+        logits = torch.cat([(a * b).sum(1, keepdim=True), torch.einsum('bd,bkd->bk', a, negs)], 1) / self.T
+        return F.cross_entropy(logits, torch.zeros(len(a), dtype=torch.long, device=a.device))
+
+    def forward(self, fs, ft,
+                idx=None): # the batch's sample indices into the training set (needed in training; in eval mode, negatives come from the whole memory)
         s, t = F.normalize(self.embed_s(fs.float()), dim=1), F.normalize(self.embed_t(ft.float()), dim=1)
-        loss = (self._nce(s, t, self.mem_t) + self._nce(t, s, self.mem_s)) / 2
-        if self.training: self._push(s.detach(), t.detach())
+        if idx is None:
+            if self.training: raise MedvisionError("CRDLoss in training needs the batch's sample indices `idx` (DistillationCallback passes them from fastai's DataLoader)")
+            neg = torch.randint(0, len(self.mem_s), (len(s), self.n_neg), device=s.device)
+        else: idx = torch.as_tensor(idx, device=s.device).long(); neg = self.negatives(idx)
+        loss = (self._nce(s, t, self.mem_t[neg]) + self._nce(t, s, self.mem_s[neg])) / 2
+        if self.training: self._update(idx, s.detach(), t.detach())
         return loss
 
-    def _push(self, s, t):
-        i = (self.ptr + torch.arange(len(s), device=s.device)) % self.n_neg
-        self.mem_s, self.mem_t = self.mem_s.index_copy(0, i, s), self.mem_t.index_copy(0, i, t)   # new tensors: the old ones are in the graph
-        self.ptr.fill_(int((self.ptr + len(s)) % self.n_neg))
+    def _update(self, idx, s, t):
+        m = self.momentum
+        self.mem_s = self.mem_s.index_copy(0, idx, F.normalize(m * self.mem_s[idx] + (1 - m) * s, dim=1))   # new tensors: no in-place change of what the graph saw
+        self.mem_t = self.mem_t.index_copy(0, idx, F.normalize(m * self.mem_t[idx] + (1 - m) * t, dim=1))
 
 # %% ../nbs/07_distill.ipynb #9bcf6ab1
 DISTILL_LOSSES = Registry('distillation loss')
@@ -134,6 +162,7 @@ class DistillLoss(nn.Module):
         DISTILL_LOSSES[kind]                                  # an unknown name fails here
         store_attr('kind,tasks,alpha,beta,gamma,T,feature,task_loss'); self.reduction = 'mean'
         self.feats = self._feature_losses(kind, student, teacher, feature, kw)
+        self.idx = None   # the batch's sample indices, for CRD (`DistillationCallback` sets them)
 
     def _feature_losses(self, kind, student, teacher, feature, kw) -> nn.ModuleDict:
         if kind == 'kd': return nn.ModuleDict()
@@ -157,7 +186,7 @@ class DistillLoss(nn.Module):
                 total = total + self.alpha * ce
             total = total + self.beta * kd
         for k, f in self.feats.items():
-            fl = f(s_out[k], t_out[k].detach()); self.last[f'{k}_{self.kind}'] = fl.detach()
+            fl = f(s_out[k], t_out[k].detach(), **({'idx': self.idx} if isinstance(f, CRDLoss) else {})); self.last[f'{k}_{self.kind}'] = fl.detach()
             total = total + self.gamma * fl
         return total
 
@@ -179,9 +208,35 @@ class DistillationCallback(Callback):
         self.teacher.eval().requires_grad_(False).to(self.dls.device or 'cpu')
         tasks = list(self.dls.tasks) if hasattr(self.dls, 'tasks') else list(self.learn.loss_func.tasks)
         if self.distill is None:   # built once, so its adapters keep training over several fits
-            self.distill = DistillLoss(self.loss, tasks, bare(self.model), self.teacher, task_loss=self.learn.loss_func, **self.loss_kwargs).to(self.dls.device or 'cpu')
+            self.distill = DistillLoss(self.loss, tasks, bare(self.model), self.teacher, task_loss=self.learn.loss_func, **self._loss_kw(tasks)).to(self.dls.device or 'cpu')
         self.old_lf, self.learn.loss_func = self.learn.loss_func, self._loss
         self._add_params()
+
+    def _loss_kw(self, tasks) -> dict:
+        "The loss's arguments; CRD also gets the training set's size and, unless `other_classes=False`, its labels (of the first task, or of the task `other_classes` names)"
+        kw = dict(self.loss_kwargs)
+        oc = kw.pop('other_classes', True)
+        if self.loss != 'crd': return kw
+        kw.setdefault('n_data', self.dls.train.n)
+        if oc is False or 'labels' in kw: return kw
+        t = tasks[0] if oc is True else oc
+        if t not in tasks: raise MedvisionError(f"other_classes={oc!r}: not a task of these data ({', '.join(tasks)})")
+        if not hasattr(self.dls, 'spec'): raise MedvisionError("CRD draws negatives from other classes: pass labels= (one class per training sample), or other_classes=False")
+        return kw | {'labels': _train_labels(self.dls, tasks.index(t))}
+
+    def before_train(self):
+        if self.distill is not None: self.distill.train()
+    def before_validate(self):
+        if self.distill is not None: self.distill.eval()
+
+    def before_batch(self):
+        "The batch's sample indices, for CRD: fastai's DataLoader draws the epoch's order in the main process and cuts it into batches of `bs` in order"
+        self.distill.idx = None
+        if not (self.training and self.loss == 'crd'): return
+        dl = self.learn.dl; n = len(self.yb[0])
+        idx = dl._DataLoader__idxs[self.iter * dl.bs:self.iter * dl.bs + n]
+        if len(idx) != n: raise MedvisionError(f"CRD: batch {self.iter} holds {n} samples but the loader's order gives {len(idx)} indices for it; CRD needs a fastai DataLoader that yields its batches in order")
+        self.distill.idx = torch.as_tensor(list(idx))
 
     def _add_params(self):
         ps = [p for p in self.distill.parameters() if p.requires_grad]
