@@ -305,6 +305,8 @@ SCHEMA = {
         'threshold':  Key(None, (float, str), "binary decision threshold: a number, or a criterion chosen on validation (`hter`, `youden`, `f1`); `null`: 0.5", bounds='[0, 1]'),
         'tta':        Key(0, int, "test-time augmentation passes (0: off)", bounds='>= 0'),
         'cams':       Key(4, int, "Grad-CAM overlays of this many most confident right and wrong cases per task", bounds='>= 0'),
+        'bootstrap':  Key(1000, int, "bootstrap resamples of the report's 95% intervals (AUC, accuracy, F1, sensitivity, specificity, HTER, pAUC; stratified, by patient where rows have a group); 0: none", bounds='>= 0'),
+        'ci_level':   Key(0.95, float, "coverage of those intervals", bounds='(0, 1)'),
         'subgroups':  Key([], list, "columns to break the metrics down by (source, sex, ...)"),
         'metric':     Key('auc', str, "the metric `compare` ranks models by", choices='medvision.metrics:METRICS'),
         'proba_splits': Key([], list, "also write each two-class task's positive-class probabilities of these splits (`train`, `valid`, `test`), one a line in table order, unaugmented: `report/proba/<split>_<task>.proba`"),

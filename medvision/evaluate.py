@@ -15,7 +15,7 @@ from fastprogress.fastprogress import progress_bar
 from .core import MedvisionError
 from .learner import bare
 from .checkpoint import load_checkpoint, learner_from_checkpoint
-from .metrics import task_probs, metrics_table, per_class_table, auc, ece, lower_is_better, pred_labels
+from .metrics import task_probs, metrics_table, per_class_table, auc, ece, lower_is_better, pred_labels, bootstrap_table, CI_METRICS
 
 # %% auto #0
 __all__ = ['predict', 'rows_of', 'tta_predict', 'cam_layer', 'grad_cam', 'EvalReport', 'save_proba', 'evaluate', 'compare']
@@ -136,8 +136,9 @@ def grad_cam(model, # a `MultimodalModel` (or a learner's model)
 # %% ../nbs/08a_evaluate.ipynb #8ea6bfb1
 class EvalReport:
     "Evaluation of one model: predictions per task, the sample rows, and the class names"
-    def __init__(self, preds:dict, rows:pd.DataFrame, vocabs:dict, name:str='model', threshold:float=0.5):
-        self.preds,self.rows,self.vocabs,self.name,self.threshold = preds,rows,vocabs,name,threshold
+    def __init__(self, preds:dict, rows:pd.DataFrame, vocabs:dict, name:str='model', threshold:float=0.5,
+                 bootstrap:int=1000, ci_level:float=0.95): # resamples of the confidence intervals (0: none) and their coverage
+        self.preds,self.rows,self.vocabs,self.name,self.threshold,self.bootstrap,self.ci_level = preds,rows,vocabs,name,threshold,bootstrap,ci_level
         if len(rows) and any(len(y) != len(rows) for y, _ in preds.values()): raise MedvisionError("predictions and rows differ in length")
 
     @property
@@ -146,6 +147,20 @@ class EvalReport:
     @property
     def metrics(self) -> pd.DataFrame:
         return pd.concat([metrics_table(y, p, task=t, threshold=self.threshold) for t, (y, p) in self.preds.items()], ignore_index=True)
+
+    @property
+    def ci_unit(self) -> str:
+        "What the intervals resample: whole patients where the rows have groups, else images"
+        return 'patients' if 'group' in self.rows and self.rows['group'].notna().all() else 'images'
+
+    def intervals(self) -> pd.DataFrame:
+        "`task, metric, value, lo, hi`: the stratified bootstrap intervals (`metrics.bootstrap_table`) of `CI_METRICS`, resampling patients where the rows have groups"
+        if not self.bootstrap: return pd.DataFrame(columns=['task', 'metric', 'value', 'lo', 'hi'])
+        if getattr(self, '_ci', None) is None:
+            g = self.rows['group'].to_numpy() if self.ci_unit == 'patients' else None
+            self._ci = pd.concat([bootstrap_table(y, p, CI_METRICS, self.threshold, g, self.bootstrap, self.ci_level).assign(task=t)
+                                  for t, (y, p) in self.preds.items()], ignore_index=True)[['task', 'metric', 'value', 'lo', 'hi']]
+        return self._ci
 
     def per_class(self, task:str=None) -> pd.DataFrame:
         t = task or self.tasks[0]; y, p = self.preds[t]
@@ -230,12 +245,21 @@ def save_proba(preds:dict, # per task `(y, p)`, as `predict` gives them
     return out
 
 @patch
+def ci_json(self:EvalReport) -> dict:
+    "The intervals as `metrics.json` holds them: how they were drawn, and per task `{metric: [lo, hi]}`"
+    ci = self.intervals()
+    return {'level': self.ci_level, 'n_boot': self.bootstrap, 'resampled': self.ci_unit, 'method': 'stratified percentile bootstrap',
+            'tasks': {t: {r.metric: [r.lo, r.hi] for r in g.itertuples()} for t, g in ci.groupby('task', sort=False)}}
+
+@patch
 def save(self:EvalReport, folder) -> Path:
     "Write the report's tables, predictions and plots to `folder`"
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     m = self.metrics
     m.to_csv(folder/'metrics.csv', index=False)
-    (folder/'metrics.json').write_text(json.dumps({'model': self.name, 'threshold': self.threshold, 'tta': getattr(self, 'tta', 0), 'tasks': m.to_dict(orient='records')}, indent=1, default=float))
+    (folder/'metrics.json').write_text(json.dumps({'model': self.name, 'threshold': self.threshold, 'tta': getattr(self, 'tta', 0), 'tasks': m.to_dict(orient='records'),
+                                                   **({'ci': self.ci_json()} if self.bootstrap else {})}, indent=1, default=float))
+    if self.bootstrap: self.intervals().to_csv(folder/'metrics_ci.csv', index=False)
     self.predictions().to_csv(folder/'predictions.csv', index=False)
     save_proba(self.preds, folder)
     for t, (y, p) in self.preds.items():
@@ -313,13 +337,14 @@ def evaluate(model, # a Learner from `medvision_learner`, or a checkpoint path (
              threshold:float=0.5, name:str=None,
              tta:bool|int=False, # test-time augmentation (fastai's `tta`): True for 4 augmented passes, or their number
              cams:int=4, # Grad-CAM overlays of this many most confident right and wrong cases per task (0: none)
+             bootstrap:int=1000, ci_level:float=0.95, # bootstrap 95% intervals of the report's metrics (`bootstrap=0`: none)
             ) -> EvalReport:
     "Evaluate a learner or checkpoint on `data`; returns an `EvalReport`, written to `out` when given"
     learn, dl = _learner_and_dl(model, data, checkpoint)
     rows = rows_of(dl) if _has_rows(dl) else pd.DataFrame()
     preds = tta_predict(learn, dl, n=4 if tta is True else int(tta)) if tta else predict(learn, dl)
     name = name or (Path(str(model)).name if isinstance(model, (str, Path)) else getattr(learn, 'arch', 'model'))
-    rep = EvalReport(preds, rows, learn.dls.vocabs, name, threshold)
+    rep = EvalReport(preds, rows, learn.dls.vocabs, name, threshold, bootstrap, ci_level)
     rep.tta = int(4 if tta is True else tta)
     rep.n_params = sum(p.numel() for p in bare(learn.model).parameters())   # the model evaluated: `compare` lists it
     if out is not None:
@@ -343,7 +368,9 @@ def compare(models, # name -> Learner, name -> (Learner, checkpoint), name -> ch
         t = task or rep.tasks[0]
         mt = rep.metrics.set_index('task')
         if metric not in mt: raise MedvisionError(f"compare: metric {metric!r} is not in the report (it has {', '.join(mt.columns)})")
-        rows.append({'model': name, 'params (M)': rep.n_params / 1e6, **mt.loc[t].drop('n').to_dict()})   # a checkpoint path's too: the model rebuilt
+        ci = rep.intervals().set_index(['task', 'metric'])
+        lohi = {f'{metric}_lo': ci.loc[(t, metric), 'lo'], f'{metric}_hi': ci.loc[(t, metric), 'hi']} if (t, metric) in ci.index else {}
+        rows.append({'model': name, 'params (M)': rep.n_params / 1e6, metric: mt.loc[t, metric], **lohi, **mt.loc[t].drop(['n', metric]).to_dict()})   # a checkpoint path's too: the model rebuilt
     df = pd.DataFrame(rows).sort_values(metric, ascending=lower_is_better(metric)).reset_index(drop=True)   # best first, HTER or ECE too
     print(f"best by {task or 'first task'} {metric}: {df.model.iloc[0]}")
     if out is not None: df.to_csv(Path(out)/'compare.csv', index=False)

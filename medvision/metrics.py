@@ -15,11 +15,11 @@ from fastcore.basics import store_attr
 from fastai.learner import Metric
 
 # %% auto #0
-__all__ = ['METRICS', 'LOWER_IS_BETTER', 'check_probs', 'pred_labels', 'get_metric', 'lower_is_better', 'accuracy_score',
-           'balanced_accuracy', 'f1_macro', 'f1_weighted', 'f1', 'auc', 'pauc', 'far', 'frr', 'hter', 'eer',
-           'select_threshold', 'sensitivity', 'specificity', 'ece', 'metrics_table', 'per_class_table',
-           'bootstrap_indices', 'bootstrap_ci', 'task_probs', 'TaskMetric', 'default_metrics', 'task_metrics',
-           'binary_metrics']
+__all__ = ['METRICS', 'LOWER_IS_BETTER', 'CI_METRICS', 'check_probs', 'pred_labels', 'get_metric', 'lower_is_better',
+           'accuracy_score', 'balanced_accuracy', 'f1_macro', 'f1_weighted', 'f1', 'auc', 'pauc', 'far', 'frr', 'hter',
+           'eer', 'select_threshold', 'sensitivity', 'specificity', 'ece', 'metrics_table', 'per_class_table',
+           'bootstrap_indices', 'bootstrap_ci', 'bootstrap_table', 'task_probs', 'TaskMetric', 'default_metrics',
+           'task_metrics', 'binary_metrics']
 
 # %% ../nbs/08_metrics.ipynb #67f8dae7
 _TOL = 1e-6
@@ -316,6 +316,82 @@ def bootstrap_ci(y, p, # labels and probabilities, as every metric here takes th
     if not len(vals): return float(_call(f, y, p, threshold)), np.nan, np.nan
     lo, hi = np.quantile(vals, [(1 - level) / 2, (1 + level) / 2])
     return float(_call(f, y, p, threshold)), float(lo), float(hi)
+
+# %% ../nbs/08_metrics.ipynb #34a3afcf
+CI_METRICS = ('auc', 'accuracy', 'f1', 'f1_macro', 'sensitivity', 'specificity', 'hter', 'pauc')   # the report's intervals
+
+def _weights(idxs:list, n:int) -> np.ndarray:
+    "`(len(idxs), n)` multiplicity of each row in each resample"
+    off = np.concatenate([np.full(len(i), b * n) for b, i in enumerate(idxs)])
+    return np.bincount(np.concatenate(idxs) + off, minlength=len(idxs) * n).reshape(len(idxs), n).astype(np.float64)
+
+def _w_auc(pos:np.ndarray, score:np.ndarray, W:np.ndarray) -> np.ndarray:
+    "Weighted Mann-Whitney AUC of `score` for the boolean labels `pos`, one per row of weights `W` (ties count one half)"
+    o = np.argsort(score, kind='stable'); s = score[o]
+    starts = np.r_[0, np.flatnonzero(np.diff(s)) + 1]
+    wp = np.add.reduceat(W[:, o] * pos[o], starts, axis=1); wn = np.add.reduceat(W[:, o] * ~pos[o], starts, axis=1)
+    below = np.cumsum(wn, 1) - wn
+    return _div((wp * (below + 0.5 * wn)).sum(1), wp.sum(1) * wn.sum(1))
+
+def _w_pauc(y, p, W, min_tpr:float=0.8) -> np.ndarray:
+    "`pauc` of every row of weights `W`: the weighted ROC of the flipped task, its area up to FPR `1 - min_tpr` (interpolated there, as scikit-learn does), McClish-standardised, then mapped as `pauc` maps it"
+    m, pos, s = 1 - min_tpr, y == 0, _pos(p)                               # the flipped task: negatives are positives, low scores high
+    o = np.argsort(s, kind='stable'); starts = np.r_[0, np.flatnonzero(np.diff(s[o])) + 1]
+    tp = np.cumsum(np.add.reduceat(W[:, o] * pos[o], starts, axis=1), 1); fp = np.cumsum(np.add.reduceat(W[:, o] * ~pos[o], starts, axis=1), 1)
+    z = np.zeros((len(W), 1))
+    x, t = np.hstack([z, _div(fp, fp[:, -1:])]), np.hstack([z, _div(tp, tp[:, -1:])])
+    x0, x1, t0, t1 = x[:, :-1], x[:, 1:], t[:, :-1], t[:, 1:]
+    xe = np.minimum(x1, m)
+    te = t0 + (t1 - t0) * np.clip(np.nan_to_num(_div(xe - x0, x1 - x0)), 0, 1)   # a vertical step (x0 == x1) adds no area
+    area = np.where(x0 < m, (xe - x0) * (t0 + te) / 2, 0.).sum(1)
+    scaled = 0.5 * (1 + (area - 0.5 * m**2) / (m - 0.5 * m**2))
+    return 0.5 * m**2 + (m - 0.5 * m**2) / (1.0 - 0.5) * (scaled - 0.5)
+
+def _fast(name:str, y, p, pred, W, binary:bool):
+    "Metric `name` of every resample (rows of `W`), or None where it has no fast path"
+    if name == 'accuracy': return (W @ (pred == y)) / W.sum(1)
+    if name == 'pauc': return _w_pauc(y, p, W)
+    if name == 'auc':
+        if binary: return _w_auc(y == 1, _pos(p), W)
+        return np.mean([_w_auc(y == c, p[:, c], W) for c in np.unique(y)], 0)
+    C = _n_classes(p)
+    tp = np.stack([W @ ((y == c) & (pred == c)) for c in range(C)], 1); P = np.stack([W @ (y == c) for c in range(C)], 1)
+    pp = np.stack([W @ (pred == c) for c in range(C)], 1); tot = W.sum(1)[:, None]
+    fn, fp = P - tp, pp - tp; tn = tot - tp - fn - fp
+    rec, spec = _div(tp, P), _div(tn, tn + fp)
+    avg = lambda r: r[:, 1] if binary else np.nanmean(r, 1)               # (every resample holds every class of `y`: no row is all nan)
+    if name == 'sensitivity': return avg(rec)
+    if name == 'specificity': return avg(spec)
+    if name == 'balanced_accuracy': return np.nanmean(np.where(P > 0, rec, np.nan), 1)
+    f1c = np.where(2 * tp + fp + fn > 0, _div(2 * tp, 2 * tp + fp + fn), 0.)
+    if name == 'f1': return f1c[:, 1]
+    if name == 'f1_macro': return (f1c * ((P + pp) > 0)).sum(1) / ((P + pp) > 0).sum(1)
+    if binary and name in ('far', 'frr', 'hter'):
+        far_, frr_ = _div(fp[:, 1], P[:, 0]), _div(fn[:, 1], P[:, 1])
+        return {'far': far_, 'frr': frr_, 'hter': (far_ + frr_) / 2}[name]
+    return None
+
+def bootstrap_table(y, p, # labels and probabilities
+                    names=CI_METRICS, # metrics (those that do not apply to `p`, e.g. pAUC of a 5-class task, are left out)
+                    threshold:float=0.5, groups=None, n_boot:int=1000, level:float=0.95, seed:int=0,
+                   ) -> pd.DataFrame:
+    "`metric, value, lo, hi`: each metric of `names` and its stratified percentile bootstrap interval, every metric on the same resamples (as `bootstrap_ci` draws them)"
+    y, p = check_probs(y, p, where='bootstrap_table')
+    if not 0 < level < 1: raise MedvisionError(f"bootstrap_table: level={level!r}; give a coverage in (0, 1), e.g. 0.95")
+    names, binary = _applicable(list(names), _is_binary(p)), _is_binary(p)
+    idxs, pred, q = list(bootstrap_indices(y, groups, n_boot, seed)), pred_labels(p, threshold), [(1 - level) / 2, (1 + level) / 2]
+    vals = {n: [] for n in names}
+    for c in range(0, n_boot, 128):                                      # chunks of resamples bound the memory of W
+        W = _weights(idxs[c:c + 128], len(y))
+        for n in names:
+            v = _fast(n, y, p, pred, W, binary)
+            vals[n].append(v if v is not None else np.array([_call(get_metric(n), y[i], p[i], threshold) for i in idxs[c:c + 128]], dtype=float))
+    rows = []
+    for n in names:
+        v = np.concatenate(vals[n]); v = v[np.isfinite(v)]
+        lo, hi = np.quantile(v, q) if len(v) else (np.nan, np.nan)
+        rows.append({'metric': n, 'value': float(_call(get_metric(n), y, p, threshold)), 'lo': float(lo), 'hi': float(hi)})
+    return pd.DataFrame(rows)
 
 # %% ../nbs/08_metrics.ipynb #0d639e28
 def task_probs(logits:torch.Tensor) -> torch.Tensor:

@@ -30,9 +30,9 @@ __all__ = ['MEDMNIST_V2_RESNET18_28', 'COMMAND_KEYS', 'as_config', 'data_root', 
            'monitor_comp', 'run_metrics', 'config_callbacks', 'build_learner', 'world_size', 'init_distributed',
            'main_process_first', 'from_main', 'distributed', 'BatchCountCallback', 'ValidationIntervalCallback', 'fit',
            'resume_run', 'run_log', 'new_run', 'preflight', 'keep_threshold', 'split_rows', 'proba_splits',
-           'save_split_proba', 'report', 'fit_and_report', 'train', 'train_folds', 'embed', 'predict_files',
-           'export_model', 'demo_config', 'demo', 'refuse_keys', 'distill', 'distill_results', 'distill_table',
-           'evaluate_checkpoint', 'run_checkpoints', 'compare_checkpoints', 'check_overrides']
+           'save_split_proba', 'report', 'ci_text', 'fit_and_report', 'train', 'train_folds', 'embed', 'predict_files',
+           'export_model', 'demo_config', 'demo', 'demo_rows', 'refuse_keys', 'distill', 'distill_results',
+           'distill_table', 'evaluate_checkpoint', 'run_checkpoints', 'compare_checkpoints', 'check_overrides']
 
 # %% ../nbs/09a_run.ipynb #68b8bb8e
 def _flat(nested:dict) -> dict:
@@ -471,14 +471,23 @@ def report(cfg:RunConfig, learn, df:pd.DataFrame, run:Path, name:str=None, thres
     th = _threshold(cfg, learn, learn.dls) if threshold is None else threshold
     e = cfg.evaluate
     dl = learn.dls.valid if e.split == 'valid' else learn.dls.test_dl(split_rows(df, e.split), with_labels=True, bs=learn.dls.bs)
-    rep = evaluate(learn, dl, out=run/'report', subgroups=list(e.subgroups), threshold=th, tta=e.tta, cams=e.cams, name=name or learn.arch)
+    rep = evaluate(learn, dl, out=run/'report', subgroups=list(e.subgroups), threshold=th, tta=e.tta, cams=e.cams, name=name or learn.arch,
+                   bootstrap=e.bootstrap, ci_level=e.ci_level)
     save_split_proba(cfg, learn, df, run/'report'/'proba')
     dups = df.attrs.get('duplicates') or []
     if dups: pd.DataFrame(dups).to_csv(run/'report'/'duplicates.csv', index=False)   # trained knowingly (data.allow_duplicates): the report lists them
     (run/'metrics.json').write_text(json.dumps({'split': e.split, 'threshold': th, 'model': rep.name, 'world_size': world_size(),
                                                 'duplicates_across_splits': len(dups),
-                                                'tasks': rep.metrics.to_dict(orient='records')}, indent=1, default=float))
+                                                'tasks': rep.metrics.to_dict(orient='records'), **({'ci': rep.ci_json()} if e.bootstrap else {})}, indent=1, default=float))
     return rep
+
+def ci_text(rep, metric:str=None) -> str:
+    "One line per task: `metric` (default: every interval's metric) with its interval, as `auc 0.912 [0.871, 0.947]`"
+    ci = rep.intervals()
+    if not len(ci): return ''
+    head = f"{rep.ci_level:.0%} intervals (stratified bootstrap, {rep.bootstrap} resamples of {rep.ci_unit}):"
+    return '\n'.join([head] + [f"  {t}: " + ', '.join(f"{r.metric} {r.value:.3f} [{r.lo:.3f}, {r.hi:.3f}]" for r in g.itertuples() if metric in (None, r.metric))
+                               for t, g in ci.groupby('task', sort=False)])
 
 def fit_and_report(cfg:RunConfig, df:pd.DataFrame, dls, run:Path, epochs:int=None, **kwargs) -> tuple:
     "`build_learner` (with `kwargs`), `fit`, the threshold, the final checkpoint and the report, in `run`; returns `(learner, report)` (the report is None outside the main process)"
@@ -506,7 +515,10 @@ def _models_table(cfg:RunConfig, df:pd.DataFrame, run:Path) -> tuple:
         c = as_config(cfg, {'training.lr': float(spec['lr'])}) if spec.get('lr') else cfg
         dls = build_dls(c, df, image_size=spec.get('image_size'), batch_size=spec.get('batch_size'), arch=spec['arch'])
         learners[spec['arch']], rep = fit_and_report(c, df, dls, sub, arch=spec['arch'])
-        if rep is not None: rows.append({'model': spec['arch'], 'image_size': 'x'.join(map(str, dls.spec.image_size)), **rep.metrics.iloc[0].drop(['task', 'n']).to_dict()})
+        if rep is None: continue
+        ci = rep.intervals().set_index('metric').query(f"task == '{rep.tasks[0]}'")
+        lohi = {f'{cfg.evaluate.metric}_{b}': ci.loc[cfg.evaluate.metric, b] for b in ('lo', 'hi')} if cfg.evaluate.metric in ci.index else {}
+        rows.append({'model': spec['arch'], 'image_size': 'x'.join(map(str, dls.spec.image_size)), **rep.metrics.iloc[0].drop(['task', 'n']).to_dict(), **lohi})
     if rank_distrib(): return None, learners[cfg.vision.models[0]['arch']]
     if cfg.evaluate.metric not in rows[0]: raise MedvisionError(f"evaluate.metric: {cfg.evaluate.metric!r} is not in the reports ({', '.join(list(rows[0])[2:])})")
     table = pd.DataFrame(rows).sort_values(cfg.evaluate.metric, ascending=lower_is_better(cfg.evaluate.metric))
@@ -533,7 +545,7 @@ def train(cfg, # a YAML path, a `RunConfig` or a dict of sections
             if table is not None: print(table.to_string(index=False)); print(f"best by {cfg.evaluate.metric}: {table.model.iloc[0]}")
         else:
             learn, rep = fit_and_report(cfg, df, build_dls(cfg, df), run)
-            if rep is not None: print(rep.metrics.to_string(index=False))
+            if rep is not None: print(rep.metrics.to_string(index=False)); print(ci_text(rep))
             if cfg.embed.gbdt and not rank_distrib(): embed(cfg, run/'models'/'final', run, df=df, learn=learn)
         print(f"done in {time.time() - t0:.0f} s; report in {run/'report' if not cfg.vision.models else run}")
     return run, learn
@@ -759,14 +771,29 @@ def demo(output_dir='runs', epochs:int=4, synthetic:bool=None) -> Path:
     synth = cfg.experiment.name.endswith('synthetic')
     if synth: print("medvision demo: running on the built-in SYNTHETIC set " + ("(--synthetic)" if synthetic else "instead: PneumoniaMNIST is not in $MEDVISION_DATA or the cache and cannot be downloaded (offline)"))
     run, _ = train(cfg)
-    m = json.loads((run/'metrics.json').read_text())['tasks'][0]
-    rows = [('AUC', m['auc'], MEDMNIST_V2_RESNET18_28['auc']), ('accuracy', m['accuracy'], MEDMNIST_V2_RESNET18_28['accuracy']),
-            ('HTER', m.get('hter'), None), ('pAUC (TPR > 0.8)', m.get('pauc'), None)]
-    print(f"\n{'SYNTHETIC data (not PneumoniaMNIST)' if synth else 'PneumoniaMNIST'} test set, {m['n']} images, ResNet-18 from scratch at {cfg.data.image_size} px, {cfg.training.epochs} epochs:")
-    print(f"{'metric':<18}{'medvision demo':>16}{'MedMNIST v2 ResNet-18 (28)':>30}")
-    for n, v, ref in rows: print(f"{n:<18}{v:>16.3f}{(f'{ref:.3f}' if ref is not None and not synth else '-'):>30}")
+    for line in demo_rows(run, cfg, synth): print(line)
     print(f"report: {run/'report'}")
     return run
+
+def demo_rows(run:Path, cfg:RunConfig, synth:bool=False) -> list:
+    "The demo's table: each figure under the rule of the published one beside it (MedMNIST's evaluator: AUC, and accuracy at 0.5), with 95% intervals; the figures at the validation threshold below, labelled"
+    from medvision.metrics import bootstrap_table
+    js = json.loads((run/'metrics.json').read_text()); m, th = js['tasks'][0], js['threshold']
+    pr = pd.read_csv(run/'report'/'predictions.csv')
+    prob = next(c for c in pr if c.startswith('label_prob_'))
+    y, p = (pr.label_true.astype(str) == prob[len('label_prob_'):]).to_numpy().astype(int), pr[prob].to_numpy()
+    at_half = bootstrap_table(y, p, ['auc', 'accuracy'], threshold=0.5, n_boot=cfg.evaluate.bootstrap or 1000).set_index('metric')
+    at_th = bootstrap_table(y, p, ['accuracy', 'hter'], threshold=th, n_boot=cfg.evaluate.bootstrap or 1000).set_index('metric')
+    ref = lambda k: '-' if synth else f"{MEDMNIST_V2_RESNET18_28[k]:.3f}"
+    f = lambda r: f"{r.value:.3f} [{r.lo:.3f}, {r.hi:.3f}]"
+    return [f"\n{'SYNTHETIC data (not PneumoniaMNIST)' if synth else 'PneumoniaMNIST'} test set, {m['n']} images; ResNet-18 from scratch at {cfg.data.image_size} px, "
+            f"{cfg.training.epochs} epochs (MedMNIST v2: the same network and size, 100 epochs). MedMNIST's rule: AUC, and accuracy at threshold 0.5.",
+            f"{'metric':<44}{'medvision demo [95% CI]':>26}{'MedMNIST v2 ResNet-18 (28)':>30}",
+            f"{'AUC':<44}{f(at_half.loc['auc']):>26}{ref('auc'):>30}",
+            f"{'accuracy at 0.5':<44}{f(at_half.loc['accuracy']):>26}{ref('accuracy'):>30}",
+            f"{f'accuracy at the validation threshold {th:.3f}':<44}{f(at_th.loc['accuracy']):>26}{'- (other rule)':>30}",
+            f"{f'HTER at the validation threshold {th:.3f}':<44}{f(at_th.loc['hter']):>26}{'-':>30}",
+            f"{'pAUC (TPR > 0.8)':<44}{m.get('pauc', float('nan')):>26.3f}{'-':>30}"]
 
 # %% ../nbs/09a_run.ipynb #e08fdf04
 def refuse_keys(cfg:RunConfig, why:dict, command:str) -> None:
@@ -845,6 +872,11 @@ def distill(cfg, # a YAML path, a `RunConfig` or a dict of sections
     return run, learners
 
 # %% ../nbs/09a_run.ipynb #8806d7c5
+def _lohi(model:dict, task:str, metric:str) -> dict:
+    "`{metric}_lo` and `{metric}_hi` of `task` from a model's `ci` record of `results.json` (none when it has none)"
+    lh = (model.get('ci') or {}).get('tasks', {}).get(task, {}).get(metric)
+    return {f'{metric}_lo': lh[0], f'{metric}_hi': lh[1]} if lh else {}
+
 def distill_results(cfg:RunConfig, run:Path, learners:dict, reps:dict, dls,
                     swap=None, # the teacher's text input of a batch (`distill.TeacherText`), when it has its own encoder
                     cfgs:dict=None, # the teacher's and the students' own configs ({'teacher': ..., 'student': ...}: their text encoder)
@@ -859,9 +891,9 @@ def distill_results(cfg:RunConfig, run:Path, learners:dict, reps:dict, dls,
         models[name] = {'arch': getattr(l, 'arch', None) or bare(l.model).vision.name, 'text_encoder': c.text.encoder if cfg.data.text else None,
                         'distill_loss': d.loss if name == 'student_kd' else None, 'n_params': int(sum(p.numel() for p in bare(l.model).parameters())),
                         'time_per_image': inference_time(l.model, swap(*xb) if swap and name == 'teacher' else xb),
-                        'metrics': reps[name].metrics.to_dict(orient='records')}
+                        'metrics': reps[name].metrics.to_dict(orient='records'), **({'ci': reps[name].ci_json()} if cfg.evaluate.bootstrap else {})}
     models = teacher_ratios(models)
-    table = pd.DataFrame([{'model': n, 'arch': r['arch'], **t, **{k: r.get(k) for k in ('n_params', 'time_per_image', 'param_ratio', 'time_ratio')}}
+    table = pd.DataFrame([{'model': n, 'arch': r['arch'], **t, **_lohi(r, t['task'], m), **{k: r.get(k) for k in ('n_params', 'time_per_image', 'param_ratio', 'time_ratio')}}
                           for n, r in models.items() for t in r['metrics']])
     if m not in table: raise MedvisionError(f"evaluate.metric: {m!r} is not in the reports ({', '.join(reps['teacher'].metrics.columns[2:])})")
     best = table[table.model != 'teacher'].groupby('model', sort=False)[m].mean().sort_values(ascending=lower_is_better(m)).index[0]
@@ -881,7 +913,7 @@ def distill_table(runs:list, # distillation run folders (each with the `results.
         if not f.is_file(): raise MedvisionError(f"{r}: no results.json; give folders that `medvision distill` finished (runs/<name>-distill-...)")
         try: res = json.loads(f.read_text()); ms = res['models']
         except (ValueError, KeyError) as e: raise MedvisionError(f"{f}: not a distillation results file ({type(e).__name__}: {e}); run `medvision distill` again")
-        rows += [{'run': str(r), 'loss': res.get('loss'), 'model': n, **t, 'n_params': v['n_params'], 'time_per_image': v['time_per_image'],
+        rows += [{'run': str(r), 'loss': res.get('loss'), 'model': n, **t, **_lohi(v, t['task'], res.get('metric')), 'n_params': v['n_params'], 'time_per_image': v['time_per_image'],
                   'param_ratio': v.get('param_ratio'), 'time_ratio': v.get('time_ratio')} for n, v in ms.items() for t in v['metrics']]
     if not rows: raise MedvisionError("distill_table: no run folders given")
     return pd.DataFrame(rows)
@@ -928,7 +960,7 @@ def compare_checkpoints(cfg, checkpoints:list=None, run:Path=None,
     if not named: raise MedvisionError("compare: no checkpoints; give --checkpoints and/or --runs")
     rows = split_rows(build_table(cfg), cfg.evaluate.split).assign(split='valid')   # the rows evaluated, served as each learner's `valid`
     models = {n: learner_from_checkpoint(c, table=rows) for n, c in named.items()}
-    return compare(models, metric=cfg.evaluate.metric, out=run, cams=0)
+    return compare(models, metric=cfg.evaluate.metric, out=run, cams=0, bootstrap=cfg.evaluate.bootstrap, ci_level=cfg.evaluate.ci_level)
 
 _DATA_KEYS = ('experiment', 'data', 'text', 'augmentation.preset', 'training.batch_size', 'evaluate')
 COMMAND_KEYS = {   # what each command reads of a config (`distill` refuses the few keys it cannot use itself, `refuse_keys`)
