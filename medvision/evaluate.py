@@ -150,8 +150,9 @@ class EvalReport:
 
     @property
     def ci_unit(self) -> str:
-        "What the intervals resample: whole patients where the rows have groups, else images"
-        return 'patients' if 'group' in self.rows and self.rows['group'].notna().all() else 'images'
+        "What the intervals resample: whole patients where the rows' groups hold several images of one patient, else images (a table without patients has one group per image)"
+        g = self.rows['group'] if 'group' in self.rows else None
+        return 'patients' if g is not None and g.notna().all() and g.nunique() < len(g) else 'images'
 
     def intervals(self) -> pd.DataFrame:
         "`task, metric, value, lo, hi`: the stratified bootstrap intervals (`metrics.bootstrap_table`) of `CI_METRICS`, resampling patients where the rows have groups"
