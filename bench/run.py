@@ -417,7 +417,7 @@ def bench_distill_pays(quick:bool) -> list:
     df = read_medpix(root)
     if quick: df = pd.concat([df[df.split == 'train'].sample(n=300, random_state=0), df[df.split != 'train']]).reset_index(drop=True)
     df['emb'] = list(embed_texts(df.text, text_encoder('minilm', max_length=64), cache=HERE/'.cache'/'medpix_minilm.npz', progress=False))
-    sz, t_epochs, s_epochs, seeds = (64, 1, 1, (0,)) if quick else (128, 6, 10, (0, 1, 2))
+    sz, t_epochs, s_epochs, seeds = (64, 1, 1, (0,)) if quick else (96, 6, 10, (0, 1, 2))
     kw = dict(img_size=sz, bs=32, text='embeddings', text_emb='emb', arch=DISTILL_TEACHER)   # one preprocessing (the teacher's statistics) for all
     tasks = ['modality', 'location']
     dls_t = medvision_dataloaders(df, tasks, seed=0, aug='light', **kw)          # the teacher trains with augmentation
