@@ -216,7 +216,9 @@ class DistillationCallback(Callback):
         "The loss's arguments; CRD also gets the training set's size and, unless `other_classes=False`, its labels (of the first task, or of the task `other_classes` names)"
         kw = dict(self.loss_kwargs)
         oc = kw.pop('other_classes', True)
-        if self.loss != 'crd': return kw
+        if self.loss != 'crd':
+            if 'other_classes' in self.loss_kwargs: raise MedvisionError(f"other_classes: only the crd loss draws negatives; the {self.loss} loss takes no other_classes (remove it from distill.loss_kw)")
+            return kw
         kw.setdefault('n_data', self.dls.train.n)
         if oc is False or 'labels' in kw: return kw
         t = tasks[0] if oc is True else oc

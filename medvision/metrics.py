@@ -140,8 +140,11 @@ def pauc(y, p,
     if len(np.unique(y)) < 2: return float('nan')
     max_fpr = 1 - min_tpr
     v_gt, v_pred = np.abs(y - 1), -_pos(p)                                   # flip labels and scores
-    scaled = skm.roc_auc_score(v_gt, v_pred, max_fpr=max_fpr)                 # McClish-standardised
-    return float(0.5 * max_fpr**2 + (max_fpr - 0.5 * max_fpr**2) / (1.0 - 0.5) * (scaled - 0.5))
+    return float(_pauc_of(skm.roc_auc_score(v_gt, v_pred, max_fpr=max_fpr), max_fpr))   # scikit-learn's is McClish-standardised
+
+def _pauc_of(scaled, max_fpr:float):
+    "ISIC's partial AUC (0 to `max_fpr`) from scikit-learn's McClish-standardised one"
+    return 0.5 * max_fpr**2 + (max_fpr - 0.5 * max_fpr**2) / (1.0 - 0.5) * (scaled - 0.5)
 
 # %% ../nbs/08_metrics.ipynb #698af31d
 def _accepts(y, p, threshold, where):
@@ -325,27 +328,28 @@ def _weights(idxs:list, n:int) -> np.ndarray:
     off = np.concatenate([np.full(len(i), b * n) for b, i in enumerate(idxs)])
     return np.bincount(np.concatenate(idxs) + off, minlength=len(idxs) * n).reshape(len(idxs), n).astype(np.float64)
 
+def _w_counts(pos:np.ndarray, score:np.ndarray, W:np.ndarray) -> tuple:
+    "Weights of the positives and of the negatives at each distinct score, ascending: two `(len(W), n_scores)` arrays"
+    o = np.argsort(score, kind='stable'); starts = np.r_[0, np.flatnonzero(np.diff(score[o])) + 1]
+    return np.add.reduceat(W[:, o] * pos[o], starts, axis=1), np.add.reduceat(W[:, o] * ~pos[o], starts, axis=1)
+
 def _w_auc(pos:np.ndarray, score:np.ndarray, W:np.ndarray) -> np.ndarray:
     "Weighted Mann-Whitney AUC of `score` for the boolean labels `pos`, one per row of weights `W` (ties count one half)"
-    o = np.argsort(score, kind='stable'); s = score[o]
-    starts = np.r_[0, np.flatnonzero(np.diff(s)) + 1]
-    wp = np.add.reduceat(W[:, o] * pos[o], starts, axis=1); wn = np.add.reduceat(W[:, o] * ~pos[o], starts, axis=1)
+    wp, wn = _w_counts(pos, score, W)
     below = np.cumsum(wn, 1) - wn
     return _div((wp * (below + 0.5 * wn)).sum(1), wp.sum(1) * wn.sum(1))
 
 def _w_pauc(y, p, W, min_tpr:float=0.8) -> np.ndarray:
     "`pauc` of every row of weights `W`: the weighted ROC of the flipped task, its area up to FPR `1 - min_tpr` (interpolated there, as scikit-learn does), McClish-standardised, then mapped as `pauc` maps it"
-    m, pos, s = 1 - min_tpr, y == 0, _pos(p)                               # the flipped task: negatives are positives, low scores high
-    o = np.argsort(s, kind='stable'); starts = np.r_[0, np.flatnonzero(np.diff(s[o])) + 1]
-    tp = np.cumsum(np.add.reduceat(W[:, o] * pos[o], starts, axis=1), 1); fp = np.cumsum(np.add.reduceat(W[:, o] * ~pos[o], starts, axis=1), 1)
+    m = 1 - min_tpr                                                        # the flipped task: negatives are positives, low scores high
+    tp, fp = (np.cumsum(w, 1) for w in _w_counts(y == 0, _pos(p), W))
     z = np.zeros((len(W), 1))
     x, t = np.hstack([z, _div(fp, fp[:, -1:])]), np.hstack([z, _div(tp, tp[:, -1:])])
     x0, x1, t0, t1 = x[:, :-1], x[:, 1:], t[:, :-1], t[:, 1:]
     xe = np.minimum(x1, m)
     te = t0 + (t1 - t0) * np.clip(np.nan_to_num(_div(xe - x0, x1 - x0)), 0, 1)   # a vertical step (x0 == x1) adds no area
     area = np.where(x0 < m, (xe - x0) * (t0 + te) / 2, 0.).sum(1)
-    scaled = 0.5 * (1 + (area - 0.5 * m**2) / (m - 0.5 * m**2))
-    return 0.5 * m**2 + (m - 0.5 * m**2) / (1.0 - 0.5) * (scaled - 0.5)
+    return _pauc_of(0.5 * (1 + (area - 0.5 * m**2) / (m - 0.5 * m**2)), m)
 
 def _fast(name:str, y, p, pred, W, binary:bool):
     "Metric `name` of every resample (rows of `W`), or None where it has no fast path"
