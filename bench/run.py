@@ -412,6 +412,30 @@ def bench_medpix_recipes(quick:bool) -> list:
                      f'{_mean_sd(f1s)} / {_mean_sd(accs)}', '-', '-', f"location F1 >= 0.90: {'met' if np.mean(f1s) >= 0.90 else 'MISSED'}"))
     return rows
 
+# ---------------------------------------------------------------- 7d. MedPix: what the caption alone gives (the location ceiling)
+def bench_medpix_caption(quick:bool) -> list:
+    """MedPix test location macro F1 and modality accuracy from the MiniLM caption embedding alone (scikit-learn's logistic regression,
+    C chosen on the dev split): how much of the location the caption carries, against the image + caption models of `medpix_recipes`"""
+    root = _data('medpix2')
+    if root is None: return _skip('caption MedPix', 'medpix2')
+    from sklearn.linear_model import LogisticRegression
+    from medvision.data.readers import read_medpix
+    from medvision.backbones import text_encoder, embed_texts
+    from medvision.metrics import f1_macro, accuracy_score
+    df = read_medpix(root)
+    X = embed_texts(df.text, text_encoder('minilm', max_length=64), cache=HERE/'.cache'/'medpix_minilm.npz', progress=False)
+    out = {}
+    for task in ('location', 'modality'):
+        voc = sorted(df[task].unique()); y = df[task].map({v: i for i, v in enumerate(voc)}).to_numpy()
+        sp = {s: (df.split == s).to_numpy() for s in ('train', 'valid', 'test')}
+        fit = lambda C: LogisticRegression(C=C, max_iter=2000).fit(X[sp['train']], y[sp['train']])
+        C = max((0.1, 1.0, 10.0, 100.0), key=lambda C: f1_macro(y[sp['valid']], fit(C).predict_proba(X[sp['valid']])))
+        p = fit(C).predict_proba(X[sp['test']])
+        out[task] = (f1_macro(y[sp['test']], p), accuracy_score(y[sp['test']], p), _ci(y[sp['test']], p, 'f1_macro'), C)
+    f, _, (lo, hi), C = out['location']
+    return [('caption MedPix', f'MedPix test, caption alone (MiniLM embedding, logistic regression, C={C:g} chosen on dev): location macro F1 [95% bootstrap interval] / modality accuracy',
+             f'{f:.3f} [{lo:.3f}, {hi:.3f}] / {out["modality"][1]:.3f}', '-', '-', 'the caption\'s share of the location goal')]
+
 # ---------------------------------------------------------------- 8. MedPix: fusion and distillation
 def bench_medpix(quick:bool) -> list:
     "MedPix test: image-only vs image+caption fusion; teacher vs student with and without KD (parameter counts)"
@@ -563,7 +587,7 @@ def bench_preflight(quick:bool) -> list:
     return rows
 
 SECTIONS = {'data': bench_data, 'loop': bench_loop, 'multimodal': bench_multimodal, 'distill': bench_distill,
-            'mixed_precision': bench_mixed_precision, 'pneumonia': bench_pneumonia, 'recipes': bench_recipes, 'pneumonia_goal': bench_pneumonia_goal, 'medpix_recipes': bench_medpix_recipes, 'medpix': bench_medpix, 'distill_pays': bench_distill_pays, 'tests': bench_tests,
+            'mixed_precision': bench_mixed_precision, 'pneumonia': bench_pneumonia, 'recipes': bench_recipes, 'pneumonia_goal': bench_pneumonia_goal, 'medpix_recipes': bench_medpix_recipes, 'medpix_caption': bench_medpix_caption, 'medpix': bench_medpix, 'distill_pays': bench_distill_pays, 'tests': bench_tests,
             'cli': bench_cli, 'preflight': bench_preflight}
 
 def main():
