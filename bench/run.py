@@ -314,17 +314,17 @@ def bench_recipes(quick:bool) -> list:
                 seed_everything(seed)
                 dls = medvision_dataloaders(df, 'label', seed=seed, **kw)
                 learn = medvision_learner(dls, arch=arch, pretrained=pre)
-                t0 = time.time()
+                t0, c0 = time.time(), time.process_time()
                 with learn.no_logging(), learn.no_bar(): fit(learn, epochs)
-                t = time.time() - t0
+                t, cpu = time.time() - t0, time.process_time() - c0
                 yv, pv = predict(learn, dls.valid, progress=False)['label']
                 y, p = predict(learn, medvision_dataloaders(df, 'label', valid_split='test', seed=seed, **kw).valid, progress=False)['label']
                 thr = select_threshold(yv, pv, 'youden')
-                res.setdefault((sz, name), []).append((auc(y, p), accuracy_score(y, p), accuracy_score(y, p, thr), t / 60, _ci(y, p, 'auc'), _ci(y, p, 'accuracy')))
+                res.setdefault((sz, name), []).append((auc(y, p), accuracy_score(y, p), accuracy_score(y, p, thr), t / 60, cpu / 60, _ci(y, p, 'auc'), _ci(y, p, 'accuracy')))
                 print(f"recipes: {sz} px, {name}, seed {seed}: AUC {res[(sz, name)][-1][0]:.3f}, acc@0.5 {res[(sz, name)][-1][1]:.3f}, {t:.0f} s", file=sys.stderr, flush=True)
     for (sz, name), r in res.items():
-        a, acc, acct, mins, ca, cacc = map(list, zip(*r))
-        what = (f'PneumoniaMNIST test, EfficientNet-Lite0 {name}, {sz} px, {epochs} epochs ({np.mean(mins):.1f} CPU min), {len(r)} seeds: AUC / accuracy at 0.5 '
+        a, acc, acct, mins, cpus, ca, cacc = map(list, zip(*r))
+        what = (f'PneumoniaMNIST test, EfficientNet-Lite0 {name}, {sz} px, {epochs} epochs ({np.mean(mins):.1f} min wall, {np.mean(cpus):.1f} CPU min, {torch.get_num_threads()} thread(s)), {len(r)} seeds: AUC / accuracy at 0.5 '
                 f'[accuracy at the validation Youden threshold]; 95% bootstrap intervals of one run (mean ends over seeds): AUC {_ci_text(ca)}, accuracy {_ci_text(cacc)}')
         goal = f"AUC >= 0.97 and acc >= 0.90: {'met' if np.mean(a) >= 0.97 and np.mean(acc) >= 0.90 else 'MISSED'}"
         rows.append(('recipes', what, f'{_mean_sd(a)} / {_mean_sd(acc)} [{_mean_sd(acct)}]', 'MedMNIST v2 ResNet-50 (224): 0.962 / 0.884', f'{np.mean(a) - 0.962:+.3f} / {np.mean(acc) - 0.884:+.3f}', goal))
