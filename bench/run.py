@@ -266,10 +266,10 @@ def bench_pneumonia(quick:bool) -> list:
 # ---------------------------------------------------------------- 7b. transfer-learning recipes on PneumoniaMNIST
 def _mean_sd(xs) -> str: return f"{np.mean(xs):.3f} ± {np.std(xs, ddof=1) if len(xs) > 1 else 0:.3f}"   # sample std over seeds
 
-def _ci(y, p, metric:str, threshold:float=0.5) -> tuple:
+def _ci(y, p, metric:str) -> tuple:
     "The 95% stratified bootstrap interval `(lo, hi)` of `metric` on one seed's test predictions (1000 resamples, as the reports draw them)"
     from medvision.metrics import bootstrap_table
-    r = bootstrap_table(y, p, names=[metric], threshold=threshold).iloc[0]
+    r = bootstrap_table(y, p, names=[metric]).iloc[0]
     return r['lo'], r['hi']
 
 def _ci_mean_f1(pr:dict, tasks:list, n_boot:int=1000, level:float=0.95) -> tuple:
@@ -284,6 +284,35 @@ def _ci_text(cis) -> str:
     lo, hi = np.mean(cis, axis=0)
     return f"[{lo:.3f}, {hi:.3f}]"
 
+def _pneumonia_run(df, sz:int, seed:int, pretrained:bool, fit, **learner_kw) -> tuple:
+    """One PneumoniaMNIST run of EfficientNet-Lite0 at `sz` px trained by `fit(learn)`: test AUC, accuracy at 0.5, accuracy at the validation
+    Youden threshold, wall and process CPU minutes of the fit, and the AUC and accuracy intervals"""
+    from medvision.core import seed_everything
+    from medvision.data.block import medvision_dataloaders
+    from medvision.learner import medvision_learner
+    from medvision.evaluate import predict
+    from medvision.metrics import auc, accuracy_score, select_threshold
+    kw = dict(img_size=sz, bs=64, aug='light', n_ch=1, arch='efficientnet_lite0', cache='memory', seed=seed)
+    seed_everything(seed)
+    dls = medvision_dataloaders(df, 'label', **kw)
+    learn = medvision_learner(dls, arch='efficientnet_lite0', pretrained=pretrained, **learner_kw)
+    t0, c0 = time.time(), time.process_time()
+    with learn.no_logging(), learn.no_bar(): fit(learn)
+    t, cpu = time.time() - t0, time.process_time() - c0
+    yv, pv = predict(learn, dls.valid, progress=False)['label']
+    y, p = predict(learn, medvision_dataloaders(df, 'label', valid_split='test', **kw).valid, progress=False)['label']
+    return auc(y, p), accuracy_score(y, p), accuracy_score(y, p, select_threshold(yv, pv, 'youden')), t / 60, cpu / 60, _ci(y, p, 'auc'), _ci(y, p, 'accuracy')
+
+def _pneumonia_row(area:str, what:str, r:list, goal_cpu:bool=False) -> tuple:
+    "A RESULTS.md row from the `_pneumonia_run` results of several seeds, against MedMNIST v2's ResNet-50 (224)"
+    a, acc, acct, mins, cpus, ca, cacc = map(list, zip(*r))
+    what = (f'{what} ({np.mean(mins):.1f} min wall, {np.mean(cpus):.1f} CPU min, {torch.get_num_threads()} thread(s)), {len(r)} seeds: AUC / accuracy at 0.5 '
+            f'[accuracy at the validation Youden threshold]; 95% bootstrap intervals of one run (mean ends over seeds): AUC {_ci_text(ca)}, accuracy {_ci_text(cacc)}')
+    met = np.mean(a) >= 0.97 and np.mean(acc) >= 0.90 and (not goal_cpu or np.mean(cpus) <= 15)
+    goal = f"AUC >= 0.97 and acc >= 0.90{' in 15 CPU min' if goal_cpu else ''}: {'met' if met else 'MISSED'}"
+    return (area, what, f'{_mean_sd(a)} / {_mean_sd(acc)} [{_mean_sd(acct)}]', 'MedMNIST v2 ResNet-50 (224): 0.962 / 0.884',
+            f'{np.mean(a) - 0.962:+.3f} / {np.mean(acc) - 0.884:+.3f}', goal)
+
 RECIPES = {   # name -> (pretrained, how to fit `epochs` epochs in all)
     'scratch, one-cycle':      (False, lambda l, n: l.fit_one_cycle(n, 3e-3)),
     'ImageNet, one-cycle':     (True,  lambda l, n: l.fit_one_cycle(n, 1e-3)),
@@ -297,37 +326,18 @@ def bench_recipes(quick:bool) -> list:
     fastai's `fine_tune` vs the two-stage medical recipe, at two image sizes, over seeds; MedMNIST's rule (AUC, accuracy at 0.5)"""
     f = _data('pneumoniamnist.npz')
     if f is None: return _skip('recipes', 'pneumoniamnist.npz')
-    from medvision.core import seed_everything
     from medvision.data.readers import read_medmnist
-    from medvision.data.block import medvision_dataloaders
-    from medvision.learner import medvision_learner
-    from medvision.evaluate import predict
-    from medvision.metrics import auc, accuracy_score, select_threshold
     df = read_medmnist(f)
     if quick: df = pd.concat([df[df.split == 'train'].sample(n=600, random_state=0), df[df.split != 'train']]).reset_index(drop=True)
     sizes, seeds, epochs = ((32,), (0,), 2) if quick else ((32, 64), (0, 1, 2), 4)
-    arch, rows, res = 'efficientnet_lite0', [], {}
+    rows = []
     for sz in sizes:
-        kw = dict(img_size=sz, bs=64, aug='light', n_ch=1, arch=arch, cache='memory')
         for name, (pre, fit) in RECIPES.items():
+            r = []
             for seed in seeds:
-                seed_everything(seed)
-                dls = medvision_dataloaders(df, 'label', seed=seed, **kw)
-                learn = medvision_learner(dls, arch=arch, pretrained=pre)
-                t0, c0 = time.time(), time.process_time()
-                with learn.no_logging(), learn.no_bar(): fit(learn, epochs)
-                t, cpu = time.time() - t0, time.process_time() - c0
-                yv, pv = predict(learn, dls.valid, progress=False)['label']
-                y, p = predict(learn, medvision_dataloaders(df, 'label', valid_split='test', seed=seed, **kw).valid, progress=False)['label']
-                thr = select_threshold(yv, pv, 'youden')
-                res.setdefault((sz, name), []).append((auc(y, p), accuracy_score(y, p), accuracy_score(y, p, thr), t / 60, cpu / 60, _ci(y, p, 'auc'), _ci(y, p, 'accuracy')))
-                print(f"recipes: {sz} px, {name}, seed {seed}: AUC {res[(sz, name)][-1][0]:.3f}, acc@0.5 {res[(sz, name)][-1][1]:.3f}, {t:.0f} s", file=sys.stderr, flush=True)
-    for (sz, name), r in res.items():
-        a, acc, acct, mins, cpus, ca, cacc = map(list, zip(*r))
-        what = (f'PneumoniaMNIST test, EfficientNet-Lite0 {name}, {sz} px, {epochs} epochs ({np.mean(mins):.1f} min wall, {np.mean(cpus):.1f} CPU min, {torch.get_num_threads()} thread(s)), {len(r)} seeds: AUC / accuracy at 0.5 '
-                f'[accuracy at the validation Youden threshold]; 95% bootstrap intervals of one run (mean ends over seeds): AUC {_ci_text(ca)}, accuracy {_ci_text(cacc)}')
-        goal = f"AUC >= 0.97 and acc >= 0.90: {'met' if np.mean(a) >= 0.97 and np.mean(acc) >= 0.90 else 'MISSED'}"
-        rows.append(('recipes', what, f'{_mean_sd(a)} / {_mean_sd(acc)} [{_mean_sd(acct)}]', 'MedMNIST v2 ResNet-50 (224): 0.962 / 0.884', f'{np.mean(a) - 0.962:+.3f} / {np.mean(acc) - 0.884:+.3f}', goal))
+                r.append(_pneumonia_run(df, sz, seed, pre, partial(fit, n=epochs)))
+                print(f"recipes: {sz} px, {name}, seed {seed}: AUC {r[-1][0]:.3f}, acc@0.5 {r[-1][1]:.3f}, {60 * r[-1][3]:.0f} s", file=sys.stderr, flush=True)
+            rows.append(_pneumonia_row('recipes', f'PneumoniaMNIST test, EfficientNet-Lite0 {name}, {sz} px, {epochs} epochs', r))
     return rows
 
 # ---------------------------------------------------------------- 7b'. PneumoniaMNIST: the goal within 15 CPU minutes
@@ -339,37 +349,17 @@ def bench_pneumonia_goal(quick:bool) -> list:
     unweighted model's probabilities sit high and 0.5 is a poor threshold), longer and larger than `recipes`; 3 seeds, MedMNIST's rule"""
     f = _data('pneumoniamnist.npz')
     if f is None: return _skip('pneumonia goal', 'pneumoniamnist.npz')
-    from medvision.core import seed_everything
     from medvision.data.readers import read_medmnist
-    from medvision.data.block import medvision_dataloaders
-    from medvision.learner import medvision_learner
-    from medvision.evaluate import predict
-    from medvision.metrics import auc, accuracy_score, select_threshold
     df = read_medmnist(f)
     if quick: df = pd.concat([df[df.split == 'train'].sample(n=600, random_state=0), df[df.split != 'train']]).reset_index(drop=True)
     runs, seeds = (((32, 1),), (0,)) if quick else (GOAL_RUNS, (0, 1, 2))
-    arch, rows = 'efficientnet_lite0', []
+    rows = []
     for sz, epochs in runs:
-        res = []
-        kw = dict(img_size=sz, bs=64, aug='light', n_ch=1, arch=arch, cache='memory')
+        r = []
         for seed in seeds:
-            seed_everything(seed)
-            dls = medvision_dataloaders(df, 'label', seed=seed, **kw)
-            learn = medvision_learner(dls, arch=arch, pretrained=True, class_weights='balanced')
-            t0, c0 = time.time(), time.process_time()
-            with learn.no_logging(), learn.no_bar(): learn.fit_one_cycle(epochs, 1e-3)
-            t, cpu = time.time() - t0, time.process_time() - c0
-            yv, pv = predict(learn, dls.valid, progress=False)['label']
-            y, p = predict(learn, medvision_dataloaders(df, 'label', valid_split='test', seed=seed, **kw).valid, progress=False)['label']
-            res.append((auc(y, p), accuracy_score(y, p), accuracy_score(y, p, select_threshold(yv, pv, 'youden')), t / 60, cpu / 60, _ci(y, p, 'auc'), _ci(y, p, 'accuracy')))
-            print(f"pneumonia_goal: {sz} px, {epochs} epochs, seed {seed}: AUC {res[-1][0]:.3f}, acc@0.5 {res[-1][1]:.3f}, {t:.0f} s wall, {cpu:.0f} s CPU", file=sys.stderr, flush=True)
-        a, acc, acct, mins, cpus, ca, cacc = map(list, zip(*res))
-        what = (f'PneumoniaMNIST test, EfficientNet-Lite0 ImageNet, one-cycle, class-balanced loss, {sz} px, {epochs} epochs ({np.mean(mins):.1f} min wall, '
-                f'{np.mean(cpus):.1f} CPU min, {torch.get_num_threads()} thread(s)), {len(res)} seeds: AUC / accuracy at 0.5 [accuracy at the validation Youden threshold]; '
-                f'95% bootstrap intervals of one run (mean ends over seeds): AUC {_ci_text(ca)}, accuracy {_ci_text(cacc)}')
-        goal = f"AUC >= 0.97 and acc >= 0.90 in 15 CPU min: {'met' if np.mean(a) >= 0.97 and np.mean(acc) >= 0.90 and np.mean(cpus) <= 15 else 'MISSED'}"
-        rows.append(('pneumonia goal', what, f'{_mean_sd(a)} / {_mean_sd(acc)} [{_mean_sd(acct)}]', 'MedMNIST v2 ResNet-50 (224): 0.962 / 0.884',
-                     f'{np.mean(a) - 0.962:+.3f} / {np.mean(acc) - 0.884:+.3f}', goal))
+            r.append(_pneumonia_run(df, sz, seed, True, lambda l: l.fit_one_cycle(epochs, 1e-3), class_weights='balanced'))
+            print(f"pneumonia_goal: {sz} px, {epochs} epochs, seed {seed}: AUC {r[-1][0]:.3f}, acc@0.5 {r[-1][1]:.3f}, {60 * r[-1][3]:.0f} s wall, {60 * r[-1][4]:.0f} s CPU", file=sys.stderr, flush=True)
+        rows.append(_pneumonia_row('pneumonia goal', f'PneumoniaMNIST test, EfficientNet-Lite0 ImageNet, one-cycle, class-balanced loss, {sz} px, {epochs} epochs', r, goal_cpu=True))
     return rows
 
 # ---------------------------------------------------------------- 7c. transfer-learning recipes on MedPix (image + caption)
@@ -407,7 +397,7 @@ def bench_medpix_recipes(quick:bool) -> list:
     rows = []
     for (sz, name), r in res.items():
         f1s, accs, mins, cf = map(list, zip(*r))
-        rows.append(('recipes MedPix', f'MedPix test, image + caption, EfficientNet-Lite0 {name}, {sz} px, {epochs} epochs ({np.mean(mins):.1f} CPU min), {len(r)} seeds: location macro F1 / modality accuracy; '
+        rows.append(('recipes MedPix', f'MedPix test, image + caption, EfficientNet-Lite0 {name}, {sz} px, {epochs} epochs ({np.mean(mins):.1f} min wall, {torch.get_num_threads()} thread(s)), {len(r)} seeds: location macro F1 / modality accuracy; '
                      f'95% bootstrap interval of one run\'s location F1 (mean ends over seeds) {_ci_text(cf)}',
                      f'{_mean_sd(f1s)} / {_mean_sd(accs)}', '-', '-', f"location F1 >= 0.90: {'met' if np.mean(f1s) >= 0.90 else 'MISSED'}"))
     return rows
