@@ -41,6 +41,14 @@ def interleaved(fs:dict, reps:int, warmup:int=1) -> dict:
 
 def _at_least(r:float, target:float) -> str: return f">= {target:g}x: {'met' if r >= target else 'MISSED'}"
 def _at_most(r:float, target:float) -> str: return f"<= {target:g}x: {'met' if r <= target else 'MISSED'}"
+CELLS = None   # `--cells`: only the grid cells ('64 px, ImageNet, one-cycle') whose label contains one of these texts
+def _wanted(label:str) -> bool: return CELLS is None or any(c in label for c in CELLS)
+
+def _key(line:str) -> tuple:
+    "A RESULTS.md row's identity: its area and its 'what' up to the first ' (' (the measured minutes that follow vary from run to run)"
+    c = line[2:].split(' | ')
+    return c[0], c[1].split(' (')[0] if len(c) > 1 else ''
+
 def _data(name): 
     root = os.environ.get('MEDVISION_DATA')
     return Path(root)/name if root and (Path(root)/name).exists() else None
@@ -333,6 +341,7 @@ def bench_recipes(quick:bool) -> list:
     rows = []
     for sz in sizes:
         for name, (pre, fit) in RECIPES.items():
+            if not _wanted(f'{sz} px, {name}'): continue
             r = []
             for seed in seeds:
                 r.append(_pneumonia_run(df, sz, seed, pre, partial(fit, n=epochs)))
@@ -365,7 +374,7 @@ def bench_pneumonia_goal(quick:bool) -> list:
 # ---------------------------------------------------------------- 7c. transfer-learning recipes on MedPix (image + caption)
 def bench_medpix_recipes(quick:bool) -> list:
     """MedPix 2.0, image + MiniLM caption embeddings (concat-MLP), EfficientNet-Lite0 from scratch or ImageNet weights: the recipes of
-    `RECIPES` at 64 px, scratch vs ImageNet one-cycle at 96 px too, 3 seeds; test location macro F1 (the goal: >= 0.90) and modality accuracy"""
+    `RECIPES` at 64 and 96 px, 3 seeds; test location macro F1 (the goal: >= 0.90) and modality accuracy"""
     root = _data('medpix2')
     if root is None: return _skip('recipes MedPix', 'medpix2')
     from medvision.core import seed_everything
@@ -379,11 +388,12 @@ def bench_medpix_recipes(quick:bool) -> list:
     if quick: df = pd.concat([df[df.split == 'train'].sample(n=300, random_state=0), df[df.split != 'train']]).reset_index(drop=True)
     df['emb'] = list(embed_texts(df.text, text_encoder('minilm', max_length=64), cache=HERE/'.cache'/'medpix_minilm.npz', progress=False))
     every, one_cycle = list(RECIPES), ['scratch, one-cycle', 'ImageNet, one-cycle']
-    grid, seeds, epochs = ({64: every}, (0,), 2) if quick else ({64: every, 96: one_cycle}, (0, 1, 2), 4)   # the larger size: scratch vs ImageNet only (CPU time)
+    grid, seeds, epochs = ({64: every}, (0,), 2) if quick else ({64: every, 96: every}, (0, 1, 2), 4)
     arch, tasks, res = 'efficientnet_lite0', ['modality', 'location'], {}
     for sz, names in grid.items():
         kw = dict(img_size=sz, bs=32, aug='light', arch=arch, cache='memory', text='embeddings', text_emb='emb')
         for name in names:
+            if not _wanted(f'{sz} px, {name}'): continue
             pre, fit = RECIPES[name]
             for seed in seeds:
                 seed_everything(seed)
@@ -582,7 +592,11 @@ SECTIONS = {'data': bench_data, 'loop': bench_loop, 'multimodal': bench_multimod
 
 def main():
     ap = argparse.ArgumentParser(); ap.add_argument('--quick', action='store_true'); ap.add_argument('--only', nargs='*')
+    ap.add_argument('--cells', nargs='*', help="with --only: run only the grid cells of `recipes`/`medpix_recipes` whose label ('96 px, ImageNet, "
+                    "fastai fine_tune') contains one of these texts; their rows replace the same rows and keep the section's others")
     a = ap.parse_args()
+    global CELLS
+    CELLS = a.cells
     rows, t_all = [], time.time()
     for name, s in SECTIONS.items():
         if a.only and name not in a.only: continue
@@ -594,9 +608,19 @@ def main():
     table = ''.join(f"| {' | '.join(r)} |\n" for r in rows)
     if a.only and (HERE/'RESULTS.md').exists():   # a partial run replaces its own areas' rows and keeps the others (with the header they were measured under)
         old, areas = (HERE/'RESULTS.md').read_text(), {r[0] for r in rows}
-        keep = [l for l in old.splitlines(keepends=True) if not (l.startswith('| ') and l[2:].split(' | ')[0] in areas)]
-        head, table = ''.join(keep).rstrip('\n') + '\n', table
-        head = head.replace('\n\nSpeed figures', f"  \nRe-run on {datetime.date.today()}: `python bench/run.py --only {' '.join(a.only)}`\n\nSpeed figures", 1)
+        if CELLS is None:   # the whole section ran: its areas' rows are replaced
+            keep = [l for l in old.splitlines(keepends=True) if not (l.startswith('| ') and l[2:].split(' | ')[0] in areas)]
+            head = ''.join(keep).rstrip('\n') + '\n'
+        else:               # some cells ran: each new row takes the place of the row it re-measures, or follows its area's last row
+            lines, new = old.rstrip('\n').split('\n'), {_key('| ' + ' | '.join(r)): f"| {' | '.join(r)} |" for r in rows}
+            for k, row in new.items():
+                at = [i for i, l in enumerate(lines) if l.startswith('| ') and _key(l) == k]
+                if at: lines[at[0]] = row; continue
+                last = [i for i, l in enumerate(lines) if l.startswith('| ') and _key(l)[0] == k[0]]
+                lines.insert(last[-1] + 1 if last else len(lines), row)
+            head, table = '\n'.join(lines) + '\n', ''
+        cmd = f"python bench/run.py{' --quick' if a.quick else ''} --only {' '.join(a.only)}" + (f" --cells {' '.join(repr(c) for c in CELLS)}" if CELLS else '')
+        head = head.replace('\n\nSpeed figures', f"  \nRe-run on {datetime.date.today()}: `{cmd}`\n\nSpeed figures", 1)
     (HERE/'RESULTS.md').write_text(head + table)
     print((HERE/'RESULTS.md').read_text())
 
