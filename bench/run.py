@@ -41,6 +41,7 @@ def interleaved(fs:dict, reps:int, warmup:int=1) -> dict:
 
 def _at_least(r:float, target:float) -> str: return f">= {target:g}x: {'met' if r >= target else 'MISSED'}"
 def _at_most(r:float, target:float) -> str: return f"<= {target:g}x: {'met' if r <= target else 'MISSED'}"
+DEV = 'cpu'    # `--device`
 CELLS = None   # `--cells`: only the grid cells ('64 px, ImageNet, one-cycle') whose label contains one of these texts
 def _wanted(label:str) -> bool: return CELLS is None or any(c in label for c in CELLS)
 
@@ -49,6 +50,9 @@ def _key(line:str) -> tuple:
     c = line[2:].split(' | ')
     return c[0], c[1].split(' (')[0] if len(c) > 1 else ''
 
+def _sync():
+    if DEV == 'cuda': torch.cuda.synchronize()
+
 def _data(name): 
     root = os.environ.get('MEDVISION_DATA')
     return Path(root)/name if root and (Path(root)/name).exists() else None
@@ -56,7 +60,8 @@ def _skip(area, name): return [(area, f'skipped: $MEDVISION_DATA/{name} not foun
 
 # ---------------------------------------------------------------- 1. data loading
 def bench_data(quick:bool) -> list:
-    "MedPix JPEGs decoded, resized to 224 px and normalised: medvision DataLoaders vs a plain torch Dataset + DataLoader"
+    """MedPix JPEGs decoded, resized to 224 px and normalised: medvision DataLoaders (uncached, and with the decoded-image cache after
+    its first epoch) vs a plain torch Dataset + DataLoader, with 0 and 2 worker processes; the rounds interleaved, so drift hits all alike"""
     root = _data('medpix2')
     if root is None: return _skip('data', 'medpix2')
     from PIL import Image
@@ -73,28 +78,27 @@ def bench_data(quick:bool) -> list:
             im = Image.open(files[i]).convert('RGB').resize((224, 224), Image.BILINEAR)
             x = torch.from_numpy(np.asarray(im, dtype=np.uint8)).permute(2, 0, 1).float().div_(255)
             return (x - mean) / std, 0
-    plain = torch.utils.data.DataLoader(Plain(), batch_size=32, shuffle=True, num_workers=0)
-    def epoch(dl):
-        k = 0
-        for b in dl: k += len(b[0])
-        return k
-    reps = 3 if quick else 5
-    mv = medvision_dataloaders(df, 'modality', img_size=224, bs=32, aug='none', seed=0)
-    cached = medvision_dataloaders(df, 'modality', img_size=224, bs=32, aug='none', cache='memory', seed=0)
-    def timed(dl):
-        t0 = time.perf_counter(); epoch(dl); return time.perf_counter() - t0
-    timed(plain); timed(mv.train)                                  # warm-up: the files in the OS cache for both
-    t_first = timed(cached.train)                                  # decodes and fills the cache
-    tp, tm, tc = [], [], []
-    for _ in range(reps): tp.append(timed(plain)); tm.append(timed(mv.train)); tc.append(timed(cached.train))   # interleaved: drift hits all alike
-    t_plain, t_mv, t_cached = map(statistics.median, (tp, tm, tc))
-    nb = len(files)
-    return [('data', f'one epoch of {nb} MedPix JPEGs -> 224 px, normalised, bs 32 (images/s)', f'{nb/t_mv:.0f} img/s',
-             f'plain Dataset+DataLoader {nb/t_plain:.0f} img/s', f'{t_plain/t_mv:.2f}x', _at_least(t_plain/t_mv, 1.0)),
-            ('data', 'the same with the decoded-image cache (cache=memory), epochs after the first', f'{nb/t_cached:.0f} img/s',
-             f'plain Dataset+DataLoader {nb/t_plain:.0f} img/s', f'{t_plain/t_cached:.2f}x', _at_least(t_plain/t_cached, 3.0)),
-            ('data', 'first epoch with the cache (decoding and filling it)', f'{nb/t_first:.0f} img/s', f'plain {nb/t_plain:.0f} img/s',
-             f'{t_plain/t_first:.2f}x', '-')]
+    def timed(dl):   # each batch on the device the model would use (medvision's DataLoaders move it there themselves)
+        t0 = time.perf_counter(); k = sum(len(b[0].to(DEV, non_blocking=True)) for b in dl); _sync(); assert k == len(files), k
+        return time.perf_counter() - t0
+    reps, rows, nb = (3 if quick else 5), [], len(files)
+    for nw in (0, 2):
+        plain = torch.utils.data.DataLoader(Plain(), batch_size=32, shuffle=True, num_workers=nw, pin_memory=DEV == 'cuda')
+        mv = medvision_dataloaders(df, 'modality', img_size=224, bs=32, aug='none', seed=0, num_workers=nw, device=DEV)
+        cached = medvision_dataloaders(df, 'modality', img_size=224, bs=32, aug='none', cache='memory', seed=0, num_workers=nw, device=DEV)
+        timed(plain); timed(mv.train)                              # warm-up: the files in the OS cache for both
+        t_first = timed(cached.train)                              # decodes and fills the cache (in the workers, with workers)
+        tp, tm, tc = [], [], []
+        for _ in range(reps): tp.append(timed(plain)); tm.append(timed(mv.train)); tc.append(timed(cached.train))
+        t_plain, t_mv, t_cached = map(statistics.median, (tp, tm, tc))
+        w = f'{nw} workers' if nw else 'no workers'
+        rows += [('data', f'one epoch of {nb} MedPix JPEGs -> 224 px, normalised, bs 32, {w} (images/s)', f'{nb/t_mv:.0f} img/s',
+                  f'plain Dataset+DataLoader {nb/t_plain:.0f} img/s', f'{t_plain/t_mv:.2f}x', _at_least(t_plain/t_mv, 1.0)),
+                 ('data', f'the same with the decoded-image cache (cache=memory), epochs after the first, {w}', f'{nb/t_cached:.0f} img/s',
+                  f'plain Dataset+DataLoader {nb/t_plain:.0f} img/s', f'{t_plain/t_cached:.2f}x', _at_least(t_plain/t_cached, 4.0)),
+                 ('data', f'first epoch with the cache (decoding and filling it), {w}', f'{nb/t_first:.0f} img/s', f'plain {nb/t_plain:.0f} img/s',
+                  f'{t_plain/t_first:.2f}x', '-')]
+    return rows
 
 # ---------------------------------------------------------------- 2. training loop overhead
 def _tensor_dls(xs, ys, bs, n_classes=2):
@@ -102,14 +106,16 @@ def _tensor_dls(xs, ys, bs, n_classes=2):
     from fastai.data.core import DataLoaders
     from fastai.data.load import DataLoader
     batches = [(xs[i:i + bs], ys[i:i + bs]) for i in range(0, len(xs), bs)]
-    dls = DataLoaders(DataLoader(batches, bs=None, shuffle=False), DataLoader(batches[:1], bs=None))
+    dls = DataLoaders(DataLoader(batches, bs=None, shuffle=False), DataLoader(batches[:1], bs=None), device=DEV)
+    from medvision.data.block import InputSpec
+    dls.spec = InputSpec(['label'], {'label': list(range(n_classes))}, tuple(xs.shape[-2:]), xs.shape[1])
     dls.tasks, dls.vocabs, dls.n_ch, dls.text, dls.n_inp = ['label'], {'label': list(range(n_classes))}, 3, None, 1
     return dls
 
 def _fixed_data(nb:int, bs:int=32, sz:int=64):
     "`nb` batches of random images and binary labels, and fastai DataLoaders serving them in order"
     torch.manual_seed(0)
-    xs, ys = torch.randn(nb * bs, 3, sz, sz), torch.randint(0, 2, (nb * bs,))
+    xs, ys = torch.randn(nb * bs, 3, sz, sz).to(DEV), torch.randint(0, 2, (nb * bs,)).to(DEV)
     return xs, ys, _tensor_dls(xs, ys, bs)
 
 def bench_loop(quick:bool) -> list:
@@ -119,7 +125,7 @@ def bench_loop(quick:bool) -> list:
     nb, bs, sz = (8, 32, 64) if quick else (24, 32, 64)
     xs, ys, dls = _fixed_data(nb, bs, sz)
     learn = medvision_learner(dls, arch='resnet18', pretrained=False, metrics=[], opt_func=partial(OptimWrapper, opt=torch.optim.AdamW))
-    model = bare(learn.model)
+    model = bare(learn.model).to(DEV)
     opt = torch.optim.AdamW(model.parameters(), 1e-3)
     batches = [(xs[i:i + bs], ys[i:i + bs]) for i in range(0, nb * bs, bs)]
     def plain():
@@ -127,13 +133,14 @@ def bench_loop(quick:bool) -> list:
         t0 = time.perf_counter()
         for x, y in batches:
             loss = F.cross_entropy(model(x)['logits_label'], y); opt.zero_grad(); loss.backward(); opt.step()
+        _sync()
         return time.perf_counter() - t0
     from fastai.callback.core import Callback
     class TrainTimer(Callback):
         "The training phase of the epoch (the learner's validation pass is timed apart)"
         order = -100
         def before_train(self): self.t0 = time.perf_counter()
-        def after_train(self): self.t = time.perf_counter() - self.t0
+        def after_train(self): _sync(); self.t = time.perf_counter() - self.t0
         def before_validate(self): self.v0 = time.perf_counter()
         def after_validate(self): self.v = time.perf_counter() - self.v0
     tt = TrainTimer()
@@ -147,7 +154,190 @@ def bench_loop(quick:bool) -> list:
     t_plain, t_mv = statistics.median(tp), statistics.median(tf)
     over = t_mv / t_plain
     return [('training loop', f'one training epoch, ResNet-18 {sz} px, {nb} batches of {bs}, AdamW, the same batches (medians of {reps} interleaved; the learner then validates 1 batch in {tt.v*1e3:.0f} ms)',
-             f'{t_mv*1e3:.0f} ms', f'hand-written loop {t_plain*1e3:.0f} ms', f'{over:.3f}x', _at_most(over, 1.05))]
+             f'{t_mv*1e3:.0f} ms', f'hand-written loop {t_plain*1e3:.0f} ms', f'{over:.3f}x', _at_most(over, 1.03))]
+
+# ---------------------------------------------------------------- 2b. training.channels_last and training.compile
+def bench_compile(quick:bool) -> list:
+    """One training epoch of a ResNet-18 through medvision's learner with `training.channels_last` (fastai's `ChannelsLast`) and with
+    `training.compile` (`CompileModel`: inductor), against the same learner without them, on the same batches; compile's first epoch apart"""
+    from fastai.callback.channelslast import ChannelsLast
+    from medvision.callbacks import CompileModel
+    from medvision.learner import medvision_learner
+    nb, bs, sz = (4, 32, 64) if quick else (12, 32, 128)
+    xs, ys, dls = _fixed_data(nb, bs, sz)
+    def epoch_fn(cbs):
+        learn = medvision_learner(dls, arch='resnet18', pretrained=False, metrics=[], cbs=cbs)
+        def epoch():
+            with learn.no_logging(), learn.no_bar(): learn.fit(1, 1e-3)
+            _sync()
+        return epoch
+    fs = {'eager': epoch_fn([]), 'channels_last': epoch_fn([ChannelsLast()])}
+    if not quick:                                                                  # compiling a ResNet-18 takes over a minute on this CPU
+        fs['compile'] = epoch_fn([CompileModel()])
+        t0 = time.perf_counter(); fs['compile'](); t_first = time.perf_counter() - t0   # compiles the training and the validation graphs
+    t = interleaved(fs, 3 if quick else 5)
+    what = f'one training epoch, ResNet-18 {sz} px, {nb} batches of {bs} (+1 validation batch)'
+    judge = lambda r: f"{'faster' if r > 1 else 'SLOWER'} than eager: {r:.2f}x"
+    rows = [('training', f'{what} with training.channels_last', f"{t['channels_last']*1e3:.0f} ms", f"eager {t['eager']*1e3:.0f} ms",
+             f"{t['eager']/t['channels_last']:.2f}x", judge(t['eager']/t['channels_last']))]
+    if quick: return rows + [('training', 'training.compile: not run with --quick (compiling takes over a minute here)', '-', '-', '-', '-')]
+    return rows + [('training', f'{what} with training.compile (inductor), epochs after the first', f"{t['compile']*1e3:.0f} ms", f"eager {t['eager']*1e3:.0f} ms",
+                    f"{t['eager']/t['compile']:.2f}x", judge(t['eager']/t['compile'])),
+                   ('training', "training.compile's first epoch (compiling the train and eval graphs)", f'{t_first:.1f} s', f"eager epoch {t['eager']:.2f} s",
+                    f"{t_first/t['eager']:.0f}x an epoch", '-')]
+
+# ---------------------------------------------------------------- 2c. peers: vanilla fastai and a timm-style loop on the same work
+def _medpix_subset(n:int, n_valid:int=32):
+    from medvision.data.readers import read_medpix
+    df = read_medpix(_data('medpix2'))
+    return pd.concat([df[df.split == 'train'].head(n), df[df.split == 'valid'].head(n_valid)]).reset_index(drop=True)
+
+def _plain_images(files, labels, sz:int, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)):
+    "A plain torch Dataset: PIL decode, squish to `sz`, normalise (as timm's and most hand-written scripts do)"
+    from PIL import Image
+    m, s = torch.tensor(mean).view(3, 1, 1), torch.tensor(std).view(3, 1, 1)
+    class Plain(torch.utils.data.Dataset):
+        def __len__(self): return len(files)
+        def __getitem__(self, i):
+            im = Image.open(files[i]).convert('RGB').resize((sz, sz), Image.BILINEAR)
+            x = torch.from_numpy(np.asarray(im, dtype=np.uint8)).permute(2, 0, 1).float().div_(255)
+            return (x - m) / s, labels[i]
+    return Plain()
+
+def bench_peers(quick:bool) -> list:
+    """One epoch (training, then validation) of MedPix JPEGs -> ResNet-18 from scratch, modality, bs 32, no augmentation, 0 workers, the
+    same data, model and batch size: medvision against vanilla fastai (`ImageDataLoaders.from_df` + `vision_learner`) and a timm-style loop"""
+    if _data('medpix2') is None: return _skip('peers', 'medpix2')
+    import timm
+    from fastai.vision.all import ImageDataLoaders, Resize, Normalize, imagenet_stats, vision_learner
+    from medvision.data.block import medvision_dataloaders
+    from medvision.learner import medvision_learner
+    n, sz = (64, 64) if quick else (480, 128)
+    df = _medpix_subset(n)
+    classes = sorted(df.modality.unique()); y = df.modality.map(classes.index).to_numpy()
+    def medvision_epoch():
+        dls = medvision_dataloaders(df, 'modality', img_size=sz, bs=32, aug='none', arch='resnet18', normalize='imagenet', seed=0, device=DEV)
+        learn = medvision_learner(dls, arch='resnet18', pretrained=False, metrics=[])
+        return lambda: _fit1(learn)
+    def fastai_epoch():
+        fdf = df.assign(is_valid=df.split == 'valid')
+        dls = ImageDataLoaders.from_df(fdf, path='/', fn_col='image', label_col='modality', valid_col='is_valid', item_tfms=Resize(sz, method='squish'),
+                                       batch_tfms=Normalize.from_stats(*imagenet_stats), bs=32, device=DEV, seed=0)
+        learn = vision_learner(dls, 'resnet18', pretrained=False, metrics=[])
+        return lambda: _fit1(learn)
+    def timm_epoch():
+        tr, va = (df.split == 'train').to_numpy(), (df.split == 'valid').to_numpy()
+        dl_tr = torch.utils.data.DataLoader(_plain_images(df.image[tr].tolist(), y[tr], sz), batch_size=32, shuffle=True, pin_memory=DEV == 'cuda')
+        dl_va = torch.utils.data.DataLoader(_plain_images(df.image[va].tolist(), y[va], sz), batch_size=64, pin_memory=DEV == 'cuda')
+        model = timm.create_model('resnet18', pretrained=False, num_classes=len(classes)).to(DEV)
+        opt = torch.optim.AdamW(model.parameters(), 1e-3)
+        def epoch():
+            model.train()
+            for x, t in dl_tr:
+                x, t = x.to(DEV, non_blocking=True), t.to(DEV, non_blocking=True)
+                loss = F.cross_entropy(model(x), t); opt.zero_grad(); loss.backward(); opt.step()
+            model.eval()
+            with torch.no_grad():
+                for x, t in dl_va: F.cross_entropy(model(x.to(DEV)), t.to(DEV))
+            _sync()
+        return epoch
+    t = interleaved({'medvision': medvision_epoch(), 'fastai': fastai_epoch(), 'timm': timm_epoch()}, 2 if quick else 5)
+    what = f'one epoch of {n} MedPix JPEGs -> {sz} px + 32 validated, ResNet-18 from scratch, bs 32, 0 workers'
+    return [('peers', f'{what}: vanilla fastai (`ImageDataLoaders.from_df`, `vision_learner`: its own head) against medvision', f"medvision {t['medvision']:.2f} s",
+             f"fastai {t['fastai']:.2f} s", f"{t['fastai']/t['medvision']:.2f}x", f"medvision {'faster' if t['fastai'] > t['medvision'] else 'SLOWER'}"),
+            ('peers', f'{what}: a timm-style loop (torch Dataset + DataLoader, `timm.create_model`, AdamW) against medvision', f"medvision {t['medvision']:.2f} s",
+             f"timm-style {t['timm']:.2f} s", f"{t['timm']/t['medvision']:.2f}x", f"medvision {'faster' if t['timm'] > t['medvision'] else 'SLOWER'}")]
+
+def _fit1(learn):
+    with learn.no_logging(), learn.no_bar(): learn.fit(1, 1e-3)
+    _sync()
+
+# ---------------------------------------------------------------- 4b. inference: `medvision predict` against plain PyTorch and ONNX Runtime
+def bench_inference(quick:bool) -> list:
+    """Images/s predicting a folder of MedPix JPEGs at 224 px with a ResNet-18 checkpoint: `predict_files` (what `medvision predict` runs, in
+    this process), against plain PyTorch (Dataset + DataLoader + the bare model) and ONNX Runtime on the exported model (the same loader)"""
+    if _data('medpix2') is None: return _skip('inference', 'medpix2')
+    import tempfile, onnxruntime as ort
+    from medvision.data.block import medvision_dataloaders
+    from medvision.learner import medvision_learner, bare
+    from medvision.checkpoint import save_checkpoint
+    from medvision.run import predict_files, export_model
+    n = 64 if quick else 512
+    df = _medpix_subset(n)
+    tmp = Path(tempfile.mkdtemp(prefix='mv-bench-'))
+    imgs = tmp/'images'; imgs.mkdir()
+    files = df[df.split == 'train'].image.tolist()
+    for i, f in enumerate(files): (imgs/f'{i:05d}.jpg').symlink_to(Path(f).resolve())
+    dls = medvision_dataloaders(df, 'modality', img_size=224, bs=64, aug='none', arch='resnet18', seed=0)
+    learn = medvision_learner(dls, arch='resnet18', pretrained=False, metrics=[])
+    ck = save_checkpoint(learn, tmp/'resnet18')
+    onnx_file = export_model(ck, 'onnx', tmp/'resnet18.onnx')
+    spec = dls.spec
+    model = bare(learn.model).eval().to(DEV)
+    ordered = sorted(imgs.iterdir())
+    loader = lambda: torch.utils.data.DataLoader(_plain_images([str(f) for f in ordered], np.zeros(len(ordered), int), 224, spec.mean, spec.std), batch_size=64)
+    def plain():
+        with torch.no_grad():
+            for x, _ in loader(): model(x.to(DEV))
+        _sync()
+    so = ort.SessionOptions(); so.intra_op_num_threads = torch.get_num_threads()
+    sess = ort.InferenceSession(str(onnx_file), so, providers=['CUDAExecutionProvider', 'CPUExecutionProvider'] if DEV == 'cuda' else ['CPUExecutionProvider'])
+    def onnx_run():
+        for x, _ in loader(): sess.run(None, {'image': x.numpy()})
+    def mv():
+        with warnings.catch_warnings(): warnings.simplefilter('ignore'); predict_files(ck, imgs, bs=64)
+    t = interleaved({'mv': mv, 'plain': plain, 'onnx': onnx_run}, 2 if quick else 5)
+    k = len(ordered)
+    return [('inference', f'`medvision predict` (predict_files: the checkpoint loaded, {k} JPEGs read, checked, decoded once) -> 224 px, ResNet-18, bs 64 (images/s)',
+             f"{k/t['mv']:.0f} img/s", f"plain PyTorch {k/t['plain']:.0f} img/s", f"{t['plain']/t['mv']:.2f}x", _at_least(t['plain']/t['mv'], 1.0)),
+            ('inference', 'ONNX Runtime on the exported model (`medvision export`), the same plain loader', f"{k/t['onnx']:.0f} img/s",
+             f"plain PyTorch {k/t['plain']:.0f} img/s", f"{t['plain']/t['onnx']:.2f}x", '-')]
+
+# ---------------------------------------------------------------- 5b. growth with the number of rows
+def bench_growth(quick:bool) -> list:
+    """Setup, uncached loader epoch, training epoch (ResNet-18, 64 px) and the memory cache's size at 1x, 4x and 16x the MedPix training rows
+    (the copies are links under other names, so the cache holds each as its own image, as it would distinct files)"""
+    if _data('medpix2') is None: return _skip('growth', 'medpix2')
+    import tempfile
+    from medvision.data.block import medvision_dataloaders
+    from medvision.learner import medvision_learner
+    base = _medpix_subset(64 if quick else 320, 16)
+    tmp = Path(tempfile.mkdtemp(prefix='mv-growth-'))
+    res = {}
+    for k in (1, 4, 16):
+        parts = []
+        for c in range(k):
+            d = tmp/f'copy{c}'; d.mkdir(exist_ok=True)
+            links = []
+            for i, f in enumerate(base.image):
+                l = d/f'{i:05d}.jpg'
+                if not l.exists(): l.symlink_to(Path(f).resolve())
+                links.append(str(l))
+            parts.append(base.assign(image=links) if c == 0 else base[base.split == 'train'].assign(image=[l for l, s in zip(links, base.split) if s == 'train']))
+        df = pd.concat(parts).reset_index(drop=True)
+        rows = int((df.split == 'train').sum())
+        t0 = time.perf_counter(); dls = medvision_dataloaders(df, 'modality', img_size=64, bs=32, aug='none', arch='resnet18', seed=0, device=DEV); t_setup = time.perf_counter() - t0
+        t_load = median_time(lambda: [None for _ in dls.train], 2 if quick else 3, warmup=1)
+        t0 = time.perf_counter(); cdl = medvision_dataloaders(df, 'modality', img_size=64, bs=32, aug='none', arch='resnet18', cache='memory', seed=0, device=DEV)
+        t_csetup = time.perf_counter() - t0
+        [None for _ in cdl.train]                                                  # fills the cache
+        t_cached = median_time(lambda: [None for _ in cdl.train], 2 if quick else 3, warmup=0)
+        slabs = [f for d in ('/dev/shm', tempfile.gettempdir()) for f in Path(d).glob(f'medvision-images-{os.getpid()}-*.slab')]
+        nbytes = max((f.stat().st_blocks * 512 for f in slabs), default=0)      # the newest slab is the largest: the space it holds
+        learn = medvision_learner(dls, arch='resnet18', pretrained=False, metrics=[])
+        t_train = median_time(lambda: _fit1(learn), 1 if quick else 2, warmup=1 if k == 1 else 0)
+        res[k] = (rows, t_setup + t_csetup, t_load, t_cached, t_train, nbytes)
+        print(f"growth {k}x: {rows} rows, setup {t_setup + t_csetup:.2f} s, loader {t_load:.2f} s, cached {t_cached:.2f} s, train {t_train:.2f} s, cache {res[k][5]/2**20:.0f} MiB", file=sys.stderr, flush=True)
+    out = []
+    names = ('DataLoaders setup (plain + cached)', 'uncached loader epoch', 'cached loader epoch', 'training epoch (+ validation)', 'memory cache size')
+    for j, name in enumerate(names, 1):
+        per = [res[k][j] / res[k][0] for k in (1, 4, 16)]                        # cost a row
+        cells = ', '.join(f"{k}x ({res[k][0]} rows): " + (f"{res[k][j]/2**20:.1f} MiB" if j == 5 else f"{res[k][j]:.2f} s") for k in (1, 4, 16))
+        g = per[2] / per[0]
+        unit, u = (1 / 1024, 'KiB') if j == 5 else (1e3, 'ms')
+        out.append(('growth', f'{name}, MedPix at 64 px, ResNet-18: {cells}', f'a row at 16x: {per[2] * unit:.3f} {u}', f'a row at 1x: {per[0] * unit:.3f} {u}',
+                    f'{g:.2f}x', 'faster than linear' if g > 1.2 else 'linear (a row costs about the same)'))
+    return out
 
 # ---------------------------------------------------------------- 3. multimodal: cached embeddings vs a live text encoder
 def bench_multimodal(quick:bool) -> list:
@@ -161,18 +351,18 @@ def bench_multimodal(quick:bool) -> list:
              enumerate(zip(['small', 'large', 'spiculated', 'round'] * 8, ['upper', 'lower'] * 16))]
     toks = enc.tokenize(texts)
     with torch.no_grad(): emb = enc(toks)
-    x, y = torch.randn(bs, 3, sz, sz), torch.randint(0, 2, (bs,))
+    x, y, emb, toks = torch.randn(bs, 3, sz, sz).to(DEV), torch.randint(0, 2, (bs,)).to(DEV), emb.to(DEV), toks.to(DEV)
     def stepper(m, *inp):
         opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], 1e-3)
         def step():
-            loss = F.cross_entropy(m(x, *inp)['logits_label'], y); opt.zero_grad(); loss.backward(); opt.step()
+            loss = F.cross_entropy(m(x, *inp)['logits_label'], y); opt.zero_grad(); loss.backward(); opt.step(); _sync()
         return step
-    mk = lambda text: MultimodalModel(vision_backbone('resnet18', pretrained=False), text=text, tasks={'label': 2}).train()
+    mk = lambda text: MultimodalModel(vision_backbone('resnet18', pretrained=False), text=text, tasks={'label': 2}).train().to(DEV)
     t = interleaved({'img': stepper(mk(None)), 'emb': stepper(mk(emb.shape[1]), emb), 'live': stepper(mk(enc), toks)}, 5 if quick else 9)
     t_img, t_emb, t_live = t['img'], t['emb'], t['live']
     r = t_emb / t_img
     return [('multimodal', f'train step, ResNet-18 {sz} px + MiniLM caption embeddings (cached), bs {bs}', f'{t_emb*1e3:.0f} ms',
-             f'image-only model {t_img*1e3:.0f} ms', f'{r:.2f}x', _at_most(r, 1.1)),
+             f'image-only model {t_img*1e3:.0f} ms', f'{r:.3f}x', _at_most(r, 1.05)),
             ('multimodal', 'the same with MiniLM (frozen) run on the tokens every step', f'{t_live*1e3:.0f} ms',
              f'cached embeddings {t_emb*1e3:.0f} ms', f'{t_live/t_emb:.2f}x slower', 'cache saves this')]
 
@@ -200,7 +390,7 @@ def bench_distill(quick:bool) -> list:
 
 # ---------------------------------------------------------------- 5. mixed precision
 def bench_mixed_precision(quick:bool) -> list:
-    "Train steps of a ResNet-18 at 128 px: bf16 autocast vs fp32, in plain PyTorch and through medvision's learner"
+    "Train steps of a ResNet-18 at 128 px: autocast (bf16 on CPU; fp16 and bf16 on a GPU) vs fp32, in plain PyTorch and through medvision's learner"
     import timm
     from medvision.callbacks import mixed_precision
     torch.manual_seed(0)
@@ -208,15 +398,12 @@ def bench_mixed_precision(quick:bool) -> list:
     x, y = torch.randn(bs, 3, sz, sz), torch.randint(0, 2, (bs,))
     model = timm.create_model('resnet18', pretrained=False, num_classes=2)
     opt = torch.optim.AdamW(model.parameters(), 1e-3)
-    dev = 'cuda' if torch.cuda.is_available() else 'cpu'
-    low = torch.float16 if dev == 'cuda' else torch.bfloat16
+    dev = DEV
     model, x, y = model.to(dev), x.to(dev), y.to(dev)
-    def step(amp):
-        with torch.autocast(dev, dtype=low, enabled=amp): out = model(x)
+    def step(dtype):
+        with torch.autocast(dev, dtype=dtype or torch.float32, enabled=dtype is not None): out = model(x)
         loss = F.cross_entropy(out.float(), y); opt.zero_grad(); loss.backward(); opt.step()
-        if dev == 'cuda': torch.cuda.synchronize()
-    fp32 = median_time(lambda: step(False), n)
-    amp = median_time(lambda: step(True), n)
+        _sync()
     from fastai.learner import Learner
     from fastai.data.core import DataLoaders
     from fastai.data.load import DataLoader
@@ -225,13 +412,18 @@ def bench_mixed_precision(quick:bool) -> list:
     def fit(cbs):
         learn = Learner(dls, model, loss_func=torch.nn.CrossEntropyLoss(), cbs=cbs)
         with learn.no_logging(), learn.no_bar(): learn.fit(1, 1e-3)
-    mv32 = median_time(lambda: fit([]), n)
-    mv16 = median_time(lambda: fit(mixed_precision('fp16' if dev == 'cuda' else 'bf16', dev)), n)
-    name = 'fp16' if dev == 'cuda' else 'bf16'
-    return [('mixed precision', f'train step, ResNet-18 {sz} px, bs {bs}: {name} autocast (plain PyTorch)', f'{amp*1e3:.0f} ms',
-             f'fp32 plain PyTorch {fp32*1e3:.0f} ms', f'{fp32/amp:.2f}x', _at_least(fp32/amp, 1.0)),
-            ('mixed precision', f'one fastai epoch of that batch with medvision mixed_precision({name!r})', f'{mv16*1e3:.0f} ms',
-             f'same learner in fp32 {mv32*1e3:.0f} ms', f'{mv32/mv16:.2f}x', _at_least(mv32/mv16, 1.0))]
+        _sync()
+    fp32, mv32 = median_time(lambda: step(None), n), median_time(lambda: fit([]), n)
+    rows = []
+    for name in (('fp16', 'bf16') if dev == 'cuda' else ('bf16',)):
+        low = {'fp16': torch.float16, 'bf16': torch.bfloat16}[name]
+        amp = median_time(lambda: step(low), n)
+        mv16 = median_time(lambda: fit(mixed_precision(name, dev)), n)
+        rows += [('mixed precision', f'train step, ResNet-18 {sz} px, bs {bs}: {name} autocast (plain PyTorch, {dev})', f'{amp*1e3:.0f} ms',
+                  f'fp32 plain PyTorch {fp32*1e3:.0f} ms', f'{fp32/amp:.2f}x', _at_least(fp32/amp, 1.0)),
+                 ('mixed precision', f'one fastai epoch of that batch with medvision mixed_precision({name!r})', f'{mv16*1e3:.0f} ms',
+                  f'same learner in fp32 {mv32*1e3:.0f} ms', f'{mv32/mv16:.2f}x', _at_least(mv32/mv16, 1.0))]
+    return rows
 
 # ---------------------------------------------------------------- 6. the test suite
 def bench_tests(quick:bool) -> list:
@@ -387,7 +579,7 @@ def bench_medpix_recipes(quick:bool) -> list:
     df = read_medpix(root)
     if quick: df = pd.concat([df[df.split == 'train'].sample(n=300, random_state=0), df[df.split != 'train']]).reset_index(drop=True)
     df['emb'] = list(embed_texts(df.text, text_encoder('minilm', max_length=64), cache=HERE/'.cache'/'medpix_minilm.npz', progress=False))
-    every, one_cycle = list(RECIPES), ['scratch, one-cycle', 'ImageNet, one-cycle']
+    every = list(RECIPES)
     grid, seeds, epochs = ({64: every}, (0,), 2) if quick else ({64: every, 96: every}, (0, 1, 2), 4)
     arch, tasks, res = 'efficientnet_lite0', ['modality', 'location'], {}
     for sz, names in grid.items():
@@ -586,17 +778,21 @@ def bench_preflight(quick:bool) -> list:
         rows.append(('preflight', f'`scan_images` over the {len(pdf)} PneumoniaMNIST arrays (in memory: SHA-1 of the bytes, shape as header)', f"{ts*1000:.0f} ms", '-', '-', '-'))
     return rows
 
-SECTIONS = {'data': bench_data, 'loop': bench_loop, 'multimodal': bench_multimodal, 'distill': bench_distill,
+SECTIONS = {'data': bench_data, 'loop': bench_loop, 'compile': bench_compile, 'peers': bench_peers, 'inference': bench_inference, 'growth': bench_growth,
+            'multimodal': bench_multimodal, 'distill': bench_distill,
             'mixed_precision': bench_mixed_precision, 'pneumonia': bench_pneumonia, 'recipes': bench_recipes, 'pneumonia_goal': bench_pneumonia_goal, 'medpix_recipes': bench_medpix_recipes, 'medpix_caption': bench_medpix_caption, 'medpix': bench_medpix, 'distill_pays': bench_distill_pays, 'tests': bench_tests,
             'cli': bench_cli, 'preflight': bench_preflight}
 
 def main():
     ap = argparse.ArgumentParser(); ap.add_argument('--quick', action='store_true'); ap.add_argument('--only', nargs='*')
+    ap.add_argument('--device', default='cpu', choices=('cpu', 'cuda'), help="where the models run (cuda: every section on the GPU)")
     ap.add_argument('--cells', nargs='*', help="with --only: run only the grid cells of `recipes`/`medpix_recipes` whose label ('96 px, ImageNet, "
                     "fastai fine_tune') contains one of these texts; their rows replace the same rows and keep the section's others")
     a = ap.parse_args()
-    global CELLS
+    global CELLS, DEV
     CELLS = a.cells
+    if a.device == 'cuda' and not torch.cuda.is_available(): sys.exit("--device cuda: no CUDA GPU is visible to torch here")
+    DEV = a.device
     rows, t_all = [], time.time()
     for name, s in SECTIONS.items():
         if a.only and name not in a.only: continue

@@ -20,8 +20,9 @@ from .learner import bare
 
 # %% auto #0
 __all__ = ['AUX_MODALITIES', 'ModalityDropoutScheduleCallback', 'check_aux_weight', 'AuxLossScheduleCallback', 'EMACallback',
-           'CPUAutocastCallback', 'mixed_precision', 'CSVTableLogger', 'tracking_callbacks', 'default_mlflow_uri',
-           'mlflow_params', 'MLflowCallback', 'checkpoint_files', 'log_wandb_checkpoints', 'tracked']
+           'CPUAutocastCallback', 'mixed_precision', 'CompileModel', 'CSVTableLogger', 'tracking_callbacks',
+           'default_mlflow_uri', 'mlflow_params', 'MLflowCallback', 'checkpoint_files', 'log_wandb_checkpoints',
+           'tracked']
 
 # %% ../nbs/06a_callbacks.ipynb #17227d51
 def _lin(start, end, epoch:int, n_epoch:int): return start + (end - start) * (epoch / max(n_epoch - 1, 1))
@@ -128,6 +129,15 @@ def mixed_precision(mode:str|None='bf16', device=None) -> list:
     if cuda: return [MixedPrecision(amp_mode=mode)]
     if mode == 'fp16': raise MedvisionError("fp16 mixed precision needs a CUDA GPU; on CPU use mixed_precision='bf16'")
     return [CPUAutocastCallback()]
+
+# %% ../nbs/06a_callbacks.ipynb #bdb0f8a9
+class CompileModel(Callback):
+    "Compile the model with `torch.compile` (in place: `nn.Module.compile`) before the first fit; `kwargs` go to `torch.compile`"
+    order = 0   # after fastai's `ChannelsLast` (-1), so the graph is traced in the memory format it will run in
+    def __init__(self, **kwargs): self.kwargs = kwargs
+    def before_fit(self):
+        m = bare(self.learn.model)
+        if getattr(m, '_compiled_call_impl', None) is None: m.compile(**self.kwargs)
 
 # %% ../nbs/06a_callbacks.ipynb #b8d4f202
 class CSVTableLogger(CSVLogger):

@@ -265,6 +265,8 @@ SCHEMA = {
         'aux_weight':   Key([1.0, 0.1], (list, dict), "weight of the auxiliary losses at the first and the last epoch, [start, end]; or a schedule per modality with auxiliary heads, e.g. {image: [1.0, 0.1], text: [0.5, 0.0]}", bounds='>= 0', items=float, size=2, check='medvision.callbacks:check_aux_weight'),
         'pretrain_vision_epochs': Key(0, int, "one-cycle epochs of the image branch alone (other modalities masked) before the full run", bounds='>= 0'),
         'mixed_precision': Key(None, str, "`bf16` or `fp16` autocast", choices=('bf16', 'fp16')),
+        'channels_last': Key(False, bool, "the model and its convolutions in channels-last memory format (fastai's `ChannelsLast`); bench/RESULTS.md says what it gives"),
+        'compile':      Key(False, bool, "compile the model with `torch.compile` before training (`callbacks.CompileModel`); the first batches pay the compilation"),
         'ema':          Key(None, float, "keep an exponential moving average of the weights with this decay (e.g. 0.999)", bounds='(0, 1)'),
         'validation_interval': Key(1, int, "validate every this many epochs of a stage (and at its last); early stopping and plateau count validated epochs only, the best checkpoint is the best validated epoch", bounds='>= 1'),
         'freeze_backbone': Key(False, bool, "train the head alone for the whole run: every group but the head frozen, batch-norm weights too (one_cycle, cosine, cosine_anneal, plateau)"),

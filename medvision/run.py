@@ -20,19 +20,20 @@ from .data.readers import read_sources, read_image, READERS, IMAGE_EXTS
 from .data.splits import split_table, kfold, filter_min_samples
 from .data.block import medvision_dataloaders
 from .learner import medvision_learner, bare
-from .callbacks import mixed_precision, EMACallback, tracking_callbacks, tracked, default_mlflow_uri, ModalityDropoutScheduleCallback, AuxLossScheduleCallback
+from .callbacks import mixed_precision, CompileModel, EMACallback, tracking_callbacks, tracked, default_mlflow_uri, ModalityDropoutScheduleCallback, AuxLossScheduleCallback
 from .checkpoint import CheckpointCallback, save_checkpoint, learner_from_checkpoint, model_from_checkpoint, checkpoint_stem, checkpoint_spec, training_stages
 from .metrics import task_metrics, lower_is_better, select_threshold
 from .evaluate import evaluate, predict, compare
 
 # %% auto #0
-__all__ = ['MEDMNIST_V2_RESNET18_28', 'COMMAND_KEYS', 'as_config', 'data_root', 'build_table', 'with_text_emb', 'build_dls',
-           'monitor_comp', 'run_metrics', 'config_callbacks', 'build_learner', 'world_size', 'init_distributed',
-           'main_process_first', 'from_main', 'distributed', 'BatchCountCallback', 'ValidationIntervalCallback', 'fit',
-           'resume_run', 'run_log', 'new_run', 'preflight', 'keep_threshold', 'split_rows', 'proba_splits',
-           'save_split_proba', 'report', 'ci_text', 'fit_and_report', 'train', 'train_folds', 'embed', 'predict_files',
-           'export_model', 'demo_config', 'demo', 'demo_rows', 'refuse_keys', 'distill', 'distill_results',
-           'distill_table', 'evaluate_checkpoint', 'run_checkpoints', 'compare_checkpoints', 'check_overrides']
+__all__ = ['PREDICT_CHUNK', 'MEDMNIST_V2_RESNET18_28', 'COMMAND_KEYS', 'as_config', 'data_root', 'build_table', 'with_text_emb',
+           'build_dls', 'monitor_comp', 'run_metrics', 'config_callbacks', 'build_learner', 'world_size',
+           'init_distributed', 'main_process_first', 'from_main', 'distributed', 'BatchCountCallback',
+           'ValidationIntervalCallback', 'fit', 'resume_run', 'run_log', 'new_run', 'preflight', 'keep_threshold',
+           'split_rows', 'proba_splits', 'save_split_proba', 'report', 'ci_text', 'fit_and_report', 'train',
+           'train_folds', 'embed', 'predict_files', 'export_model', 'demo_config', 'demo', 'demo_rows', 'refuse_keys',
+           'distill', 'distill_results', 'distill_table', 'evaluate_checkpoint', 'run_checkpoints',
+           'compare_checkpoints', 'check_overrides']
 
 # %% ../nbs/09a_run.ipynb #68b8bb8e
 def _flat(nested:dict) -> dict:
@@ -169,6 +170,7 @@ def run_metrics(dls) -> list:
 def config_callbacks(cfg:RunConfig, bs:int) -> list:
     "The training callbacks `cfg` asks for (`bs`: the batch size): mixed precision, gradient accumulation and clipping, MixUp/CutMix, EMA, the modality-dropout and auxiliary-loss schedules"
     from fastai.callback.training import GradientAccumulation, GradientClip
+    from fastai.callback.channelslast import ChannelsLast
     from fastai.callback.mixup import MixUp, CutMix
     t, o = cfg.training, cfg.optimizer
     cbs = [*mixed_precision(t.mixed_precision, get_device(cfg.experiment.device))]
@@ -177,6 +179,8 @@ def config_callbacks(cfg:RunConfig, bs:int) -> list:
     if cfg.augmentation.mixup: cbs.append(MixUp(cfg.augmentation.mixup))
     if cfg.augmentation.cutmix: cbs.append(CutMix(cfg.augmentation.cutmix))
     if t.ema: cbs.append(EMACallback(t.ema))
+    if t.channels_last: cbs.append(ChannelsLast())
+    if t.compile: cbs.append(CompileModel())
     if cfg.masking.end: cbs.append(ModalityDropoutScheduleCallback(dict(cfg.masking.modality_dropout), dict(cfg.masking.end)))
     if isinstance(t.aux_weight, dict) and not cfg.model.aux: raise MedvisionError("training.aux_weight gives a schedule per modality but model.aux is false (no auxiliary heads); set model.aux: true, or leave aux_weight out")
     if cfg.model.aux: cbs.append(AuxLossScheduleCallback.from_pairs(RunConfig(t).to_dict()['aux_weight'], 'training.aux_weight'))   # [start, end], or modality -> [start, end]
@@ -646,13 +650,17 @@ def _input_table(inp) -> tuple:
         return t, []
     raise MedvisionError(f"--input {p}: give a folder of images or a .csv file with an 'image' column")
 
-def _readable(t:pd.DataFrame, spec) -> tuple:
-    "`(rows, skipped)`: the rows of `t` whose image decodes as the spec reads it, and the others with `read_image`'s reason"
-    ok, skipped = [], []
+PREDICT_CHUNK = 1024   # rows decoded, held and predicted at a time by `predict_files` (at 224 px, 150 MB of images)
+
+def _decoded(t:pd.DataFrame, spec) -> tuple:
+    "`(rows, files, skipped)`: the rows of `t` whose image decodes as the spec reads it, with the decoded image (at the spec's size) in `image`; their files; the others with `read_image`'s reason"
+    ok, ims, skipped = [], [], []
     for i, src in enumerate(t.image):
-        try: read_image(src, n_ch=spec.channels, intensity=spec.intensity, window=spec.window); ok.append(i)
+        try: ims.append(read_image(src, n_ch=spec.channels, draft=max(spec.image_size), size=spec.image_size, intensity=spec.intensity, window=spec.window)); ok.append(i)
         except MedvisionError as e: skipped.append((str(src), str(e)))
-    return t.iloc[ok].reset_index(drop=True), skipped
+    rows = t.iloc[ok].reset_index(drop=True)
+    files, rows['image'] = rows.image.copy(), pd.Series(ims, dtype=object)
+    return rows, files, skipped
 
 def _proba_column(spec, output) -> str:
     "The column of `predict_files`' table that a `.proba` `output` holds: the positive class of the one two-class task; else a `MedvisionError` saying what to write instead"
@@ -685,12 +693,16 @@ def predict_files(checkpoint, # a medvision checkpoint
     if col and threshold is not None: raise MedvisionError("--threshold: a .proba file holds probabilities, which no threshold changes; drop --threshold, or write a .csv to get the classes at it")
     proba = proba or col is not None
     t, skipped = _input_table(inp)
-    t, bad = _readable(t, spec); skipped += bad
-    if t.empty: raise MedvisionError(f"--input {inp}: none of its {len(skipped)} file(s) can be read, e.g. {skipped[0][1]}")
-    learn = learner_from_checkpoint(checkpoint, table=t)
-    ps = learn.get_preds(dl=learn.dls.test_dl(t, bs=bs))[0]
-    res = pd.DataFrame({'image': t.image})
-    for task, p in zip(spec.tasks, ps if isinstance(ps, tuple) else (ps,)):
+    learn, parts, files = None, [], []
+    for s in range(0, len(t), PREDICT_CHUNK):   # each image decoded once: the check that it reads gives the loader its pixels
+        rows, fs, bad = _decoded(t.iloc[s:s + PREDICT_CHUNK], spec); skipped += bad
+        if rows.empty: continue
+        if learn is None: learn = learner_from_checkpoint(checkpoint, table=rows)
+        ps = learn.get_preds(dl=learn.dls.test_dl(rows, bs=bs))[0]
+        parts.append(ps if isinstance(ps, tuple) else (ps,)); files.append(fs)
+    if learn is None: raise MedvisionError(f"--input {inp}: none of its {len(skipped)} file(s) can be read, e.g. {skipped[0][1]}")
+    res = pd.DataFrame({'image': pd.concat(files, ignore_index=True)})
+    for task, p in zip(spec.tasks, [torch.cat(p) for p in zip(*parts)]):
         p, names = p.numpy(), spec.vocabs[task]
         th = threshold if threshold is not None else spec.thresholds.get(task)
         pred = (p[:, 1] >= th).astype(int) if th is not None and p.shape[1] == 2 else p.argmax(1)

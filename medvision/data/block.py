@@ -15,14 +15,36 @@ from fastai.vision.all import (Datasets, PILImage, PILImageBW, TensorImage, Tens
 from fastai.data.core import DataLoaders, TfmdDL, test_set
 from fastai.callback.data import WeightedDL
 from fastcore.basics import patch
+from fastcore.foundation import is_indexer
 from ..core import MedvisionError
 from .readers import read_image, need_cols, H5_SEP
 from .splits import check_labels, check_leakage
 
 # %% auto #0
-__all__ = ['image_hw', 'ImageReader', 'compute_stats', 'TabularProcs', 'tabular_matrix', 'tokenize_texts',
-           'class_balance_weights', 'FastNormalize', 'InputSpec', 'MedvisionDataLoaders', 'medvision_dataloaders',
-           'TensorTokens', 'TensorTabular', 'TensorTextEmbedding', 'TrimTokens']
+__all__ = ['TableRow', 'TableDatasets', 'image_hw', 'ImageReader', 'compute_stats', 'TabularProcs', 'tabular_matrix',
+           'tokenize_texts', 'class_balance_weights', 'FastNormalize', 'InputSpec', 'MedvisionDataLoaders',
+           'medvision_dataloaders', 'TensorTokens', 'TensorTabular', 'TensorTextEmbedding', 'TrimTokens']
+
+# %% ../../nbs/01b_data.block.ipynb #f8af8b13
+class TableRow(dict):
+    "One row of a sample table as a plain mapping of column to value; `name` is its index label (as a pandas row's)"
+    __slots__ = ('name',)
+    def __init__(self, values:dict, name=None): super().__init__(values); self.name = name
+
+class TableDatasets(Datasets):
+    "fastai `Datasets` over a sample table that reads each row once, as a `TableRow`, for all its pipelines"
+    def _columns(self) -> tuple:
+        "The table's column arrays and index labels, made once per table (a subset is a new table)"
+        t = self.tls[0].items
+        if getattr(self, '_table', None) is not t:
+            self._cols,self._names,self._table = [(c, t[c].to_numpy()) for c in t.columns],t.index.to_numpy(),t
+        return self._cols,self._names
+
+    def __getitem__(self, it):
+        if not (is_indexer(it) and isinstance(self.tls[0].items, pd.DataFrame)): return super().__getitem__(it)
+        cols,names = self._columns()
+        row = TableRow({c: a[it] for c, a in cols}, names[it])
+        return tuple(tl._after_item(row) for tl in self.tls)
 
 # %% ../../nbs/01b_data.block.ipynb #4e395fd4
 def image_hw(size) -> tuple|None:
@@ -70,7 +92,7 @@ class ImageReader:
 
     def array(self, s) -> np.ndarray:
         "Decoded (resized, cached) uint8 array of source `s` (a table row, a path or an array)"
-        if isinstance(s, pd.Series): s = s['image']
+        if isinstance(s, (pd.Series, TableRow)): s = s['image']
         if self.cache == 'memory': return self._from_slab(s)
         if self.cache == 'disk': return self._from_disk(s)
         return self._load(s)
@@ -79,7 +101,7 @@ class ImageReader:
         a = self.array(s)
         if self.size is not None:   # already at the training size: straight to a uint8 tensor image (fastai's ToTensor passes it on)
             a = np.ascontiguousarray(a.reshape(a.shape[0], a.shape[1], -1))
-            t = torch.from_numpy(a if a.flags.writeable else a.copy()).permute(2, 0, 1)
+            t = torch.from_numpy(a if a.flags.writeable else a.copy()).permute(2, 0, 1).contiguous()   # CHW in one small copy: the batch then stacks contiguous images
             return TensorImage(t) if self.n_ch == 3 else TensorImageBW(t)
         return PILImage.create(a) if self.n_ch == 3 else PILImageBW.create(a.reshape(a.shape[:2]))
 
@@ -317,8 +339,9 @@ def class_balance_weights(labels) -> np.ndarray:
 
 # %% ../../nbs/01b_data.block.ipynb #91d77566
 class FastNormalize(Normalize):
-    "fastai's `Normalize`, encoding with one temporary: `(x - mean) * (1 / std)`"
-    def encodes(self, x:TensorImage): return x.sub(self.mean).mul_(1 / self.std)
+    "fastai's `Normalize`, encoding as `(x - mean) * (1 / std)` with one temporary, or none `inplace`"
+    inplace = False   # set by `InputSpec.batch_tfms`, where the batch is the new tensor `IntToFloatTensor` made
+    def encodes(self, x:TensorImage): return (x.sub_(self.mean) if self.inplace else x.sub(self.mean)).mul_(1 / self.std)
 
 # %% ../../nbs/01b_data.block.ipynb #a1c0f002
 @dataclass
@@ -377,8 +400,9 @@ class InputSpec:
 
     def batch_tfms(self, augs:list=None) -> list:
         "Batch transforms: bytes to floats, `augs`, normalisation, and token padding trimmed to the batch's longest text"
-        return [IntToFloatTensor(), *(augs or []), *([FastNormalize.from_stats(self.mean, self.std)] if self.mean is not None else []),
-                *([TrimTokens()] if self.text == 'tokens' else [])]
+        norm = []
+        if self.mean is not None: norm = [FastNormalize.from_stats(self.mean, self.std)]; norm[0].inplace = True   # on IntToFloatTensor's new tensor (or an augmentation's)
+        return [IntToFloatTensor(), *(augs or []), *norm, *([TrimTokens()] if self.text == 'tokens' else [])]
 
     def table(self, items, with_labels:bool=False, where:str='') -> pd.DataFrame:
         "`items` (a table, a list of image files or arrays, one file) as a table with the columns this spec needs"
@@ -398,7 +422,7 @@ class InputSpec:
     def test_dl(self, items, bs:int=64, device=None, with_labels:bool=False, text_encoder=None, **kwargs):
         "A DataLoader of `items` preprocessed as this spec says, without training data (e.g. from a checkpoint)"
         t = self.table(items, with_labels)
-        ds = Datasets(t, self.item_tfms(with_labels, text_encoder=text_encoder), n_inp=1 + bool(self.text) + bool(self.tabular), split_idx=1)
+        ds = TableDatasets(t, self.item_tfms(with_labels, text_encoder=text_encoder), n_inp=1 + bool(self.text) + bool(self.tabular), split_idx=1)
         return TfmdDL(ds, bs=bs, shuffle=False, drop_last=False, after_batch=self.batch_tfms(), device=device, **kwargs)
 
     def dataloaders(self, table, valid_split:str='valid', bs:int=64, text_encoder=None, device=None, num_workers:int=0):
@@ -410,7 +434,7 @@ class InputSpec:
             val = np.where(t.split == valid_split)[0].tolist(); trn = np.where(t.split == 'train')[0].tolist() or val
         else: trn = val = list(range(len(t)))
         if not len(t): raise MedvisionError(f"dataloaders: the table has no rows to serve (no '{valid_split}' split)")
-        ds = Datasets(t, self.item_tfms(labels, text_encoder=text_encoder), splits=(trn, val), n_inp=1 + bool(self.text) + bool(self.tabular))
+        ds = TableDatasets(t, self.item_tfms(labels, text_encoder=text_encoder), splits=(trn, val), n_inp=1 + bool(self.text) + bool(self.tabular))
         dls = ds.dataloaders(bs=bs, after_batch=self.batch_tfms(), num_workers=_n_workers(num_workers), device=device, shuffle=False, drop_last=False)
         return MedvisionDataLoaders(*dls.loaders, spec=self, text_encoder=text_encoder, device=dls.device)
 
@@ -431,7 +455,7 @@ class MedvisionDataLoaders(DataLoaders):
         kwargs.pop('process', None)   # fastai's Interpretation passes it for tabular data
         t = self.spec.table(test_items, with_labels, where='test_dl: ')
         ds = test_set(self.valid_ds, t, rm_tfms=rm_type_tfms or 0, with_labels=with_labels)
-        ds.n_inp = self.n_inp   # fastai's `test_set` leaves the default (all but the last), wrong without labels
+        ds = TableDatasets(tls=ds.tls, n_inp=self.n_inp)   # one row read per item; fastai's `test_set` leaves `n_inp` at its default (all but the last), wrong without labels
         return self.valid.new(ds, **kwargs)
 
 # %% ../../nbs/01b_data.block.ipynb #61751d19
@@ -486,7 +510,7 @@ def medvision_dataloaders(df:pd.DataFrame, # the sample table, with `train` and 
                      text_encoder={k: getattr(enc, k) for k in ('name', 'pooling', 'max_length', 'instruction', 'trainable')} if isinstance(enc, torch.nn.Module) else None,
                      embedder=embedder, text_dim=text_dim,
                      tabular=TabularProcs.fit(df.iloc[trn], list(tabular)).to_dict() if tabular else None)
-    dsets = Datasets(df, spec.item_tfms(True, cache, cache_dir, enc, df.image if cache else None, cache_max_gb), splits=(trn, val), n_inp=1 + bool(text) + bool(tabular))
+    dsets = TableDatasets(df, spec.item_tfms(True, cache, cache_dir, enc, df.image if cache else None, cache_max_gb), splits=(trn, val), n_inp=1 + bool(text) + bool(tabular))
     augs = aug_transforms_preset(aug) if isinstance(aug, str) else list(aug or [])
     if class_aug_ops and not class_aug: raise MedvisionError("augmentation.class_aug_ops is set but augmentation.class_aug names no labels; set class_aug to the minority label(s), e.g. [0]")
     if class_aug: augs = [ClassConditionalAug(_class_idx(class_aug, spec.vocabs[tasks[0]], tasks[0]), aggressive=class_aug_ops or None, conservative=augs, y_idx=dsets.n_inp)]
@@ -518,12 +542,12 @@ class TensorTextEmbedding(TensorBase):
 class _Column(Transform):
     "The value of column `col` of a table row"
     def __init__(self, col:str): self.col = col
-    def encodes(self, row:pd.Series): return row[self.col]
+    def encodes(self, row:pd.Series|TableRow): return row[self.col]
 
 class _Tokens(Transform):
     "Token ids and mask of a row's text, padded to the encoder's `max_length` (`TrimTokens` cuts each batch to its longest text)"
     def __init__(self, enc): self.enc = enc
-    def encodes(self, row:pd.Series):
+    def encodes(self, row:pd.Series|TableRow):
         t = self.enc.tokenize([row['text']])[0]
         n = self.enc.max_length - t.shape[1]
         if n > 0: t = torch.cat([t, torch.stack([torch.full((n,), self.enc.tokenizer.pad_token_id or 0), torch.zeros(n, dtype=t.dtype)])], 1)
@@ -539,7 +563,7 @@ class TrimTokens(Transform):
 class _Embedding(Transform):
     "A row's text embedding (column `text_emb`) as a float tensor"
     def __init__(self, dim:int): self.dim = dim
-    def encodes(self, row:pd.Series):
+    def encodes(self, row:pd.Series|TableRow):
         e = torch.as_tensor(np.asarray(row['text_emb'], dtype=np.float32))
         if e.shape != (self.dim,): raise MedvisionError(f"text_emb of row {row.name} has shape {tuple(e.shape)}; the model takes ({self.dim},)")
         return TensorTextEmbedding(e)
@@ -547,7 +571,7 @@ class _Embedding(Transform):
 class _Tabular(Transform):
     "A row's tabular features, processed as fitted on the training rows"
     def __init__(self, procs:TabularProcs): self.procs = procs
-    def encodes(self, row:pd.Series): return TensorTabular(torch.from_numpy(self.procs.encode_row(row)))
+    def encodes(self, row:pd.Series|TableRow): return TensorTabular(torch.from_numpy(self.procs.encode_row(row)))
 
 def _class_idx(labels, vocab:list, task:str) -> list:
     "Vocab indices of `labels` of `task`, naming any label not in `vocab`"

@@ -130,7 +130,7 @@ def _to_rgb(im:Image.Image, hw:tuple=None, intensity:str='auto', window=None, fp
     win = _window_of(window, where=where)
     if im.mode != 'F' and not im.mode.startswith('I'):                       # 8-bit modes: `bits` leaves them as they are
         if im.mode == 'P': im = im.convert('RGBA')
-        if hw and rule == 'bits': return np.array(im.convert('RGB').resize(hw[::-1], Image.BILINEAR))   # resized before the array: one small copy
+        if hw and rule == 'bits': return np.array((im if im.mode == 'RGB' else im.convert('RGB')).resize(hw[::-1], Image.BILINEAR))   # resized before the array: one small copy
         a = np.asarray(im.convert('RGB'))
         return a if rule == 'bits' else _map(a, rule, win, where=where)
     if rule == 'bits' and im.mode == 'F': raise MedvisionError(f"{where}intensity='bits' needs integer pixels; read a float ('F') image with 'minmax', 'percentile' or 'window'")
