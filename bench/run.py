@@ -64,20 +64,11 @@ def bench_data(quick:bool) -> list:
     its first epoch) vs a plain torch Dataset + DataLoader, with 0 and 2 worker processes; the rounds interleaved, so drift hits all alike"""
     root = _data('medpix2')
     if root is None: return _skip('data', 'medpix2')
-    from PIL import Image
-    from medvision.data.readers import read_medpix
     from medvision.data.block import medvision_dataloaders
-    df = read_medpix(root)
     n = 192 if quick else 640
-    df = pd.concat([df[df.split == 'train'].head(n), df[df.split == 'valid'].head(32)]).reset_index(drop=True)
-    mean, std = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+    df = _medpix_subset(n)
     files = df[df.split == 'train'].image.tolist()
-    class Plain(torch.utils.data.Dataset):
-        def __len__(self): return len(files)
-        def __getitem__(self, i):
-            im = Image.open(files[i]).convert('RGB').resize((224, 224), Image.BILINEAR)
-            x = torch.from_numpy(np.asarray(im, dtype=np.uint8)).permute(2, 0, 1).float().div_(255)
-            return (x - mean) / std, 0
+    Plain = lambda: _plain_images(files, np.zeros(len(files), int), 224)
     def timed(dl):   # each batch on the device the model would use (medvision's DataLoaders move it there themselves)
         t0 = time.perf_counter(); k = sum(len(b[0].to(DEV, non_blocking=True)) for b in dl); _sync(); assert k == len(files), k
         return time.perf_counter() - t0
