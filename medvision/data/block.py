@@ -21,9 +21,10 @@ from .readers import read_image, need_cols, H5_SEP
 from .splits import check_labels, check_leakage
 
 # %% auto #0
-__all__ = ['TableRow', 'TableDatasets', 'image_hw', 'ImageReader', 'compute_stats', 'TabularProcs', 'tabular_matrix',
-           'tokenize_texts', 'class_balance_weights', 'FastNormalize', 'InputSpec', 'MedvisionDataLoaders',
-           'medvision_dataloaders', 'TensorTokens', 'TensorTabular', 'TensorTextEmbedding', 'TrimTokens']
+__all__ = ['TableRow', 'TableDatasets', 'image_hw', 'ImageReader', 'MedvisionDL', 'MedvisionWeightedDL', 'compute_stats',
+           'TabularProcs', 'tabular_matrix', 'tokenize_texts', 'class_balance_weights', 'FastNormalize', 'InputSpec',
+           'MedvisionDataLoaders', 'medvision_dataloaders', 'TensorTokens', 'TensorTabular', 'TensorTextEmbedding',
+           'TrimTokens']
 
 # %% ../../nbs/01b_data.block.ipynb #f8af8b13
 class TableRow(dict):
@@ -54,8 +55,8 @@ def image_hw(size) -> tuple|None:
     if len(hw) != 2 or min(hw) < 1: raise MedvisionError(f"image size {size!r}: give a positive int or [height, width]")
     return hw
 
-class ImageReader:
-    "Load the image of a table row (or a path/array): a fastai PIL image, or squished to `size`, optionally cached, a uint8 `TensorImage`"
+class ImageReader(Transform):
+    "Load the image of a table row (or a path/array): a fastai PIL image, or squished to `size`, optionally cached, a uint8 `TensorImage` (a fasttransform `Transform`, so a pipeline holds it as it is)"
     def __init__(self, n_ch:int=3, size=None,
                  cache:str=None, # None, 'memory' (a slab shared with the DataLoader workers) or 'disk' (.npy files in `cache_dir`)
                  cache_dir=None, intensity:str='auto', window=None,
@@ -74,6 +75,8 @@ class ImageReader:
 
     @property
     def shape(self) -> tuple: return (*self.size, 3) if self.n_ch == 3 else self.size   # of a decoded, resized image
+    @property
+    def planes_shape(self) -> tuple: return (3, *self.size) if self.n_ch == 3 else self.size   # the same, channels first
 
     def _ident(self, s, stamp:bool=False) -> str:
         "What identifies source `s`: an array's shape, dtype and digest, or its path (with `stamp`, and the file's modification time)"
@@ -90,19 +93,24 @@ class ImageReader:
         a = read_image(s, n_ch=self.n_ch, draft=max(self.size) if self.size else None, size=self.size, intensity=self.intensity, window=self.window)
         return a if self.size is None or self.n_ch == 3 else a[..., 0]
 
-    def array(self, s) -> np.ndarray:
-        "Decoded (resized, cached) uint8 array of source `s` (a table row, a path or an array)"
+    def planes(self, s) -> np.ndarray:
+        "Source `s` (a table row, a path or an array) decoded and resized, channels first: `(3, H, W)` or `(H, W)`; from the memory cache a view of its slab, not to be changed"
         if isinstance(s, (pd.Series, TableRow)): s = s['image']
         if self.cache == 'memory': return self._from_slab(s)
-        if self.cache == 'disk': return self._from_disk(s)
-        return self._load(s)
+        a = self._from_disk(s) if self.cache == 'disk' else self._load(s)
+        return a.transpose(2, 0, 1) if a.ndim == 3 else a
 
-    def __call__(self, s):
-        a = self.array(s)
+    def array(self, s) -> np.ndarray:
+        "Decoded (resized, cached) uint8 array of source `s`: `(H, W, 3)` or `(H, W)`, a copy of its own"
+        if self.size is None: return self._load(s['image'] if isinstance(s, (pd.Series, TableRow)) else s)
+        a = self.planes(s)
+        return np.ascontiguousarray(a.transpose(1, 2, 0)) if a.ndim == 3 else np.array(a)
+
+    def __call__(self, s, **kwargs):   # (a pipeline passes its `split_idx`: a reader applies to every split)
         if self.size is not None:   # already at the training size: straight to a uint8 tensor image (fastai's ToTensor passes it on)
-            a = np.ascontiguousarray(a.reshape(a.shape[0], a.shape[1], -1))
-            t = torch.from_numpy(a if a.flags.writeable else a.copy()).permute(2, 0, 1).contiguous()   # CHW in one small copy: the batch then stacks contiguous images
-            return TensorImage(t) if self.n_ch == 3 else TensorImageBW(t)
+            t = torch.from_numpy(np.array(self.planes(s)))   # one copy, channels first and contiguous (from the memory cache it transposes nothing): the batch stacks it as it is
+            return TensorImage(t) if self.n_ch == 3 else TensorImageBW(t[None])
+        a = self._load(s['image'] if isinstance(s, (pd.Series, TableRow)) else s)
         return PILImage.create(a) if self.n_ch == 3 else PILImageBW.create(a.reshape(a.shape[:2]))
 
     def __repr__(self):
@@ -154,8 +162,8 @@ class _Slab:
         self.filled,self.data = m[:self.n],m[self.off:].reshape(self.n, *self.shape)
 
     def get(self, i:int) -> np.ndarray|None:
-        "A copy of image `i`, or None while it is not filled"
-        return np.array(self.data[i]) if i < self.n and self.filled[i] else None
+        "Image `i` (a view of the slab, not to be changed: the caller copies it), or None while it is not filled"
+        return self.data[i] if i < self.n and self.filled[i] else None
 
     def put(self, i:int, a:np.ndarray):
         "Store image `i`, then flag it filled (a reader in another process sees the flag only after the pixels)"
@@ -180,15 +188,16 @@ def _plan_memory(self:ImageReader, sources):
     if room < k * per + 4096: k, why = max(room - 4096, 0) // per, f"half the free space of {folder} ({2 * room / 2**30:.2f} GiB free)"
     if k < len(ids): warnings.warn(f"image cache: {k} of {len(ids)} images fit in {why}; the rest are decoded every epoch", stacklevel=4)
     self.slots = dict(zip(ids[:k], range(k)))
-    self.slab = _Slab(k, self.shape, folder) if k else None
+    self.slab = _Slab(k, self.planes_shape, folder) if k else None   # channels first
 
 @patch
 def _from_slab(self:ImageReader, s) -> np.ndarray:
-    "Image `s` from its slot of the shared slab, decoded into it on first use; decoded every time when it has no slot"
+    "Image `s`, channels first, from its slot of the shared slab (a view), decoded into it on first use; decoded every time when it has no slot"
     i = self.slots.get(self._ident(s))
-    if i is None: return self._load(s)
-    a = self.slab.get(i)
-    if a is None: a = self._load(s); self.slab.put(i, a)
+    a = self.slab.get(i) if i is not None else None
+    if a is None:
+        a = self._load(s); a = a.transpose(2, 0, 1) if a.ndim == 3 else a
+        if i is not None: self.slab.put(i, a)
     return a
 
 # %% ../../nbs/01b_data.block.ipynb #ce71a55a
@@ -221,6 +230,33 @@ def _from_disk(self:ImageReader, s) -> np.ndarray:
     if i in self.writable:
         tmp = f.with_suffix(f'.{os.getpid()}.tmp.npy'); np.save(tmp, a); tmp.replace(f)
     return a
+
+# %% ../../nbs/01b_data.block.ipynb #e34241ec
+@patch
+def in_memory(self:TableDatasets) -> bool:
+    "Whether every image of these rows is decoded in a memory cache's slab (an item is then a copy out of it)"
+    t = self.tls[0].items
+    if not isinstance(t, pd.DataFrame) or 'image' not in t or not len(t): return False
+    rs = [f for tl in self.tls for f in tl.tfms.fs if isinstance(f, ImageReader)]   # (a `Transform`: the pipeline holds it unwrapped)
+    if not rs or any(r.cache != 'memory' or r.slab is None for r in rs): return False
+    if getattr(self, '_slots_of', (None,))[0] is not t:   # each image's slot, found once per table (-1: none)
+        self._slots_of = (t, [np.array([r.slots.get(r._ident(s), -1) for s in t.image], dtype=np.int64) for r in rs])
+    return all((i >= 0).all() and r.slab.filled[i].all() for r, i in zip(rs, self._slots_of[1]))
+
+class _CachedInMain:
+    "An epoch whose images are all in the memory cache runs in the main process"
+    def __iter__(self):
+        if self.fake_l.num_workers and getattr(self.dataset, 'in_memory', lambda: False)():
+            with self.fake_l.no_multiproc(): yield from super().__iter__()
+        else: yield from super().__iter__()
+
+class MedvisionDL(_CachedInMain, TfmdDL):
+    "fastai's `TfmdDL`; an epoch served wholly from the memory image cache runs without worker processes"
+
+class MedvisionWeightedDL(_CachedInMain, WeightedDL):
+    "fastai's `WeightedDL`; likewise"
+
+TableDatasets._dl_type = MedvisionDL   # what `TableDatasets.dataloaders` makes
 
 # %% ../../nbs/01b_data.block.ipynb #6a098b11
 def compute_stats(df:pd.DataFrame, img_size, n_ch:int=3, max_images:int=2000, seed:int=0, intensity:str='auto', window=None) -> tuple:
@@ -339,9 +375,15 @@ def class_balance_weights(labels) -> np.ndarray:
 
 # %% ../../nbs/01b_data.block.ipynb #91d77566
 class FastNormalize(Normalize):
-    "fastai's `Normalize`, encoding as `(x - mean) * (1 / std)` with one temporary, or none `inplace`"
-    inplace = False   # set by `InputSpec.batch_tfms`, where the batch is the new tensor `IntToFloatTensor` made
-    def encodes(self, x:TensorImage): return (x.sub_(self.mean) if self.inplace else x.sub(self.mean)).mul_(1 / self.std)
+    "fastai's `Normalize`, encoding as `(x - mean) * (1 / std)` with one temporary, or none `inplace`; `from_bytes`, also `IntToFloatTensor`'s work"
+    inplace = False      # set by `InputSpec.batch_tfms`, where the batch is the new tensor `IntToFloatTensor` made
+    from_bytes = False   # set by `InputSpec.batch_tfms` when no transform sits between the two: uint8 batch -> normalised floats
+    def encodes(self, x:TensorImage):
+        if self.from_bytes: return x.float().mul_(1 / (255 * self.std)).sub_(self.mean / self.std)
+        return (x.sub_(self.mean) if self.inplace else x.sub(self.mean)).mul_(1 / self.std)
+    def decodes(self, x:TensorImage):
+        x = super().decodes(x)
+        return (x.clamp(0., 1.) * 255).long() if self.from_bytes else x   # back to bytes, as `IntToFloatTensor` decodes
 
 # %% ../../nbs/01b_data.block.ipynb #a1c0f002
 @dataclass
@@ -401,8 +443,12 @@ class InputSpec:
     def batch_tfms(self, augs:list=None) -> list:
         "Batch transforms: bytes to floats, `augs`, normalisation, and token padding trimmed to the batch's longest text"
         norm = []
-        if self.mean is not None: norm = [FastNormalize.from_stats(self.mean, self.std)]; norm[0].inplace = True   # on IntToFloatTensor's new tensor (or an augmentation's)
-        return [IntToFloatTensor(), *(augs or []), *norm, *([TrimTokens()] if self.text == 'tokens' else [])]
+        tok = [TrimTokens()] if self.text == 'tokens' else []
+        if self.mean is None: return [IntToFloatTensor(), *(augs or []), *tok]
+        norm = FastNormalize.from_stats(self.mean, self.std)
+        if augs: norm.inplace = True; return [IntToFloatTensor(), *augs, norm, *tok]   # on IntToFloatTensor's new tensor (or an augmentation's)
+        norm.from_bytes, norm.order = True, IntToFloatTensor.order                   # nothing between: bytes to normalised floats in one transform
+        return [norm, *tok]
 
     def table(self, items, with_labels:bool=False, where:str='') -> pd.DataFrame:
         "`items` (a table, a list of image files or arrays, one file) as a table with the columns this spec needs"
@@ -517,7 +563,7 @@ def medvision_dataloaders(df:pd.DataFrame, # the sample table, with `train` and 
     kw = dict(bs=bs, after_batch=spec.batch_tfms([*augs, *(extra_batch_tfms or [])]), num_workers=_n_workers(num_workers), seed=seed, device=device, **kwargs)
     if weighted:
         wt = weighted if isinstance(weighted, str) else tasks[0]
-        kw.update(dl_type=WeightedDL, dl_kwargs=({'wgts': class_balance_weights(df[wt].iloc[trn])}, {}))
+        kw.update(dl_type=MedvisionWeightedDL, dl_kwargs=({'wgts': class_balance_weights(df[wt].iloc[trn])}, {}))
     dls = dsets.dataloaders(**kw)
     return MedvisionDataLoaders(*dls.loaders, spec=spec, text_encoder=enc if isinstance(enc, torch.nn.Module) else None, path=dls.path, device=dls.device)
 
