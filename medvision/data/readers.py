@@ -85,8 +85,9 @@ def _source(src) -> tuple:
     s = str(src)
     if H5_SEP in s: return io.BytesIO(h5_bytes(s)),s
     p = Path(s)
-    if not p.exists(): raise MedvisionError(f"{p}: file not found; check the image path or folder")
-    if p.stat().st_size == 0: raise MedvisionError(f"{p}: empty file (0 bytes); re-export or remove it")
+    try: st = p.stat()   # one system call for both checks (this runs for every image of every epoch)
+    except (FileNotFoundError, NotADirectoryError): raise MedvisionError(f"{p}: file not found; check the image path or folder") from None
+    if st.st_size == 0: raise MedvisionError(f"{p}: empty file (0 bytes); re-export or remove it")
     return p,str(p)
 
 def _is_dicom(fp, name:str) -> bool:
@@ -162,7 +163,7 @@ def _read_pil(fp, name:str, max_pixels:int, draft, hw:tuple, intensity:str, wind
     "8-bit RGB array of the image PIL reads from `fp`, EXIF-oriented, squished to `hw` when given"
     im = _open(fp, name, max_pixels)
     try:
-        if draft: im.draft(None, (int(np.max(draft)),)*2)   # of a (height, width) pair, the larger side
+        if draft: im.draft(None, (int(max(draft) if isinstance(draft, (tuple, list)) else draft),)*2)   # of a (height, width) pair, the larger side
         ImageOps.exif_transpose(im, in_place=True)   # (no copy)
         return _to_rgb(im, hw, intensity, window, fp, f"{name}: ")
     except (OSError, SyntaxError, ValueError) as e:
