@@ -6,7 +6,7 @@
 Rewrites bench/RESULTS.md with the figures, the machine and the date. Needs $MEDVISION_DATA (MedPix 2.0
 and PneumoniaMNIST) for the data, accuracy and MedPix sections; they say so in the table when it is unset.
 """
-import argparse, datetime, os, platform, statistics, subprocess, sys, time, warnings
+import argparse, datetime, gc, os, platform, statistics, subprocess, sys, time, warnings
 from functools import partial
 from pathlib import Path
 warnings.filterwarnings('ignore')
@@ -324,8 +324,9 @@ def bench_growth(quick:bool) -> list:
         t_csetup = time.perf_counter() - t0
         [None for _ in cdl.train]                                                  # fills the cache
         t_cached = median_time(lambda: [None for _ in cdl.train], 2 if quick else 3, warmup=0)
-        slabs = [f for d in ('/dev/shm', tempfile.gettempdir()) for f in Path(d).glob(f'medvision-images-{os.getpid()}-*.slab')]
-        nbytes = max((f.stat().st_blocks * 512 for f in slabs), default=0)      # the newest slab is the largest: the space it holds
+        from medvision.data.block import ImageReader
+        slab = next(f for tl in cdl.train_ds.tls for f in tl.tfms.fs if isinstance(f, ImageReader)).slab
+        nbytes = Path(slab.path).stat().st_blocks * 512                           # the space this loader's slab holds
         learn = medvision_learner(dls, arch='resnet18', pretrained=False, metrics=[])
         t_train = median_time(lambda: _fit1(learn), 1 if quick else 2, warmup=1 if k == 1 else 0)
         res[k] = (rows, t_setup + t_csetup, t_load, t_cached, t_train, nbytes)
@@ -338,7 +339,7 @@ def bench_growth(quick:bool) -> list:
         g = per[2] / per[0]
         unit, u = (1 / 1024, 'KiB') if j == 5 else (1e3, 'ms')
         out.append(('growth', f'{name}, MedPix at 64 px, ResNet-18: {cells}', f'a row at 16x: {per[2] * unit:.3f} {u}', f'a row at 1x: {per[0] * unit:.3f} {u}',
-                    f'{g:.2f}x', 'faster than linear' if g > 1.2 else 'linear (a row costs about the same)'))
+                    f'{g:.2f}x', 'faster than linear' if g > 1.2 else 'slower than linear (a fixed part spread over more rows)' if g < 0.8 else 'linear (a row costs about the same)'))
     return out
 
 # ---------------------------------------------------------------- 3. multimodal: cached embeddings vs a live text encoder
@@ -799,6 +800,7 @@ def main():
     for name, s in SECTIONS.items():
         if a.only and name not in a.only: continue
         t0 = time.time(); rows += s(a.quick); print(f"{name}: {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
+        gc.collect()   # the section's loaders (fastai's hold reference cycles) and their image-cache slabs go before the next one measures
     head = (f"# medvision benchmarks\n\nMachine: {machine()}  \nDate: {datetime.date.today()}  \n"
             f"Run: `python bench/run.py{' --quick' if a.quick else ''}{' --only ' + ' '.join(a.only) if a.only else ''}` ({(time.time() - t_all)/60:.1f} min)\n\n"
             "Speed figures are medians of several repetitions after a warm-up, each against a plain PyTorch baseline timed in the same run.\n\n"
