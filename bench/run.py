@@ -121,7 +121,7 @@ def bench_loop(quick:bool) -> list:
     "One epoch of medvision_learner vs a hand-written PyTorch loop: same model, same batches, same optimizer (torch AdamW)"
     from fastai.optimizer import OptimWrapper
     from medvision.learner import medvision_learner, bare
-    nb, bs, sz = (8, 32, 64) if quick else (24, 32, 64)
+    nb, bs, sz = (6, 32, 64) if quick else (24, 32, 64)
     xs, ys, dls = _fixed_data(nb, bs, sz)
     learn = medvision_learner(dls, arch='resnet18', pretrained=False, metrics=[], opt_func=partial(OptimWrapper, opt=torch.optim.AdamW))
     model = bare(learn.model).to(DEV)
@@ -374,7 +374,7 @@ def bench_distill(quick:bool) -> list:
     "One epoch of a ResNet-18 student: alone, with a live ResNet-50 teacher, with the teacher's outputs cached"
     from medvision.learner import medvision_learner, bare
     from medvision.distill import DistillationCallback
-    nb, bs, sz = (6, 32, 64) if quick else (16, 32, 64)
+    nb, bs, sz = (4, 32, 64) if quick else (16, 32, 64)
     xs, ys, dls = _fixed_data(nb, bs, sz)
     teacher = bare(medvision_learner(dls, arch='resnet50', pretrained=False).model).eval()
     def learner(cbs):
@@ -384,7 +384,7 @@ def bench_distill(quick:bool) -> list:
         return epoch
     # the warm-up round also fills the teacher cache
     t = interleaved({'alone': learner([]), 'live': learner([DistillationCallback(teacher, 'kd')]),
-                     'cache': learner([DistillationCallback(teacher, 'kd', cache=True)])}, 3 if quick else 5)
+                     'cache': learner([DistillationCallback(teacher, 'kd', cache=True)])}, 2 if quick else 5)
     t_alone, t_live, t_cache = t['alone'], t['live'], t['cache']
     return [('distillation', f'student epoch ({nb} batches of {bs}, {sz} px) with a live ResNet-50 teacher (KD)', f'{t_live*1e3:.0f} ms',
              f'student alone {t_alone*1e3:.0f} ms', f'{t_live/t_alone:.2f}x', '-'),
@@ -451,7 +451,7 @@ def bench_pneumonia(quick:bool) -> list:
     from medvision.metrics import auc, accuracy_score
     seed_everything(0)
     df = read_medmnist(f)
-    epochs = 2 if quick else 12
+    epochs = 1 if quick else 12
     kw = dict(img_size=28, bs=128, aug='light', n_ch=1, normalize='dataset', cache='memory', seed=0)
     dls = medvision_dataloaders(df, 'label', **kw)
     learn = medvision_learner(dls, arch='resnet18', pretrained=False)
@@ -532,7 +532,7 @@ def bench_recipes(quick:bool) -> list:
     from medvision.data.readers import read_medmnist
     df = read_medmnist(f)
     if quick: df = pd.concat([df[df.split == 'train'].sample(n=600, random_state=0), df[df.split != 'train']]).reset_index(drop=True)
-    sizes, seeds, epochs = ((32,), (0,), 2) if quick else ((32, 64), (0, 1, 2), 4)
+    sizes, seeds, epochs = ((32,), (0,), 1) if quick else ((32, 64), (0, 1, 2), 4)
     rows = []
     for sz in sizes:
         for name, (pre, fit) in RECIPES.items():
@@ -646,9 +646,9 @@ def bench_medpix(quick:bool) -> list:
     from medvision.evaluate import predict
     from medvision.metrics import accuracy_score, f1_macro
     df = read_medpix(root)
-    if quick: df = pd.concat([df[df.split == 'train'].sample(n=400, random_state=0), df[df.split != 'train']]).reset_index(drop=True)
+    if quick: df = pd.concat([df[df.split == 'train'].sample(n=200, random_state=0), df[df.split != 'train']]).reset_index(drop=True)   # --quick: the whole run under 5 min
     df['emb'] = list(embed_texts(df.text, text_encoder('minilm', max_length=64), cache=HERE/'.cache'/'medpix_minilm.npz', progress=False))
-    epochs, sz = (2, 64) if quick else (8, 96)
+    epochs, sz = (1, 64) if quick else (8, 96)
     tasks = ['modality', 'location']
     def dls_for(text, split='valid'):
         kw = dict(img_size=sz, bs=32, aug='light', cache='memory', seed=0, valid_split=split)
@@ -699,7 +699,7 @@ def bench_distill_pays(quick:bool) -> list:
     from medvision.distill import train_teacher, distill_student
     from medvision.evaluate import predict
     df = read_medpix(root)
-    if quick: df = pd.concat([df[df.split == 'train'].sample(n=300, random_state=0), df[df.split != 'train']]).reset_index(drop=True)
+    if quick: df = pd.concat([df[df.split == 'train'].sample(n=150, random_state=0), df[df.split != 'train']]).reset_index(drop=True)
     df['emb'] = list(embed_texts(df.text, text_encoder('minilm', max_length=64), cache=HERE/'.cache'/'medpix_minilm.npz', progress=False))
     sz, t_epochs, s_epochs, seeds = (64, 1, 1, (0,)) if quick else (96, 6, 10, (0, 1, 2))
     kw = dict(img_size=sz, bs=32, text='embeddings', text_emb='emb', arch=DISTILL_TEACHER)   # one preprocessing (the teacher's statistics) for all
