@@ -6,7 +6,7 @@ Docs: https://medvision-team.github.io/medvision/data.block.html.md"""
 
 # %% ../../nbs/01b_data.block.ipynb #04a9a895
 from __future__ import annotations
-import hashlib, os, tempfile, warnings, weakref
+import hashlib, os, random, tempfile, warnings, weakref
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 import numpy as np, pandas as pd, torch
@@ -254,7 +254,10 @@ class MedvisionDL(_CachedInMain, TfmdDL):
     "fastai's `TfmdDL`; an epoch served wholly from the memory image cache runs without worker processes"
 
 class MedvisionWeightedDL(_CachedInMain, WeightedDL):
-    "fastai's `WeightedDL`; likewise"
+    "fastai's `WeightedDL`, drawing from the loader's own `rng` (fastai's draws from NumPy's global generator); and likewise"
+    def get_idxs(self):
+        if self.n == 0 or not self.shuffle: return super().get_idxs()
+        return np.random.default_rng(self.rng.getrandbits(64)).choice(self.n, self.n, p=self.wgts).tolist()
 
 TableDatasets._dl_type = MedvisionDL   # what `TableDatasets.dataloaders` makes
 
@@ -532,7 +535,8 @@ def medvision_dataloaders(df:pd.DataFrame, # the sample table, with `train` and 
                           class_aug_ops:list=None, # that pipeline: op names, mappings `{name, p, ...}` or batch transforms (`augment.ClassConditionalAug`; None: its default)
                           extra_batch_tfms:list=None, # more batch transforms
                           valid_split:str='valid', # the split served as `dls.valid` ('test' to evaluate on the test rows)
-                          seed:int=None, device=None, **kwargs) -> MedvisionDataLoaders:
+                          seed:int=None, # the order of the training batches (shuffle, weighted draw), epoch by epoch, whatever ran before (None: from Python's `random`)
+                          device=None, **kwargs) -> MedvisionDataLoaders:
     "fastai `DataLoaders` of `df` yielding `(img, [txt], [tab], *targets)` with `n_inp` set, and `dls.spec`"
     from medvision.augment import aug_transforms_preset, ClassConditionalAug
     tasks = [tasks] if isinstance(tasks, str) else list(tasks)
@@ -560,11 +564,13 @@ def medvision_dataloaders(df:pd.DataFrame, # the sample table, with `train` and 
     augs = aug_transforms_preset(aug) if isinstance(aug, str) else list(aug or [])
     if class_aug_ops and not class_aug: raise MedvisionError("augmentation.class_aug_ops is set but augmentation.class_aug names no labels; set class_aug to the minority label(s), e.g. [0]")
     if class_aug: augs = [ClassConditionalAug(_class_idx(class_aug, spec.vocabs[tasks[0]], tasks[0]), aggressive=class_aug_ops or None, conservative=augs, y_idx=dsets.n_inp)]
-    kw = dict(bs=bs, after_batch=spec.batch_tfms([*augs, *(extra_batch_tfms or [])]), num_workers=_n_workers(num_workers), seed=seed, device=device, **kwargs)
+    kw = dict(bs=bs, after_batch=spec.batch_tfms([*augs, *(extra_batch_tfms or [])]), num_workers=_n_workers(num_workers), device=device, **kwargs)
     if weighted:
         wt = weighted if isinstance(weighted, str) else tasks[0]
         kw.update(dl_type=MedvisionWeightedDL, dl_kwargs=({'wgts': class_balance_weights(df[wt].iloc[trn])}, {}))
     dls = dsets.dataloaders(**kw)
+    if seed is not None:   # fastai's DataLoader takes no seed (its **kwargs drop it): its order comes from its own `rng`, made from Python's global one
+        for i, dl in enumerate(dls.loaders): dl.rng = random.Random(seed + i)
     return MedvisionDataLoaders(*dls.loaders, spec=spec, text_encoder=enc if isinstance(enc, torch.nn.Module) else None, path=dls.path, device=dls.device)
 
 class _HFTokenizer:
