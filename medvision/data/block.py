@@ -445,7 +445,6 @@ class InputSpec:
 
     def batch_tfms(self, augs:list=None) -> list:
         "Batch transforms: bytes to floats, `augs`, normalisation, and token padding trimmed to the batch's longest text"
-        norm = []
         tok = [TrimTokens()] if self.text == 'tokens' else []
         if self.mean is None: return [IntToFloatTensor(), *(augs or []), *tok]
         norm = FastNormalize.from_stats(self.mean, self.std)
