@@ -324,9 +324,7 @@ def bench_growth(quick:bool) -> list:
         t_csetup = time.perf_counter() - t0
         [None for _ in cdl.train]                                                  # fills the cache
         t_cached = median_time(lambda: [None for _ in cdl.train], 2 if quick else 3, warmup=0)
-        from medvision.data.block import ImageReader
-        slab = next(f for tl in cdl.train_ds.tls for f in tl.tfms.fs if isinstance(f, ImageReader)).slab
-        nbytes = Path(slab.path).stat().st_blocks * 512                           # the space this loader's slab holds
+        nbytes = Path(cdl.train_ds.image_readers()[0].slab.path).stat().st_blocks * 512   # the space this loader's slab holds
         learn = medvision_learner(dls, arch='resnet18', pretrained=False, metrics=[])
         t_train = median_time(lambda: _fit1(learn), 1 if quick else 2, warmup=1 if k == 1 else 0)
         res[k] = (rows, t_setup + t_csetup, t_load, t_cached, t_train, nbytes)

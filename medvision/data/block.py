@@ -89,20 +89,23 @@ class ImageReader(Transform):
         "The disk cache's file of the stamped source `ident`: a hash of it, the size, channels and intensity rule"
         return self.cache_dir/(hashlib.sha1(f"{ident}|{self.size}|{self.n_ch}|{self.intensity}|{self.window}".encode()).hexdigest() + '.npy')
 
+    @staticmethod
+    def _image(s): return s['image'] if isinstance(s, (pd.Series, TableRow)) else s   # a table row's image, or the source itself
+
     def _load(self, s) -> np.ndarray:
-        a = read_image(s, n_ch=self.n_ch, draft=max(self.size) if self.size else None, size=self.size, intensity=self.intensity, window=self.window)
+        a = read_image(self._image(s), n_ch=self.n_ch, draft=max(self.size) if self.size else None, size=self.size, intensity=self.intensity, window=self.window)
         return a if self.size is None or self.n_ch == 3 else a[..., 0]
 
     def planes(self, s) -> np.ndarray:
         "Source `s` (a table row, a path or an array) decoded and resized, channels first: `(3, H, W)` or `(H, W)`; from the memory cache a view of its slab, not to be changed"
-        if isinstance(s, (pd.Series, TableRow)): s = s['image']
+        s = self._image(s)
         if self.cache == 'memory': return self._from_slab(s)
         a = self._from_disk(s) if self.cache == 'disk' else self._load(s)
         return a.transpose(2, 0, 1) if a.ndim == 3 else a
 
     def array(self, s) -> np.ndarray:
         "Decoded (resized, cached) uint8 array of source `s`: `(H, W, 3)` or `(H, W)`, a copy of its own"
-        if self.size is None: return self._load(s['image'] if isinstance(s, (pd.Series, TableRow)) else s)
+        if self.size is None: return self._load(s)
         a = self.planes(s)
         return np.ascontiguousarray(a.transpose(1, 2, 0)) if a.ndim == 3 else np.array(a)
 
@@ -110,7 +113,7 @@ class ImageReader(Transform):
         if self.size is not None:   # already at the training size: straight to a uint8 tensor image (fastai's ToTensor passes it on)
             t = torch.from_numpy(np.array(self.planes(s)))   # one copy, channels first and contiguous (from the memory cache it transposes nothing): the batch stacks it as it is
             return TensorImage(t) if self.n_ch == 3 else TensorImageBW(t[None])
-        a = self._load(s['image'] if isinstance(s, (pd.Series, TableRow)) else s)
+        a = self._load(s)
         return PILImage.create(a) if self.n_ch == 3 else PILImageBW.create(a.reshape(a.shape[:2]))
 
     def __repr__(self):
@@ -233,11 +236,16 @@ def _from_disk(self:ImageReader, s) -> np.ndarray:
 
 # %% ../../nbs/01b_data.block.ipynb #e34241ec
 @patch
+def image_readers(self:TableDatasets) -> list:
+    "The `ImageReader`s of these rows' pipelines (a `Transform`: a pipeline holds it unwrapped)"
+    return [f for tl in self.tls for f in tl.tfms.fs if isinstance(f, ImageReader)]
+
+@patch
 def in_memory(self:TableDatasets) -> bool:
     "Whether every image of these rows is decoded in a memory cache's slab (an item is then a copy out of it)"
     t = self.tls[0].items
     if not isinstance(t, pd.DataFrame) or 'image' not in t or not len(t): return False
-    rs = [f for tl in self.tls for f in tl.tfms.fs if isinstance(f, ImageReader)]   # (a `Transform`: the pipeline holds it unwrapped)
+    rs = self.image_readers()
     if not rs or any(r.cache != 'memory' or r.slab is None for r in rs): return False
     if getattr(self, '_slots_of', (None,))[0] is not t:   # each image's slot, found once per table (-1: none)
         self._slots_of = (t, [np.array([r.slots.get(r._ident(s), -1) for s in t.image], dtype=np.int64) for r in rs])

@@ -6,7 +6,7 @@ Docs: https://medvision-team.github.io/medvision/data.readers.html.md"""
 
 # %% ../../nbs/01_data.readers.ipynb #df0baa49
 from __future__ import annotations
-import io, os, re, json, difflib, warnings, contextvars, urllib.request
+import io, os, re, stat, json, difflib, warnings, contextvars, urllib.request
 from pathlib import Path
 import numpy as np, pandas as pd
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -85,8 +85,10 @@ def _source(src) -> tuple:
     s = str(src)
     if H5_SEP in s: return io.BytesIO(h5_bytes(s)),s
     p = Path(s)
-    try: st = p.stat()   # one system call for both checks (this runs for every image of every epoch)
+    try: st = p.stat()   # one system call for every check (this runs for every image of every epoch)
     except (FileNotFoundError, NotADirectoryError): raise MedvisionError(f"{p}: file not found; check the image path or folder") from None
+    except OSError as e: raise MedvisionError(f"{p}: cannot read it ({e.strerror or e}); check the path, its links and permissions") from None
+    if not stat.S_ISREG(st.st_mode): raise MedvisionError(f"{p}: not a file (a folder?); give the image file itself")
     if st.st_size == 0: raise MedvisionError(f"{p}: empty file (0 bytes); re-export or remove it")
     return p,str(p)
 
