@@ -6,7 +6,7 @@ Docs: https://medvision-team.github.io/medvision/checkpoint.html.md"""
 
 # %% ../nbs/06b_checkpoint.ipynb #8c1aff6e
 from __future__ import annotations
-import contextlib, json, os, random, shutil, time, warnings
+import contextlib, errno, json, os, random, shutil, time, warnings
 from functools import partial
 from pathlib import Path
 import numpy as np, torch
@@ -60,18 +60,30 @@ def _unshared(tensors:dict) -> dict:
         if key is not None: seen.add(key)
     return out
 
-def _atomic_save(tensors:dict, path:Path, meta:dict):
-    from safetensors.torch import save_file
+def _disk_full(e:Exception) -> bool:
+    "Whether `e` says the disk is full: an `OSError` (ENOSPC, or EDQUOT for a quota), or safetensors' error, which carries the OS message"
+    return getattr(e, 'errno', None) in (errno.ENOSPC, errno.EDQUOT) or 'os error 28' in str(e) or 'No space left on device' in str(e)
+
+def _write_atomic(write:callable, path:Path, nbytes:int):
+    "`write(tmp)` then rename `tmp` to `path`: a kill or a full disk leaves the file `path` was, never half of one; a full disk is a `MedvisionError`"
     tmp = path.with_name(path.name + f'.{os.getpid()}.tmp')
     try:
-        save_file(_unshared(tensors), str(tmp), metadata={'medvision': json.dumps(meta)})
-        os.replace(tmp, path)
+        write(tmp); os.replace(tmp, path)
+    except Exception as e:
+        if not _disk_full(e): raise
+        free = shutil.disk_usage(path.parent).free
+        raise MedvisionError(f"cannot write {path}: the disk is full ({free / 2**20:.0f} MiB free there, the file needs {nbytes / 2**20:.0f} MiB); "
+                             f"the checkpoints in {path.parent} still load as they were (each file is replaced only once its new copy is whole). "
+                             "Free space there, or write to another disk (in a run's config: experiment.output_dir)") from None
     finally:
-        if tmp.exists(): tmp.unlink()
+        if tmp.exists() or tmp.is_symlink(): tmp.unlink()
 
-def _atomic_text(text:str, path:Path):
-    tmp = path.with_name(path.name + f'.{os.getpid()}.tmp')
-    tmp.write_text(text); os.replace(tmp, path)
+def _atomic_save(tensors:dict, path:Path, meta:dict):
+    from safetensors.torch import save_file
+    tensors = _unshared(tensors)
+    _write_atomic(lambda tmp: save_file(tensors, str(tmp), metadata={'medvision': json.dumps(meta)}), path, sum(t.nbytes for t in tensors.values()))
+
+def _atomic_text(text:str, path:Path): _write_atomic(lambda tmp: tmp.write_text(text), path, len(text.encode()))
 
 # %% ../nbs/06b_checkpoint.ipynb #864f087d
 def _train_dl(dls):
@@ -126,6 +138,7 @@ def save_checkpoint(learn:Learner, path, with_opt:bool=True, **meta) -> Path:
         tree, st = _tree(state, tensors), base.with_name(base.name + '.state.safetensors')
         if st.exists(): os.replace(st, base.with_name(base.name + '.state.prev.safetensors'))   # the state of the weights still on disk
         _atomic_save(tensors, st, {'tree': tree, 'stamp': meta['stamp']})
+    base.with_name(base.name + '.json').unlink(missing_ok=True)   # the sidecar of the old weights: until the new one is written, the header (which holds the same) is read
     _atomic_save({k: v.detach().cpu().contiguous() for k, v in model_sd.items()}, base.with_name(base.name + '.safetensors'), meta)
     base.with_name(base.name + '.state.prev.safetensors').unlink(missing_ok=True)              # the new weights are in place
     _atomic_text(json.dumps(meta, indent=1, default=str), base.with_name(base.name + '.json'))
@@ -285,7 +298,8 @@ class CheckpointCallback(TrackerCallback):
         f, src = self.dir/f'{name}.safetensors', getattr(self.learn, 'resumed_from', None)
         if not f.exists() and src is not None and (src.parent/f'{name}.safetensors').exists():
             self.dir.mkdir(parents=True, exist_ok=True)
-            for suf in ('.safetensors', '.json'): shutil.copy(src.parent/f'{name}{suf}', self.dir/f'{name}{suf}')
+            for suf in ('.safetensors', '.json'):      # the sidecar is gone when a save stopped between the two
+                if (src.parent/f'{name}{suf}').exists(): shutil.copy(src.parent/f'{name}{suf}', self.dir/f'{name}{suf}')
         if f.exists() and _read_safetensors(f, tensors=False)[1].get('best') == best: return f
         warnings.warn(f"resuming: {f} is missing or does not hold the best the run recorded ({self.monitor} {best}); unless a later epoch improves on it, the weights at the end are the last epoch's")
 

@@ -6,7 +6,7 @@ Docs: https://medvision-team.github.io/medvision/cli.html.md"""
 
 # %% ../nbs/10_cli.ipynb #2267c882
 from __future__ import annotations
-import argparse, json, sys, textwrap
+import argparse, errno, json, sys, textwrap
 from pathlib import Path
 from .core import MedvisionError, did_you_mean
 
@@ -142,6 +142,9 @@ def main(argv=None) -> int:
         return 0
     except (_Usage, MedvisionError) as e:
         print(f"medvision: error: {e}", file=sys.stderr); return 2
+    except OSError as e:   # a full disk while writing a report, a table or predictions (checkpoints say it as a MedvisionError)
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT): raise
+        print(f"medvision: error: the disk is full ({e.strerror}) writing {e.filename or 'the output'}; free space there, or write to another disk", file=sys.stderr); return 2
 
 def console():
     "Entry point of the `medvision` script (and of `python -m medvision`, so `torchrun -m medvision` works)"
