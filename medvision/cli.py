@@ -140,8 +140,8 @@ def main(argv=None) -> int:
         elif a.cmd == 'export': print(f"exported to {run.export_model(a.checkpoint, a.format, a.output)}")
         elif a.cmd == 'demo': run.demo(a.output_dir, a.epochs, a.synthetic or None)
         return 0
-    except (_Usage, MedvisionError) as e:
-        print(f"medvision: error: {e}", file=sys.stderr); return 2
+    except (_Usage, MedvisionError) as e:   # the message as raised (fastai prefixes the callback to one raised inside training)
+        print(f"medvision: error: {getattr(e, 'msg', e)}", file=sys.stderr); return 2
     except OSError as e:   # a full disk while writing a report, a table or predictions (checkpoints say it as a MedvisionError)
         if e.errno not in (errno.ENOSPC, errno.EDQUOT): raise
         print(f"medvision: error: the disk is full ({e.strerror}) writing {e.filename or 'the output'}; free space there, or write to another disk", file=sys.stderr); return 2

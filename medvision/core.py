@@ -20,6 +20,9 @@ __all__ = ['SCHEMA', 'MedvisionError', 'did_you_mean', 'Registry', 'Key', 'schem
 # %% ../nbs/00_core.ipynb #cec021e3
 class MedvisionError(Exception):
     "A user-facing error: the message names the file, row or config key at fault and what to do."
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.msg = str(args[0]) if args else ''   # kept: fastai rewrites `args` of an error raised in a callback, prefixing the callback and event
 
 # %% ../nbs/00_core.ipynb #de3fb5d0
 def did_you_mean(name, # the name that was not found
