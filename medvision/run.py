@@ -837,6 +837,23 @@ def _teacher_text(cfg:RunConfig, df_s:pd.DataFrame, df_t:pd.DataFrame, dls, dls_
     if cfg.data.text == 'embeddings': return TeacherText(df_s.text, np.stack(df_s.text_emb), np.stack(df_t.text_emb))
     return TeacherText(df_s.text, dls.text_encoder, dls_t.text_encoder)
 
+def _teacher_text_keys(cfg:RunConfig) -> dict:
+    "distill.teacher_text_encoder and teacher_max_length as the `distill.teacher` checkpoint records them, each checked against the config's"
+    d = cfg.distill
+    spec = checkpoint_spec(d.teacher)
+    if spec.text != cfg.data.text:
+        raise MedvisionError(f"distill.teacher: {d.teacher} reads text as {spec.text}, this run gives the models {cfg.data.text} (data.text); "
+                             f"set data.text: {'null' if spec.text is None else spec.text}, or give a teacher trained with data.text: {cfg.data.text}")
+    te = spec.embedder if spec.text == 'embeddings' else spec.text_encoder
+    if not spec.text or not te: return {}
+    out = {}
+    for key, want in (('teacher_text_encoder', te['name']), ('teacher_max_length', te['max_length'])):
+        if d[key] is not None and d[key] != want:
+            raise MedvisionError(f"distill.{key}: {d[key]!r}, but the teacher {d.teacher} was trained with {want!r}; "
+                                 f"remove distill.{key} (the checkpoint's is used), or give a teacher trained with {d[key]!r}")
+        out[f'distill.{key}'] = want
+    return out
+
 _DISTILL_REFUSES = {'vision.models': "it compares backbones in `train`; distill trains distill.teacher_arch and distill.student_arch",
                     'checkpoint.resume': "a distillation run trains two or three models; start it again",
                     'embed': "embed.gbdt follows `train`; run `medvision embed --checkpoint <run>/student_kd/models/final`"}
@@ -854,6 +871,7 @@ def distill(cfg, # a YAML path, a `RunConfig` or a dict of sections
                              "distill trains those two, and vision.arch only names the backbone vision.weights are for")
     for k in ('teacher_text_encoder', 'teacher_max_length', 'student_text_encoder', 'student_max_length'):
         if d[k] is not None and not cfg.data.text: raise MedvisionError(f"distill.{k}: data.text is null, so no model reads text; remove distill.{k} or set data.text to embeddings or tokens")
+    if d.teacher: cfg = as_config(cfg, _teacher_text_keys(cfg)); d = cfg.distill   # a trained teacher reads its texts as it was trained to
     init_distributed(cfg)
     run = run or new_run(cfg, 'distill')
     ct, cs = _text_side(cfg, d.teacher_text_encoder, d.teacher_max_length, d.teacher_lr), _text_side(cfg, d.student_text_encoder, d.student_max_length)
