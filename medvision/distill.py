@@ -22,8 +22,8 @@ from .metrics import f1_macro, TaskMetric
 
 # %% auto #0
 __all__ = ['DISTILL_LOSSES', 'DISTILL_PRESETS', 'kd_div', 'Adapter', 'FeatureMSE', 'RKDLoss', 'MMDLoss', 'CRDLoss',
-           'feature_dims', 'DistillLoss', 'DistillationCallback', 'TeacherText', 'mean_f1_metrics', 'train_teacher',
-           'distill_student', 'inference_time', 'teacher_ratios', 'distill_preset']
+           'feature_dims', 'DistillLoss', 'DistillationCallback', 'TeacherText', 'TeacherImage', 'chain_inputs',
+           'mean_f1_metrics', 'train_teacher', 'distill_student', 'inference_time', 'teacher_ratios', 'distill_preset']
 
 # %% ../nbs/07_distill.ipynb #f39fba17
 def _two(z:torch.Tensor) -> torch.Tensor:
@@ -294,6 +294,34 @@ class TeacherText:
             raise MedvisionError(f"TeacherText: sample {miss[0]} of the batch has a text input the student was not given ({len(miss)} of {len(keys)}); build TeacherText from every row's text")
         new = self.teacher.tokenize([self.map[k] for k in keys]) if self.tokens else torch.stack([self.map[k] for k in keys])
         return (*xb[:self.i], new.to(x.device), *xb[self.i + 1:])
+
+# %% ../nbs/07_distill.ipynb #caea4cbd
+def _per_channel(v, n:int) -> torch.Tensor: return torch.as_tensor([0.] * n if v is None else list(v), dtype=torch.float32).view(1, -1, 1, 1)
+
+class TeacherImage:
+    "`teacher_inputs` for `DistillationCallback`: the student's normalised images (position `i` of the batch) normalised as the teacher was trained"
+    def __init__(self, student:tuple, # the students' `(mean, std)` (`dls.spec.mean`, `dls.spec.std`; None: no normalisation)
+                 teacher:tuple, # the teacher's `(mean, std)` (its checkpoint's spec)
+                 i:int=0):
+        (ms, ss), (mt, st) = student, teacher
+        n = len(next(v for v in (ms, ss, mt, st, [0, 0, 0]) if v is not None))
+        ss, st = (_per_channel([1.] * n if s is None else s, n) for s in (ss, st))
+        ms, mt = _per_channel(ms, n), _per_channel(mt, n)
+        self.i, self.scale, self.shift = i, ss / st, (ms - mt) / st   # (x * ss + ms - mt) / st
+
+    def __call__(self, *xb) -> tuple:
+        x = xb[self.i]
+        return (*xb[:self.i], torch.addcmul(self.shift.to(x.device, x.dtype), x, self.scale.to(x.device, x.dtype)), *xb[self.i + 1:])
+
+def chain_inputs(*fs):
+    "One `teacher_inputs` applying each of `fs` (None skipped) in turn; None when none is left"
+    fs = [f for f in fs if f is not None]
+    if not fs: return None
+    if len(fs) == 1: return fs[0]
+    def _chain(*xb):
+        for f in fs: xb = tuple(f(*xb))
+        return xb
+    return _chain
 
 # %% ../nbs/07_distill.ipynb #1752baa0
 def mean_f1_metrics(tasks:list) -> list:

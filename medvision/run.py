@@ -115,7 +115,9 @@ def with_text_emb(cfg:RunConfig, df:pd.DataFrame) -> pd.DataFrame:
         if not rank_distrib(): cache.parent.mkdir(parents=True, exist_ok=True)
         return df.assign(text_emb=list(embed_texts(df.text.fillna(''), enc, cache=cache)))
 
-def build_dls(cfg:RunConfig, df:pd.DataFrame, valid_split:str='valid', image_size=None, batch_size:int=None, arch:str=None):
+def build_dls(cfg:RunConfig, df:pd.DataFrame, valid_split:str='valid', image_size=None, batch_size:int=None, arch:str=None,
+              stats=False, # a `(mean, std)` pair (or None: no normalisation) in place of `data.normalize`: a trained model's own
+             ):
     "fastai DataLoaders of `df` as `cfg` describes, normalised for backbone `arch` (default `vision.arch`); `valid_split='test'` serves the test rows as `valid`"
     from medvision.augment import aug_from_config
     d, a = cfg.data, cfg.augmentation
@@ -128,7 +130,7 @@ def build_dls(cfg:RunConfig, df:pd.DataFrame, valid_split:str='valid', image_siz
         kw['tokenizer'] = text_encoder(cfg.text.encoder, max_length=cfg.text.max_length, trainable=cfg.text.trainable)
     dls = medvision_dataloaders(df, list(d.tasks), img_size=image_size or d.image_size, bs=batch_size or cfg.training.batch_size,
                                  text=d.text, tabular=list(d.tabular) or None, weighted=d.weighted, aug=aug_from_config(a),
-                                 normalize=d.normalize, arch=arch or cfg.vision.arch, num_workers=d.num_workers, n_ch=d.channels, cache=d.cache, cache_max_gb=d.cache_max_gb,
+                                 normalize=d.normalize if stats is False else stats, arch=arch or cfg.vision.arch, num_workers=d.num_workers, n_ch=d.channels, cache=d.cache, cache_max_gb=d.cache_max_gb,
                                  intensity=d.intensity, window=d.window,
                                  class_aug=list(a.class_aug) or None, class_aug_ops=list(a.class_aug_ops) or None, valid_split=valid_split, seed=cfg.experiment.seed,
                                  device=get_device(cfg.experiment.device), **kw)
@@ -837,6 +839,11 @@ def _teacher_text(cfg:RunConfig, df_s:pd.DataFrame, df_t:pd.DataFrame, dls, dls_
     if cfg.data.text == 'embeddings': return TeacherText(df_s.text, np.stack(df_s.text_emb), np.stack(df_t.text_emb))
     return TeacherText(df_s.text, dls.text_encoder, dls_t.text_encoder)
 
+def _stats_of(spec) -> tuple:
+    "`(mean, std)` of an input spec, rounded to 6 places (a checkpoint's JSON and the DataLoaders' floats agree to that); `(None, None)` unnormalised"
+    r = lambda v: None if v is None else tuple(round(float(x), 6) for x in v)
+    return r(spec.mean), r(spec.std)
+
 def _teacher_text_keys(cfg:RunConfig) -> dict:
     "distill.teacher_text_encoder and teacher_max_length as the `distill.teacher` checkpoint records them, each checked against the config's"
     d = cfg.distill
@@ -862,7 +869,7 @@ def distill(cfg, # a YAML path, a `RunConfig` or a dict of sections
             overrides:dict|list=None, # dotted keys over `cfg`
             run:Path=None) -> tuple:
     "Teacher -> student distillation as `cfg.distill` describes; returns `(run folder, {name: learner})` for the teacher, `student_kd` and (with `distill.baseline`) `student_alone`"
-    from medvision.distill import DistillationCallback
+    from medvision.distill import DistillationCallback, TeacherImage, chain_inputs
     cfg = as_config(cfg, overrides)
     d, v = cfg.distill, cfg.vision
     refuse_keys(cfg, _DISTILL_REFUSES, 'distill')
@@ -887,6 +894,10 @@ def distill(cfg, # a YAML path, a `RunConfig` or a dict of sections
             df_t = _side_emb(cfg, ct, df); dls_t = build_dls(ct, df_t, arch=d.student_arch)
             swap = _teacher_text(cfg, df_s, df_t, dls, dls_t)
         if d.teacher:
+            t_st, s_st = _stats_of(checkpoint_spec(d.teacher)), _stats_of(dls.spec)
+            if t_st != s_st:   # trained on other statistics: its own DataLoaders for its report, its images renormalised in the KD fit
+                dls_t = build_dls(ct, df_t, arch=d.student_arch, stats=t_st if t_st[0] is not None else None)
+                swap = chain_inputs(TeacherImage(s_st, t_st), swap)
             learners = {'teacher': learner_from_checkpoint(d.teacher, dls_t)}
             if not rank_distrib(): (run/'teacher').mkdir(parents=True, exist_ok=True)
             reps = {'teacher': report(ct, learners['teacher'], df_t, run/'teacher') if not rank_distrib() else None}
