@@ -296,17 +296,16 @@ class TeacherText:
         return (*xb[:self.i], new.to(x.device), *xb[self.i + 1:])
 
 # %% ../nbs/07_distill.ipynb #caea4cbd
-def _per_channel(v, n:int) -> torch.Tensor: return torch.as_tensor([0.] * n if v is None else list(v), dtype=torch.float32).view(1, -1, 1, 1)
+def _per_channel(v, none:float) -> torch.Tensor:
+    "Per-channel statistics `v` shaped to broadcast over an `(n, c, h, w)` batch; `none` (a scalar, any channel count) when `v` is None"
+    return torch.as_tensor(none if v is None else list(v), dtype=torch.float32).reshape(1, -1, 1, 1)
 
 class TeacherImage:
     "`teacher_inputs` for `DistillationCallback`: the student's normalised images (position `i` of the batch) normalised as the teacher was trained"
     def __init__(self, student:tuple, # the students' `(mean, std)` (`dls.spec.mean`, `dls.spec.std`; None: no normalisation)
                  teacher:tuple, # the teacher's `(mean, std)` (its checkpoint's spec)
                  i:int=0):
-        (ms, ss), (mt, st) = student, teacher
-        n = len(next(v for v in (ms, ss, mt, st, [0, 0, 0]) if v is not None))
-        ss, st = (_per_channel([1.] * n if s is None else s, n) for s in (ss, st))
-        ms, mt = _per_channel(ms, n), _per_channel(mt, n)
+        (ms, ss), (mt, st) = [(_per_channel(m, 0.), _per_channel(s, 1.)) for m, s in (student, teacher)]
         self.i, self.scale, self.shift = i, ss / st, (ms - mt) / st   # (x * ss + ms - mt) / st
 
     def __call__(self, *xb) -> tuple:
