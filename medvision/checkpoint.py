@@ -215,11 +215,11 @@ def checkpoint_spec(path) -> InputSpec:
 
 def _model_of(meta:dict, path, text=None) -> MultimodalModel:
     "The model that checkpoint metadata `meta` describes, unloaded"
-    from medvision.backbones import text_encoder
+    from medvision.backbones import text_encoder_of
     cfg, spec = meta.get('model'), InputSpec.from_dict(meta['spec'])
     if not cfg: raise MedvisionError(f"checkpoint {checkpoint_stem(path)} does not record how its model was built (a model passed to medvision_learner): build that learner and use load_checkpoint")
     te = spec.text_encoder
-    if text is None: text = text_encoder(te['name'], pooling=te['pooling'], max_length=te['max_length'], instruction=te['instruction']) if te else spec.text_dim
+    if text is None: text = text_encoder_of(te) if te else spec.text_dim   # as the spec records it (normalised or not)
     vis = vision_backbone(cfg['arch'], pretrained=False, in_chans=spec.channels, pooling=cfg.get('pooling', 'avg'), img_size=spec.image_size)
     n_out = {t: 1 if spec.outputs.get(t) == 'logit' else len(spec.vocabs[t]) for t in spec.tasks}
     return MultimodalModel(vis, text=text, tabular=spec.n_tab or None, fusion=cfg['fusion'], tasks=n_out, **cfg['model_kw'])

@@ -6,7 +6,7 @@ Docs: https://medvision-team.github.io/medvision/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #11ec650b
 from __future__ import annotations
-import os, sys, difflib, copy, importlib, math
+import os, sys, difflib, copy, importlib, math, warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 import yaml
@@ -14,8 +14,9 @@ from fastcore.basics import AttrDict
 if TYPE_CHECKING: import torch, pandas as pd   # imported where used: the command line's `--help` loads neither (`cli`)
 
 # %% auto #0
-__all__ = ['SCHEMA', 'MedvisionError', 'did_you_mean', 'Registry', 'Key', 'schema_table', 'coerce_value', 'RunConfig',
-           'parse_overrides', 'load_config', 'save_config', 'seed_everything', 'get_device']
+__all__ = ['SCHEMA', 'MedvisionError', 'MedvisionWarning', 'note_line', 'did_you_mean', 'Registry', 'Key', 'schema_table',
+           'coerce_value', 'RunConfig', 'parse_overrides', 'load_config', 'save_config', 'seed_everything',
+           'get_device']
 
 # %% ../nbs/00_core.ipynb #cec021e3
 class MedvisionError(Exception):
@@ -23,6 +24,17 @@ class MedvisionError(Exception):
     def __init__(self, *args):
         super().__init__(*args)
         self.msg = str(args[0]) if args else ''   # kept: fastai rewrites `args` of an error raised in a callback, prefixing the callback and event
+
+# %% ../nbs/00_core.ipynb #00bea38f
+class MedvisionWarning(UserWarning):
+    "A setting medvision ignores, overrides or chose for the user: one line naming the key and what to do"
+
+def note_line(message, category, filename, lineno, line=None) -> str:
+    "`warnings.formatwarning` that prints a `MedvisionWarning` as one line, `medvision: note: ...`, and others as Python does"
+    if issubclass(category, MedvisionWarning): return f"medvision: note: {message}\n"
+    return _py_formatwarning(message, category, filename, lineno, line)
+
+_py_formatwarning = warnings.formatwarning
 
 # %% ../nbs/00_core.ipynb #de3fb5d0
 def did_you_mean(name, # the name that was not found
@@ -159,7 +171,7 @@ SCHEMA = {
         'image_size':  Key(224, (int, list), "image size fed to the model, in pixels: an int (square) or [height, width]", bounds='>= 8', items=int, size=2),
         'channels':    Key(3, int, "image channels the model takes (1 for grey X-rays)", bounds='>= 1'),
         'normalize':   Key('model', str, "`model` (mean and std of the backbone's pretrained config in timm), `imagenet`, or `dataset` (statistics of the training images)", choices=('model', 'imagenet', 'dataset')),
-        'intensity':   Key('auto', str, "high-bit-depth and DICOM images to 8 bits: `auto` (DICOM: its window, else its BitsStored; 16-bit PNG/TIFF: their real depth), `window`, `bits`, `minmax` or `percentile`", choices=('auto', 'window', 'bits', 'minmax', 'percentile')),
+        'intensity':   Key('auto', str, "high-bit-depth and DICOM images to 8 bits: `auto` (DICOM: its window, else the 0.5th..99.5th percentiles of its modality-LUT values; 16-bit PNG/TIFF: those percentiles; 8-bit: unchanged), `window`, `bits` (the stored depth), `minmax` or `percentile`", choices=('auto', 'window', 'bits', 'minmax', 'percentile')),
         'window':      Key(None, (str, list), "DICOM window: [centre, width] or a preset (lung, mediastinum, bone, brain, soft_tissue, abdomen, liver); default: each file's own"),
         'cache':       Key(None, str, "decoded-image cache: `memory` or `disk` (resized once, then reused every epoch)", choices=('memory', 'disk')),
         'cache_max_gb': Key(4.0, float, "the most the image cache holds, in GiB (memory: a slab in /dev/shm shared with the workers; disk: the files in its folder); when it is full the other images are decoded every epoch, and a warning says how many", bounds='> 0'),
@@ -171,6 +183,7 @@ SCHEMA = {
         'text':        Key(None, str, "text input: `embeddings` (computed once by `text.encoder` and cached) or `tokens` (the encoder runs every step)", choices=('embeddings', 'tokens')),
         'tabular':     Key([], list, "tabular columns fed to the model (numbers or categories)"),
         'weighted':    Key(False, bool, "sample classes of the first task equally often (fastai's WeightedDL)"),
+        'positive':    Key({}, dict, "binary task -> its positive class (sensitivity, ROC, pAUC, HTER, pos_weight, .proba); default: the label that does not read as negative (normal, benign, negative, healthy, no finding, no_*, 0, false), else the one that sorts second, said in one line"),
         'limit':       Key(None, int, "keep at most this many rows per split (a quick run); `null`: all", bounds='>= 1'),
         'max_pixels':  Key(50_000_000, int, "largest image (height x width x frames) a run accepts; larger ones are found before training, from their headers", bounds='>= 64'),
         'check':       Key('header', str, "images checked before training: `header` (readable, size within `max_pixels`; every file's bytes hashed) or `decode` (each image decoded once as training reads it)", choices=('header', 'decode')),
@@ -244,13 +257,16 @@ SCHEMA = {
         'grad_clip':      Key(None, float, "clip the gradient norm at this value", bounds='> 0'),
     },
     'scheduler': {
-        'name':          Key('one_cycle', str, "learning-rate schedule: one_cycle, cosine (flat then cosine, fastai's fit_flat_cos), cosine_anneal (cosine from the start to `eta_min`), plateau (constant, reduced on a plateau), fine_tune (fastai: frozen epochs, then all), freeze_then_fit (frozen epochs, then all, at exactly the rates given), medical (the two-stage recipe); the rates of each in `run.fit`", choices=('one_cycle', 'cosine', 'cosine_anneal', 'plateau', 'fine_tune', 'freeze_then_fit', 'medical')),
-        'pct_start':     Key(0.25, float, "warm-up fraction (one_cycle, cosine)", bounds='[0, 1]'),
+        'name':          Key('one_cycle', str, "learning-rate schedule: one_cycle, cosine (a straight-line warm-up from `eta_min` over `pct_start`, then a cosine to `eta_min`), cosine_anneal (cosine from the start to `eta_min`), plateau (constant, reduced on a plateau), fine_tune (fastai: frozen epochs, then all), freeze_then_fit (frozen epochs, then all, at exactly the rates given), medical (the two-stage recipe); the rates of each in `run.fit`", choices=('one_cycle', 'cosine', 'cosine_anneal', 'plateau', 'fine_tune', 'freeze_then_fit', 'medical')),
+        'pct_start':     Key(0.25, float, "the warm-up, a fraction of the training batches: one_cycle (fastai's) rises by a cosine "
+                             "from each group's peak / 25 to the peak, then falls by a cosine to peak / 1e5; cosine rises on a "
+                             "straight line from `eta_min` to each group's peak, then falls by a cosine to `eta_min`; "
+                             "no other schedule reads it", bounds='[0, 1]'),
         'freeze_epochs': Key(1, int, "frozen-backbone epochs (fine_tune, medical stage 1)", bounds='>= 0'),
         'backbone_ratio': Key(6.0, float, "medical stage 2: the head's rate over the backbone's", bounds='> 0'),
         'patience':      Key(None, int, "early stopping after this many validated epochs without improvement of `scheduler.monitor`", bounds='>= 1'),
         'monitor':       Key(None, str, "the metric early stopping and plateau watch (default `checkpoint.monitor`, which chooses the best checkpoint)"),
-        'eta_min':       Key(1e-7, float, "the rate cosine_anneal and medical stage 2 anneal every group to", bounds='>= 0'),
+        'eta_min':       Key(1e-7, float, "the rate cosine (whose warm-up starts there), cosine_anneal and medical stage 2 anneal every group to", bounds='>= 0'),
         'stage1_lr':     Key(None, float, "the head's rate in the frozen stage of medical and freeze_then_fit (default `training.lr`)", bounds='> 0'),
         'factor':        Key(0.1, float, "plateau: every group's rate is multiplied by this after `plateau_patience` validated epochs without improvement", bounds='(0, 1)'),
         'plateau_patience': Key(2, int, "plateau: validated epochs without improvement of `scheduler.monitor` before the rates drop", bounds='>= 1'),

@@ -405,7 +405,7 @@ DISTILL_PRESETS.add('wound', dict(teacher=dict(arch='vit_large_patch16_224', tex
                                   loss='combined', loss_kw=dict(T=4.0, alpha=0.5, beta=0.5, gamma=1.0), tasks=['type', 'severity']))
 DISTILL_PRESETS.add('cpu_small', dict(teacher=dict(arch='resnet34', text='minilm'), student=dict(arch='resnet18', text='minilm'),
                                       loss='kd', loss_kw=dict(T=4.0, alpha=0.5, beta=0.5), tasks=['modality', 'location']))
-DISTILL_PRESETS.add('cpu_pretrained', dict(teacher=dict(arch='efficientnet_lite2', text='minilm', pretrained=True),
+DISTILL_PRESETS.add('cpu_pretrained', dict(teacher=dict(arch='tf_efficientnet_lite2', text='minilm', pretrained=True),
                                            student=dict(arch='mobilenetv3_small_050', text='minilm', pretrained=False),
                                            loss='kd', loss_kw=dict(T=4.0, alpha=0.5, beta=0.5), tasks=['modality', 'location']))
 

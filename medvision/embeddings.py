@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 from fastprogress.fastprogress import progress_bar
 from .core import MedvisionError
-from .data.splits import kfold
+from .data.splits import kfold, positive_label
 from .learner import bare
 from .metrics import pauc, auc
 from threadpoolctl import threadpool_limits
@@ -126,7 +126,7 @@ def _labels(table:pd.DataFrame, target:str) -> np.ndarray:
     if y.isna().any(): raise MedvisionError(f"target column '{target}' is empty in {int(y.isna().sum())} rows")
     vals = sorted(y.unique().tolist())
     if len(vals) != 2: raise MedvisionError(f"target column '{target}' has {len(vals)} class(es) ({vals[:5]}); gbdt_ensemble needs two")
-    return (y == vals[1]).to_numpy().astype(int)
+    return (y == positive_label(vals, target)[0]).to_numpy().astype(int)   # 1: the positive class, as everywhere
 
 def _fold_col(table:pd.DataFrame, folds, target:str, group:str, seed:int) -> np.ndarray:
     "Fold of each row: grouped stratified k-fold, or the column `folds`, checked to keep each group in one fold"

@@ -18,7 +18,8 @@ from .checkpoint import load_checkpoint, learner_from_checkpoint
 from .metrics import task_probs, metrics_table, per_class_table, auc, ece, lower_is_better, pred_labels, bootstrap_table, CI_METRICS
 
 # %% auto #0
-__all__ = ['predict', 'rows_of', 'tta_predict', 'cam_layer', 'grad_cam', 'EvalReport', 'save_proba', 'evaluate', 'compare']
+__all__ = ['predict', 'rows_of', 'tta_predict', 'cam_layer', 'grad_cam', 'EvalReport', 'proba_sidecar', 'save_proba', 'evaluate',
+           'compare']
 
 # %% ../nbs/08a_evaluate.ipynb #6526c3a2
 def _plain(xb) -> tuple:
@@ -145,8 +146,16 @@ class EvalReport:
     def tasks(self): return list(self.preds)
 
     @property
+    def positives(self) -> dict:
+        "Each two-class task's positive class (its second class: sensitivity, ROC, pAUC, HTER and `.proba` are of it)"
+        return {t: self.vocabs[t][1] for t in self.tasks if len(self.vocabs[t]) == 2}
+
+    @property
     def metrics(self) -> pd.DataFrame:
-        return pd.concat([metrics_table(y, p, task=t, threshold=self.threshold) for t, (y, p) in self.preds.items()], ignore_index=True)
+        m = pd.concat([metrics_table(y, p, task=t, threshold=self.threshold) for t, (y, p) in self.preds.items()],
+                      ignore_index=True)
+        pos = [str(self.positives[t]) if t in self.positives else None for t in m.task]
+        return m.assign(positive=pd.Series(pos, index=m.index, dtype=object))
 
     @property
     def ci_unit(self) -> str:
@@ -185,6 +194,10 @@ from sklearn.metrics import confusion_matrix, roc_curve
 def _pos(p): return p if p.ndim == 1 else p[:, 1] if p.shape[1] == 2 else None
 
 @patch
+def _title(self:EvalReport, t:str) -> str:
+    return f"{self.name}: {t}" + (f" (positive: {self.positives[t]})" if t in self.positives else '')
+
+@patch
 def plot_confusion(self:EvalReport, task:str=None, ax=None):
     t = task or self.tasks[0]; y, p = self.preds[t]; names = [str(c) for c in self.vocabs[t]]
     pred = pred_labels(p, self.threshold)   # the metrics' decisions: a two-class task at the threshold
@@ -193,7 +206,7 @@ def plot_confusion(self:EvalReport, task:str=None, ax=None):
     ax.imshow(cm, cmap='Blues')
     for (i, j), v in np.ndenumerate(cm): ax.text(j, i, v, ha='center', va='center', color='white' if v > cm.max()/2 else 'black')
     ax.set_xticks(range(len(names)), names, rotation=45, ha='right'); ax.set_yticks(range(len(names)), names)
-    ax.set_xlabel('predicted'); ax.set_ylabel('true'); ax.set_title(f'{self.name}: {t}')
+    ax.set_xlabel('predicted'); ax.set_ylabel('true'); ax.set_title(self._title(t), fontsize=9)
     return ax
 
 @patch
@@ -205,7 +218,7 @@ def plot_roc(self:EvalReport, task:str=None, ax=None):
         if len(np.unique(yy)) < 2: continue
         fpr, tpr, _ = roc_curve(yy, pp); ax.plot(fpr, tpr, label=f'{n} (AUC {auc(yy, pp):.3f})')
     ax.plot([0, 1], [0, 1], 'k:', lw=0.8); ax.set_xlabel('false-positive rate'); ax.set_ylabel('true-positive rate')
-    ax.set_title(f'{self.name}: {t}'); ax.legend(fontsize=7)
+    ax.set_title(self._title(t), fontsize=9); ax.legend(fontsize=7)
     return ax
 
 @patch
@@ -217,7 +230,7 @@ def plot_reliability(self:EvalReport, task:str=None, n_bins:int=10, ax=None):
     ax = ax or plt.subplots(figsize=(4, 4))[1]
     ax.plot([0, 1], [0, 1], 'k:', lw=0.8); ax.plot(xs, ys_, 'o-')
     ax.set_xlabel('predicted probability' if _pos(p) is not None else 'confidence'); ax.set_ylabel('observed frequency')
-    ax.set_title(f'{self.name}: {t} (ECE {ece(y, p):.3f})')
+    ax.set_title(f'{self._title(t)}, ECE {ece(y, p):.3f}', fontsize=9)
     return ax
 
 # %% ../nbs/08a_evaluate.ipynb #9aa9471c
@@ -235,14 +248,22 @@ def predictions(self:EvalReport) -> pd.DataFrame:
             for i, n in enumerate(names): df[f'{t}_prob_{n}'] = p[:, i]
     return df
 
+def proba_sidecar(f, task:str, vocab:list) -> Path:
+    "Write `<f>.json` beside `.proba` file `f`: which task and class its probabilities are of, and how many rows it has"
+    js = {'task': task, 'positive': vocab[1], 'negative': vocab[0], 'rows': sum(1 for _ in open(f)),
+          'holds': 'the probability of the positive class, one a line, in the order of the rows predicted'}
+    (g := Path(f'{f}.json')).write_text(json.dumps(js, indent=1, default=str)); return g
+
 def save_proba(preds:dict, # per task `(y, p)`, as `predict` gives them
                folder, prefix:str='', # files `folder/<prefix><task>.proba`
+               vocabs:dict=None, # task -> classes: a `.proba.json` beside each file names its positive class
               ) -> list:
     "Write one positive-class probability per line, in the rows' order, for each two-class task of `preds`; returns the files"
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True); out = []
     for t, (_, p) in preds.items():
         if _pos(p) is None: continue
         np.savetxt(f := folder/f'{prefix}{t}.proba', _pos(p), fmt='%.6f'); out.append(f)
+        if vocabs: proba_sidecar(f, t, vocabs[t])
     return out
 
 @patch
@@ -258,11 +279,13 @@ def save(self:EvalReport, folder) -> Path:
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     m = self.metrics
     m.to_csv(folder/'metrics.csv', index=False)
-    (folder/'metrics.json').write_text(json.dumps({'model': self.name, 'threshold': self.threshold, 'tta': getattr(self, 'tta', 0), 'tasks': m.to_dict(orient='records'),
+    (folder/'metrics.json').write_text(json.dumps({'model': self.name, 'threshold': self.threshold,
+                                                   'positive': self.positives,
+                                                   'tta': getattr(self, 'tta', 0), 'tasks': m.to_dict(orient='records'),
                                                    **({'ci': self.ci_json()} if self.bootstrap else {})}, indent=1, default=float))
     if self.bootstrap: self.intervals().to_csv(folder/'metrics_ci.csv', index=False)
     self.predictions().to_csv(folder/'predictions.csv', index=False)
-    save_proba(self.preds, folder)
+    save_proba(self.preds, folder, vocabs=self.vocabs)
     for t, (y, p) in self.preds.items():
         self.per_class(t).to_csv(folder/f'per_class_{t}.csv', index=False)
         for kind in ('confusion', 'roc', 'reliability'):

@@ -20,6 +20,7 @@ from .backbones import vision_backbone
 from .fusion import MultimodalModel
 from .losses import get_loss, MultiTaskLoss, LOSSES
 from .metrics import default_metrics
+from .data.splits import pos_weight as n_neg_over_pos
 
 # %% auto #0
 __all__ = ['bare', 'medvision_splitter', 'medvision_learner', 'NaNStopCallback']
@@ -52,8 +53,8 @@ def _task_loss(dls, i, t, loss, loss_kw, class_weights, pos_weight):
             kw['weight'] = torch.tensor(len(y) / (n * np.maximum(np.bincount(y, minlength=n), 1)), dtype=torch.float)
         else: kw['weight'] = torch.as_tensor(class_weights, dtype=torch.float)
     if pos_weight is not None and binary:
-        if isinstance(pos_weight, str):
-            y = _train_labels(dls, i); kw['pos_weight'] = float((y == 0).sum() / max((y == 1).sum(), 1))
+        if isinstance(pos_weight, str):   # the one definition (`data.splits.pos_weight`), of the spec's positive class
+            kw['pos_weight'] = float(n_neg_over_pos(dls.train.items, t, None, pos=dls.spec.positive_of(t)))
         else: kw['pos_weight'] = pos_weight
     return get_loss(loss, **kw)
 

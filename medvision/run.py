@@ -6,16 +6,16 @@ Docs: https://medvision-team.github.io/medvision/run.html.md"""
 
 # %% ../nbs/09a_run.ipynb #1a5155f8
 from __future__ import annotations
-import json, os, sys, time, datetime, contextlib, io
+import json, os, sys, time, datetime, contextlib, io, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from fastai.callback.core import Callback, CancelValidException
 from fastai.callback.tracker import EarlyStoppingCallback, ReduceLROnPlateau
-from fastai.callback.schedule import ParamScheduler, SchedCos
+from fastai.callback.schedule import ParamScheduler, SchedCos, SchedLin, combine_scheds
 from fastcore.basics import even_mults
 from fastai.learner import ValueMetric
 from fastai.torch_core import rank_distrib, num_distrib
-from .core import MedvisionError, RunConfig, SCHEMA, load_config, parse_overrides, save_config, seed_everything, get_device
+from .core import MedvisionError, MedvisionWarning, RunConfig, SCHEMA, load_config, parse_overrides, save_config, seed_everything, get_device
 from .data.readers import read_sources, read_image, READERS, IMAGE_EXTS
 from .data.splits import split_table, kfold, filter_min_samples
 from .data.block import medvision_dataloaders
@@ -23,17 +23,17 @@ from .learner import medvision_learner, bare
 from .callbacks import mixed_precision, CompileModel, EMACallback, tracking_callbacks, tracked, default_mlflow_uri, ModalityDropoutScheduleCallback, AuxLossScheduleCallback
 from .checkpoint import CheckpointCallback, save_checkpoint, learner_from_checkpoint, model_from_checkpoint, checkpoint_stem, checkpoint_spec, training_stages
 from .metrics import task_metrics, lower_is_better, select_threshold
-from .evaluate import evaluate, predict, compare
+from .evaluate import evaluate, predict, compare, proba_sidecar
 
 # %% auto #0
-__all__ = ['PREDICT_CHUNK', 'MEDMNIST_V2_RESNET18_28', 'COMMAND_KEYS', 'as_config', 'data_root', 'build_table', 'with_text_emb',
-           'build_dls', 'monitor_comp', 'run_metrics', 'config_callbacks', 'build_learner', 'world_size',
-           'init_distributed', 'main_process_first', 'from_main', 'distributed', 'BatchCountCallback',
-           'ValidationIntervalCallback', 'fit', 'resume_run', 'run_log', 'new_run', 'preflight', 'keep_threshold',
-           'split_rows', 'proba_splits', 'save_split_proba', 'report', 'ci_text', 'fit_and_report', 'train',
-           'train_folds', 'embed', 'predict_files', 'export_model', 'demo_config', 'demo', 'demo_rows', 'refuse_keys',
-           'distill', 'distill_results', 'distill_table', 'evaluate_checkpoint', 'run_checkpoints',
-           'compare_checkpoints', 'check_overrides']
+__all__ = ['SCHEDULE_KEYS', 'PREDICT_CHUNK', 'MEDMNIST_V2_RESNET18_28', 'COMMAND_KEYS', 'as_config', 'data_root', 'build_table',
+           'with_text_emb', 'build_dls', 'monitor_comp', 'run_metrics', 'config_callbacks', 'build_learner',
+           'world_size', 'init_distributed', 'main_process_first', 'from_main', 'distributed', 'BatchCountCallback',
+           'ValidationIntervalCallback', 'fit', 'resume_run', 'run_log', 'new_run', 'preflight', 'unread_keys',
+           'note_unread', 'keep_threshold', 'split_rows', 'proba_splits', 'save_split_proba', 'report', 'ci_text',
+           'fit_and_report', 'train', 'train_folds', 'embed', 'predict_files', 'export_model', 'demo_config', 'demo',
+           'demo_rows', 'refuse_keys', 'distill', 'distill_results', 'distill_table', 'check_positive',
+           'evaluate_checkpoint', 'run_checkpoints', 'compare_checkpoints', 'check_overrides']
 
 # %% ../nbs/09a_run.ipynb #68b8bb8e
 def _flat(nested:dict) -> dict:
@@ -105,7 +105,7 @@ def build_table(cfg:RunConfig) -> pd.DataFrame:
 
 # %% ../nbs/09a_run.ipynb #703b3bc4
 def with_text_emb(cfg:RunConfig, df:pd.DataFrame) -> pd.DataFrame:
-    "`df` with a `text_emb` column of its texts embedded by `text.encoder` (cached in the output folder), when `data.text` is `embeddings`"
+    "`df` with a `text_emb` column of its texts embedded by `text.encoder` (cached in the output folder; `attrs['embedder']` says by what), when `data.text` is `embeddings` (a table's own `text_emb` column is kept)"
     if cfg.data.text != 'embeddings' or 'text_emb' in df: return df
     from medvision.backbones import embed_texts, text_encoder
     if 'text' not in df: raise MedvisionError("data.text is 'embeddings' but the table has no text column; set data.text: null")
@@ -113,7 +113,9 @@ def with_text_emb(cfg:RunConfig, df:pd.DataFrame) -> pd.DataFrame:
     enc = text_encoder(cfg.text.encoder, max_length=cfg.text.max_length)
     with main_process_first():   # one process writes the cache, the others read it
         if not rank_distrib(): cache.parent.mkdir(parents=True, exist_ok=True)
-        return df.assign(text_emb=list(embed_texts(df.text.fillna(''), enc, cache=cache)))
+        out = df.assign(text_emb=list(embed_texts(df.text.fillna(''), enc, cache=cache)))
+    out.attrs['embedder'] = enc.identity   # recorded in the spec, so new texts are embedded alike
+    return out
 
 def build_dls(cfg:RunConfig, df:pd.DataFrame, valid_split:str='valid', image_size=None, batch_size:int=None, arch:str=None,
               stats=False, # a `(mean, std)` pair (or None: no normalisation) in place of `data.normalize`: a trained model's own
@@ -123,15 +125,15 @@ def build_dls(cfg:RunConfig, df:pd.DataFrame, valid_split:str='valid', image_siz
     d, a = cfg.data, cfg.augmentation
     kw = {}
     if d.text == 'embeddings':
-        df = with_text_emb(cfg, df)
-        kw.update(text_emb='text_emb', embedder={'name': cfg.text.encoder, 'max_length': cfg.text.max_length})   # in the spec, so new texts are embedded alike
+        df = with_text_emb(cfg, df)   # the table's own vectors (no encoder recorded: new rows bring theirs), or text.encoder's
+        kw.update(text_emb='text_emb', embedder=df.attrs.get('embedder'))
     elif d.text == 'tokens':
         from medvision.backbones import text_encoder
         kw['tokenizer'] = text_encoder(cfg.text.encoder, max_length=cfg.text.max_length, trainable=cfg.text.trainable)
     dls = medvision_dataloaders(df, list(d.tasks), img_size=image_size or d.image_size, bs=batch_size or cfg.training.batch_size,
                                  text=d.text, tabular=list(d.tabular) or None, weighted=d.weighted, aug=aug_from_config(a),
                                  normalize=d.normalize if stats is False else stats, arch=arch or cfg.vision.arch, num_workers=d.num_workers, n_ch=d.channels, cache=d.cache, cache_max_gb=d.cache_max_gb,
-                                 intensity=d.intensity, window=d.window,
+                                 intensity=d.intensity, window=d.window, positive=dict(d.positive) or None,
                                  class_aug=list(a.class_aug) or None, class_aug_ops=list(a.class_aug_ops) or None, valid_split=valid_split, seed=cfg.experiment.seed,
                                  device=get_device(cfg.experiment.device), **kw)
     for dl in dls.loaders: dl.fake_l.prefetch_factor = d.prefetch_factor   # fastai's `_FakeLoader` fixes torch's prefetch_factor at 2 (a class attribute)
@@ -302,6 +304,11 @@ def _group_lrs(learn, lr:slice) -> np.ndarray:
     r = np.array(even_mults(lr.start, lr.stop, n)); r[0], r[-1] = lr.start, lr.stop
     return r
 
+def _warmup_cos(lrs:np.ndarray, eta_min:float, pct_start:float=0.):
+    "Each group's rate in `lrs` reached linearly from `eta_min` over the first `pct_start` of training, then a cosine down to `eta_min`"
+    down = SchedCos(lrs, eta_min)
+    return combine_scheds([pct_start, 1 - pct_start], [SchedLin(eta_min, lrs), down]) if pct_start else down
+
 def _plateau(s, mon:str) -> ReduceLROnPlateau:
     "fastai's `ReduceLROnPlateau` as `scheduler` section `s` asks, acting before the checkpoint writes `-last` (which keeps its state)"
     cb = ReduceLROnPlateau(monitor=mon, comp=monitor_comp(mon), patience=s.plateau_patience, factor=1 / s.factor, min_lr=s.min_lr)
@@ -326,10 +333,10 @@ def fit(cfg:RunConfig, learn, epochs:int=None) -> None:
     if t.freeze_backbone: _freeze_backbone(learn, s.name)
     fits = [lambda: learn.pretrain_vision(t.pretrain_vision_epochs, t.lr)] if t.pretrain_vision_epochs else []
     if s.name == 'one_cycle': fits.append(lambda: learn.fit_one_cycle(n, lr, pct_start=s.pct_start, cbs=cbs))
-    elif s.name == 'cosine': fits.append(lambda: learn.fit_flat_cos(n, lr, pct_start=1 - s.pct_start, cbs=cbs))
-    elif s.name == 'cosine_anneal':
+    elif s.name in ('cosine', 'cosine_anneal'):
         lrs = _group_lrs(learn, lr)
-        fits.append(lambda: learn.fit(n, lrs, cbs=[ParamScheduler({'lr': SchedCos(lrs, s.eta_min)}), *cbs]))
+        sched = _warmup_cos(lrs, s.eta_min, s.pct_start if s.name == 'cosine' else 0.)
+        fits.append(lambda: learn.fit(n, lrs, cbs=[ParamScheduler({'lr': sched}), *cbs]))
     elif s.name == 'plateau': fits.append(lambda: learn.fit(n, lr, cbs=[_plateau(s, es_mon), *cbs]))
     elif s.name == 'fine_tune': fits.append(lambda: learn.fine_tune(n, base_lr=t.lr, freeze_epochs=s.freeze_epochs, cbs=cbs))
     elif s.name == 'freeze_then_fit': fits += [lambda: (learn.freeze(), learn.fit(s.freeze_epochs, lr1, cbs=cbs)), lambda: (learn.unfreeze(), learn.fit(n, _group_lrs(learn, lr), cbs=cbs))]
@@ -430,6 +437,48 @@ def preflight(cfg:RunConfig, df:pd.DataFrame, run:Path=None) -> pd.DataFrame:
           + (", decoded" if d.check == 'decode' else '') + f"); {len(pairs)} in two splits" + (" (data.allow_duplicates: listed in duplicates.csv and the report)" if len(pairs) else ''))
     return pairs
 
+# %% ../nbs/09a_run.ipynb #5c4e7a11
+SCHEDULE_KEYS = {   # scheduler.name -> the scheduler.* keys `fit` reads for it (name, patience and monitor: every schedule)
+    'one_cycle': ('pct_start',), 'cosine': ('pct_start', 'eta_min'), 'cosine_anneal': ('eta_min',),
+    'plateau': ('factor', 'plateau_patience', 'min_lr'), 'fine_tune': ('freeze_epochs',),
+    'freeze_then_fit': ('freeze_epochs', 'stage1_lr'), 'medical': ('freeze_epochs', 'stage1_lr', 'backbone_ratio', 'eta_min')}
+_MODEL_KEYS = {'arch': 'vision.arch', 'image_size': 'data.image_size', 'batch_size': 'training.batch_size', 'lr': 'training.lr'}
+
+def _is_set(cfg:RunConfig, dk:str) -> bool:
+    s, k = dk.split('.')
+    return cfg[s][k] != SCHEMA[s][k].default
+
+def unread_keys(cfg:RunConfig, command:str='train') -> list:
+    "One line for each key set in `cfg` that `command` does not read, or that another key overrides"
+    out, s = [], cfg.scheduler
+    if command == 'train':
+        out += [f"distill.{k} is set but `medvision train` trains one model; distill.* is read by `medvision distill`"
+                for k in SCHEMA['distill'] if _is_set(cfg, f'distill.{k}')]
+    for k in SCHEMA['scheduler']:
+        if k not in ('name', 'patience', 'monitor') and _is_set(cfg, f'scheduler.{k}') and k not in SCHEDULE_KEYS[s.name]:
+            users = [n for n, ks in SCHEDULE_KEYS.items() if k in ks]
+            out.append(f"scheduler.{k} is set but scheduler.name {s.name} does not read it (read by {', '.join(users)})")
+    models = [m for m in cfg.vision.models if isinstance(m, dict)]
+    for f, dk in _MODEL_KEYS.items():
+        if models and all(m.get(f) is not None for m in models) and _is_set(cfg, dk):
+            out.append(f"{dk} {cfg[dk.split('.')[0]][dk.split('.')[1]]!r} is overridden by vision.models, whose entries each set "
+                       f"{f} ({', '.join(str(m[f]) for m in models)}); remove one of them")
+    from medvision.losses import LOSSES
+    binary = getattr(LOSSES.get(cfg.training.loss), 'binary', False)
+    if binary and _is_set(cfg, 'training.class_weights'):
+        out.append(f"training.class_weights is set but training.loss {cfg.training.loss} is binary and reads training.pos_weight")
+    if not binary and _is_set(cfg, 'training.pos_weight'):
+        out.append(f"training.pos_weight is set but training.loss {cfg.training.loss} is not binary (bce, binary_focal); "
+                   "it reads training.class_weights")
+    return out
+
+def note_unread(cfg:RunConfig, command:str='train') -> list:
+    "Warn (`MedvisionWarning`, one line each) about the keys of `unread_keys`, once, in the main process"
+    notes = unread_keys(cfg, command)
+    if not rank_distrib():
+        for n in notes: warnings.warn(n, MedvisionWarning, stacklevel=2)
+    return notes
+
 # %% ../nbs/09a_run.ipynb #60da6754
 def _threshold(cfg:RunConfig, learn, dls) -> float:
     "The binary decision threshold: `evaluate.threshold` as a number, or chosen on the validation rows by its criterion"
@@ -469,7 +518,7 @@ def save_split_proba(cfg:RunConfig, learn, df:pd.DataFrame, folder:Path) -> list
     out = []
     for s in proba_splits(cfg, learn.dls.vocabs, df):
         dl = learn.dls.test_dl(split_rows(df, s), with_labels=True, bs=learn.dls.bs)
-        out += save_proba(predict(learn, dl, progress=False), folder, prefix=f'{s}_')
+        out += save_proba(predict(learn, dl, progress=False), folder, prefix=f'{s}_', vocabs=learn.dls.vocabs)
     return out
 
 def report(cfg:RunConfig, learn, df:pd.DataFrame, run:Path, name:str=None, threshold:float=None):
@@ -482,7 +531,7 @@ def report(cfg:RunConfig, learn, df:pd.DataFrame, run:Path, name:str=None, thres
     save_split_proba(cfg, learn, df, run/'report'/'proba')
     dups = df.attrs.get('duplicates') or []
     if dups: pd.DataFrame(dups).to_csv(run/'report'/'duplicates.csv', index=False)   # trained knowingly (data.allow_duplicates): the report lists them
-    (run/'metrics.json').write_text(json.dumps({'split': e.split, 'threshold': th, 'model': rep.name, 'world_size': world_size(),
+    (run/'metrics.json').write_text(json.dumps({'split': e.split, 'threshold': th, 'positive': rep.positives, 'model': rep.name, 'world_size': world_size(),
                                                 'duplicates_across_splits': len(dups),
                                                 'tasks': rep.metrics.to_dict(orient='records'), **({'ci': rep.ci_json()} if e.bootstrap else {})}, indent=1, default=float))
     return rep
@@ -537,6 +586,7 @@ def train(cfg, # a YAML path, a `RunConfig` or a dict of sections
          ) -> tuple:
     "Train and evaluate the run `cfg` describes; returns `(run folder, learner)` (with `vision.models`, the best model's learner)"
     cfg = as_config(cfg, overrides)
+    note_unread(cfg, 'train')   # before the folds: once
     if cfg.data.fold == 'all': return train_folds(cfg, run)
     init_distributed(cfg)
     run = run or resume_run(cfg) or new_run(cfg)   # a resumed run continues in its own folder
@@ -712,8 +762,10 @@ def predict_files(checkpoint, # a medvision checkpoint
         if proba:
             for j, n in enumerate(names): res[f'{task}_prob_{n}'] = p[:, j]
     res.attrs['skipped'] = pd.DataFrame(skipped, columns=['file', 'reason'])   # every input is a row here or there
+    if col: task = spec.tasks[0]; res.attrs['proba_of'] = (task, spec.vocabs[task][1])   # the one two-class task's positive class
     if output is not None:
         _save_predictions(res, output, col)
+        if col: proba_sidecar(output, task, spec.vocabs[task])
         if len(skipped): res.attrs['skipped'].to_csv(Path(output).with_suffix('.skipped.csv'), index=False)
     return res
 
@@ -800,7 +852,8 @@ def demo_rows(run:Path, cfg:RunConfig, synth:bool=False) -> list:
     at_th = bootstrap_table(y, p, ['accuracy', 'hter'], threshold=th, n_boot=cfg.evaluate.bootstrap or 1000).set_index('metric')
     ref = lambda k: '-' if synth else f"{MEDMNIST_V2_RESNET18_28[k]:.3f}"
     f = lambda r: f"{r.value:.3f} [{r.lo:.3f}, {r.hi:.3f}]"
-    return [f"\n{'SYNTHETIC data (not PneumoniaMNIST)' if synth else 'PneumoniaMNIST'} test set, {m['n']} images; ResNet-18 from scratch at {cfg.data.image_size} px, "
+    pos = js.get('positive', {}).get(cfg.data.tasks[0], prob[len('label_prob_'):])
+    return [f"\n{'SYNTHETIC data (not PneumoniaMNIST)' if synth else 'PneumoniaMNIST'} test set, {m['n']} images, positive class {pos!r}; ResNet-18 from scratch at {cfg.data.image_size} px, "
             f"{cfg.training.epochs} epochs (MedMNIST v2: the same network and size, 100 epochs). MedMNIST's rule: AUC, and accuracy at threshold 0.5.",
             f"{'metric':<44}{'medvision demo [95% CI]':>26}{'MedMNIST v2 ResNet-18 (28)':>30}",
             f"{'AUC':<44}{f(at_half.loc['auc']):>26}{ref('auc'):>30}",
@@ -831,7 +884,9 @@ def _side_emb(cfg:RunConfig, c:RunConfig, df:pd.DataFrame) -> pd.DataFrame:
     enc = text_encoder(c.text.encoder, max_length=c.text.max_length)
     with main_process_first():
         if not rank_distrib(): cache.parent.mkdir(parents=True, exist_ok=True)
-        return df.assign(text_emb=list(embed_texts(df.text.fillna(''), enc, cache=cache)))
+        out = df.assign(text_emb=list(embed_texts(df.text.fillna(''), enc, cache=cache)))
+    out.attrs['embedder'] = enc.identity
+    return out
 
 def _teacher_text(cfg:RunConfig, df_s:pd.DataFrame, df_t:pd.DataFrame, dls, dls_t):
     "The map from the students' text input of a batch to the teacher's (`distill.TeacherText`)"
@@ -872,7 +927,7 @@ def distill(cfg, # a YAML path, a `RunConfig` or a dict of sections
     from medvision.distill import DistillationCallback, TeacherImage, chain_inputs
     cfg = as_config(cfg, overrides)
     d, v = cfg.distill, cfg.vision
-    refuse_keys(cfg, _DISTILL_REFUSES, 'distill')
+    refuse_keys(cfg, _DISTILL_REFUSES, 'distill'); note_unread(cfg, 'distill')
     if (v.weights or v.arch != SCHEMA['vision']['arch'].default) and v.arch not in (d.teacher_arch, d.student_arch):
         raise MedvisionError(f"vision.arch: {v.arch!r} is neither distill.teacher_arch ({d.teacher_arch}) nor distill.student_arch ({d.student_arch}); "
                              "distill trains those two, and vision.arch only names the backbone vision.weights are for")
@@ -960,9 +1015,20 @@ def distill_table(runs:list, # distillation run folders (each with the `results.
     return pd.DataFrame(rows)
 
 # %% ../nbs/09a_run.ipynb #04bd6e31
+def check_positive(cfg:RunConfig, checkpoint) -> None:
+    "A `MedvisionError` where `data.positive` names another positive class than the one `checkpoint` was trained with (its outputs are of that one)"
+    spec = checkpoint_spec(checkpoint)
+    for t, lab in cfg.data.positive.items():
+        have = spec.positive_of(t) if t in spec.vocabs else None
+        if have is None or str(have) != str(lab):
+            raise MedvisionError(f"data.positive: {t}: {lab!r}, but {checkpoint_stem(checkpoint).name} was trained with "
+                                 f"{'no two-class task ' + repr(t) if have is None else repr(have) + ' as the positive class of ' + repr(t)}; "
+                                 "its probabilities are of that class: remove the key, or train with it")
+
 def evaluate_checkpoint(cfg, checkpoint, out:Path):
     "The report of `checkpoint` on `cfg`'s data, preprocessed by the checkpoint's own spec (threshold chosen on validation when `evaluate.threshold` names a criterion)"
     cfg = as_config(cfg)
+    check_positive(cfg, checkpoint)
     df = build_table(cfg)
     learn = learner_from_checkpoint(checkpoint, table=df)
     return report(cfg, learn, df, Path(out), name=Path(str(checkpoint)).name)
@@ -999,6 +1065,7 @@ def compare_checkpoints(cfg, checkpoints:list=None, run:Path=None,
     named = {**dict(zip(names, checkpoints)), **from_runs}
     if len(named) < len(names) + len(from_runs): raise MedvisionError(f"compare: checkpoints {', '.join(map(str, checkpoints + list(runs or [])))} share names; give each once")
     if not named: raise MedvisionError("compare: no checkpoints; give --checkpoints and/or --runs")
+    for ck in named.values(): check_positive(cfg, ck)
     rows = split_rows(build_table(cfg), cfg.evaluate.split).assign(split='valid')   # the rows evaluated, served as each learner's `valid`
     models = {n: learner_from_checkpoint(c, table=rows) for n, c in named.items()}
     return compare(models, metric=cfg.evaluate.metric, out=run, cams=0, bootstrap=cfg.evaluate.bootstrap, ci_level=cfg.evaluate.ci_level)

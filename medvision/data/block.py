@@ -11,14 +11,14 @@ from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from fastai.vision.all import (Datasets, PILImage, PILImageBW, TensorImage, TensorImageBW, IntToFloatTensor,
-                               Normalize, Categorize, Transform, imagenet_stats, TensorBase)
-from fastai.data.core import DataLoaders, TfmdDL, test_set
+                               Normalize, Categorize, Transform, imagenet_stats, TensorBase, ToTensor, Pipeline)
+from fastai.data.core import DataLoaders, DataLoader, TfmdDL, test_set
 from fastai.callback.data import WeightedDL
-from fastcore.basics import patch
+from fastcore.basics import patch, listify
 from fastcore.foundation import is_indexer
 from ..core import MedvisionError
 from .readers import read_image, need_cols, H5_SEP
-from .splits import check_labels, check_leakage
+from .splits import check_labels, check_leakage, positive_label, binary_vocab
 
 # %% auto #0
 __all__ = ['TableRow', 'TableDatasets', 'image_hw', 'ImageReader', 'MedvisionDL', 'MedvisionWeightedDL', 'compute_stats',
@@ -396,12 +396,20 @@ class FastNormalize(Normalize):
         x = super().decodes(x)
         return (x.clamp(0., 1.) * 255).long() if self.from_bytes else x   # back to bytes, as `IntToFloatTensor` decodes
 
+# %% ../../nbs/01b_data.block.ipynb #a1c0f00a
+def _dl_kwargs(kwargs:dict, fn:str):
+    "A `TypeError` for a keyword that fastai's `DataLoader` would take and silently drop (kept as an attribute)"
+    import inspect
+    known = {*inspect.signature(TfmdDL.__init__).parameters, *inspect.signature(DataLoader.__init__).parameters,
+             *DataLoader._methods}
+    if bad := sorted(set(kwargs) - known): raise TypeError(f"{fn}() got an unexpected keyword argument {bad[0]!r}")
+
 # %% ../../nbs/01b_data.block.ipynb #a1c0f002
 @dataclass
 class InputSpec:
     "What a trained model needs of its inputs: made with the DataLoaders (`dls.spec`), stored in every checkpoint, and all that is needed to preprocess new data for it"
     tasks: list                         # target columns, in the order of the model's heads
-    vocabs: dict                        # task -> class names (the training split's, sorted)
+    vocabs: dict                        # task -> class names (training's, sorted; a binary task's [negative, positive])
     image_size: tuple = (224, 224)      # (height, width) every image is squished to
     channels: int = 3                   # 3 (RGB) or 1 (grey)
     intensity: str = 'auto'             # `read_image`'s rule for high-bit-depth and DICOM images
@@ -412,13 +420,28 @@ class InputSpec:
     arch: str|None = None               # the backbone whose statistics `normalize='model'` took
     text: str|None = None               # None, 'tokens' or 'embeddings'
     text_encoder: dict|None = None      # tokens: the encoder (name, pooling, max_length, instruction, trainable)
-    embedder: dict|None = None          # embeddings: the encoder that made them (name, max_length)
+    embedder: dict|None = None          # embeddings: the encoder that made them (`TextEncoder.identity`)
+    text_emb_col: str|None = None       # embeddings: their column (new rows bring it, else `embedder` remakes them)
     text_dim: int|None = None           # embeddings: their width
     tabular: dict|None = None           # `TabularProcs.to_dict()`: the columns and their fitted processing
     outputs: dict = field(default_factory=dict)     # task -> 'softmax' or 'logit' (one logit: binary losses); set by the learner
     thresholds: dict = field(default_factory=dict)  # binary task -> decision threshold, once one is chosen
+    positive: dict = field(default_factory=dict)    # binary task -> its positive class (`vocabs[task][1]`) and why
+    user_item_tfms: list = field(default_factory=list)   # the user's item transforms that act on new images (reprs)
 
-    def __post_init__(self): self.image_size = image_hw(self.image_size)
+    def __post_init__(self):
+        self.image_size = image_hw(self.image_size)
+        for t, v in self.positive.items():   # the vocabulary's order is what every metric reads: the two must agree
+            voc = self.vocabs.get(t, [])
+            if len(voc) != 2 or voc[1] != v['label']:
+                raise MedvisionError(f"input spec: the positive class of task '{t}' is recorded as {v['label']!r} but "
+                                     f"its classes are {voc}: the spec was edited or comes from another model; "
+                                     "use the checkpoint's own")
+
+    def positive_of(self, task:str):
+        "The positive class of binary `task` (its second class), else None"
+        voc = self.vocabs[task]
+        return voc[1] if len(voc) == 2 else None
 
     @property
     def procs(self) -> TabularProcs|None: return TabularProcs.from_dict(self.tabular) if self.tabular else None
@@ -469,20 +492,37 @@ class InputSpec:
             if items and isinstance(items[0], (pd.Series, dict)): t = pd.DataFrame([dict(o) for o in items])   # rows (fastai's `predict` passes `[row]`)
             else: t = pd.DataFrame({'image': pd.Series([o if isinstance(o, np.ndarray) else str(o) for o in items], dtype=object)})
         need_cols(t, self.columns(with_labels), where)
-        if self.text == 'embeddings' and 'text_emb' not in t:
-            if not self.embedder: raise MedvisionError(f"{where}this model takes text embeddings, and its spec does not record the encoder that made them: add a 'text_emb' column")
-            from medvision.backbones import embed_texts, text_encoder
-            t = t.copy(); t['text_emb'] = list(embed_texts(t.text.fillna(''), text_encoder(self.embedder['name'], max_length=self.embedder['max_length']), progress=False))
+        if self.text == 'embeddings': t = self._with_embeddings(t, where)
         return t
+
+    def _replayable(self, where:str):
+        if not self.user_item_tfms: return
+        raise MedvisionError(f"{where}this model was trained with item_tfms that act on new images "
+                             f"({', '.join(self.user_item_tfms)}), which a checkpoint cannot replay: predict with the "
+                             "learner's own `dls.test_dl`, or train without them")
+
+    def _with_embeddings(self, t:pd.DataFrame, where:str='') -> pd.DataFrame:
+        "`t` with `text_emb`: the column training read them from, else its texts embedded by the recorded encoder"
+        col = self.text_emb_col or 'text_emb'
+        if col in t: return t if col == 'text_emb' else t.assign(text_emb=t[col])
+        if not self.embedder:
+            raise MedvisionError(f"{where}this model takes text embeddings made outside medvision "
+                                 f"(column {col!r} in training), "
+                                 f"and the rows have no {col!r} column: add it, made as the training vectors were")
+        from medvision.backbones import embed_texts, text_encoder_of
+        return t.assign(text_emb=list(embed_texts(t.text.fillna(''), text_encoder_of(self.embedder), progress=False)))
 
     def test_dl(self, items, bs:int=64, device=None, with_labels:bool=False, text_encoder=None, **kwargs):
         "A DataLoader of `items` preprocessed as this spec says, without training data (e.g. from a checkpoint)"
+        self._replayable('test_dl: ')
+        _dl_kwargs(kwargs, 'test_dl')
         t = self.table(items, with_labels)
         ds = TableDatasets(t, self.item_tfms(with_labels, text_encoder=text_encoder), n_inp=1 + bool(self.text) + bool(self.tabular), split_idx=1)
         return TfmdDL(ds, bs=bs, shuffle=False, drop_last=False, after_batch=self.batch_tfms(), device=device, **kwargs)
 
     def dataloaders(self, table, valid_split:str='valid', bs:int=64, text_encoder=None, device=None, num_workers:int=0):
         "`MedvisionDataLoaders` of the `train` and `valid_split` rows of `table` (or of all its rows, when it has no `split`), preprocessed as this spec says (nothing refitted, no augmentation); with targets when the table has the task columns"
+        self._replayable('dataloaders: ')
         t = self.table(table, where='dataloaders: ')
         labels = all(c in t for c in self.tasks)
         if 'split' in t and (t.split == valid_split).any():
@@ -509,10 +549,49 @@ class MedvisionDataLoaders(DataLoaders):
     def test_dl(self, test_items, rm_type_tfms=None, with_labels:bool=False, **kwargs):
         "A DataLoader of `test_items` (a table, image files or arrays) through the validation transforms"
         kwargs.pop('process', None)   # fastai's Interpretation passes it for tabular data
+        _dl_kwargs(kwargs, 'test_dl')
         t = self.spec.table(test_items, with_labels, where='test_dl: ')
         ds = test_set(self.valid_ds, t, rm_tfms=rm_type_tfms or 0, with_labels=with_labels)
         ds = TableDatasets(tls=ds.tls, n_inp=self.n_inp)   # one row read per item; fastai's `test_set` leaves `n_inp` at its default (all but the last), wrong without labels
         return self.valid.new(ds, **kwargs)
+
+# %% ../../nbs/01b_data.block.ipynb #96bc5713
+def _vocabs(trn:pd.DataFrame, tasks:list, positive:dict=None) -> tuple:
+    "Each task's classes in the training rows (sorted; a binary task's `[negative, positive]`) and each positive class"
+    positive = dict(positive or {})
+    if bad := [t for t in positive if t not in tasks]:
+        raise MedvisionError(f"data.positive names task {bad[0]!r}, which is not a task here ({', '.join(tasks)})")
+    vocabs, pos = {}, {}
+    for t in tasks:
+        labels = sorted(trn[t].unique().tolist())
+        if len(labels) != 2:
+            if t in positive:
+                raise MedvisionError(f"data.positive: task '{t}' has {len(labels)} classes, not 2; "
+                                     "remove it from data.positive")
+            vocabs[t] = labels; continue
+        lab, why = positive_label(labels, t, positive.get(t))
+        vocabs[t] = binary_vocab(labels, t, lab, warn=why.startswith('the label that sorts'))
+        pos[t] = {'label': lab, 'why': why}
+    return vocabs, pos
+
+class _AsPIL(Transform):
+    "A uint8 `TensorImage` (as `ImageReader` gives it) as the fastai PIL image that item transforms take"
+    def encodes(self, x:TensorImageBW): return PILImageBW.create(x[0].numpy())
+    def encodes(self, x:TensorImage): return PILImage.create(x.permute(1, 2, 0).numpy())   # noqa: F811 (by type)
+
+def _check_item_tfms(tfms, hw:tuple, n_ch:int) -> list:
+    "Reprs of the `tfms` that act on validation and new images; an error when they change the size medvision resizes to"
+    if not tfms: return []
+    tfms = list(tfms) if isinstance(tfms, (list, tuple)) else [tfms]
+    probe = (PILImage if n_ch == 3 else PILImageBW).create(np.zeros((*hw, 3) if n_ch == 3 else hw, np.uint8))
+    out = Pipeline(tfms, split_idx=1)(probe)
+    got = tuple(out.shape[-2:]) if isinstance(out, torch.Tensor) else (out.size[1], out.size[0])
+    if got != tuple(hw):
+        raise MedvisionError(f"item_tfms: {', '.join(map(repr, tfms))} turn {hw[0]}x{hw[1]} images into "
+                             f"{got[0]}x{got[1]}; "
+                             "medvision resizes every image to img_size itself (the same at prediction): "
+                             f"set img_size={got[0] if got[0] == got[1] else got} instead")
+    return [repr(t) for t in tfms if getattr(t, 'split_idx', None) != 0]
 
 # %% ../../nbs/01b_data.block.ipynb #61751d19
 def _n_workers(n:int) -> int:
@@ -537,16 +616,19 @@ def medvision_dataloaders(df:pd.DataFrame, # the sample table, with `train` and 
                           intensity:str='auto', window=None, # high-bit-depth and DICOM intensities (`read_image`)
                           tokenizer=None, max_length:int=256, # for text='tokens': a medvision `text_encoder` or a transformers tokenizer
                           text_emb=None, # for text='embeddings': `(n_rows, dim)` array or column name
-                          embedder:dict=None, # for text='embeddings': the encoder that made them, `{name, max_length}` (recorded, so new texts are embedded alike)
+                          embedder=None, # text='embeddings': the `TextEncoder` that made them (recorded)
                           class_aug:list=None, # labels of the first task (e.g. the minority class) given the aggressive pipeline
                           class_aug_ops:list=None, # that pipeline: op names, mappings `{name, p, ...}` or batch transforms (`augment.ClassConditionalAug`; None: its default)
-                          extra_batch_tfms:list=None, # more batch transforms
+                          batch_tfms:list=None, # batch transforms (`aug_transforms()`): after `aug`, before normalising
+                          item_tfms:list=None, # item transforms (fastai's, on PIL images): after medvision's resize
+                          positive:dict=None, # binary task -> its positive label (default: `positive_label`'s choice)
                           valid_split:str='valid', # the split served as `dls.valid` ('test' to evaluate on the test rows)
                           seed:int=None, # the order of the training batches (shuffle, weighted draw), epoch by epoch, whatever ran before (None: from Python's `random`)
-                          device=None, **kwargs) -> MedvisionDataLoaders:
+                          device=None) -> MedvisionDataLoaders:
     "fastai `DataLoaders` of `df` yielding `(img, [txt], [tab], *targets)` with `n_inp` set, and `dls.spec`"
     from medvision.augment import aug_transforms_preset, ClassConditionalAug
     tasks = [tasks] if isinstance(tasks, str) else list(tasks)
+    item_tfms, batch_tfms = listify(item_tfms), listify(batch_tfms)   # one transform or several, as fastai takes them
     if valid_split not in ('valid', 'test'): raise MedvisionError(f"valid_split={valid_split!r}: use 'valid' or 'test'")
     _check_table(df, tasks, valid_split)
     df = df[df.split.isin(['train', valid_split])].reset_index(drop=True)
@@ -562,16 +644,22 @@ def medvision_dataloaders(df:pd.DataFrame, # the sample table, with `train` and 
         df = df.assign(text_emb=list(e.astype(np.float32))); text_dim = int(e.shape[1])
     elif text is not None: raise MedvisionError(f"text={text!r}: use None, 'tokens' or 'embeddings'")
     st, source = _stats(normalize, df, img_size, n_ch, arch, intensity, window)
-    spec = InputSpec(tasks, {t: sorted(df[t].iloc[trn].unique().tolist()) for t in tasks}, image_hw(img_size), n_ch, intensity, window,
+    vocabs, pos = _vocabs(df.iloc[trn], tasks, positive)
+    spec = InputSpec(tasks, vocabs, image_hw(img_size), n_ch, intensity, window,
                      *(st or (None, None)), normalize=source, arch=arch if source == 'model' else None, text=text,
-                     text_encoder={k: getattr(enc, k) for k in ('name', 'pooling', 'max_length', 'instruction', 'trainable')} if isinstance(enc, torch.nn.Module) else None,
-                     embedder=embedder, text_dim=text_dim,
-                     tabular=TabularProcs.fit(df.iloc[trn], list(tabular)).to_dict() if tabular else None)
-    dsets = TableDatasets(df, spec.item_tfms(True, cache, cache_dir, enc, df.image if cache else None, cache_max_gb), splits=(trn, val), n_inp=1 + bool(text) + bool(tabular))
+                     text_encoder={**enc.identity, 'trainable': enc.trainable} if hasattr(enc, 'identity') else None,
+                     embedder=getattr(embedder, 'identity', embedder), text_dim=text_dim,
+                     text_emb_col=text_emb if isinstance(text_emb, str) else None,
+                     tabular=TabularProcs.fit(df.iloc[trn], list(tabular)).to_dict() if tabular else None, positive=pos,
+                     user_item_tfms=_check_item_tfms(item_tfms, image_hw(img_size), n_ch))
+    tfms = spec.item_tfms(True, cache, cache_dir, enc, df.image if cache else None, cache_max_gb)
+    if item_tfms: tfms[0] += [_AsPIL(), *item_tfms, ToTensor()]
+    dsets = TableDatasets(df, tfms, splits=(trn, val), n_inp=1 + bool(text) + bool(tabular))
     augs = aug_transforms_preset(aug) if isinstance(aug, str) else list(aug or [])
     if class_aug_ops and not class_aug: raise MedvisionError("augmentation.class_aug_ops is set but augmentation.class_aug names no labels; set class_aug to the minority label(s), e.g. [0]")
     if class_aug: augs = [ClassConditionalAug(_class_idx(class_aug, spec.vocabs[tasks[0]], tasks[0]), aggressive=class_aug_ops or None, conservative=augs, y_idx=dsets.n_inp)]
-    kw = dict(bs=bs, after_batch=spec.batch_tfms([*augs, *(extra_batch_tfms or [])]), num_workers=_n_workers(num_workers), device=device, **kwargs)
+    kw = dict(bs=bs, after_batch=spec.batch_tfms([*augs, *batch_tfms]), num_workers=_n_workers(num_workers),
+              device=device)
     if weighted:
         wt = weighted if isinstance(weighted, str) else tasks[0]
         kw.update(dl_type=MedvisionWeightedDL, dl_kwargs=({'wgts': class_balance_weights(df[wt].iloc[trn])}, {}))

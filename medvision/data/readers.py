@@ -13,11 +13,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ..core import MedvisionError, Registry, did_you_mean
 
 # %% auto #0
-__all__ = ['MAX_PIXELS', 'DICOM_EXTS', 'IMAGE_EXTS', 'H5_SEP', 'INTENSITIES', 'WINDOW_PRESETS', 'SPLITS', 'SPLIT_ALIASES',
-           'BASE_COLS', 'MEDMNIST_URL', 'MEDMNIST_NAMES', 'ISIC_TABULAR', 'READERS', 'h5_bytes', 'read_image',
-           'read_dicom', 'dicom_meta', 'norm_split', 'check_label_case', 'sample_table', 'check_images', 'image_header',
-           'read_image_folder', 'need_cols', 'read_csv_dataset', 'read_medpix', 'cache_dir', 'medmnist_file',
-           'read_medmnist', 'read_isic', 'read_sources', 'synth_image', 'read_synthetic']
+__all__ = ['MAX_PIXELS', 'DICOM_EXTS', 'IMAGE_EXTS', 'H5_SEP', 'INTENSITIES', 'PERCENTILES', 'WINDOW_PRESETS', 'SPLITS',
+           'SPLIT_ALIASES', 'BASE_COLS', 'MEDMNIST_URL', 'MEDMNIST_NAMES', 'ISIC_TABULAR', 'READERS', 'h5_bytes',
+           'read_image', 'read_dicom', 'dicom_meta', 'norm_split', 'check_label_case', 'sample_table', 'check_images',
+           'image_header', 'read_image_folder', 'need_cols', 'read_csv_dataset', 'read_medpix', 'cache_dir',
+           'medmnist_file', 'read_medmnist', 'read_isic', 'read_sources', 'synth_image', 'read_synthetic']
 
 # %% ../../nbs/01_data.readers.ipynb #9782ab30
 MAX_PIXELS = 100_000_000
@@ -37,6 +37,7 @@ def h5_bytes(src:str) -> bytes:
 
 # %% ../../nbs/01_data.readers.ipynb #d04a6875
 INTENSITIES = ('auto', 'window', 'bits', 'minmax', 'percentile')
+PERCENTILES = (0.5, 99.5)   # the percentiles that `percentile` (and `auto` without a window) maps onto 0 and 255
 WINDOW_PRESETS = {'brain': (40, 80), 'lung': (-600, 1500), 'mediastinum': (50, 350), 'soft_tissue': (40, 400),
                   'abdomen': (50, 400), 'liver': (30, 150), 'bone': (400, 1800)}   # (centre, width) in HU
 
@@ -77,7 +78,7 @@ def _map(x, rule:str, win:tuple=None, rng:tuple=None, where:str='') -> np.ndarra
         return _window(x, *win)
     if rule == 'bits': return _linear(x, *rng)
     if rule == 'minmax': return _linear(x, x.min(), x.max())
-    return _linear(x, *np.percentile(x, (0.5, 99.5)))
+    return _linear(x, *np.percentile(x, PERCENTILES))
 
 # %% ../../nbs/01_data.readers.ipynb #98d0bf97
 def _source(src) -> tuple:
@@ -129,7 +130,8 @@ def _bits_range(x:np.ndarray, sbit:int=None) -> tuple:
 # %% ../../nbs/01_data.readers.ipynb #802b62e0
 def _to_rgb(im:Image.Image, hw:tuple=None, intensity:str='auto', window=None, fp=None, where:str='') -> np.ndarray:
     "8-bit RGB array of PIL image `im` (read from `fp`) through `intensity`, whatever its mode, squished to `hw` (height, width) when given"
-    rule = _rule(intensity, 'minmax' if im.mode == 'F' else 'bits', where)
+    auto = 'minmax' if im.mode == 'F' else 'percentile' if im.mode.startswith('I') else 'bits'   # 8-bit: unchanged
+    rule = _rule(intensity, auto, where)
     win = _window_of(window, where=where)
     if im.mode != 'F' and not im.mode.startswith('I'):                       # 8-bit modes: `bits` leaves them as they are
         if im.mode == 'P': im = im.convert('RGBA')
@@ -178,7 +180,7 @@ def read_image(src, # a path (a PIL format or DICOM), `<file>.hdf5::<key>`, or a
                max_pixels:int=None, # refuse larger images (default `MAX_PIXELS`)
                draft:int|tuple=None, # decode JPEGs at a reduced scale that keeps at least `draft` px a side (of a pair, the larger; PIL's `draft`: far faster for large photos)
                size:int|tuple=None, # squish to `size` x `size`, or to a (height, width) pair (bilinear)
-               intensity:str='auto', # stored values to 8 bits: `auto`, `window`, `bits`, `minmax` or `percentile` (files only)
+               intensity:str='auto', # `auto` (a DICOM's window, else `percentile` past 8 bits) or one of `INTENSITIES`
                window=None, # for `window`: [centre, width] or a `WINDOW_PRESETS` name (default: a DICOM file's own)
               ) -> np.ndarray:
     "Image `src` as an `(H, W, n_ch)` array, EXIF-oriented, whatever its mode; DICOM through `read_dicom`"
@@ -245,6 +247,10 @@ def _dicom_values(ds, name:str, max_pixels:int) -> tuple:
         raise MedvisionError(f"{name}: cannot decode its '{ts.name}' pixel data ({why}); the file is truncated or corrupt, re-export or remove it") from None
 
 # %% ../../nbs/01_data.readers.ipynb #fe9cf197
+def _auto_dicom(mono:bool, win:tuple=None) -> str:
+    "The rule `auto` stands for in a DICOM image: a monochrome one's window `win`, else `percentile`; colour `bits`"
+    return ('percentile' if win is None else 'window') if mono else 'bits'
+
 def _read_dicom(fp, name:str, intensity:str='auto', window=None, max_pixels:int=MAX_PIXELS) -> np.ndarray:
     "8-bit `(H, W)` or `(H, W, 3)` array of DICOM file `fp` through `intensity`, MONOCHROME1 inverted"
     where = f"{name}: "
@@ -252,11 +258,11 @@ def _read_dicom(fp, name:str, intensity:str='auto', window=None, max_pixels:int=
     x,rng = _dicom_values(ds, name, max_pixels)
     mono = x.ndim == 2
     win = _window_of(window, ds if mono else None, where)
-    y = _map(x, _rule(intensity, 'window' if mono and win else 'bits', where), win, rng, where)
+    y = _map(x, _rule(intensity, _auto_dicom(mono, win), where), win, rng, where)
     return 255 - y if ds.get('PhotometricInterpretation') == 'MONOCHROME1' else y
 
 def read_dicom(path, # a DICOM file, or `<file>.hdf5::<key>` holding one
-               intensity:str='auto', # `auto`, `window`, `bits`, `minmax` or `percentile` (see `read_image`)
+               intensity:str='auto', # `auto` (the window, else `percentile`) or one of `INTENSITIES` (see `read_image`)
                window=None, # [centre, width] or a `WINDOW_PRESETS` name (default: the file's own)
                max_pixels:int=None, # refuse larger images (default `MAX_PIXELS`)
               ) -> np.ndarray:
@@ -266,14 +272,18 @@ def read_dicom(path, # a DICOM file, or `<file>.hdf5::<key>` holding one
 
 # %% ../../nbs/01_data.readers.ipynb #acbf2725
 def dicom_meta(path) -> dict:
-    "What decides how DICOM file `path` reads: size, frames, depth, photometric interpretation, first window, rescale and transfer syntax"
+    "How DICOM file `path` reads: size, frames, depth, photometric, first window, rescale, transfer syntax, `auto`'s rule"
     fp,name = _source(path)
     ds = _dcmread(fp, name, stop_before_pixels=True)
-    c,w = _window_of(None, ds, f"{name}: ") or (None, None)
+    win = _window_of(None, ds, f"{name}: ")
+    c,w = win or (None, None)
     ts = getattr(ds, 'file_meta', {}).get('TransferSyntaxUID')
-    return dict(rows=ds.get('Rows'), columns=ds.get('Columns'), frames=int(ds.get('NumberOfFrames') or 1), bits_stored=ds.get('BitsStored'),
-                photometric=ds.get('PhotometricInterpretation'), window_centre=c, window_width=w,
-                slope=float(ds.get('RescaleSlope') or 1), intercept=float(ds.get('RescaleIntercept') or 0), transfer_syntax=ts.name if ts else None)
+    mono = ds.get('SamplesPerPixel', 1) == 1 and ds.get('PhotometricInterpretation') != 'PALETTE COLOR'
+    return dict(rows=ds.get('Rows'), columns=ds.get('Columns'), frames=int(ds.get('NumberOfFrames') or 1),
+                bits_stored=ds.get('BitsStored'), photometric=ds.get('PhotometricInterpretation'),
+                window_centre=c, window_width=w, slope=float(ds.get('RescaleSlope') or 1),
+                intercept=float(ds.get('RescaleIntercept') or 0), transfer_syntax=ts.name if ts else None,
+                auto_rule=_auto_dicom(mono, win))   # what `intensity='auto'` applies: `window`, `percentile` or `bits`
 
 # %% ../../nbs/01_data.readers.ipynb #ded2ff94
 SPLITS = ('train', 'valid', 'test')

@@ -11,12 +11,13 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 from sklearn.model_selection import StratifiedGroupKFold, GroupKFold, StratifiedKFold, KFold
 from sklearn.utils.class_weight import compute_class_weight
-from ..core import MedvisionError
+from ..core import MedvisionError, MedvisionWarning
 from .readers import SPLITS, H5_SEP, MAX_PIXELS, h5_bytes, need_cols, check_label_case, image_header
 
 # %% auto #0
-__all__ = ['split_table', 'kfold', 'filter_min_samples', 'class_weights', 'pos_weight', 'check_labels', 'image_hashes',
-           'check_leakage', 'scan_images', 'duplicate_pairs', 'drop_duplicates_reported']
+__all__ = ['NEGATIVE_LABELS', 'split_table', 'kfold', 'filter_min_samples', 'positive_label', 'binary_vocab', 'class_weights',
+           'pos_weight', 'check_labels', 'image_hashes', 'check_leakage', 'scan_images', 'duplicate_pairs',
+           'drop_duplicates_reported']
 
 # %% ../../nbs/01a_data.splits.ipynb #a0ffa6b6
 def _need(df:pd.DataFrame, *cols):
@@ -214,6 +215,42 @@ def filter_min_samples(df:pd.DataFrame, # the sample table
     _warn_empty(df, out, task)
     return out
 
+# %% ../../nbs/01a_data.splits.ipynb #c1a07721
+NEGATIVE_LABELS = ('normal', 'benign', 'negative', 'neg', 'healthy', 'no finding', 'no', 'none', 'absent', 'control',
+                   'clean', 'false', '0')   # lower case, '_' and '-' read as spaces
+
+def _reads_negative(label) -> bool:
+    "Whether `label` names the negative class of a binary task (`NEGATIVE_LABELS`, `no ...`, `non ...`, 0, False)"
+    if isinstance(label, (bool, np.bool_, numbers.Number)): return label == 0
+    s = ' '.join(str(label).lower().replace('_', ' ').replace('-', ' ').split())
+    return s in NEGATIVE_LABELS or s.startswith(('no ', 'non '))
+
+def positive_label(labels, # the two labels of a binary task (any order, repeats allowed)
+                   task:str='', # the task's name, for messages
+                   positive=None, # the positive label a user named (`data.positive`), or None
+                  ) -> tuple:
+    "`(label, why)`: binary `task`'s positive class: `positive`, else the label not read as negative, else the larger"
+    labels = sorted(set(labels))
+    if len(labels) != 2:
+        raise MedvisionError(f"task '{task}' has {len(labels)} label(s) ({_first(map(repr, labels))}), not 2: "
+                             "a positive class is for two-class tasks")
+    if positive is not None:
+        hit = [l for l in labels if l == positive or str(l) == str(positive)]   # YAML gives '1' for a label 1
+        if not hit: raise MedvisionError(f"data.positive: {positive!r} is not a label of task '{task}' "
+                                         f"({labels[0]!r}, {labels[1]!r}); name one of them")
+        return hit[0], 'given (data.positive)'
+    neg = [l for l in labels if _reads_negative(l)]
+    if len(neg) == 1: return next(l for l in labels if l not in neg), f'{neg[0]!r} reads as the negative class'
+    return labels[1], 'the label that sorts second'
+
+def binary_vocab(labels, task:str='', positive=None, warn:bool=True) -> list:
+    "The two labels of `task` as `[negative, positive]` (`positive_label`); a warning when sort order chose"
+    pos, why = positive_label(labels, task, positive)
+    if warn and why.startswith('the label that sorts'):
+        warnings.warn(f"task '{task}': the positive class is {pos!r}, {why} (neither label reads as negative); "
+                      f"set data.positive: {{{task}: <label>}} to choose", MedvisionWarning, stacklevel=2)
+    return [next(l for l in sorted(set(labels)) if l != pos), pos]
+
 # %% ../../nbs/01a_data.splits.ipynb #f9917982
 def _labels_in(df:pd.DataFrame, task:str, split:str|None) -> pd.Series:
     "Labels of `task` in the rows of `split` (every row when `None`), missing labels left out"
@@ -240,14 +277,15 @@ def class_weights(df:pd.DataFrame, # the sample table
 def pos_weight(df:pd.DataFrame, # the sample table
                task:str, # binary task column
                split:str|None='train', # rows counted; `None` for all
-               pos=None, # the positive label (default: the larger of the two)
+               pos=None, # the positive label (default: `positive_label`'s choice)
               ) -> torch.Tensor:
     "`n_neg/n_pos` of binary `task` in `split`, shape `(1,)`, for `BCEWithLogitsLoss(pos_weight=...)`"
     y = _labels_in(df, task, split)
     labels = sorted(y.unique())
     if len(labels) != 2: raise MedvisionError(f"pos_weight: task '{task}' has {len(labels)} label(s) in {split!r} ({_first(map(repr, labels))}), not 2; use class_weights")
-    pos = labels[1] if pos is None else pos
-    if pos not in labels: raise MedvisionError(f"pos_weight: pos={pos!r} is not a label of '{task}' ({labels[0]!r}, {labels[1]!r})")
+    if pos is not None and pos not in labels:
+        raise MedvisionError(f"pos_weight: pos={pos!r} is not a label of '{task}' ({labels[0]!r}, {labels[1]!r})")
+    pos = positive_label(labels, task, pos)[0]
     n_pos = int((y == pos).sum())
     return torch.tensor([(len(y) - n_pos)/n_pos], dtype=torch.float32)
 
