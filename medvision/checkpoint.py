@@ -231,6 +231,19 @@ def model_from_checkpoint(path) -> tuple:
     load_checkpoint(model, path)
     return model.eval(), meta
 
+def _made(e:dict) -> dict: return {'normalize': False, **{k: v for k, v in e.items() if k != 'trainable'}}   # older specs: unnormalised
+
+def _same_text(spec, other, path):
+    "A `MedvisionError` where DataLoaders' text embeddings (`other.embedder`) were made otherwise than the checkpoint's"
+    a, b = spec.embedder, getattr(other, 'embedder', None)
+    if spec.text != 'embeddings' or not a or not b: return
+    a, b = _made(a), _made(b)
+    if diff := [k for k in a if k in b and a[k] != b[k]]:
+        k = diff[0]
+        raise MedvisionError(f"checkpoint {checkpoint_stem(path)} was trained on text embeddings made with {k}={a[k]!r}, the "
+                             f"DataLoaders' were made with {k}={b[k]!r}: embed the texts as in training "
+                             "(`backbones.text_encoder_of(checkpoint_spec(path).embedder)`)")
+
 def learner_from_checkpoint(path, # a medvision checkpoint (e.g. 'models/resnet18-best')
                             dls=None, # DataLoaders of the checkpoint's tasks and classes (default: `spec.dataloaders(table)`)
                             table=None, # without `dls`: the rows (a sample table, or image files) the learner's DataLoaders serve, preprocessed as the checkpoint's spec says
@@ -249,6 +262,7 @@ def learner_from_checkpoint(path, # a medvision checkpoint (e.g. 'models/resnet1
         if have != want: raise MedvisionError(f"task '{t}': the data's classes {have} differ from the checkpoint's {want}; the data must hold the same classes (the training split decides them)")
     if tuple(dls.spec.image_size) != tuple(spec.image_size):
         raise MedvisionError(f"checkpoint {checkpoint_stem(path)} was trained at {list(spec.image_size)} px, the DataLoaders give {list(dls.spec.image_size)}; build them with its spec (`checkpoint_spec(path).dataloaders(table)`)")
+    _same_text(spec, dls.spec, path)
     cfg = meta['model']
     loss = kwargs.pop('loss', cfg.get('loss') or ('bce' if 'logit' in spec.outputs.values() else 'ce'))
     learn = medvision_learner(dls, pretrained=False, **{**cfg, 'loss': loss, **kwargs})

@@ -95,7 +95,7 @@ def _quiet_imports():
     import warnings
     warnings.filterwarnings('ignore', message=r'.*torch\.jit\.script.* is deprecated')   # raised while fastai imports; noise on a command line
     from medvision.core import note_line
-    warnings.formatwarning = note_line   # a MedvisionWarning (a key nothing reads, a default chosen) is one line: medvision: note: ...
+    warnings.formatwarning = note_line   # a MedvisionWarning is one line: medvision: note: ...
 
 def _run(a, extra):
     "The run layer (imported here, so that `--help` answers without loading torch) and the command's config"
@@ -129,7 +129,8 @@ def main(argv=None) -> int:
         elif a.cmd == 'predict':
             out = run.predict_files(a.checkpoint, a.input, threshold=a.threshold, proba=a.proba, output=a.output)
             of = out.attrs.get('proba_of')   # a .proba output: the task and its positive class (also in <output>.json)
-            print(f"{len(out)} predictions written to {a.output}" + (f" (the probability that {of[0]} is {of[1]!r}, one a line, in the order of the rows read)" if of else ''))
+            what = f" (the probability that {of[0]} is {of[1]!r}, one a line, in the order of the rows read)" if of else ''
+            print(f"{len(out)} predictions written to {a.output}{what}")
             if len(sk := out.attrs['skipped']):
                 f = Path(a.output).with_suffix('.skipped.csv')   # predict_files wrote it
                 print(f"medvision predict: {len(sk)} file(s) not predicted, each with its reason in {f}; first: {sk.file[0]}: {sk.reason[0]}", file=sys.stderr)

@@ -30,7 +30,7 @@ class MedvisionWarning(UserWarning):
     "A setting medvision ignores, overrides or chose for the user: one line naming the key and what to do"
 
 def note_line(message, category, filename, lineno, line=None) -> str:
-    "`warnings.formatwarning` that prints a `MedvisionWarning` as one line, `medvision: note: ...`, and others as Python does"
+    "`warnings.formatwarning`: a `MedvisionWarning` as one line, `medvision: note: ...`; others as Python prints them"
     if issubclass(category, MedvisionWarning): return f"medvision: note: {message}\n"
     return _py_formatwarning(message, category, filename, lineno, line)
 

@@ -105,7 +105,8 @@ def build_table(cfg:RunConfig) -> pd.DataFrame:
 
 # %% ../nbs/09a_run.ipynb #703b3bc4
 def with_text_emb(cfg:RunConfig, df:pd.DataFrame) -> pd.DataFrame:
-    "`df` with a `text_emb` column of its texts embedded by `text.encoder` (cached in the output folder; `attrs['embedder']` says by what), when `data.text` is `embeddings` (a table's own `text_emb` column is kept)"
+    "`df` with `text_emb`, its texts embedded by `text.encoder` (cached; `attrs['embedder']` says by what), when `data.text` "
+    "is `embeddings`; a table's own `text_emb` column is kept"
     if cfg.data.text != 'embeddings' or 'text_emb' in df: return df
     from medvision.backbones import embed_texts, text_encoder
     if 'text' not in df: raise MedvisionError("data.text is 'embeddings' but the table has no text column; set data.text: null")
@@ -125,7 +126,7 @@ def build_dls(cfg:RunConfig, df:pd.DataFrame, valid_split:str='valid', image_siz
     d, a = cfg.data, cfg.augmentation
     kw = {}
     if d.text == 'embeddings':
-        df = with_text_emb(cfg, df)   # the table's own vectors (no encoder recorded: new rows bring theirs), or text.encoder's
+        df = with_text_emb(cfg, df)   # the table's own vectors (no encoder recorded), or text.encoder's
         kw.update(text_emb='text_emb', embedder=df.attrs.get('embedder'))
     elif d.text == 'tokens':
         from medvision.backbones import text_encoder
@@ -438,11 +439,13 @@ def preflight(cfg:RunConfig, df:pd.DataFrame, run:Path=None) -> pd.DataFrame:
     return pairs
 
 # %% ../nbs/09a_run.ipynb #5c4e7a11
-SCHEDULE_KEYS = {   # scheduler.name -> the scheduler.* keys `fit` reads for it (name, patience and monitor: every schedule)
+SCHEDULE_KEYS = {   # scheduler.name -> the scheduler.* keys `fit` reads for it (and name, patience, monitor: all do)
     'one_cycle': ('pct_start',), 'cosine': ('pct_start', 'eta_min'), 'cosine_anneal': ('eta_min',),
     'plateau': ('factor', 'plateau_patience', 'min_lr'), 'fine_tune': ('freeze_epochs',),
-    'freeze_then_fit': ('freeze_epochs', 'stage1_lr'), 'medical': ('freeze_epochs', 'stage1_lr', 'backbone_ratio', 'eta_min')}
-_MODEL_KEYS = {'arch': 'vision.arch', 'image_size': 'data.image_size', 'batch_size': 'training.batch_size', 'lr': 'training.lr'}
+    'freeze_then_fit': ('freeze_epochs', 'stage1_lr'),
+    'medical': ('freeze_epochs', 'stage1_lr', 'backbone_ratio', 'eta_min')}
+_MODEL_KEYS = {'arch': 'vision.arch', 'image_size': 'data.image_size', 'batch_size': 'training.batch_size',
+               'lr': 'training.lr'}   # a `vision.models` entry's key -> the key it overrides
 
 def _is_set(cfg:RunConfig, dk:str) -> bool:
     s, k = dk.split('.')
@@ -455,20 +458,23 @@ def unread_keys(cfg:RunConfig, command:str='train') -> list:
         out += [f"distill.{k} is set but `medvision train` trains one model; distill.* is read by `medvision distill`"
                 for k in SCHEMA['distill'] if _is_set(cfg, f'distill.{k}')]
     for k in SCHEMA['scheduler']:
-        if k not in ('name', 'patience', 'monitor') and _is_set(cfg, f'scheduler.{k}') and k not in SCHEDULE_KEYS[s.name]:
-            users = [n for n, ks in SCHEDULE_KEYS.items() if k in ks]
-            out.append(f"scheduler.{k} is set but scheduler.name {s.name} does not read it (read by {', '.join(users)})")
+        if k in ('name', 'patience', 'monitor') or k in SCHEDULE_KEYS[s.name] or not _is_set(cfg, f'scheduler.{k}'): continue
+        users = ', '.join(n for n, ks in SCHEDULE_KEYS.items() if k in ks)
+        out.append(f"scheduler.{k} is set but scheduler.name {s.name} does not read it (read by {users})")
     models = [m for m in cfg.vision.models if isinstance(m, dict)]
     for f, dk in _MODEL_KEYS.items():
         if models and all(m.get(f) is not None for m in models) and _is_set(cfg, dk):
-            out.append(f"{dk} {cfg[dk.split('.')[0]][dk.split('.')[1]]!r} is overridden by vision.models, whose entries each set "
+            sec, key = dk.split('.')
+            out.append(f"{dk} {cfg[sec][key]!r} is overridden by vision.models, whose entries each set "
                        f"{f} ({', '.join(str(m[f]) for m in models)}); remove one of them")
     from medvision.losses import LOSSES
     binary = getattr(LOSSES.get(cfg.training.loss), 'binary', False)
     if binary and _is_set(cfg, 'training.class_weights'):
-        out.append(f"training.class_weights is set but training.loss {cfg.training.loss} is binary and reads training.pos_weight")
+        out.append(f"training.class_weights is set but training.loss {cfg.training.loss} is binary "
+                   "and reads training.pos_weight")
     if not binary and _is_set(cfg, 'training.pos_weight'):
-        out.append(f"training.pos_weight is set but training.loss {cfg.training.loss} is not binary (bce, binary_focal); "
+        out.append(f"training.pos_weight is set but training.loss {cfg.training.loss} is not binary "
+                   "(bce, binary_focal); "
                    "it reads training.class_weights")
     return out
 
@@ -762,7 +768,7 @@ def predict_files(checkpoint, # a medvision checkpoint
         if proba:
             for j, n in enumerate(names): res[f'{task}_prob_{n}'] = p[:, j]
     res.attrs['skipped'] = pd.DataFrame(skipped, columns=['file', 'reason'])   # every input is a row here or there
-    if col: task = spec.tasks[0]; res.attrs['proba_of'] = (task, spec.vocabs[task][1])   # the one two-class task's positive class
+    if col: task = spec.tasks[0]; res.attrs['proba_of'] = (task, spec.vocabs[task][1])   # its positive class
     if output is not None:
         _save_predictions(res, output, col)
         if col: proba_sidecar(output, task, spec.vocabs[task])
@@ -1016,14 +1022,14 @@ def distill_table(runs:list, # distillation run folders (each with the `results.
 
 # %% ../nbs/09a_run.ipynb #04bd6e31
 def check_positive(cfg:RunConfig, checkpoint) -> None:
-    "A `MedvisionError` where `data.positive` names another positive class than the one `checkpoint` was trained with (its outputs are of that one)"
+    "A `MedvisionError` where `data.positive` names another positive class than `checkpoint` was trained with"
     spec = checkpoint_spec(checkpoint)
     for t, lab in cfg.data.positive.items():
         have = spec.positive_of(t) if t in spec.vocabs else None
-        if have is None or str(have) != str(lab):
-            raise MedvisionError(f"data.positive: {t}: {lab!r}, but {checkpoint_stem(checkpoint).name} was trained with "
-                                 f"{'no two-class task ' + repr(t) if have is None else repr(have) + ' as the positive class of ' + repr(t)}; "
-                                 "its probabilities are of that class: remove the key, or train with it")
+        if have is not None and str(have) == str(lab): continue
+        was = f"no two-class task {t!r}" if have is None else f"{have!r} as the positive class of {t!r}"
+        raise MedvisionError(f"data.positive: {t}: {lab!r}, but {checkpoint_stem(checkpoint).name} was trained with {was}; "
+                             "its probabilities are of that class: remove the key, or train with it")
 
 def evaluate_checkpoint(cfg, checkpoint, out:Path):
     "The report of `checkpoint` on `cfg`'s data, preprocessed by the checkpoint's own spec (threshold chosen on validation when `evaluate.threshold` names a criterion)"
