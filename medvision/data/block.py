@@ -569,9 +569,8 @@ def _vocabs(trn:pd.DataFrame, tasks:list, positive:dict=None) -> tuple:
                 raise MedvisionError(f"data.positive: task '{t}' has {len(labels)} classes, not 2; "
                                      "remove it from data.positive")
             vocabs[t] = labels; continue
-        lab, why = positive_label(labels, t, positive.get(t))
-        vocabs[t] = binary_vocab(labels, t, lab, warn=why.startswith('the label that sorts'))
-        pos[t] = {'label': lab, 'why': why}
+        vocabs[t] = binary_vocab(labels, t, positive.get(t))   # warns when sort order chose
+        pos[t] = dict(zip(('label', 'why'), positive_label(labels, t, positive.get(t))))
     return vocabs, pos
 
 class _AsPIL(Transform):
