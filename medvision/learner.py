@@ -23,7 +23,7 @@ from .metrics import default_metrics
 from .data.splits import pos_weight as n_neg_over_pos
 
 # %% auto #0
-__all__ = ['bare', 'medvision_splitter', 'medvision_learner', 'NaNStopCallback']
+__all__ = ['bare', 'medvision_splitter', 'train_labels', 'medvision_learner', 'NaNStopCallback']
 
 # %% ../nbs/06_learner.ipynb #e4bd4265
 def bare(model:nn.Module) -> nn.Module:
@@ -38,7 +38,7 @@ def medvision_splitter(model:MultimodalModel, n_vision:int=2) -> list:
     return [*model.vision.param_groups(n_vision), *([txt] if txt else []), g['head']]
 
 # %% ../nbs/06_learner.ipynb #e527130d
-def _train_labels(dls, i:int) -> np.ndarray:
+def train_labels(dls, i:int) -> np.ndarray:
     "Class indices of task `i` of the training rows (read from the table, no image decoded)"
     t = dls.spec.tasks[i]; voc = {v: j for j, v in enumerate(dls.spec.vocabs[t])}
     return np.array([voc[v] for v in dls.train.items[t]])
@@ -49,7 +49,7 @@ def _task_loss(dls, i, t, loss, loss_kw, class_weights, pos_weight):
     binary = getattr(l0, 'binary', False)
     if class_weights is not None and not binary:
         if isinstance(class_weights, str):
-            y = _train_labels(dls, i); n = len(dls.vocabs[t])
+            y = train_labels(dls, i); n = len(dls.vocabs[t])
             kw['weight'] = torch.tensor(len(y) / (n * np.maximum(np.bincount(y, minlength=n), 1)), dtype=torch.float)
         else: kw['weight'] = torch.as_tensor(class_weights, dtype=torch.float)
     if pos_weight is not None and binary:

@@ -13,8 +13,8 @@ from PIL import Image
 from .core import MedvisionError
 
 # %% auto #0
-__all__ = ['tmp_dir', 'save_image', 'synth_dataset', 'synth_image_folder', 'tiny_dls', 'rand_batch', 'png_header_only',
-           'real_data', 'synth_image']
+__all__ = ['tmp_dir', 'save_image', 'synth_dataset', 'synth_image_folder', 'tiny_run_config', 'tiny_dls', 'rand_batch',
+           'png_header_only', 'real_data', 'synth_image']
 
 # %% ../nbs/90_test_utils.ipynb #13ea0b72
 def tmp_dir(prefix:str='mv_', keep:bool=False) -> Path:
@@ -82,6 +82,20 @@ def synth_image_folder(path=None, # folder to write into (a new temporary one by
                 dst = (path/split if split else path)/c/f"{c.lower()}_{j}.{fmt}"
                 save_image(synth_image(sz, ci, seed + 1000*si + 100*ci + j), dst)
     return path
+
+# %% ../nbs/90_test_utils.ipynb #a1b2c3d1
+def tiny_run_config(root:Path, # the folder of `tiny.yaml`; the runs go to `root/runs`
+                   ) -> Path:
+    "Write `root/tiny.yaml`, a one-epoch 32 px run on the synthetic source with a tabular input and a threshold chosen on validation"
+    (root/'tiny.yaml').write_text(f"""
+experiment: {{name: tiny, output_dir: {root/'runs'}, seed: 0}}
+data: {{sources: [{{reader: synthetic, n: 60}}], tasks: [label], image_size: 32, tabular: [age, sex], text: null, limit: 20}}
+augmentation: {{preset: light}}
+vision: {{arch: resnet18, pretrained: false}}
+training: {{batch_size: 16, epochs: 1, lr: 0.002}}
+evaluate: {{cams: 2, threshold: youden}}
+""")
+    return root/'tiny.yaml'
 
 # %% ../nbs/90_test_utils.ipynb #143957c9
 def tiny_dls(n:int=48, # images of `synth_dataset` (its test split is dropped)

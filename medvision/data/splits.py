@@ -12,7 +12,8 @@ import numpy as np, pandas as pd, torch
 from sklearn.model_selection import StratifiedGroupKFold, GroupKFold, StratifiedKFold, KFold
 from sklearn.utils.class_weight import compute_class_weight
 from ..core import MedvisionError, MedvisionWarning
-from .readers import SPLITS, H5_SEP, MAX_PIXELS, h5_bytes, need_cols, check_label_case, image_header
+from .readers import SPLITS, need_cols, check_label_case
+from .images import H5_SEP, MAX_PIXELS, h5_bytes, image_header
 
 # %% auto #0
 __all__ = ['NEGATIVE_LABELS', 'split_table', 'kfold', 'filter_min_samples', 'positive_label', 'binary_vocab', 'class_weights',

@@ -1,0 +1,117 @@
+"MedPix 2.0 (image + caption): the recipes grid, the caption alone, fusion and distillation with ResNets"
+from __future__ import annotations
+import sys, time
+import numpy as np, pandas as pd, torch
+from bench.common import *
+
+# ---------------------------------------------------------------- 7c. transfer-learning recipes on MedPix (image + caption)
+def bench_medpix_recipes(quick:bool) -> list:
+    """MedPix 2.0, image + MiniLM caption embeddings (concat-MLP), EfficientNet-Lite0 from scratch or ImageNet weights: the recipes of
+    `RECIPES` at 64 and 96 px, 3 seeds; test location macro F1 (the goal: >= 0.90) and modality accuracy"""
+    root = data_dir('medpix2')
+    if root is None: return skipped('recipes MedPix', 'medpix2')
+    from medvision.core import seed_everything
+    from medvision.data.readers import read_medpix
+    from medvision.data.block import medvision_dataloaders
+    from medvision.text import text_encoder, embed_texts
+    from medvision.learner import medvision_learner
+    from medvision.evaluate import predict
+    from medvision.metrics import accuracy_score, f1_macro
+    df = read_medpix(root)
+    if quick: df = pd.concat([df[df.split == 'train'].sample(n=300, random_state=0), df[df.split != 'train']]).reset_index(drop=True)
+    df['emb'] = list(embed_texts(df.text, text_encoder('minilm', max_length=64), cache=CACHE/'medpix_minilm.npz', progress=False))
+    every = list(RECIPES)
+    grid, seeds, epochs = ({64: every}, (0,), 2) if quick else ({64: every, 96: every}, (0, 1, 2), 4)
+    arch, tasks, res = 'tf_efficientnet_lite0', ['modality', 'location'], {}
+    for sz, names in grid.items():
+        kw = dict(img_size=sz, bs=32, aug='light', arch=arch, cache='memory', text='embeddings', text_emb='emb')
+        for name in names:
+            if not wanted(f'{sz} px, {name}'): continue
+            pre, fit = RECIPES[name]
+            for seed in seeds:
+                seed_everything(seed)
+                learn = medvision_learner(medvision_dataloaders(df, tasks, seed=seed, **kw), arch=arch, pretrained=pre)
+                t0 = time.time()
+                with learn.no_logging(), learn.no_bar(): fit(learn, epochs)
+                t = time.time() - t0
+                pr = predict(learn, medvision_dataloaders(df, tasks, valid_split='test', seed=seed, **kw).valid, progress=False)
+                res.setdefault((sz, name), []).append((f1_macro(*pr['location']), accuracy_score(*pr['modality']), t / 60, ci(*pr['location'], 'f1_macro')))
+                print(f"medpix_recipes: {sz} px, {name}, seed {seed}: location F1 {res[(sz, name)][-1][0]:.3f}, modality acc {res[(sz, name)][-1][1]:.3f}, {t:.0f} s", file=sys.stderr, flush=True)
+    rows = []
+    for (sz, name), r in res.items():
+        f1s, accs, mins, cf = map(list, zip(*r))
+        rows.append(('recipes MedPix', f'MedPix test, image + caption, EfficientNet-Lite0 {name}, {sz} px, {epochs} epochs ({np.mean(mins):.1f} min wall, {torch.get_num_threads()} thread(s)), {len(r)} seeds: location macro F1 / modality accuracy; '
+                     f'95% bootstrap interval of one run\'s location F1 (mean ends over seeds) {ci_text(cf)}',
+                     f'{mean_sd(f1s)} / {mean_sd(accs)}', '-', '-', f"location F1 >= 0.90: {'met' if np.mean(f1s) >= 0.90 else 'MISSED'}"))
+    return rows
+
+# ---------------------------------------------------------------- 7d. MedPix: what the caption alone gives (the location ceiling)
+def bench_medpix_caption(quick:bool) -> list:
+    """MedPix test location macro F1 and modality accuracy from the MiniLM caption embedding alone (scikit-learn's logistic regression,
+    C chosen on the dev split): how much of the location the caption carries, against the image + caption models of `medpix_recipes`"""
+    root = data_dir('medpix2')
+    if root is None: return skipped('caption MedPix', 'medpix2')
+    from sklearn.linear_model import LogisticRegression
+    from medvision.data.readers import read_medpix
+    from medvision.text import text_encoder, embed_texts
+    from medvision.metrics import f1_macro, accuracy_score
+    df = read_medpix(root)
+    X = embed_texts(df.text, text_encoder('minilm', max_length=64), cache=CACHE/'medpix_minilm.npz', progress=False)
+    out = {}
+    for task in ('location', 'modality'):
+        voc = sorted(df[task].unique()); y = df[task].map({v: i for i, v in enumerate(voc)}).to_numpy()
+        sp = {s: (df.split == s).to_numpy() for s in ('train', 'valid', 'test')}
+        fit = lambda C: LogisticRegression(C=C, max_iter=2000).fit(X[sp['train']], y[sp['train']])
+        C = max((0.1, 1.0, 10.0, 100.0), key=lambda C: f1_macro(y[sp['valid']], fit(C).predict_proba(X[sp['valid']])))
+        p = fit(C).predict_proba(X[sp['test']])
+        out[task] = (f1_macro(y[sp['test']], p), accuracy_score(y[sp['test']], p), ci(y[sp['test']], p, 'f1_macro'), C)
+    f, _, (lo, hi), C = out['location']
+    return [('caption MedPix', f'MedPix test, caption alone (MiniLM embedding, logistic regression, C={C:g} chosen on dev): location macro F1 [95% bootstrap interval] / modality accuracy',
+             f'{f:.3f} [{lo:.3f}, {hi:.3f}] / {out["modality"][1]:.3f}', '-', '-', 'the caption\'s share of the location goal')]
+
+# ---------------------------------------------------------------- 8. MedPix: fusion and distillation
+def bench_medpix(quick:bool) -> list:
+    "MedPix test: image-only vs image+caption fusion; teacher vs student with and without KD (parameter counts)"
+    root = data_dir('medpix2')
+    if root is None: return skipped('MedPix', 'medpix2')
+    from medvision.core import seed_everything
+    from medvision.test_utils import tmp_dir
+    from medvision.data.readers import read_medpix
+    from medvision.data.block import medvision_dataloaders
+    from medvision.text import text_encoder, embed_texts
+    from medvision.learner import medvision_learner
+    from medvision.distill import train_teacher, distill_student, distill_preset
+    from medvision.evaluate import predict
+    from medvision.metrics import accuracy_score, f1_macro
+    df = read_medpix(root)
+    if quick: df = pd.concat([df[df.split == 'train'].sample(n=200, random_state=0), df[df.split != 'train']]).reset_index(drop=True)   # --quick: the whole run under 5 min
+    df['emb'] = list(embed_texts(df.text, text_encoder('minilm', max_length=64), cache=CACHE/'medpix_minilm.npz', progress=False))
+    epochs, sz = (1, 64) if quick else (8, 96)
+    tasks = ['modality', 'location']
+    def dls_for(text, split='valid'):
+        kw = dict(img_size=sz, bs=32, aug='light', cache='memory', seed=0, valid_split=split)
+        return medvision_dataloaders(df, tasks, **(kw | (dict(text='embeddings', text_emb='emb') if text else {})))
+    def scores(learn, text):
+        pr = predict(learn, dls_for(text, 'test').valid, progress=False)
+        return accuracy_score(*pr['modality']), f1_macro(*pr['location'])
+    rows = []
+    budget = f'ResNet-18 from scratch, {sz} px, {epochs} epochs, {(df.split == "train").sum()} training images'
+    for name, text in (('image only', False), ('image + caption (concat-MLP)', True)):
+        seed_everything(0); learn = medvision_learner(dls_for(text), arch='resnet18', pretrained=False)
+        with learn.no_logging(), learn.no_bar(): learn.fit_one_cycle(epochs, 2e-3)
+        rows.append(('MedPix', f'{name}: test modality accuracy / location macro F1 ({budget})', '%.3f / %.3f' % scores(learn, text), '-', '-', '-'))
+    p = distill_preset('cpu_small'); run = tmp_dir()
+    dls, test_dl = dls_for(True), dls_for(True, 'test').valid
+    seed_everything(0)
+    teacher = train_teacher(dls, arch=p['teacher']['arch'], pretrained=False, epochs=epochs, lr=2e-3, path=run/'t')
+    n_t = sum(q.numel() for q in teacher.model.parameters()) / 1e6
+    res = {}
+    for name, loss in (('student + KD', p['loss']), ('student alone', None)):
+        seed_everything(0)
+        l, r = distill_student(dls, teacher.model if loss else None, arch=p['student']['arch'], pretrained=False, loss=loss,
+                               loss_kw=p['loss_kw'] if loss else None, epochs=epochs, lr=2e-3, path=run/name.replace(' ', '_').replace('+', ''), test_dl=test_dl)
+        res[name] = (scores(l, True), r['student']['n_params'] / 1e6)
+    rows.append(('MedPix', f'teacher ResNet-34 + MiniLM ({n_t:.1f} M params): test modality accuracy / location macro F1', '%.3f / %.3f' % scores(teacher, True), '-', '-', '-'))
+    for name, (sc, n) in res.items():
+        rows.append(('MedPix', f'{name}, ResNet-18 + MiniLM ({n:.1f} M params)', '%.3f / %.3f' % sc, '-', '-', '-'))
+    return rows

@@ -1,0 +1,186 @@
+"Training: medvision's learner against a hand-written loop, vanilla fastai and a timm-style loop; compile, channels_last, mixed precision, the multimodal step"
+from __future__ import annotations
+import statistics, time
+from functools import partial
+import numpy as np, torch, torch.nn.functional as F
+from bench.common import *
+
+def bench_loop(quick:bool) -> list:
+    "One epoch of medvision_learner vs a hand-written PyTorch loop: same model, same batches, same optimizer (torch AdamW)"
+    from fastai.optimizer import OptimWrapper
+    from medvision.learner import medvision_learner, bare
+    nb, bs, sz = (6, 32, 64) if quick else (24, 32, 64)
+    xs, ys, dls = fixed_data(nb, bs, sz)
+    learn = medvision_learner(dls, arch='resnet18', pretrained=False, metrics=[], opt_func=partial(OptimWrapper, opt=torch.optim.AdamW))
+    model = bare(learn.model).to(OPTS.dev)
+    opt = torch.optim.AdamW(model.parameters(), 1e-3)
+    batches = [(xs[i:i + bs], ys[i:i + bs]) for i in range(0, nb * bs, bs)]
+    def plain():
+        model.train()
+        t0 = time.perf_counter()
+        for x, y in batches:
+            loss = F.cross_entropy(model(x)['logits_label'], y); opt.zero_grad(); loss.backward(); opt.step()
+        sync()
+        return time.perf_counter() - t0
+    from fastai.callback.core import Callback
+    class TrainTimer(Callback):
+        "The training phase of the epoch (the learner's validation pass is timed apart)"
+        order = -100
+        def before_train(self): self.t0 = time.perf_counter()
+        def after_train(self): sync(); self.t = time.perf_counter() - self.t0
+        def before_validate(self): self.v0 = time.perf_counter()
+        def after_validate(self): self.v = time.perf_counter() - self.v0
+    tt = TrainTimer()
+    def fastai_epoch():
+        with learn.no_logging(), learn.no_bar(): learn.fit(1, 1e-3, cbs=[tt])
+        return tt.t
+    plain(); fastai_epoch()                                         # warm-up
+    reps = 4 if quick else 10
+    tp, tf = [], []
+    for r in range(reps):   # interleaved in alternating order (ABBA), so drift and whichever runs second in a round hit both alike
+        for f in ((plain, fastai_epoch) if r % 2 == 0 else (fastai_epoch, plain)): (tp if f is plain else tf).append(f())
+    t_plain, t_mv = statistics.median(tp), statistics.median(tf)
+    over = t_mv / t_plain
+    q = np.quantile(np.array(tf) / np.array(tp), [0.25, 0.75])     # the spread of the ratio, round by round
+    return [('training loop', f'one training epoch, ResNet-18 {sz} px, {nb} batches of {bs}, AdamW, the same batches (medians of {reps} rounds in alternating order, '
+             f'the ratio per round between {q[0]:.3f}x and {q[1]:.3f}x (quartiles); the learner then validates 1 batch in {tt.v*1e3:.0f} ms)',
+             f'{t_mv*1e3:.0f} ms', f'hand-written loop {t_plain*1e3:.0f} ms', f'{over:.3f}x ({(t_mv - t_plain) / nb * 1e3:+.1f} ms a batch)', at_most(over, 1.03))]
+
+# ---------------------------------------------------------------- 2b. training.channels_last and training.compile
+def bench_compile(quick:bool) -> list:
+    """One training epoch of a ResNet-18 through medvision's learner with `training.channels_last` (fastai's `ChannelsLast`) and with
+    `training.compile` (`CompileModel`: inductor), against the same learner without them, on the same batches; compile's first epoch apart"""
+    from fastai.callback.channelslast import ChannelsLast
+    from medvision.callbacks import CompileModel
+    from medvision.learner import medvision_learner
+    nb, bs, sz = (4, 32, 64) if quick else (12, 32, 128)
+    xs, ys, dls = fixed_data(nb, bs, sz)
+    def epoch_fn(cbs):
+        learn = medvision_learner(dls, arch='resnet18', pretrained=False, metrics=[], cbs=cbs)
+        def epoch():
+            with learn.no_logging(), learn.no_bar(): learn.fit(1, 1e-3)
+            sync()
+        return epoch
+    fs = {'eager': epoch_fn([]), 'channels_last': epoch_fn([ChannelsLast()])}
+    if not quick:                                                                  # compiling a ResNet-18 takes over a minute on this CPU
+        fs['compile'] = epoch_fn([CompileModel()])
+        t0 = time.perf_counter(); fs['compile'](); t_first = time.perf_counter() - t0   # compiles the training and the validation graphs
+    t = interleaved(fs, 3 if quick else 5)
+    what = f'one training epoch, ResNet-18 {sz} px, {nb} batches of {bs} (+1 validation batch)'
+    judge = lambda r: f"{'faster' if r > 1 else 'SLOWER'} than eager: {r:.2f}x"
+    rows = [('training', f'{what} with training.channels_last', f"{t['channels_last']*1e3:.0f} ms", f"eager {t['eager']*1e3:.0f} ms",
+             f"{t['eager']/t['channels_last']:.2f}x", judge(t['eager']/t['channels_last']))]
+    if quick: return rows + [('training', 'training.compile: not run with --quick (compiling takes over a minute here)', '-', '-', '-', '-')]
+    return rows + [('training', f'{what} with training.compile (inductor), epochs after the first', f"{t['compile']*1e3:.0f} ms", f"eager {t['eager']*1e3:.0f} ms",
+                    f"{t['eager']/t['compile']:.2f}x", judge(t['eager']/t['compile'])),
+                   ('training', "training.compile's first epoch (compiling the train and eval graphs)", f'{t_first:.1f} s', f"eager epoch {t['eager']:.2f} s",
+                    f"{t_first/t['eager']:.0f}x an epoch", '-')]
+
+def bench_peers(quick:bool) -> list:
+    """One epoch (training, then validation) of MedPix JPEGs -> ResNet-18 from scratch, modality, bs 32, no augmentation, 0 workers, the
+    same data, model and batch size: medvision against vanilla fastai (`ImageDataLoaders.from_df` + `vision_learner`) and a timm-style loop"""
+    if data_dir('medpix2') is None: return skipped('peers', 'medpix2')
+    import timm
+    from fastai.vision.all import ImageDataLoaders, Resize, Normalize, imagenet_stats, vision_learner
+    from medvision.data.block import medvision_dataloaders
+    from medvision.learner import medvision_learner
+    n, sz = (64, 64) if quick else (480, 128)
+    df = medpix_subset(n)
+    classes = sorted(df.modality.unique()); y = df.modality.map(classes.index).to_numpy()
+    def medvision_epoch():
+        dls = medvision_dataloaders(df, 'modality', img_size=sz, bs=32, aug='none', arch='resnet18', normalize='imagenet', seed=0, device=OPTS.dev)
+        learn = medvision_learner(dls, arch='resnet18', pretrained=False, metrics=[])
+        return lambda: fit1(learn)
+    def fastai_epoch():
+        fdf = df.assign(is_valid=df.split == 'valid')
+        dls = ImageDataLoaders.from_df(fdf, path='/', fn_col='image', label_col='modality', valid_col='is_valid', item_tfms=Resize(sz, method='squish'),
+                                       batch_tfms=Normalize.from_stats(*imagenet_stats), bs=32, device=OPTS.dev, seed=0)
+        learn = vision_learner(dls, 'resnet18', pretrained=False, metrics=[])
+        return lambda: fit1(learn)
+    def timm_epoch():
+        tr, va = (df.split == 'train').to_numpy(), (df.split == 'valid').to_numpy()
+        dl_tr = torch.utils.data.DataLoader(plain_images(df.image[tr].tolist(), y[tr], sz), batch_size=32, shuffle=True, pin_memory=OPTS.dev == 'cuda')
+        dl_va = torch.utils.data.DataLoader(plain_images(df.image[va].tolist(), y[va], sz), batch_size=64, pin_memory=OPTS.dev == 'cuda')
+        model = timm.create_model('resnet18', pretrained=False, num_classes=len(classes)).to(OPTS.dev)
+        opt = torch.optim.AdamW(model.parameters(), 1e-3)
+        def epoch():
+            model.train()
+            for x, t in dl_tr:
+                x, t = x.to(OPTS.dev, non_blocking=True), t.to(OPTS.dev, non_blocking=True)
+                loss = F.cross_entropy(model(x), t); opt.zero_grad(); loss.backward(); opt.step()
+            model.eval()
+            with torch.no_grad():
+                for x, t in dl_va: F.cross_entropy(model(x.to(OPTS.dev)), t.to(OPTS.dev))
+            sync()
+        return epoch
+    t = interleaved({'medvision': medvision_epoch(), 'fastai': fastai_epoch(), 'timm': timm_epoch()}, 2 if quick else 5)
+    what = f'one epoch of {n} MedPix JPEGs -> {sz} px + 32 validated, ResNet-18 from scratch, bs 32, 0 workers'
+    return [('peers', f'{what}: vanilla fastai (`ImageDataLoaders.from_df`, `vision_learner`: its own head) against medvision', f"medvision {t['medvision']:.2f} s",
+             f"fastai {t['fastai']:.2f} s", f"{t['fastai']/t['medvision']:.2f}x", f"medvision {'faster' if t['fastai'] > t['medvision'] else 'SLOWER'}"),
+            ('peers', f'{what}: a timm-style loop (torch Dataset + DataLoader, `timm.create_model`, AdamW) against medvision', f"medvision {t['medvision']:.2f} s",
+             f"timm-style {t['timm']:.2f} s", f"{t['timm']/t['medvision']:.2f}x", f"medvision {'faster' if t['timm'] > t['medvision'] else 'SLOWER'}")]
+
+# ---------------------------------------------------------------- 3. multimodal: cached embeddings vs a live text encoder
+def bench_multimodal(quick:bool) -> list:
+    "Train step of image+text models: cached MiniLM embeddings vs MiniLM run (frozen) every step, against the image-only model"
+    from medvision.fusion import MultimodalModel
+    from medvision.backbones import vision_backbone
+    from medvision.text import text_encoder
+    torch.manual_seed(0)
+    bs, sz = 32, 64
+    enc = text_encoder('minilm', max_length=64)
+    texts = [f"axial CT of the chest showing a {w} mass in the {s} lobe, case {i}" for i, (w, s) in
+             enumerate(zip(['small', 'large', 'spiculated', 'round'] * 8, ['upper', 'lower'] * 16))]
+    toks = enc.tokenize(texts)
+    with torch.no_grad(): emb = enc(toks)
+    x, y, emb, toks = torch.randn(bs, 3, sz, sz).to(OPTS.dev), torch.randint(0, 2, (bs,)).to(OPTS.dev), emb.to(OPTS.dev), toks.to(OPTS.dev)
+    def stepper(m, *inp):
+        opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], 1e-3)
+        def step():
+            loss = F.cross_entropy(m(x, *inp)['logits_label'], y); opt.zero_grad(); loss.backward(); opt.step(); sync()
+        return step
+    mk = lambda text: MultimodalModel(vision_backbone('resnet18', pretrained=False), text=text, tasks={'label': 2}).train().to(OPTS.dev)
+    t = interleaved({'img': stepper(mk(None)), 'emb': stepper(mk(emb.shape[1]), emb), 'live': stepper(mk(enc), toks)}, 5 if quick else 9)
+    t_img, t_emb, t_live = t['img'], t['emb'], t['live']
+    r = t_emb / t_img
+    return [('multimodal', f'train step, ResNet-18 {sz} px + MiniLM caption embeddings (cached), bs {bs}', f'{t_emb*1e3:.0f} ms',
+             f'image-only model {t_img*1e3:.0f} ms', f'{r:.3f}x', at_most(r, 1.05)),
+            ('multimodal', 'the same with MiniLM (frozen) run on the tokens every step', f'{t_live*1e3:.0f} ms',
+             f'cached embeddings {t_emb*1e3:.0f} ms', f'{t_live/t_emb:.2f}x slower', 'cache saves this')]
+
+# ---------------------------------------------------------------- 5. mixed precision
+def bench_mixed_precision(quick:bool) -> list:
+    "Train steps of a ResNet-18 at 128 px: autocast (bf16 on CPU; fp16 and bf16 on a GPU) vs fp32, in plain PyTorch and through medvision's learner"
+    import timm
+    from medvision.callbacks import mixed_precision
+    torch.manual_seed(0)
+    bs, sz, n = (16, 96, 3) if quick else (32, 128, 5)
+    x, y = torch.randn(bs, 3, sz, sz), torch.randint(0, 2, (bs,))
+    model = timm.create_model('resnet18', pretrained=False, num_classes=2)
+    opt = torch.optim.AdamW(model.parameters(), 1e-3)
+    dev = OPTS.dev
+    model, x, y = model.to(dev), x.to(dev), y.to(dev)
+    def step(dtype):
+        with torch.autocast(dev, dtype=dtype or torch.float32, enabled=dtype is not None): out = model(x)
+        loss = F.cross_entropy(out.float(), y); opt.zero_grad(); loss.backward(); opt.step()
+        sync()
+    from fastai.learner import Learner
+    from fastai.data.core import DataLoaders
+    from fastai.data.load import DataLoader
+    ds = [(x[i], y[i]) for i in range(bs)]
+    dls = DataLoaders(DataLoader(ds, bs=bs, shuffle=False, drop_last=True), DataLoader(ds[:2], bs=2), device=dev)
+    def fit(cbs):
+        learn = Learner(dls, model, loss_func=torch.nn.CrossEntropyLoss(), cbs=cbs)
+        with learn.no_logging(), learn.no_bar(): learn.fit(1, 1e-3)
+        sync()
+    fp32, mv32 = median_time(lambda: step(None), n), median_time(lambda: fit([]), n)
+    rows = []
+    for name in (('fp16', 'bf16') if dev == 'cuda' else ('bf16',)):
+        low = {'fp16': torch.float16, 'bf16': torch.bfloat16}[name]
+        amp = median_time(lambda: step(low), n)
+        mv16 = median_time(lambda: fit(mixed_precision(name, dev)), n)
+        rows += [('mixed precision', f'train step, ResNet-18 {sz} px, bs {bs}: {name} autocast (plain PyTorch, {dev})', f'{amp*1e3:.0f} ms',
+                  f'fp32 plain PyTorch {fp32*1e3:.0f} ms', f'{fp32/amp:.2f}x', at_least(fp32/amp, 1.0)),
+                 ('mixed precision', f'one fastai epoch of that batch with medvision mixed_precision({name!r})', f'{mv16*1e3:.0f} ms',
+                  f'same learner in fp32 {mv32*1e3:.0f} ms', f'{mv32/mv16:.2f}x', at_least(mv32/mv16, 1.0))]
+    return rows
