@@ -28,7 +28,7 @@ from .distributed import main_process_first
 
 # %% auto #0
 __all__ = ['OPTIMIZERS', 'MODEL_ARGS', 'dotted_keys', 'as_config', 'data_root', 'build_table', 'with_text_emb', 'build_dls',
-           'Optimizer', 'monitor_comp', 'run_metrics', 'config_callbacks', 'model_kwargs', 'build_learner']
+           'OptimizerChoice', 'monitor_comp', 'run_metrics', 'config_callbacks', 'model_kwargs', 'build_learner']
 
 # %% ../../nbs/09a_run.build.ipynb #68b8bb8e
 def dotted_keys(nested:dict) -> dict:
@@ -137,17 +137,17 @@ def build_dls(cfg:RunConfig, df:pd.DataFrame, valid_split:str='valid', image_siz
 
 # %% ../../nbs/09a_run.build.ipynb #100f6d6f
 @dataclass(frozen=True)
-class Optimizer:
+class OptimizerChoice:
     "An `optimizer.name`: fastai's optimizer function, its fixed arguments, and whether it keeps a second moment (`betas`, `eps`)"
     func: callable
     kw: dict = field(default_factory=dict)
     moments: bool = True
 
-OPTIMIZERS = Registry('optimizer')   # optimizer.name -> its `Optimizer`; the schema's choices read it
-OPTIMIZERS.add('adam', Optimizer(Adam, {'decouple_wd': True}))   # AdamW: fastai's Adam with decoupled weight decay
-OPTIMIZERS.add('sgd', Optimizer(SGD, moments=False))
-OPTIMIZERS.add('ranger', Optimizer(ranger))
-OPTIMIZERS.add('lamb', Optimizer(Lamb))
+OPTIMIZERS = Registry('optimizer')   # optimizer.name -> its `OptimizerChoice`; the schema's choices read it
+OPTIMIZERS.add('adam', OptimizerChoice(Adam, {'decouple_wd': True}))   # AdamW: fastai's Adam with decoupled weight decay
+OPTIMIZERS.add('sgd', OptimizerChoice(SGD, moments=False))
+OPTIMIZERS.add('ranger', OptimizerChoice(ranger))
+OPTIMIZERS.add('lamb', OptimizerChoice(Lamb))
 
 def _opt_func(o) -> callable:
     "The fastai optimizer of config section `o` (`optimizer`: `OPTIMIZERS[name]`) with the betas, momentum and epsilon it sets"
