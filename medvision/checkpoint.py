@@ -242,7 +242,10 @@ def import_recorded(meta:dict, path) -> None:
     "Import the plug-ins checkpoint `path` records (`meta['imports']`) from where they were, naming a missing one in one line"
     ck = checkpoint_stem(path)
     for e in meta.get('imports') or []:
-        m = e['module']
+        if not (isinstance(e, dict) and isinstance(e.get('module'), str) and isinstance(e.get('classes', []), list)):
+            raise MedvisionError(f"checkpoint {ck}: its metadata's `imports` holds {e!r}, not {{'module', 'path', 'classes'}}; "
+                                 "the checkpoint's .json sidecar was edited or damaged: restore it, or delete it to read the weights' header")
+        m, e = e['module'], {'classes': [], **e}
         if m == '__main__':   # defined in a notebook or script: only that session has them
             if missing := [c for c in e['classes'] if not hasattr(sys.modules['__main__'], c)]:
                 raise MedvisionError(f"checkpoint {ck}: its model uses {', '.join(missing)}, defined in a notebook or script "
