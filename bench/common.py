@@ -121,6 +121,7 @@ def fit1(learn):
     with learn.no_logging(), learn.no_bar(): learn.fit(1, 1e-3)
     sync()
 
+import medvision.stages   # noqa: E402,F401  (adds `Learner.fine_tune_medical`)
 RECIPES = {   # name -> (pretrained, how to fit `epochs` epochs in all)
     'scratch, one-cycle':      (False, lambda l, n: l.fit_one_cycle(n, 3e-3)),
     'ImageNet, one-cycle':     (True,  lambda l, n: l.fit_one_cycle(n, 1e-3)),

@@ -14,6 +14,7 @@ from .losses import *
 from .learner import *
 from .callbacks import *
 from .checkpoint import *
+from .stages import *
 from .metrics import *
 from .distill import *
 from .evaluate import *

@@ -1,4 +1,4 @@
-"""Checkpoints that load without unpickling code (safetensors weights with the metadata and what the model needs of its inputs), the random states, best, last and periodic checkpoints during training, exact resume, and the two-stage fine-tuning recipe that keeps the best checkpoint.
+"""Checkpoints that load without unpickling code (safetensors weights with the metadata and what the model needs of its inputs), the random states, best, last and periodic checkpoints during training, and exact resume (the stages of a training and the two-stage medical recipe are in `stages`).
 
 Docs: https://medvision-team.github.io/medvision/checkpoint.html.md"""
 
@@ -6,18 +6,13 @@ Docs: https://medvision-team.github.io/medvision/checkpoint.html.md"""
 
 # %% ../nbs/06b_checkpoint.ipynb #8c1aff6e
 from __future__ import annotations
-import contextlib, errno, json, os, random, shutil, sys, time, types, warnings
-from functools import partial
+import errno, json, os, random, shutil, sys, time, types, warnings
 from pathlib import Path
 import numpy as np, torch
 from fastcore.basics import patch, store_attr
 from fastcore.foundation import L as fcL
-from fastai.learner import Learner, SkipToEpoch, ValueMetric
-from fastai.callback.core import Callback, CancelEpochException
-from fastai.callback.progress import CSVLogger
+from fastai.learner import Learner, SkipToEpoch
 from fastai.callback.tracker import TrackerCallback, EarlyStoppingCallback, ReduceLROnPlateau
-from fastai.callback.schedule import SchedCos, ParamScheduler
-from fastai.optimizer import Adam
 from fastai.torch_core import rank_distrib, num_distrib
 from .core import MedvisionError, import_plugins
 from .backbones import vision_backbone
@@ -27,9 +22,9 @@ from .callbacks import EMACallback
 from .data.block import InputSpec
 
 # %% auto #0
-__all__ = ['rng_state', 'set_rng_state', 'checkpoint_stem', 'plugin_modules', 'save_checkpoint', 'load_checkpoint',
-           'checkpoint_meta', 'checkpoint_spec', 'import_recorded', 'model_from_checkpoint', 'learner_from_checkpoint',
-           'CheckpointCallback', 'StagesCallback', 'training_stages']
+__all__ = ['write_atomic_text', 'rng_state', 'set_rng_state', 'checkpoint_stem', 'plugin_modules', 'save_checkpoint',
+           'load_checkpoint', 'checkpoint_meta', 'checkpoint_header', 'checkpoint_spec', 'import_recorded',
+           'model_from_checkpoint', 'learner_from_checkpoint', 'resumed_epoch', 'CheckpointCallback']
 
 # %% ../nbs/06b_checkpoint.ipynb #4f9f7adf
 def _tree(obj, tensors:dict, key:str='t'):
@@ -83,7 +78,7 @@ def _atomic_save(tensors:dict, path:Path, meta:dict):
     tensors = _unshared(tensors)
     _write_atomic(lambda tmp: save_file(tensors, str(tmp), metadata={'medvision': json.dumps(meta)}), path, sum(t.nbytes for t in tensors.values()))
 
-def _atomic_text(text:str, path:Path): _write_atomic(lambda tmp: tmp.write_text(text), path, len(text.encode()))
+def write_atomic_text(text:str, path:Path): _write_atomic(lambda tmp: tmp.write_text(text), path, len(text.encode()))
 
 # %% ../nbs/06b_checkpoint.ipynb #864f087d
 def _train_dl(dls):
@@ -166,7 +161,7 @@ def save_checkpoint(learn:Learner, path, with_opt:bool=True, **meta) -> Path:
     base.with_name(base.name + '.json').unlink(missing_ok=True)   # the sidecar of the old weights: until the new one is written, the header (which holds the same) is read
     _atomic_save({k: v.detach().cpu().contiguous() for k, v in model_sd.items()}, base.with_name(base.name + '.safetensors'), meta)
     base.with_name(base.name + '.state.prev.safetensors').unlink(missing_ok=True)              # the new weights are in place
-    _atomic_text(json.dumps(meta, indent=1, default=str), base.with_name(base.name + '.json'))
+    write_atomic_text(json.dumps(meta, indent=1, default=str), base.with_name(base.name + '.json'))
     return base.with_name(base.name + '.safetensors')
 
 # %% ../nbs/06b_checkpoint.ipynb #ee209db9
@@ -230,7 +225,11 @@ def checkpoint_meta(path) -> dict:
         try: return json.loads(side.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             warnings.warn(f"{side}: not valid JSON ({e}); the metadata is read from {base.name}.safetensors instead", stacklevel=2)
-    return _read_safetensors(base.with_name(base.name + '.safetensors'), tensors=False)[1]
+    return checkpoint_header(base)
+
+def checkpoint_header(path) -> dict:
+    "The metadata in the header of checkpoint `path`'s weights file (written with them: never a kill behind, as the sidecar can be)"
+    base = checkpoint_stem(path); return _read_safetensors(base.with_name(base.name + '.safetensors'), tensors=False)[1]
 
 def checkpoint_spec(path) -> InputSpec:
     "The `InputSpec` checkpoint `path` was trained with: its tasks, classes and preprocessing"
@@ -316,14 +315,16 @@ def learner_from_checkpoint(path, # a medvision checkpoint (e.g. 'models/resnet1
     return learn
 
 # %% ../nbs/06b_checkpoint.ipynb #28535976
-def _skip_to(learn) -> int: return max([c._skip_to for c in learn.cbs if isinstance(c, SkipToEpoch)], default=0)
+def resumed_epoch(learn) -> int:
+    "The epoch the current fit starts at after `Learner.resume` (fastai's `SkipToEpoch`), else 0"
+    return max([c._skip_to for c in learn.cbs if isinstance(c, SkipToEpoch)], default=0)
 def _stages(learn): return getattr(learn, 'stages', None)   # the `StagesCallback` of a training in stages (fastai names a callback's attribute after it)
 
 def _resumed(learn) -> dict:
     "The metadata of the checkpoint the current fit continues (after `Learner.resume`, or in the stage a `StagesCallback` resumes), else `{}`"
     st = _stages(learn)
     if st is not None: return st.meta if st.at and st.stage == st.at[0] else {}
-    return (getattr(learn, 'checkpoint_meta', None) or {}) if _skip_to(learn) else {}
+    return (getattr(learn, 'checkpoint_meta', None) or {}) if resumed_epoch(learn) else {}
 
 class CheckpointCallback(TrackerCallback):
     "Write `{fname}-last` every epoch, `{fname}-best` when `monitor` improves, and `every` k epochs `{fname}-epoch{N}` (the last `keep`)"
@@ -337,7 +338,7 @@ class CheckpointCallback(TrackerCallback):
         super().before_fit()
         self.dir = Path(self.folder) if self.folder else self.learn.path/self.learn.model_dir
         self.stem = self.fname or getattr(self.learn, 'arch', 'model')
-        self.skip, self.best_path, self.n_seen = _skip_to(self.learn), None, 0
+        self.skip, self.best_path, self.n_seen = resumed_epoch(self.learn), None, 0
         st = _stages(self.learn)
         self.track = st is None or st.stage == st.n_stages      # in a training of several stages, the last one keeps the best
         if prev := _resumed(self.learn): self._restore(prev)
@@ -406,113 +407,3 @@ def resume(self:Learner, path) -> int:
     meta = load_checkpoint(self, path, with_opt=True)
     self.checkpoint_meta, self.resumed_from = meta, checkpoint_stem(path)
     return int(meta['epoch']) + 1
-
-# %% ../nbs/06b_checkpoint.ipynb #a7c3e102
-def _trim_csv(f:Path, at:tuple):
-    "Keep the header of CSV log `f` and its rows up to (stage, epoch) `at`; a log without a `stage` column is stage 1"
-    if not f.exists() or not (lines := f.read_text().splitlines()): return
-    head = lines[0].split(',')
-    e, s = head.index('epoch'), head.index('stage') if 'stage' in head else None
-    pos = lambda r: (int(float(r[s])) if s is not None else 1, int(r[e]))
-    _atomic_text('\n'.join([lines[0]] + [l for l in lines[1:] if pos(l.split(',')) <= tuple(at)]) + '\n', f)
-
-class StagesCallback(Callback):
-    "Number the fits of one training (its stages); with `path`, a `-last` checkpoint, skip the stages and epochs it had done, unseen by other callbacks, and restore its state"
-    order = TrackerCallback.order + 1   # after the Recorder and the progress bar start an epoch, before any callback acts on it
-    def __init__(self, path=None, n_stages:int=1):
-        self.ckpt, self.n_stages, self.stage, self.meta, self.at, self.muted = path, n_stages, 0, {}, None, []
-        if path is not None: self._check(checkpoint_stem(path))
-
-    def _check(self, base:Path):
-        m = self.meta = _read_safetensors(base.with_name(base.name + '.safetensors'), tensors=False)[1]   # the header: the JSON copy may be a kill behind
-        if not any(base.with_name(base.name + s).exists() for s in ('.state.safetensors', '.state.prev.safetensors')):
-            raise MedvisionError(f"checkpoint {base} has no training state ({base.name}.state.safetensors): resume from the run's `-last` checkpoint (e.g. runs/<run>/models/resnet18-last)")
-        if 'epoch' not in m: raise MedvisionError(f"checkpoint {base} records no epoch: resume from a `-last` checkpoint written during training")
-        st, ns = m.get('stage', 1), m.get('n_stages', 1)
-        if ns != self.n_stages: raise MedvisionError(f"checkpoint {base} was written in stage {st} of {ns}; this training has {self.n_stages} stage(s): resume it with the schedule it was trained with (scheduler.name, training.pretrain_vision_epochs)")
-        self.at = (st, int(m['epoch']))
-
-    def before_fit(self):
-        self.stage += 1
-        if not self.at or self.stage != self.at[0]: return
-        if self.n_epoch != self.meta['n_epoch']: raise MedvisionError(f"checkpoint {checkpoint_stem(self.ckpt)} was written at epoch {self.at[1] + 1} of {self.meta['n_epoch']} (stage {self.at[0]}); this stage has {self.n_epoch} epochs: resume it with the config it was trained with (training.epochs, scheduler.freeze_epochs)")
-        self.learn.resume(self.ckpt)      # after this stage's set-up (its optimizer, its frozen groups), before its first epoch
-
-    def trim_logs(self):
-        "Cut each appending `CSVLogger`'s file back to the epochs the checkpoint had finished (before the loggers open them)"
-        if not self.at or rank_distrib(): return
-        for c in self.learn.cbs:
-            if isinstance(c, CSVLogger) and c.append: _trim_csv(Path(self.learn.path)/c.fname, self.at)
-
-    def _skipped(self) -> bool: return (self.at is not None and (self.stage, self.epoch) <= self.at) or self.epoch < _skip_to(self.learn)
-    def _unmute(self, cbs=None):
-        "Give back `run` to the muted callbacks (of `cbs`, default all)"
-        for c, run in self.muted:
-            if cbs is None or c in cbs: c.run = run
-        self.muted = [(c, run) for c, run in self.muted if cbs is not None and c not in cbs]
-
-    def before_epoch(self):
-        self._unmute()
-        if not self._skipped(): return
-        self.muted = [(c, c.run) for c in self.learn.cbs if c is not self]
-        for c, _ in self.muted: c.run = False
-        raise CancelEpochException
-    def after_epoch(self):   # the callbacks before this one are done with the skipped epoch: they see the next event (e.g. `after_fit`)
-        cbs = list(self.learn.cbs.sorted('order')); self._unmute(cbs[:cbs.index(self)])
-    def after_fit(self): self._unmute()
-
-def _stage_metrics(learn, st:StagesCallback) -> list:
-    "The stage and each parameter group's learning rate, as fastai `ValueMetric`s (columns of the progress table and the CSV log)"
-    lr_of = lambda i: (lambda: learn.opt.hypers[i]['lr'])
-    return [ValueMetric(lambda: st.stage, 'stage')] + [ValueMetric(lr_of(i), f'lr_{i}') for i in range(len(learn.splitter(learn.model)))]
-
-@contextlib.contextmanager
-def training_stages(learn:Learner, n_stages:int=1, # how many fits the block runs
-                    resume=None): # a `-last` checkpoint of this training to continue
-    "Within the block, the fits of `learn` are the `n_stages` stages of one training (inside another such block: of that one)"
-    if (st := _stages(learn)) is not None: yield st; return
-    st, old = StagesCallback(resume, n_stages), learn.metrics
-    if n_stages > 1: learn.metrics = fcL(old) + _stage_metrics(learn, st)
-    try:
-        with learn.added_cbs(st): st.trim_logs(); yield st
-    finally: learn.metrics = old
-
-# %% ../nbs/06b_checkpoint.ipynb #eec00c78
-class _History(Callback):
-    "Collect each epoch's recorder row (train and valid values, metrics) in `rows`"
-    order = 51  # after the Recorder, before early stopping can cancel the fit
-    def __init__(self, rows:list): self.rows = rows
-    def after_epoch(self):
-        if self.epoch < _skip_to(self.learn): return
-        self.rows.append(dict(zip(self.recorder.metric_names[1:-1], self.recorder.values[-1])) | {'epoch': self.epoch})
-
-@patch
-def fine_tune_medical(self:Learner,
-                      stage1_epochs:int=5, stage1_lr:float=1e-4, # frozen backbone: Adam at a constant rate
-                      stage2_epochs:int=20, head_lr:float=3e-5, backbone_lr:float=5e-6, # unfrozen: AdamW
-                      wd:float|list=0.01, # stage 2 weight decay: one number, or one per parameter group
-                      eta_min:float=1e-7, # final rate of the stage 2 cosine
-                      schedule:str='cosine', # stage 2 schedule: 'cosine' or 'one_cycle'
-                      opt_func=None, # the optimizer of both stages (default: fastai's Adam with decoupled weight decay)
-                      patience:int=5, monitor:str='valid_loss', min_delta:float=0., # early stopping
-                      comp=None, # early stopping's comparison (default fastai's: `np.less` for a loss or an error, else `np.greater`)
-                      save_metric:str=None, # the metric choosing the best checkpoint (default: `monitor`)
-                      fname:str=None, cbs=None,
-                      resume=None): # a `-last` checkpoint of this recipe to continue
-    "The two-stage medical fine-tuning recipe: frozen head training, then all layers with a lower backbone rate"
-    if schedule not in ('cosine', 'one_cycle'): raise MedvisionError(f"schedule={schedule!r}: use 'cosine' or 'one_cycle'")
-    rows, old_opt = [], self.opt_func
-    own = [] if any(isinstance(c, CheckpointCallback) for c in self.cbs) else [CheckpointCallback(save_metric or monitor, fname=fname)]
-    extra = [_History(rows), *own, *fcL(cbs)]
-    try:
-        with training_stages(self, 2, resume):
-            self.opt_func = opt_func or partial(Adam, decouple_wd=True); self.create_opt(); self.freeze()
-            self.fit(stage1_epochs, stage1_lr, wd=0., cbs=extra)
-            self.create_opt(); self.unfreeze()
-            lrs = np.array([backbone_lr] * (len(self.splitter(self.model)) - 1) + [head_lr])
-            cbs2 = [EarlyStoppingCallback(monitor=monitor, comp=comp, min_delta=min_delta, patience=patience), *extra]
-            if schedule == 'cosine': self.fit(stage2_epochs, lrs, wd=wd, cbs=[ParamScheduler({'lr': SchedCos(lrs, eta_min)}), *cbs2])
-            else: self.fit_one_cycle(stage2_epochs, lrs, wd=wd, cbs=cbs2)
-    finally: self.opt_func = old_opt
-    import pandas as pd
-    return pd.DataFrame(rows)

@@ -19,7 +19,8 @@ from fastcore.basics import even_mults
 from fastai.learner import ValueMetric
 from fastai.torch_core import rank_distrib, num_distrib
 from ..core import MedvisionError, Registry, RunConfig
-from ..checkpoint import checkpoint_stem, training_stages
+from ..checkpoint import checkpoint_stem
+from ..stages import training_stages
 from .build import monitor_comp
 from .distributed import distributed
 
