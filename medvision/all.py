@@ -1,5 +1,6 @@
 "Everything public in medvision, for notebooks: `from medvision.all import *` (as `fastai.vision.all`)."
 from .core import *
+from .hub import *
 from .data.images import *
 from .data.readers import *
 from .data.splits import *

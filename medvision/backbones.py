@@ -10,7 +10,8 @@ import functools, importlib, inspect, math, numbers
 from pathlib import Path
 import numpy as np, torch, timm, timm.data
 from torch import nn
-from .core import MedvisionError, did_you_mean, hub_guard
+from .core import MedvisionError, did_you_mean
+from .hub import hub_guard
 
 # %% auto #0
 __all__ = ['POOLINGS', 'OFFLINE_WEIGHTS', 'BACKBONE_FAMILIES', 'VisionBackbone', 'offline_weights', 'vision_backbone',

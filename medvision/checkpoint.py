@@ -14,7 +14,7 @@ from fastcore.foundation import L as fcL
 from fastai.learner import Learner, SkipToEpoch
 from fastai.callback.tracker import TrackerCallback, EarlyStoppingCallback, ReduceLROnPlateau
 from fastai.torch_core import rank_distrib, num_distrib
-from .core import MedvisionError, import_plugins
+from .core import MedvisionError, MedvisionWarning, import_plugins
 from .backbones import vision_backbone
 from .fusion import MultimodalModel
 from .learner import medvision_learner, bare
@@ -219,13 +219,21 @@ def _load_state(learn, base, sd, stamp=None):
 
 # %% ../nbs/06b_checkpoint.ipynb #1fda7cb2
 def checkpoint_meta(path) -> dict:
-    "The metadata of checkpoint `path`: its JSON sidecar (for people and tools), else, when the sidecar is gone or broken, the safetensors header that holds the same"
-    base = checkpoint_stem(path); side = base.with_name(base.name + '.json')
-    if side.exists():
-        try: return json.loads(side.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            warnings.warn(f"{side}: not valid JSON ({e}); the metadata is read from {base.name}.safetensors instead", stacklevel=2)
-    return checkpoint_header(base)
+    "The metadata of checkpoint `path`, from its weights file's header; its JSON sidecar, a copy for people and tools, is checked"
+    base = checkpoint_stem(path); side, head = base.with_name(base.name + '.json'), checkpoint_header(path)
+    if not side.exists(): return head
+    try: copy = json.loads(side.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        warnings.warn(f"{side}: not valid JSON ({e}); the metadata is read from {base.name}.safetensors instead", stacklevel=2)
+        return head
+    if not head: return copy   # (weights written without metadata in their header)
+    same = lambda k: json.dumps(head.get(k), sort_keys=True) == json.dumps(copy.get(k), sort_keys=True)
+    if diff := sorted(k for k in head.keys() | copy.keys() if not same(k)):
+        stamps = f"; stamps {copy.get('stamp')} and {head.get('stamp')}" if 'stamp' in diff else ''
+        warnings.warn(f"{side} does not match the weights' header in {base.name}.safetensors ({', '.join(diff[:6])} differ{stamps}): "
+                      "the header is used; the sidecar was edited, or copied from another checkpoint: delete it or copy it with its "
+                      "weights", MedvisionWarning, stacklevel=2)
+    return head
 
 def checkpoint_header(path) -> dict:
     "The metadata in the header of checkpoint `path`'s weights file (written with them: never a kill behind, as the sidecar can be)"

@@ -136,7 +136,7 @@ def main(argv=None) -> int:
             what = f" (the probability that {of[0]} is {of[1]!r}, one a line, in the order of the rows read)" if of else ''
             print(f"{len(out)} predictions written to {a.output}{what}")
             if len(sk := out.attrs['skipped']):
-                f = Path(a.output).with_suffix('.skipped.csv')   # predict_files wrote it
+                f = run.skipped_file(a.output)   # predict_files wrote it
                 print(f"medvision predict: {len(sk)} file(s) not predicted, each with its reason in {f}; first: {sk.file[0]}: {sk.reason[0]}", file=sys.stderr)
         elif a.cmd == 'embed':
             out = _folder(run, cfg, a.out, 'embed')

@@ -6,9 +6,7 @@ Docs: https://medvision-team.github.io/medvision/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #11ec650b
 from __future__ import annotations
-import os, sys, difflib, copy, importlib, math, socket, warnings
-from contextlib import contextmanager
-from urllib.parse import urlparse
+import os, sys, difflib, copy, importlib, math, warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 import yaml
@@ -18,7 +16,7 @@ if TYPE_CHECKING: import torch, pandas as pd   # imported where used: the comman
 # %% auto #0
 __all__ = ['SCHEMA', 'MedvisionError', 'MedvisionWarning', 'note_line', 'did_you_mean', 'Registry', 'Key', 'schema_table',
            'coerce_value', 'RunConfig', 'parse_overrides', 'import_plugins', 'load_config', 'save_config',
-           'seed_everything', 'get_device', 'hub_reachable', 'hub_guard']
+           'seed_everything', 'get_device']
 
 # %% ../nbs/00_core.ipynb #cec021e3
 class MedvisionError(Exception):
@@ -170,7 +168,7 @@ SCHEMA = {
         'root':        Key(None, str, "data folder; relative paths in `sources` resolve against it (default: `$MEDVISION_DATA`)"),
         'sources':     Key([], list, "the data sets, each a mapping: `reader`, the reader's arguments, and `name`, `filters`, `label_map`, `data_fraction`, `has_text`", choices='medvision.data.readers:READERS', field='reader'),
         'tasks':       Key([], list, "target columns, one classification task each (e.g. [modality, location])"),
-        'image_size':  Key(224, (int, list), "image size fed to the model, in pixels: an int (square) or [height, width]", bounds='>= 8', items=int, size=2),
+        'image_size':  Key(224, (int, list), "image size fed to the model, in pixels: an int (square) or [height, width]", bounds='[8, 8192]', items=int, size=2),
         'channels':    Key(3, int, "image channels the model takes (1 for grey X-rays)", bounds='>= 1'),
         'normalize':   Key('model', str, "`model` (mean and std of the backbone's pretrained config in timm), `imagenet`, or `dataset` (statistics of the training images)", choices=('model', 'imagenet', 'dataset')),
         'intensity':   Key('auto', str, "high-bit-depth and DICOM images to 8 bits: `auto` (DICOM: its window, else the 0.5th..99.5th percentiles of its modality-LUT values; 16-bit PNG/TIFF: those percentiles; 8-bit: unchanged), `window`, `bits` (the stored depth), `minmax` or `percentile`", choices=('auto', 'window', 'bits', 'minmax', 'percentile')),
@@ -476,11 +474,26 @@ def _cli_pairs(args:list) -> dict:
     return out
 
 # %% ../nbs/00_core.ipynb #bfd76a90
+class _Twice(Exception): "A key given twice in one YAML mapping"
+
+class _UniqueKeys(yaml.SafeLoader):
+    "yaml's `SafeLoader`, refusing a key given twice in one mapping (yaml itself keeps the later one without a word)"
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for kn, _ in node.value:
+            key = self.construct_object(kn, deep=True)
+            if isinstance(key, str | int | float | bool) and key in seen: raise _Twice(key, kn.start_mark.line + 1)
+            if isinstance(key, str | int | float | bool): seen.add(key)
+        return super().construct_mapping(node, deep)
+
 def _read_yaml(path) -> dict:
-    "The mapping in YAML file `path`, read with `yaml.safe_load`"
+    "The mapping in YAML file `path`, read with yaml's safe loader; a key given twice in one mapping is refused"
     path = Path(path)
     if not path.exists(): raise MedvisionError(f"config file {path} does not exist; check the path")
-    try: d = yaml.safe_load(path.read_text())
+    try: d = yaml.load(path.read_text(), Loader=_UniqueKeys)
+    except _Twice as e:
+        raise MedvisionError(f"{path}, line {e.args[1]}: {e.args[0]!r} is given twice in one mapping (YAML would keep the "
+                             "later one and drop the first without a word); keep one, with every key it needs") from None
     except yaml.constructor.ConstructorError as e:
         raise MedvisionError(f"{path}: refused a YAML tag that would build a Python object ({e.problem}); "
                              "configs hold plain values only") from None
@@ -563,22 +576,3 @@ def get_device(name:str='auto') -> torch.device:
     if dev.type == 'cuda' and not torch.cuda.is_available(): raise MedvisionError(f"experiment.device: '{name}' asked for, but CUDA is not available here; use auto or cpu")
     if dev.type == 'mps' and not torch.backends.mps.is_available(): raise MedvisionError(f"experiment.device: '{name}' asked for, but MPS is not available here; use auto or cpu")
     return dev
-
-# %% ../nbs/00_core.ipynb #6623e969
-def hub_reachable(timeout:float=2.0) -> bool:
-    "Whether the Hugging Face hub (or `HF_ENDPOINT`) accepts a connection; False under `MEDVISION_OFFLINE`/`HF_HUB_OFFLINE`"
-    if os.environ.get('MEDVISION_OFFLINE', '') not in ('', '0') or os.environ.get('HF_HUB_OFFLINE', '') not in ('', '0'): return False
-    if any(os.environ.get(k) for k in ('HTTPS_PROXY', 'https_proxy', 'ALL_PROXY')): return True
-    host = urlparse(os.environ.get('HF_ENDPOINT', 'https://huggingface.co')).hostname
-    try:
-        with socket.create_connection((host, 443), timeout=timeout): return True
-    except OSError: return False
-
-@contextmanager
-def hub_guard():
-    "Run the block with the hub in offline mode (local cache only, no retries) when it is not reachable"
-    import huggingface_hub.constants as C
-    old = C.HF_HUB_OFFLINE
-    if not hub_reachable(): C.HF_HUB_OFFLINE = True
-    try: yield
-    finally: C.HF_HUB_OFFLINE = old

@@ -17,7 +17,7 @@ from .core import MedvisionError, Registry
 from .fusion import MultimodalModel
 from .learner import medvision_learner, bare, train_labels
 from .callbacks import tracking_callbacks
-from .checkpoint import CheckpointCallback, save_checkpoint, load_checkpoint
+from .checkpoint import CheckpointCallback, save_checkpoint, load_checkpoint, checkpoint_header
 from .metrics import f1_macro, TaskMetric
 
 # %% auto #0
@@ -370,7 +370,8 @@ def distill_student(dls, teacher=None, # the trained teacher model (None: the st
     hist = [dict(zip(learn.recorder.metric_names[1:-1], map(float, v))) | {'epoch': i} for i, v in enumerate(learn.recorder.values)]
     load_checkpoint(learn, path/'student_best')
     res = {'config': config or {}, 'history': hist, 'dev': _scores(learn, dls.valid),
-           'test': _scores(learn, test_dl) if test_dl is not None else None, 'best_epoch': int(json.loads((path/'student_best.json').read_text())['epoch']),
+           'test': _scores(learn, test_dl) if test_dl is not None else None,
+           'best_epoch': int(checkpoint_header(path/'student_best')['epoch']),
            'student': _meta(learn, 'student', loss, loss_kw),
            'teacher': {'arch': getattr(bare(teacher), 'vision', None) and bare(teacher).vision.name, 'n_params': _n_params(teacher)} if teacher is not None else None}
     (path/'metrics.json').write_text(json.dumps(hist, indent=1))

@@ -146,6 +146,15 @@ class EvalReport:
     def tasks(self): return list(self.preds)
 
     @property
+    def one_class(self) -> dict:
+        "The tasks whose every row gets one class (at the report's threshold), with it: a model that learnt nothing, or a tiny set"
+        out = {}
+        for t, (y, p) in self.preds.items():
+            pred = np.unique(pred_labels(p, self.threshold))
+            if len(y) > 1 and len(pred) == 1: out[t] = str(self.vocabs[t][int(pred[0])])
+        return out
+
+    @property
     def positives(self) -> dict:
         "Each two-class task's positive class (its second class: sensitivity, ROC, pAUC, HTER and `.proba` are of it)"
         return {t: self.vocabs[t][1] for t in self.tasks if len(self.vocabs[t]) == 2}
@@ -280,7 +289,7 @@ def save(self:EvalReport, folder) -> Path:
     m = self.metrics
     m.to_csv(folder/'metrics.csv', index=False)
     (folder/'metrics.json').write_text(json.dumps({'model': self.name, 'threshold': self.threshold,
-                                                   'positive': self.positives,
+                                                   'positive': self.positives, 'one_class': self.one_class,
                                                    'tta': getattr(self, 'tta', 0), 'tasks': m.to_dict(orient='records'),
                                                    **({'ci': self.ci_json()} if self.bootstrap else {})}, indent=1, default=float))
     if self.bootstrap: self.intervals().to_csv(folder/'metrics_ci.csv', index=False)

@@ -13,11 +13,12 @@ from torch import nn
 import torch.nn.functional as F
 from fastcore.basics import patch
 from fastprogress.fastprogress import progress_bar
-from .core import MedvisionError, Registry, did_you_mean, hub_guard
+from .core import MedvisionError, Registry, did_you_mean
+from .hub import hub_guard
 
 # %% auto #0
-__all__ = ['TEXT_PRESETS', 'TEXT_POOLINGS', 'resolve_text', 'TextEncoder', 'tokenize_texts', 'text_encoder', 'st_normalizes',
-           'text_encoder_of', 'embed_texts']
+__all__ = ['TEXT_PRESETS', 'TEXT_POOLINGS', 'resolve_text', 'TextEncoder', 'tokenize_texts', 'text_encoder', 'check_text_folder',
+           'st_normalizes', 'text_encoder_of', 'embed_texts']
 
 # %% ../nbs/03b_text.ipynb #2d371ae7
 TEXT_PRESETS = Registry('text preset')
@@ -63,7 +64,17 @@ class TextEncoder(nn.Module):
 
     @property
     def cache_key(self) -> str:
-        return f"{self.name}|{self.pooling}|{self.max_length}|{self.instruction}|norm={self.normalize}"
+        "What its embeddings are a function of: the settings and the content of the weights and vocabulary, not their folder's name"
+        return f"{self.name}|{self.pooling}|{self.max_length}|{self.instruction}|norm={self.normalize}|{self.digest()}"
+
+    def digest(self) -> str:
+        "SHA-1 of the weights and the tokenizer's vocabulary (computed once while frozen: about 0.2 s for MiniLM's 90 MB)"
+        if not self.trainable and getattr(self, '_digest', None): return self._digest
+        h = hashlib.sha1()
+        for k, v in self.model.state_dict().items():
+            h.update(k.encode()); h.update(v.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
+        h.update(json.dumps(sorted(self.tokenizer.get_vocab().items())).encode())
+        self._digest = h.hexdigest(); return self._digest
 
     @property
     def identity(self) -> dict:
@@ -126,10 +137,15 @@ def text_encoder(name_or_path:str='minilm', # a key of `TEXT_PRESETS`, a hub id 
     "A transformers text encoder with its tokenizer"
     from transformers import AutoModel, AutoTokenizer
     src, p = resolve_text(name_or_path)
+    check_text_folder(src)
     try:
-        with hub_guard():
-            tok = AutoTokenizer.from_pretrained(src)
-            model = AutoModel.from_pretrained(src)
+        with hub_guard():   # no code from the folder or the hub is ever run, and no pickle is read
+            tok = AutoTokenizer.from_pretrained(src, trust_remote_code=False)
+            model = AutoModel.from_pretrained(src, trust_remote_code=False, use_safetensors=True)
+    except ValueError as e:
+        if 'trust_remote_code' not in str(e): raise
+        raise MedvisionError(f"text encoder {name_or_path!r} ({src}) needs custom code from its repository, which medvision never runs; "
+                             "use a model that transformers ships (BERT, MiniLM, ...)") from None
     except OSError as e:
         raise MedvisionError(f"cannot load text encoder {name_or_path!r} ({src}): the model hub is not reachable and it is not in the "
                              f"local cache. Download {src!r} elsewhere (e.g. `hf download {src} --local-dir DIR`) and pass the folder: "
@@ -137,6 +153,20 @@ def text_encoder(name_or_path:str='minilm', # a key of `TEXT_PRESETS`, a hub id 
     return TextEncoder(model, tok, name_or_path, pooling or p.get('pooling', 'mean'), max_length or p.get('max_length', 256),
                        instruction if instruction is not None else p.get('instruction'), trainable,
                        st_normalizes(src) if normalize is None else normalize)
+
+def check_text_folder(src) -> None:
+    "A local encoder folder must load without running code: no `auto_map` (custom code) in its config, weights as safetensors"
+    f = Path(str(src))
+    if not f.is_dir(): return
+    if (cf := f/'config.json').is_file():
+        try: amap = json.loads(cf.read_text()).get('auto_map')
+        except ValueError as e: raise MedvisionError(f"{cf}: not valid JSON ({e}); fix or replace the file") from None
+        if amap: raise MedvisionError(f"{cf}: its auto_map names custom code ({', '.join(amap)}), which medvision never runs; "
+                                      "use a model that transformers ships (BERT, MiniLM, ...)")
+    if not any(f.glob('*.safetensors')):
+        pk = sorted(p.name for p in f.iterdir() if p.suffix in ('.bin', '.pt', '.pth', '.ckpt', '.pkl'))
+        raise MedvisionError(f"{f}: no .safetensors weights ({'only ' + ', '.join(pk) + ', pickles that can run code when read' if pk else 'no weights'}); "
+                             "provide model.safetensors (`model.save_pretrained(DIR)` writes it, where you trust the pickle)")
 
 def st_normalizes(src) -> bool:
     "Whether folder `src`'s sentence-transformers pipeline (`modules.json`) has a `Normalize` module; False without one"
@@ -153,7 +183,7 @@ def text_encoder_of(identity:dict, trainable:bool=False) -> TextEncoder:
                         instruction=d.get('instruction'), trainable=trainable, normalize=d.get('normalize', False))
 
 # %% ../nbs/03b_text.ipynb #b6e62a36
-def _text_key(enc, t:str) -> str: return hashlib.sha1(f"{enc.cache_key}\x00{t}".encode()).hexdigest()
+def _text_key(key:str, t:str) -> str: return hashlib.sha1(f"{key}\x00{t}".encode()).hexdigest()
 
 def _read_cache(cache, dim):
     if cache is None or not Path(cache).exists(): return {}
@@ -178,7 +208,8 @@ def embed_texts(texts, # a list or Series of texts (NaN and '' are missing text)
     "`(n, dim)` float32 embeddings of `texts` by `encoder`, computing only those not in `cache`"
     enc = text_encoder(encoder) if isinstance(encoder, str) else encoder
     texts = ['' if t is None or (isinstance(t, float) and np.isnan(t)) else str(t) for t in texts]
-    keys = [_text_key(enc, t) for t in texts]
+    key = enc.cache_key
+    keys = [_text_key(key, t) for t in texts]
     known = _read_cache(cache, enc.feat_dim)
     todo = list(dict.fromkeys(k for k, t in zip(keys, texts) if t.strip() and k not in known))
     if todo:

@@ -110,7 +110,7 @@ def sample_table(image, # image paths (made absolute) or in-memory arrays
 def _check_targets(df, targets, where):
     "Every task column of `df` is labelled"
     for t in targets:
-        bad = df.index[df[t].isna()].tolist()
+        bad = df.index[df[t].isna() | df[t].map(lambda x: isinstance(x, str) and not x)].tolist()   # NaN, or blank (stripped)
         if bad: raise MedvisionError(f"{where}task '{t}' has no label in row(s) {bad[:5]} ({len(bad)} in all); label or remove them")
 
 _CASE_LATER = contextvars.ContextVar('case_later', default=None)   # while `read_sources` reads a source: its tasks, checked after its label_map

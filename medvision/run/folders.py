@@ -15,7 +15,7 @@ from .distributed import from_main
 
 
 # %% auto #0
-__all__ = ['run_log', 'new_run', 'preflight']
+__all__ = ['run_log', 'new_run', 'checkpoint_files', 'output_apart', 'preflight']
 
 # %% ../../nbs/09d_run.folders.ipynb #13280590
 class _Tee(io.TextIOBase):
@@ -29,15 +29,22 @@ class _Tee(io.TextIOBase):
 
 @contextlib.contextmanager
 def run_log(path:Path):
-    "Copy everything printed (stdout and stderr) to `path`; other processes than the main one print nothing"
+    "Copy everything printed (stdout and stderr) and the error that ends the block to `path`; other processes print nothing"
     if rank_distrib():
         with open(os.devnull, 'w') as f, contextlib.redirect_stdout(f): yield
         return
-    with open(path, 'a') as f, contextlib.redirect_stdout(_Tee(sys.stdout, f)), contextlib.redirect_stderr(_Tee(sys.stderr, f)): yield
+    with open(path, 'a') as f, contextlib.redirect_stdout(_Tee(sys.stdout, f)), \
+         contextlib.redirect_stderr(_Tee(sys.stderr, f)):
+        try: yield
+        except Exception as e:   # the error that ends the run is in its log too, as the command line prints it
+            f.write(f"medvision: error: {e if isinstance(e, MedvisionError) else f'{type(e).__name__}: {e}'}\n"); raise
 
 def new_run(cfg:RunConfig, kind:str='') -> Path:
     "A new run folder `<output_dir>/<name>[-kind]-<time>[~i]` with the resolved config in it (made by the main process, named in all)"
-    run = None
+    run, name = None, cfg.experiment.name
+    if not name or name in ('.', '..') or any(s in name for s in ('/', '\\', '\x00')):
+        raise MedvisionError(f"experiment.name: {name!r} is not a plain folder name (the run folder is "
+                             "<output_dir>/<name>-<time>); use letters, digits, '-', '_' and '.', and experiment.output_dir for where")
     if not rank_distrib():
         stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
         base, i = Path(cfg.experiment.output_dir)/f"{cfg.experiment.name}{'-' + kind if kind else ''}-{stamp}", 0
@@ -47,6 +54,24 @@ def new_run(cfg:RunConfig, kind:str='') -> Path:
             except FileExistsError: i += 1
         save_config(cfg, run/'config.yaml')
     return from_main(run)
+
+# %% ../../nbs/09d_run.folders.ipynb #0a7f0002
+def checkpoint_files(checkpoint) -> list:
+    "The files of checkpoint `checkpoint` (its stem or any of its files): weights, JSON sidecar, training states"
+    from medvision.checkpoint import checkpoint_stem
+    b = checkpoint_stem(checkpoint)
+    return [b.with_name(b.name + s) for s in ('.safetensors', '.json', '.state.safetensors', '.state.prev.safetensors')]
+
+def output_apart(output, # a file the command is about to write
+                 inputs:list, # the files it reads
+                 flag:str='--output') -> Path:
+    "`output` as a `Path`; a `MedvisionError` when it is one of `inputs` (the same file, by any path)"
+    out = Path(output)
+    for f in inputs:
+        if f is not None and (Path(f).resolve() == out.resolve()):
+            raise MedvisionError(f"{flag} {out}: that is an input of this command ({f}), which would be overwritten; "
+                                 "write elsewhere")
+    return out
 
 # %% ../../nbs/09d_run.folders.ipynb #42f2fb16
 def _need_rows(cfg:RunConfig, df:pd.DataFrame) -> None:

@@ -13,10 +13,11 @@ from ..core import MedvisionError
 from ..data.images import read_image, IMAGE_EXTS
 from ..checkpoint import learner_from_checkpoint, model_from_checkpoint, checkpoint_stem, checkpoint_spec
 from ..evaluate import proba_sidecar
+from .folders import output_apart, checkpoint_files
 
 
 # %% auto #0
-__all__ = ['PREDICT_CHUNK', 'predict_files', 'export_model']
+__all__ = ['PREDICT_CHUNK', 'skipped_file', 'predict_files', 'export_model']
 
 # %% ../../nbs/09h_run.predict.ipynb #e2fb3cc4
 def _input_table(inp) -> tuple:
@@ -56,6 +57,11 @@ def _proba_column(spec, output) -> str:
     t, v = vs[0]
     return f'{t}_prob_{v[1]}'
 
+def skipped_file(output) -> Path:
+    "Where `predict_files` lists the inputs it left out for `output`: `x.skipped.csv` for `x.csv`, else `<name>.skipped.csv`"
+    o = Path(output)
+    return o.with_suffix('.skipped.csv') if o.suffix.lower() == '.csv' else o.with_name(o.name + '.skipped.csv')
+
 def _save_predictions(res:pd.DataFrame, output, col:str=None) -> Path:
     "Write `res` to `output`: a CSV, or with `col` (a `.proba` output) that column alone, one value a line"
     output = Path(output); output.parent.mkdir(parents=True, exist_ok=True)
@@ -72,11 +78,16 @@ def predict_files(checkpoint, # a medvision checkpoint
                  ) -> pd.DataFrame:
     "Predictions of the model in `checkpoint` for the rows of `inp`: its spec's preprocessing (`dls.test_dl`) and fastai's `get_preds`; the files left out (not images, unreadable) with the reason in `.attrs['skipped']`, written beside `output` (`<output stem>.skipped.csv`)"
     spec = checkpoint_spec(checkpoint)
+    if threshold is not None and not 0 <= threshold <= 1:
+        raise MedvisionError(f"--threshold {threshold}: a probability, in [0, 1]")
     if threshold is not None and not any(len(v) == 2 for v in spec.vocabs.values()):
         raise MedvisionError(f"--threshold: it applies to two-class tasks; the tasks of {checkpoint_stem(checkpoint).name} have {', '.join(f'{t}: {len(v)} classes' for t, v in spec.vocabs.items())}")
     col = _proba_column(spec, output) if output is not None and Path(output).suffix.lower() == '.proba' else None
     if col and threshold is not None: raise MedvisionError("--threshold: a .proba file holds probabilities, which no threshold changes; drop --threshold, or write a .csv to get the classes at it")
     proba = proba or col is not None
+    if output is not None:
+        ins = [*checkpoint_files(checkpoint), inp if Path(inp).is_file() else None]
+        for o in (output, skipped_file(output), f'{output}.json'): output_apart(o, ins)
     t, skipped = _input_table(inp)
     learn, parts, files = None, [], []
     for s in range(0, len(t), PREDICT_CHUNK):   # each image decoded once: the check that it reads gives the loader its pixels
@@ -99,7 +110,7 @@ def predict_files(checkpoint, # a medvision checkpoint
     if output is not None:
         _save_predictions(res, output, col)
         if col: proba_sidecar(output, task, spec.vocabs[task])
-        if len(skipped): res.attrs['skipped'].to_csv(Path(output).with_suffix('.skipped.csv'), index=False)
+        if len(skipped): res.attrs['skipped'].to_csv(skipped_file(output), index=False)
     return res
 
 # %% ../../nbs/09h_run.predict.ipynb #2c5c0df7
@@ -121,10 +132,11 @@ def _example_inputs(spec) -> tuple:
 def export_model(checkpoint, fmt:str='onnx', output=None) -> Path:
     "Write the model of `checkpoint` as `fmt` ('onnx' or 'torchscript') to `output`, its input spec beside it (`<output>.json`); returns the path"
     if fmt not in ('onnx', 'torchscript'): raise MedvisionError(f"--format {fmt}: use onnx or torchscript")
+    output = Path(output or str(checkpoint_stem(checkpoint)) + ('.onnx' if fmt == 'onnx' else '.pt'))
+    for o in (output, output.with_name(output.name + '.json')): output_apart(o, checkpoint_files(checkpoint))   # model, spec
     model, meta = model_from_checkpoint(checkpoint)
     spec = checkpoint_spec(checkpoint)
     m, xs = _TupleOut(model, spec.tasks).eval(), _example_inputs(spec)
-    output = Path(output or str(checkpoint_stem(checkpoint)) + ('.onnx' if fmt == 'onnx' else '.pt'))
     names = ['image'] + (['text'] if spec.text else []) + (['tabular'] if spec.tabular else [])
     outs = [f'logits_{t}' for t in spec.tasks]
     if fmt == 'onnx':

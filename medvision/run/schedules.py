@@ -6,7 +6,7 @@ Docs: https://medvision-team.github.io/medvision/run.schedules.html.md"""
 
 # %% ../../nbs/09b_run.schedules.ipynb #d3721f83
 from __future__ import annotations
-import sys
+import json, sys
 from dataclasses import dataclass
 from functools import partial
 from types import SimpleNamespace
@@ -21,19 +21,19 @@ from fastai.torch_core import rank_distrib, num_distrib
 from ..core import MedvisionError, Registry, RunConfig
 from ..checkpoint import checkpoint_stem
 from ..stages import training_stages
-from .build import monitor_comp
+from .build import monitor_comp, as_config, dotted_keys
 from .distributed import distributed
 
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'BatchCountCallback', 'ValidationIntervalCallback', 'Schedule', 'fit', 'resume_run']
+__all__ = ['SCHEDULES', 'RESUME_MAY_DIFFER', 'BatchCountCallback', 'ValidationIntervalCallback', 'Schedule', 'fit', 'resume_run']
 
 # %% ../../nbs/09b_run.schedules.ipynb #f9df9586
 class BatchCountCallback(Callback):
-    "Count the training batches this process runs (`n_train`); with several processes each says it on the console at the end of a fit"
-    order, run_valid = 100, False
+    "Count the training batches this process runs (`n_train` a fit, `total` in all); with several processes, said after each fit"
+    order, run_valid, total = 100, False, 0
     def before_fit(self): self.n_train = 0
-    def after_batch(self): self.n_train += 1
+    def after_batch(self): self.n_train += 1; self.total += 1
     def after_fit(self):
         if num_distrib() > 1: print(f"medvision: process {rank_distrib()} of {num_distrib()} ran {self.n_train} training batches", file=sys.__stdout__, flush=True)
 
@@ -128,6 +128,12 @@ def _freeze_backbone(learn, sched:str) -> None:
         raise MedvisionError(f"training.freeze_backbone: scheduler.name {sched} unfreezes the backbone in its second stage; use {keep}")
     learn.train_bn = False; learn.create_opt(); learn.freeze()
 
+def _no_batch(dls) -> MedvisionError:
+    "The error for a training set that gives no batch (fastai drops its last partial one): the model would be saved untrained"
+    n, bs = len(dls.train_ds), dls.train.bs
+    return MedvisionError(f"training.batch_size {bs} is larger than the {n} training rows: fastai drops the last partial batch of the training "
+                          f"set (drop_last), so no step would be taken and the model saved untrained; set training.batch_size to at most {n}")
+
 def _diverged(learn) -> None:
     "A `MedvisionError` when the loss of `learn` turned NaN or infinite: no final checkpoint, no report"
     if not (d := getattr(learn, 'diverged', None)): return
@@ -145,6 +151,7 @@ def fit(cfg:RunConfig, learn, epochs:int=None) -> None:
     if s.patience and sched.early_stop:
         c.cbs.append(EarlyStoppingCallback(monitor=c.es_mon, comp=monitor_comp(c.es_mon), patience=s.patience))
     if t.freeze_backbone: _freeze_backbone(learn, s.name)
+    if not len(learn.dls.train): raise _no_batch(learn.dls)
     pre = [lambda: learn.pretrain_vision(t.pretrain_vision_epochs, t.lr)] if t.pretrain_vision_epochs else []
     fits, n_stages = pre + sched.fits(learn, n, c), len(pre) + sched.stages
     every = [ValidationIntervalCallback(t.validation_interval)] if t.validation_interval > 1 else []
@@ -152,6 +159,7 @@ def fit(cfg:RunConfig, learn, epochs:int=None) -> None:
         if st.at: print(f"medvision: resuming {checkpoint_stem(cfg.checkpoint.resume)} after epoch {st.at[1] + 1} of stage {st.at[0]} of {n_stages}")
         for f in fits: f()
     _diverged(learn)
+    if not c.cbs[0].total and not st.at: raise MedvisionError("the training took no step (no training batch ran); no final checkpoint was written")
 
 def resume_run(cfg:RunConfig) -> Path|None:
     "The run folder that `checkpoint.resume` (`<run>/models/<arch>-last`) belongs to, which the resumed run continues; None without one"
@@ -160,4 +168,17 @@ def resume_run(cfg:RunConfig) -> Path|None:
     if not ck.with_name(ck.name + '.safetensors').exists():
         raise MedvisionError(f"checkpoint.resume: {ck}.safetensors does not exist; give the `-last` checkpoint of the run to continue, e.g. runs/<run>/models/resnet18-last")
     run = ck.parent.parent
-    return run if ck.parent.name == 'models' and (run/'config.yaml').exists() else None
+    if ck.parent.name != 'models' or not (run/'config.yaml').exists(): return None
+    if (run/'models'/'final.safetensors').exists():
+        raise MedvisionError(f"checkpoint.resume: run {run} is finished (models/final.safetensors): its results stay as they are; evaluate it "
+                             f"(medvision evaluate --checkpoint {run/'models'/'final'}), or train a new run from these weights (vision.weights: {ck})")
+    old, new = (dotted_keys(as_config(c)) for c in (run/'config.yaml', cfg))
+    if diff := [k for k in sorted(old.keys() | new.keys()) if k not in RESUME_MAY_DIFFER and _js(old.get(k)) != _js(new.get(k))]:
+        raise MedvisionError(f"checkpoint.resume: run {run} was trained with other settings ({'; '.join(f'{k}: {old.get(k)!r} -> {new.get(k)!r}' for k in diff[:4])}"
+                             f"{f'; {len(diff) - 4} more' if len(diff) > 4 else ''}); resume it with its own config ({run/'config.yaml'}), "
+                             f"or train a new run from these weights (vision.weights: {ck})")
+    return run
+
+RESUME_MAY_DIFFER = {'checkpoint.resume', 'experiment.device', 'experiment.output_dir', 'data.root', 'data.num_workers', 'data.prefetch_factor',
+                     'data.cache', 'data.cache_max_gb'}   # where and how fast, not what is trained (the data itself is checked by its digest)
+def _js(v) -> str: return json.dumps(v, sort_keys=True, default=str)

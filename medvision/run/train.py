@@ -6,7 +6,7 @@ Docs: https://medvision-team.github.io/medvision/run.train.html.md"""
 
 # %% ../../nbs/09f_run.train.ipynb #2af0308d
 from __future__ import annotations
-import json, time
+import hashlib, json, sys, time
 from pathlib import Path
 import numpy as np, pandas as pd
 from fastai.torch_core import rank_distrib
@@ -24,8 +24,8 @@ from .embed import embed
 
 
 # %% auto #0
-__all__ = ['keep_threshold', 'split_rows', 'proba_splits', 'save_split_proba', 'report', 'ci_text', 'fit_and_report', 'train',
-           'train_folds']
+__all__ = ['keep_threshold', 'split_rows', 'proba_splits', 'save_split_proba', 'report', 'ci_text', 'fit_and_report', 'same_data',
+           'train', 'train_folds']
 
 # %% ../../nbs/09f_run.train.ipynb #60da6754
 def _threshold(cfg:RunConfig, learn, dls) -> float:
@@ -77,9 +77,12 @@ def report(cfg:RunConfig, learn, df:pd.DataFrame, run:Path, name:str=None, thres
     rep = evaluate(learn, dl, out=run/'report', subgroups=list(e.subgroups), threshold=th, tta=e.tta, cams=e.cams, name=name or learn.arch,
                    bootstrap=e.bootstrap, ci_level=e.ci_level)
     save_split_proba(cfg, learn, df, run/'report'/'proba')
+    for t, c in rep.one_class.items():   # a warning, not a refusal: a tiny test run does this honestly
+        print(f"medvision: warning: the model predicts {c!r} for every one of the {len(rep.preds[t][0])} {e.split} rows of task {t}: it "
+              "learnt nothing that separates them (try a lower training.lr, more epochs) or the split is too small to tell", file=sys.stderr)
     dups = df.attrs.get('duplicates') or []
     if dups: pd.DataFrame(dups).to_csv(run/'report'/'duplicates.csv', index=False)   # trained knowingly (data.allow_duplicates): the report lists them
-    (run/'metrics.json').write_text(json.dumps({'split': e.split, 'threshold': th, 'positive': rep.positives, 'model': rep.name, 'world_size': world_size(),
+    (run/'metrics.json').write_text(json.dumps({'split': e.split, 'threshold': th, 'positive': rep.positives, 'one_class': rep.one_class, 'model': rep.name, 'world_size': world_size(),
                                                 'duplicates_across_splits': len(dups),
                                                 'tasks': rep.metrics.to_dict(orient='records'), **({'ci': rep.ci_json()} if e.bootstrap else {})}, indent=1, default=float))
     return rep
@@ -128,6 +131,16 @@ def _models_table(cfg:RunConfig, df:pd.DataFrame, run:Path) -> tuple:
     table.to_csv(run/'compare.csv', index=False)
     return table, learners[table.model.iloc[0]]
 
+def same_data(cfg:RunConfig, df:pd.DataFrame, run:Path) -> None:
+    "Record the digest of the table a run trains on (`table.json`); a resumed run on another table (rows, splits, labels) is refused"
+    cols = [c for c in ('image', 'split', 'group', *cfg.data.tasks) if c in df]
+    dig = {'rows': len(df), 'sha1': hashlib.sha1(pd.util.hash_pandas_object(df[cols].astype(str), index=False).values.tobytes()).hexdigest()}
+    f = run/'table.json'
+    if cfg.checkpoint.resume and f.exists() and (old := json.loads(f.read_text())) != dig:
+        raise MedvisionError(f"checkpoint.resume: run {run} trained on another table ({old['rows']} rows, digest {old['sha1'][:10]}; now {dig['rows']} "
+                             f"rows, {dig['sha1'][:10]}): resume it on its own data, or train a new run from its weights (vision.weights)")
+    if not rank_distrib(): f.write_text(json.dumps(dig))
+
 def train(cfg, # a YAML path, a `RunConfig` or a dict of sections
           overrides:dict|list=None, # dotted keys over `cfg`
           run:Path=None, # the run folder (default: a new one under `experiment.output_dir`)
@@ -141,6 +154,7 @@ def train(cfg, # a YAML path, a `RunConfig` or a dict of sections
     with run_log(run/'run.log'):
         t0 = time.time(); seed_everything(cfg.experiment.seed)
         with main_process_first(): df = build_table(cfg)   # a reader that writes files (synthetic) writes them once
+        same_data(cfg, df, run)
         dups = preflight(cfg, df, run)
         df = with_text_emb(cfg, df); df.attrs['duplicates'] = dups.to_dict('records')   # plain records: pandas copies attrs along
         print(f"medvision train: {len(df)} rows ({', '.join(f'{k} {v}' for k, v in df.split.value_counts().items())}), tasks {list(cfg.data.tasks)}; run folder {run}")
