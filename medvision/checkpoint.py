@@ -251,7 +251,7 @@ def import_recorded(meta:dict, path) -> None:
     for e in meta.get('imports') or []:
         if not (isinstance(e, dict) and isinstance(e.get('module'), str) and isinstance(e.get('classes', []), list)):
             raise MedvisionError(f"checkpoint {ck}: its metadata's `imports` holds {e!r}, not {{'module', 'path', 'classes'}}; "
-                                 "the checkpoint's .json sidecar was edited or damaged: restore it, or delete it to read the weights' header")
+                                 "its metadata was written by hand or damaged: use another checkpoint of the run (e.g. its -best)")
         m, e = e['module'], {'classes': [], **e}
         if m == '__main__':   # defined in a notebook or script: only that session has them
             if missing := [c for c in e['classes'] if not hasattr(sys.modules['__main__'], c)]:

@@ -30,10 +30,10 @@ __all__ = ['SCHEDULES', 'RESUME_MAY_DIFFER', 'BatchCountCallback', 'ValidationIn
 
 # %% ../../nbs/09b_run.schedules.ipynb #f9df9586
 class BatchCountCallback(Callback):
-    "Count the training batches this process runs (`n_train` a fit, `total` in all); with several processes, said after each fit"
-    order, run_valid, total = 100, False, 0
+    "Count the training batches this process runs (`n_train`); with several processes each says it on the console at the end of a fit"
+    order, run_valid = 100, False
     def before_fit(self): self.n_train = 0
-    def after_batch(self): self.n_train += 1; self.total += 1
+    def after_batch(self): self.n_train += 1
     def after_fit(self):
         if num_distrib() > 1: print(f"medvision: process {rank_distrib()} of {num_distrib()} ran {self.n_train} training batches", file=sys.__stdout__, flush=True)
 
@@ -151,7 +151,7 @@ def fit(cfg:RunConfig, learn, epochs:int=None) -> None:
     if s.patience and sched.early_stop:
         c.cbs.append(EarlyStoppingCallback(monitor=c.es_mon, comp=monitor_comp(c.es_mon), patience=s.patience))
     if t.freeze_backbone: _freeze_backbone(learn, s.name)
-    if not len(learn.dls.train): raise _no_batch(learn.dls)
+    if not len(learn.dls.train): raise _no_batch(learn.dls)   # no step would be taken: the model would be saved untrained
     pre = [lambda: learn.pretrain_vision(t.pretrain_vision_epochs, t.lr)] if t.pretrain_vision_epochs else []
     fits, n_stages = pre + sched.fits(learn, n, c), len(pre) + sched.stages
     every = [ValidationIntervalCallback(t.validation_interval)] if t.validation_interval > 1 else []
@@ -159,7 +159,6 @@ def fit(cfg:RunConfig, learn, epochs:int=None) -> None:
         if st.at: print(f"medvision: resuming {checkpoint_stem(cfg.checkpoint.resume)} after epoch {st.at[1] + 1} of stage {st.at[0]} of {n_stages}")
         for f in fits: f()
     _diverged(learn)
-    if not c.cbs[0].total and not st.at: raise MedvisionError("the training took no step (no training batch ran); no final checkpoint was written")
 
 def resume_run(cfg:RunConfig) -> Path|None:
     "The run folder that `checkpoint.resume` (`<run>/models/<arch>-last`) belongs to, which the resumed run continues; None without one"
