@@ -1,7 +1,11 @@
 "Everything public in medvision, for notebooks: `from medvision.all import *` (as `fastai.vision.all`)."
 from .core import *
+from .schema import *
+from .config import *
 from .hub import *
+from .atomic import *
 from .data.images import *
+from .data.table import *
 from .data.readers import *
 from .data.splits import *
 from .data.cache import *

@@ -1,4 +1,4 @@
-"""Augmentation presets built from fastai's batch transforms, random grayscale, and class-conditional augmentation for the minority class.
+"""Augmentation presets from fastai's batch transforms, random grayscale, class-conditional augmentation.
 
 Docs: https://medvision-team.github.io/medvision/augment.html.md"""
 
@@ -15,7 +15,9 @@ from fastai.torch_core import TensorImage, TensorCategory, show_image
 from fastai.vision.core import image2tensor
 from fastai.vision.augment import (AffineCoordTfm, Flip, Rotate, Zoom, Warp, Brightness, Contrast,
                                    Saturation, Hue, affine_mat, setup_aug_tfms)
-from .core import MedvisionError, Registry, did_you_mean, SCHEMA, Key, coerce_value
+from .core import MedvisionError, Registry, Key, did_you_mean
+from .schema import SCHEMA
+from .config import coerce_value
 
 # %% auto #0
 __all__ = ['AUG_KNOBS', 'AUG_PRESETS', 'AUG_OPS', 'DEFAULT_AGGRESSIVE', 'vflip_mat', 'translate_mat', 'RandomGrayscale',
@@ -51,7 +53,8 @@ class RandomGrayscale(DisplayedTransform):
         return torch.where(_on(x, self.p)[:, None, None, None].bool(), gray, x)
 
 # %% ../nbs/02_augment.ipynb #828e8bb0
-AUG_KNOBS = {k: SCHEMA['augmentation'][k].doc for k in ('brightness', 'contrast', 'saturation', 'hue', 'rotate', 'scale',
+AUG_KNOBS = {k: SCHEMA['augmentation'][k].doc
+             for k in ('brightness', 'contrast', 'saturation', 'hue', 'rotate', 'scale',
              'translate', 'warp', 'p_hflip', 'p_vflip', 'p_gray', 'p_affine', 'p_lighting')}
 
 # %% ../nbs/02_augment.ipynb #82a620ec
@@ -73,7 +76,8 @@ def _check_knob(k:str, v):
     if k not in AUG_KNOBS: raise MedvisionError(did_you_mean(k, AUG_KNOBS, 'augmentation knob'))
     v = coerce_value(list(v) if isinstance(v, tuple) else v, SCHEMA['augmentation'][k], f"augmentation.{k}")
     if k != 'scale': return v
-    if v[0] > v[1]: raise MedvisionError(f"augmentation.scale: {v!r} must be [min, max] with min <= max, e.g. [1.0, 1.1]")
+    if v[0] > v[1]: raise MedvisionError(f"augmentation.scale: {v!r} must be [min, max] with min <= max, e.g. [1.0, "
+                                         "1.1]")
     return tuple(v)
 
 def preset_knobs(preset:str='medium', # a name in `AUG_PRESETS`
@@ -109,14 +113,16 @@ def _knob_tfms(k:dict) -> list:
 
 # %% ../nbs/02_augment.ipynb #f9ac987f
 def aug_transforms_preset(preset:str='medium', # `none`, `light`, `medium`, `heavy` (see `AUG_PRESETS`)
-                          **knobs, # knob values overriding the preset's: `rotate=20`, `p_vflip=0.5`, ... (see `AUG_KNOBS`)
+                          # knob values overriding the preset's: `rotate=20`, `p_vflip=0.5`, ... (see `AUG_KNOBS`)
+                          **knobs,
                          ) -> list:
     "fastai batch transforms (for `after_batch`) of augmentation `preset`, with `knobs` overriding it"
     return _knob_tfms(preset_knobs(preset, **knobs))
 
 # %% ../nbs/02_augment.ipynb #5f82a5b4
 def aug_from_config(a) -> list:
-    "The batch transforms of config section `augmentation` (a `RunConfig` section or a dict): its `preset`, refined by the knobs that are set"
+    ("The batch transforms of config section `augmentation` (a `RunConfig` section or a dict): its `preset`, refined "
+     "by the knobs that are set")
     return aug_transforms_preset(a.get('preset', 'medium'), **{k: a.get(k) for k in AUG_KNOBS})
 
 # %% ../nbs/02_augment.ipynb #acefb702
@@ -127,7 +133,8 @@ AUG_OPS = Registry('augmentation op')
 def _rot90(x, k:int=None): # quarter turns; `None` draws 0-3 per image (0 or 2 on non-square images)
     "Turn each image of `x` by `k` quarter turns"
     sq = x.shape[-1] == x.shape[-2]
-    if k is not None and k % 2 and not sq: raise MedvisionError(f"rot90: {k} quarter turns need square images, got {tuple(x.shape[-2:])}")
+    if k is not None and k % 2 and not sq: raise MedvisionError(f"rot90: {k} quarter turns need square images, got "
+                                                                f"{tuple(x.shape[-2:])}")
     if k is not None: return torch.rot90(x, k, (-2, -1))
     ks = torch.randint(0, 4, (x.size(0),), device=x.device)
     if not sq: ks = ks // 2 * 2
@@ -177,12 +184,14 @@ def _sharpen(x, factor:float=2.):
 def _albu():
     "The albumentations module, or a `MedvisionError` saying how to install it"
     try: import albumentations
-    except ImportError: raise MedvisionError("augmentation op clahe needs albumentations, which is not installed: "
-                                             "pip install albumentations (or pip install 'medvision-fastai[augment]')") from None
+    except ImportError:
+        raise MedvisionError("augmentation op clahe needs albumentations, which is not installed: "
+                             "pip install albumentations (or pip install 'medvision-fastai[augment]')") from None
     return albumentations
 
 def _albu_each(x, tfm, uint8:bool=False) -> torch.Tensor:
-    "albumentations transform `tfm` on each image of float batch `x` (as HWC, `uint8` if asked), seeded from torch's generator"
+    ("albumentations transform `tfm` on each image of float batch `x` (as HWC, `uint8` if asked), seeded from torch's "
+     "generator")
     out = []
     for im in x.detach().cpu():
         a = im.permute(1, 2, 0).numpy()
@@ -193,7 +202,8 @@ def _albu_each(x, tfm, uint8:bool=False) -> torch.Tensor:
     return torch.stack(out).to(x.device)
 
 def _axis_map(n:int, m:int, num_steps:int, limit:float, like) -> torch.Tensor:
-    "Source coordinate in [-1, 1] of each of `m` pixel centres, for `n` images: `num_steps` equal cells, each stretched by a factor in 1 ± `limit`"
+    ("Source coordinate in [-1, 1] of each of `m` pixel centres, for `n` images: `num_steps` equal cells, each "
+     "stretched by a factor in 1 ± `limit`")
     k = torch.cat([like.new_zeros(n, 1), like.new_empty(n, num_steps).uniform_(1 - limit, 1 + limit).cumsum(1)], 1)
     k = k / k[:, -1:] * 2 - 1                                   # the cells' edges in the source, from -1 to 1
     pos = (torch.arange(m, device=like.device) + 0.5) / m * num_steps   # each output centre, in cells
@@ -202,20 +212,25 @@ def _axis_map(n:int, m:int, num_steps:int, limit:float, like) -> torch.Tensor:
 
 @AUG_OPS.register('grid_distortion', bounds={'num_steps': '>= 1', 'distort_limit': '[0, 1)'})
 def _grid_distortion(x, num_steps:int=5, distort_limit:float=0.3):
-    "Grid distortion: `num_steps` cells a side, each stretched by a factor in 1 ± `distort_limit`, per image (albumentations' `GridDistortion`), borders reflected"
+    ("Grid distortion: `num_steps` cells a side, each stretched by a factor in 1 ± `distort_limit`, per image "
+     "(albumentations' `GridDistortion`), borders reflected")
     n,_,h,w = x.shape
     gx,gy = _axis_map(n, w, num_steps, distort_limit, x),_axis_map(n, h, num_steps, distort_limit, x)
     grid = torch.stack([gx[:, None, :].expand(n, h, w), gy[:, :, None].expand(n, h, w)], -1)
-    return F.grid_sample(x.as_subclass(torch.Tensor), grid, mode='bilinear', padding_mode='reflection', align_corners=False)
+    return F.grid_sample(x.as_subclass(torch.Tensor), grid, mode='bilinear', padding_mode='reflection',
+                         align_corners=False)
 
 @AUG_OPS.register('clahe', bounds={'clip_limit': '>= 1', 'tile_grid_size': '>= 1'})
 def _clahe(x, clip_limit:float=4., tile_grid_size:int=8):
-    "CLAHE (albumentations `CLAHE`, OpenCV's) with `clip_limit` in `tile_grid_size` x `tile_grid_size` tiles; RGB on the L of Lab"
-    return _albu_each(x, _albu().CLAHE(clip_limit=(clip_limit, clip_limit), tile_grid_size=(tile_grid_size,)*2, p=1.), uint8=True)
+    ("CLAHE (albumentations `CLAHE`, OpenCV's) with `clip_limit` in `tile_grid_size` x `tile_grid_size` tiles; RGB on "
+     "the L of Lab")
+    return _albu_each(x, _albu().CLAHE(clip_limit=(clip_limit, clip_limit), tile_grid_size=(tile_grid_size,)*2, p=1.),
+                      uint8=True)
 
 @AUG_OPS.register('brightness_contrast', bounds={'brightness_limit': '[0, 1]', 'contrast_limit': '[0, 1]'})
 def _brightness_contrast(x, brightness_limit:float=0.2, contrast_limit:float=0.2):
-    "`x * (1 + c) + b`, clipped to [0, 1], `c` and `b` drawn per image within the limits (albumentations' `RandomBrightnessContrast`)"
+    ("`x * (1 + c) + b`, clipped to [0, 1], `c` and `b` drawn per image within the limits (albumentations' "
+     "`RandomBrightnessContrast`)")
     c,b = [x.new_empty(x.size(0), 1, 1, 1).uniform_(-l, l) for l in (contrast_limit, brightness_limit)]
     return (x * (1 + c) + b).clamp(0, 1)
 
@@ -230,7 +245,8 @@ def _check_op(op:str, p, kw:dict, where:str) -> dict:
     params = {k: v for k,v in inspect.signature(f).parameters.items() if k != 'x'}
     out = {}
     for k,v in kw.items():
-        if k not in params: raise MedvisionError(f"{where}: " + did_you_mean(k, ['p', *params], 'keyword', f" of op '{op}'"))
+        if k not in params: raise MedvisionError(f"{where}: " + did_you_mean(k, ['p', *params], 'keyword',
+                                                                             f" of op '{op}'"))
         typ = _NUM.get(params[k].annotation)
         out[k] = coerce_value(v, Key(None, typ, bounds=getattr(f, 'bounds', {}).get(k)), f"{where}.{k}") if typ else v
     return out
@@ -260,7 +276,8 @@ def aug_ops(specs:list, # mappings `{name, p, <keywords of the op>}`, names in `
     for i,s in enumerate(specs):
         where = f"{key}[{i}]"
         if not isinstance(s, dict) or 'name' not in s:
-            raise MedvisionError(f"{where}: {s!r} must be a mapping with a `name`, e.g. {{name: clahe, p: 0.5, clip_limit: 2.0}}")
+            raise MedvisionError(f"{where}: {s!r} must be a mapping with a `name`, e.g. {{name: clahe, p: 0.5, "
+                                 f"clip_limit: 2.0}}")
         kw = {k: v for k,v in s.items() if k not in ('name', 'p')}
         kw = _check_op(s['name'], s.get('p', 0.5), kw, where)
         out.append(AugOp(s['name'], p=s.get('p', 0.5), **kw))
@@ -270,7 +287,8 @@ def aug_ops(specs:list, # mappings `{name, p, <keywords of the op>}`, names in `
 DEFAULT_AGGRESSIVE = ['rot90', 'elastic', 'noise', 'blur', 'autocontrast', 'sharpen']
 
 def _as_pipe(tfms) -> Pipeline:
-    "Train-time `Pipeline` of `tfms`: a preset name, or a list of op names, op mappings `{name, p, ...}` and batch transforms"
+    ("Train-time `Pipeline` of `tfms`: a preset name, or a list of op names, op mappings `{name, p, ...}` and batch "
+     "transforms")
     if isinstance(tfms, str): tfms = aug_transforms_preset(tfms)
     if any(isinstance(t, dict) for t in tfms): tfms = [aug_ops([t])[0] if isinstance(t, dict) else t for t in tfms]
     return Pipeline([AugOp(t) if isinstance(t, str) else t for t in tfms], split_idx=0)
@@ -279,7 +297,8 @@ def _labels(b, y_idx:int) -> torch.Tensor:
     "The integer class indices at position `y_idx` of batch `b`, as a plain tensor"
     y = b[y_idx] if -len(b) <= y_idx < len(b) else None
     if not (isinstance(y, torch.Tensor) and y.ndim == 1 and not y.is_floating_point()):
-        raise MedvisionError(f"ClassConditionalAug: batch position {y_idx} must hold integer class indices of shape (bs,), "
+        raise MedvisionError(f"ClassConditionalAug: batch position {y_idx} must hold integer class indices of shape "
+                             "(bs,), "
                              f"got {getattr(y, 'shape', type(y).__name__)}; set `y_idx` to where the labels are")
     return y.as_subclass(torch.Tensor)
 
@@ -295,8 +314,11 @@ class ClassConditionalAug(ItemTransform):
     "Aggressive augmentation for the images whose label is in `classes`, conservative for the others (train only)"
     split_idx,order = 0,50
     def __init__(self, classes, # class indices (positions in `dls.vocab`) to augment aggressively
-                 aggressive:list=None, # names in `AUG_OPS`, op mappings `{name, p, ...}`, `AugOp`s or batch transforms (default `DEFAULT_AGGRESSIVE`)
-                 conservative:str|list=None, # a preset name, or a list as for `aggressive` (default `'light'`; `[]`: unchanged)
+                 # names in `AUG_OPS`, op mappings `{name, p, ...}`, `AugOp`s or batch transforms (default
+                 # `DEFAULT_AGGRESSIVE`)
+                 aggressive:list=None,
+                 # a preset name, or a list as for `aggressive` (default `'light'`; `[]`: unchanged)
+                 conservative:str|list=None,
                  y_idx:int=-1, # position of the labels in the batch tuple
                 ):
         self.classes,self.y_idx = torch.as_tensor(list(classes)),y_idx

@@ -1,4 +1,4 @@
-"""timm vision backbones with one pooling interface and parameter groups, their own statistics, and local weights loaded safely.
+"""timm vision backbones: one pooling interface, parameter groups, their own statistics, safe local weights.
 
 Docs: https://medvision-team.github.io/medvision/backbones.html.md"""
 
@@ -39,7 +39,8 @@ class VisionBackbone(nn.Module):
         if pooling not in POOLINGS: raise MedvisionError(f"pooling={pooling!r}: use one of {', '.join(POOLINGS)}")
         self.model,self.name,self.pooling = model,name,pooling
         self.n_prefix = getattr(model, 'num_prefix_tokens', 0)
-        if pooling == 'token' and not self.n_prefix: raise MedvisionError(f"pooling='token' needs a model with a class token; {name} has none: use 'avg', 'max' or 'concat'")
+        if pooling == 'token' and not self.n_prefix: raise MedvisionError("pooling='token' needs a model with a class "
+                f"token; {name} has none: use 'avg', 'max' or 'concat'")
         self.norm = _post_norm(model)
         self.tok_dim = model.num_features
         self.feat_dim = self.tok_dim * (2 if pooling == 'concat' else 1)
@@ -49,7 +50,8 @@ class VisionBackbone(nn.Module):
         "Features of image batch `x` as tokens `(B, N, tok_dim)`: spatial positions of a CNN, all tokens of a ViT"
         if self.img_size is not None and tuple(x.shape[-2:]) != self.img_size:
             (h, w), (H, W) = self.img_size, x.shape[-2:]
-            raise MedvisionError(f"{self.name} was built for {h}x{w} images and got {H}x{W}: resize the images or build it "
+            raise MedvisionError(f"{self.name} was built for {h}x{w} images and got {H}x{W}: resize the images or "
+                                 "build it "
                                  f"for that size, vision_backbone({self.name!r}, img_size=({H}, {W}))")
         f = self.model.forward_features(x)
         return f.flatten(2).transpose(1, 2) if f.ndim == 4 else f
@@ -87,7 +89,8 @@ def offline_weights(name:str) -> Path|None:
 
 def _timm_model(name, pretrained, in_chans, **kwargs):
     try:
-        with hub_guard(): return timm.create_model(name, pretrained=pretrained, num_classes=0, in_chans=in_chans, **kwargs)
+        with hub_guard(): return timm.create_model(name, pretrained=pretrained, num_classes=0, in_chans=in_chans,
+                                                   **kwargs)
     except RuntimeError as e:
         if 'Unknown model' not in str(e): raise
         raise _unknown_model(name) from None
@@ -95,8 +98,10 @@ def _timm_model(name, pretrained, in_chans, **kwargs):
         hub = getattr(timm.models.get_pretrained_cfg(name), 'hf_hub_id', None) or name
         tf = (f"; the installed TensorFlow port of these weights is another network: use arch 'tf_{name}'"
               if offline_weights(f'tf_{name}') else '')
-        raise MedvisionError(f"no pretrained weights for {name!r}: the model hub is not reachable and they are not in the "
-                             f"local cache. Download them elsewhere (hub id {hub!r}) and pass weights='path/to/model.safetensors', "
+        raise MedvisionError(f"no pretrained weights for {name!r}: the model hub is not reachable and they are not in "
+                             "the "
+                             f"local cache. Download them elsewhere (hub id {hub!r}) and pass "
+                             "weights='path/to/model.safetensors', "
                              f"or use pretrained=False{tf}") from e
 
 @functools.lru_cache(maxsize=None)
@@ -109,7 +114,8 @@ def _meta_model(name:str) -> nn.Module:
         raise _unknown_model(name) from None
 
 def _takes_img_size(cls:type) -> bool:
-    "Whether model class `cls` has an `img_size` parameter, in its `__init__` or in a base class's it passes `**kwargs` to"
+    ("Whether model class `cls` has an `img_size` parameter, in its `__init__` or in a base class's it passes "
+     "`**kwargs` to")
     for c in cls.__mro__:
         if '__init__' not in vars(c): continue
         ps = inspect.signature(vars(c)['__init__']).parameters
@@ -118,9 +124,14 @@ def _takes_img_size(cls:type) -> bool:
     return False
 
 def _img_size(name:str, img_size, kwargs:dict) -> tuple|None:
-    "`img_size` as `(h, w)` when timm model `name` takes one, checked against its patch grid; None when it takes any size"
+    ("`img_size` as `(h, w)` when timm model `name` takes one, checked against its patch grid; None when it takes any "
+     "size")
     if img_size is None: return None
-    sz = (img_size,)*2 if isinstance(img_size, numbers.Integral) else tuple(img_size) if isinstance(img_size, (tuple, list)) else ()
+    sz = (
+        (img_size,) * 2
+        if isinstance(img_size, numbers.Integral)
+        else tuple(img_size) if isinstance(img_size, (tuple, list)) else ()
+    )
     if len(sz) != 2 or not all(isinstance(s, numbers.Integral) and s > 0 for s in sz):
         raise MedvisionError(f"img_size={img_size!r}: give an int or an (h, w) pair of positive ints")
     m = _meta_model(name)
@@ -129,16 +140,20 @@ def _img_size(name:str, img_size, kwargs:dict) -> tuple|None:
     p = timm.layers.to_2tuple(kwargs.get('patch_size', getattr(pe, 'patch_size', None)))
     if p[0] is None or not any(s % q for s, q in zip(sz, p)): return tuple(map(int, sz))
     ok = tuple(max(q, round(s / q) * q) for s, q in zip(sz, p))
-    raise MedvisionError(f"img_size={img_size!r}: {name} cuts images into {p[0]}x{p[1]} patches, so height and width must be "
-                         f"multiples of {p[0] if p[0] == p[1] else p} (timm would drop the pixels past the last whole patch); "
+    raise MedvisionError(f"img_size={img_size!r}: {name} cuts images into {p[0]}x{p[1]} patches, so height and width "
+                         "must be "
+                         f"multiples of {p[0] if p[0] == p[1] else p} (timm would drop the pixels past the last whole "
+                         "patch); "
                          f"use e.g. img_size={ok[0] if isinstance(img_size, numbers.Integral) else ok}")
 
 def vision_backbone(name:str, # any timm model name, e.g. 'resnet18', 'eva02_small_patch14_224'
-                    pretrained:bool=True, # ImageNet weights: an installed package's (`OFFLINE_WEIGHTS`), else the hub or its local cache
+                    # ImageNet weights: an installed package's (`OFFLINE_WEIGHTS`), else the hub or its local cache
+                    pretrained:bool=True,
                     pooling:str='avg', # 'avg', 'max', 'concat' (avg and max side by side) or 'token'
                     in_chans:int=3, # input channels (timm adapts pretrained stems)
                     weights=None, # path of a local .safetensors or state-dict file to load instead of `pretrained`
-                    img_size=None, # input size, int or (h, w), for models built for one (ViT, EVA02, Swin...); CNNs ignore it
+                    # input size, int or (h, w), for models built for one (ViT, EVA02, Swin...); CNNs ignore it
+                    img_size=None,
                     **kwargs # passed to `timm.create_model`
                    ) -> VisionBackbone:
     "A timm backbone `name` without classifier, pooled with `pooling`, for images of `img_size`"
@@ -162,15 +177,19 @@ BACKBONE_FAMILIES = {
 
 # %% ../nbs/03_backbones.ipynb #a9bbe393
 def _per_chan(v, n:int) -> list:
-    "RGB statistics `v` for `n` input channels, as timm's `adapt_input_conv` adapts the stem: the mean for 1, repeated for more"
+    ("RGB statistics `v` for `n` input channels, as timm's `adapt_input_conv` adapts the stem: the mean for 1, "
+     "repeated for more")
     v = [float(x) for x in v]
     return [sum(v) / len(v)] if n == 1 else [v[i % len(v)] for i in range(n)]
 
-def model_data_config(arch:str, # a timm model name, optionally with a pretrained tag, e.g. 'vit_tiny_patch16_224.augreg_in21k'
+# a timm model name, optionally with a pretrained tag, e.g. 'vit_tiny_patch16_224.augreg_in21k'
+def model_data_config(arch:str,
                       in_chans:int=3, # input channels of the images
                      ) -> dict:
-    "timm's pretrained `mean` and `std` of `arch` (one per channel), its `input_size` `(h, w)` and resize `interpolation`"
-    if not isinstance(in_chans, numbers.Integral) or in_chans < 1: raise MedvisionError(f"in_chans={in_chans!r}: use a positive number of channels")
+    ("timm's pretrained `mean` and `std` of `arch` (one per channel), its `input_size` `(h, w)` and resize "
+     "`interpolation`")
+    if not isinstance(in_chans, numbers.Integral) or in_chans < 1: raise MedvisionError(f"in_chans={in_chans!r}: use a "
+            "positive number of channels")
     c = timm.data.resolve_model_data_config(_meta_model(arch))
     return dict(mean=_per_chan(c['mean'], in_chans), std=_per_chan(c['std'], in_chans),
                 input_size=tuple(c['input_size'][-2:]), interpolation=c['interpolation'])
@@ -184,60 +203,84 @@ def _read_state(path) -> dict:
             from safetensors.torch import load_file
             return load_file(str(path))
         sd = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e: raise MedvisionError(f"{path}: cannot read weights ({type(e).__name__}: {str(e)[:200]}); use a .safetensors file or a plain state dict") from e
+    except Exception as e: raise MedvisionError(f"{path}: cannot read weights ({type(e).__name__}: {str(e)[:200]}); "
+                                                "use a .safetensors file or a plain state dict") from e
     for k in ('state_dict', 'model', 'model_state_dict'):
         if isinstance(sd, dict) and isinstance(sd.get(k), dict): sd = sd[k]
-    if not isinstance(sd, dict) or not all(torch.is_tensor(v) for v in sd.values()): raise MedvisionError(f"{path}: not a state dict of tensors")
+    if not isinstance(sd, dict) or not all(torch.is_tensor(v) for v in sd.values()): raise MedvisionError(f"{path}: "
+            "not a state dict of tensors")
     return sd
 
 def _strip(sd:dict, keys:set) -> dict:
     "Drop `module.`/`model.` prefixes that the model's own keys do not have"
     for p in ('module.', 'model.'):
-        if sd and all(k.startswith(p) for k in sd) and not any(k.startswith(p) for k in keys): sd = {k[len(p):]: v for k, v in sd.items()}
+        if sd and all(k.startswith(p) for k in sd) and not any(k.startswith(p) for k in keys):
+            sd = {k[len(p) :]: v for k, v in sd.items()}
     return sd
 
 def _resample_pos_embed(model:nn.Module, sd:dict, path) -> dict:
-    "`sd` with its ViT `pos_embed` resampled to the patch grid of `model` (timm's `resample_abs_pos_embed`) where the grids differ"
+    ("`sd` with its ViT `pos_embed` resampled to the patch grid of `model` (timm's `resample_abs_pos_embed`) where the "
+     "grids differ")
     own, v = getattr(model, 'pos_embed', None), sd.get('pos_embed')
     grid = getattr(getattr(model, 'patch_embed', None), 'grid_size', None)
-    if not isinstance(own, torch.Tensor) or v is None or grid is None or v.ndim != 3 or v.shape == own.shape or v.shape[-1] != own.shape[-1]: return sd
+    if (
+        not isinstance(own, torch.Tensor)
+        or v is None
+        or grid is None
+        or v.ndim != 3
+        or v.shape == own.shape
+        or v.shape[-1] != own.shape[-1]
+    ):
+        return sd
     n_pre = 0 if getattr(model, 'no_embed_class', False) else getattr(model, 'num_prefix_tokens', 0)
     new, n, r = tuple(grid), v.shape[1] - n_pre, math.isqrt(max(v.shape[1] - n_pre, 0))
-    if r * r != n: raise MedvisionError(f"{path}: its position embeddings hold {n} patch positions, not a square grid, so they cannot be "
-                                        f"resampled to this model's {new[0]}x{new[1]} grid; build the backbone with the img_size the weights were trained at")
+    if r * r != n: raise MedvisionError(f"{path}: its position embeddings hold {n} patch positions, not a square grid, "
+                                        "so they cannot be "
+                                        f"resampled to this model's {new[0]}x{new[1]} grid; build the backbone with "
+                                        "the img_size the weights were trained at")
     from timm.layers import resample_abs_pos_embed
     return {**sd, 'pos_embed': resample_abs_pos_embed(v, new_size=list(new), old_size=[r, r], num_prefix_tokens=n_pre)}
 
 def _by_order(model:nn.Module, sd:dict, path, adapt_stem:bool=True) -> dict:
-    "`sd`, saved under other names, renamed to `model`'s keys by position (timm's `remap_state_dict`) once every shape is checked; a trailing classifier the model lacks is dropped"
+    ("`sd`, saved under other names, renamed to `model`'s keys by position (timm's `remap_state_dict`) once every "
+     "shape is checked; a trailing classifier the model lacks is dropped")
     own = model.state_dict()
     cfg = getattr(model, 'pretrained_cfg', None) or {}
     items = list(sd.items())
-    if cfg.get('classifier') and len(items) == len(own) + 2 and not any(k.startswith(cfg['classifier'] + '.') for k in own):
+    if cfg.get('classifier') and len(items) == len(own) + 2 and not any(k.startswith(cfg['classifier'] + '.')
+                                                                        for k in own):
         (_, w), (_, b) = items[-2:]
-        if w.ndim == 2 and b.ndim == 1 and w.shape[0] == b.shape[0]: items = items[:-2]   # the file's classifier (weight, bias); the backbone has none
+        # the file's classifier (weight, bias); the backbone has none
+        if w.ndim == 2 and b.ndim == 1 and w.shape[0] == b.shape[0]: items = items[:-2]
     if len(items) != len(own):
-        raise MedvisionError(f"{path}: its keys are not those of {type(model).__name__}, and by position its {len(items)} tensors do not pair with the model's {len(own)}; "
+        raise MedvisionError(f"{path}: its keys are not those of {type(model).__name__}, and by position its "
+                             f"{len(items)} tensors do not pair with the model's {len(own)}; "
                              "is it the same architecture (e.g. tf_efficientnet_lite0 for efficientnet-lite0 weights)?")
     stem, held = f"{cfg['first_conv']}.weight" if cfg.get('first_conv') else None, {}
     for i, ((ka, va), (kb, vb)) in enumerate(zip(own.items(), list(items))):
         if va.shape == vb.shape: continue
-        if adapt_stem and ka == stem and va.ndim == 4 and va.shape[0] == vb.shape[0] and va.shape[2:] == vb.shape[2:]:   # another number of input channels
-            held[ka], items[i] = vb, (kb, va); continue                                                                  # renamed here, adapted by `load_weights`
-        raise MedvisionError(f"{path}: its keys are not those of {type(model).__name__}; by position, tensor {i} ({kb}, shape {tuple(vb.shape)}) does not fit {ka} "
-                             f"(shape {tuple(va.shape)}); is it the same architecture (e.g. tf_efficientnet_lite0 for efficientnet-lite0 weights)?")
+        # another number of input channels
+        if adapt_stem and ka == stem and va.ndim == 4 and va.shape[0] == vb.shape[0] and va.shape[2:] == vb.shape[2:]:
+            # renamed here, adapted by `load_weights`
+            held[ka], items[i] = vb, (kb, va); continue
+        raise MedvisionError(f"{path}: its keys are not those of {type(model).__name__}; by position, tensor {i} "
+                             f"({kb}, shape {tuple(vb.shape)}) does not fit {ka} "
+                             f"(shape {tuple(va.shape)}); is it the same architecture (e.g. tf_efficientnet_lite0 for "
+                             "efficientnet-lite0 weights)?")
     from timm.models import remap_state_dict
     return {**remap_state_dict(dict(items), model, allow_reshape=False), **held}
 
 def load_weights(model:nn.Module, path, adapt_stem:bool=True) -> nn.Module:
-    "Load the local weights file `path` into `model`, checking that every key and shape matches (ViT position embeddings are resampled); a file whose keys are all other names is matched by position, every shape checked"
+    ("Load the local weights file `path` into `model`, checking that every key and shape matches (ViT position "
+     "embeddings are resampled); a file whose keys are all other names is matched by position, every shape checked")
     own = model.state_dict()
     sd = _strip(_read_state(path), set(own))
     if sd and not set(sd) & set(own): sd = _by_order(model, sd, path, adapt_stem)
     cls = getattr(getattr(model, 'pretrained_cfg', {}), 'get', lambda k, d=None: d)('classifier')
     if cls: sd = {k: v for k, v in sd.items() if k in own or not k.startswith(cls + '.')}
     stem = (getattr(model, 'pretrained_cfg', None) or {}).get('first_conv')
-    if adapt_stem and stem and f'{stem}.weight' in sd and sd[f'{stem}.weight'].shape[1] != own[f'{stem}.weight'].shape[1]:
+    w = f'{stem}.weight'
+    if adapt_stem and stem and w in sd and sd[w].shape[1] != own[w].shape[1]:
         from timm.models import adapt_input_conv
         sd[f'{stem}.weight'] = adapt_input_conv(own[f'{stem}.weight'].shape[1], sd[f'{stem}.weight'])
     sd = _resample_pos_embed(model, sd, path)
@@ -245,7 +288,8 @@ def load_weights(model:nn.Module, path, adapt_stem:bool=True) -> nn.Module:
     bad = [k for k in own if k in sd and own[k].shape != sd[k].shape]
     if missing or extra or bad:
         show = lambda ks: f"{len(ks)} ({', '.join(ks[:4])}{', ...' if len(ks) > 4 else ''})"
-        raise MedvisionError(f"{path} does not match {type(model).__name__}: missing keys {show(missing)}, unexpected keys {show(extra)}, "
+        raise MedvisionError(f"{path} does not match {type(model).__name__}: missing keys {show(missing)}, unexpected "
+                             f"keys {show(extra)}, "
                              f"wrong shapes {show(bad)}. Is it the same architecture?")
     model.load_state_dict(sd)
     return model
@@ -267,7 +311,8 @@ def groups(self:VisionBackbone) -> list:
 def param_groups(self:VisionBackbone, n:int=2) -> list:
     "The ordered `groups()` merged into `n` contiguous parameter lists"
     gs = self.groups()
-    if not 1 <= n <= len(gs): raise MedvisionError(f"param_groups(n={n}): {self.name} has {len(gs)} groups; use 1 to {len(gs)}")
+    if not 1 <= n <= len(gs): raise MedvisionError(f"param_groups(n={n}): {self.name} has {len(gs)} groups; use 1 to "
+                                                   f"{len(gs)}")
     return [[p for i in idx for p in gs[i]] for idx in np.array_split(np.arange(len(gs)), n)]
 
 # %% ../nbs/03_backbones.ipynb #3e211da1
@@ -277,7 +322,8 @@ _NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
 def unfreeze_layers(self:VisionBackbone, n:int=-1, train_bn:bool=True):
     "Train the last `n` groups of the backbone (`-1`: all, `0`: none); normalisation layers too when `train_bn`"
     gs = self.groups()
-    if n < -1: raise MedvisionError(f"unfreeze_layers={n}: use -1 (all), 0 (none) or the number of last groups to train (up to {len(gs)})")
+    if n < -1: raise MedvisionError(f"unfreeze_layers={n}: use -1 (all), 0 (none) or the number of last groups to "
+                                    f"train (up to {len(gs)})")
     k = len(gs) if n == -1 else min(n, len(gs))
     for i, g in enumerate(gs):
         for p in g: p.requires_grad_(i >= len(gs) - k)

@@ -1,4 +1,4 @@
-"""The callbacks fastai lacks: schedules for modality dropout and the auxiliary-loss weight, an exponential moving average of the weights, bf16 autocast on CPU, and tracking to CSV, Weights & Biases, TensorBoard and MLflow.
+"""The callbacks fastai lacks: schedules, weight EMA, bf16 autocast on CPU, and tracking.
 
 Docs: https://medvision-team.github.io/medvision/callbacks.html.md"""
 
@@ -31,10 +31,12 @@ class ModalityDropoutScheduleCallback(Callback):
     "Move the model's per-sample modality dropout from `start` to `end` (modality -> probability) over the epochs"
     def __init__(self, start:dict, end:dict): store_attr()
     def before_fit(self):
-        if bad := set(self.start) ^ set(self.end): raise MedvisionError(f"modality dropout schedule: start and end name different modalities ({sorted(bad)})")
+        if bad := set(self.start) ^ set(self.end): raise MedvisionError("modality dropout schedule: start and end "
+                f"name different modalities ({sorted(bad)})")
         self.old = dict(bare(self.learn.model).modality_dropout)
     def before_epoch(self):
-        bare(self.learn.model).modality_dropout = {k: _lin(self.start[k], self.end[k], self.epoch, self.n_epoch) for k in self.start}
+        bare(self.learn.model).modality_dropout = {k: _lin(self.start[k], self.end[k], self.epoch, self.n_epoch)
+                                                   for k in self.start}
     def after_fit(self): bare(self.learn.model).modality_dropout = self.old
 
 AUX_MODALITIES = ('image', 'text')   # the modalities a model has auxiliary heads for
@@ -42,17 +44,24 @@ AUX_MODALITIES = ('image', 'text')   # the modalities a model has auxiliary head
 def check_aux_weight(w, # `[start, end]` (checked by its config key), or modality -> `[start, end]`
                      name:str='aux_weight', # the key at fault in errors
                     ) -> None:
-    "Refuse a mapping `w` unless it maps modalities with auxiliary heads (image, text) to `[start, end]`, two numbers >= 0"
+    ("Refuse a mapping `w` unless it maps modalities with auxiliary heads (image, text) to `[start, end]`, two numbers "
+     ">= 0")
     if not isinstance(w, dict): return
-    if not w: raise MedvisionError(f"{name}: {{}} names no modality; give [start, end], or {{image: [start, end], text: [start, end]}}")
+    if not w: raise MedvisionError(f"{name}: {{}} names no modality; give [start, end], or {{image: [start, end], "
+                                   f"text: [start, end]}}")
     for k,v in w.items():
-        if k == 'tabular': raise MedvisionError(f"{name}: tabular has no auxiliary heads (they read the image or the text alone); name image and/or text")
-        if k not in AUX_MODALITIES: raise MedvisionError(f"{name}: " + did_you_mean(k, AUX_MODALITIES, 'modality') + "; name image and/or text")
-        ok = isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x) and x >= 0 for x in v)
+        if k == 'tabular': raise MedvisionError(f"{name}: tabular has no auxiliary heads (they read the image or the "
+                                                "text alone); name image and/or text")
+        if k not in AUX_MODALITIES:
+            raise MedvisionError(f"{name}: " + did_you_mean(k, AUX_MODALITIES, 'modality') + "; name image and/or text")
+        ok = isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, (int, float))
+                                                                  and not isinstance(x, bool) and np.isfinite(x)
+                                                                  and x >= 0 for x in v)
         if not ok: raise MedvisionError(f"{name}.{k}: {v!r} must be [start, end], 2 numbers each >= 0, e.g. [1.0, 0.1]")
 
 class AuxLossScheduleCallback(Callback):
-    "Move `MultiTaskLoss.aux_weight` from `start` to `end` over the epochs: one weight, or modality -> weight (a schedule each)"
+    ("Move `MultiTaskLoss.aux_weight` from `start` to `end` over the epochs: one weight, or modality -> weight (a "
+     "schedule each)")
     def __init__(self, start:float|dict=1.0, end:float|dict=0.1,
                  key:str='aux_weight'): # what errors call the schedule (a config key)
         store_attr()
@@ -60,22 +69,32 @@ class AuxLossScheduleCallback(Callback):
     def from_pairs(cls, w, key:str='aux_weight'):
         "The schedule of `w`: `[start, end]`, or modality -> `[start, end]`"
         check_aux_weight(w, key)
-        if isinstance(w, dict): return cls({k: float(v[0]) for k,v in w.items()}, {k: float(v[1]) for k,v in w.items()}, key=key)
-        if len(w) != 2: raise MedvisionError(f"{key}: {w} must be two numbers, the weight at the first and at the last epoch, e.g. [1.0, 0.1]")
+        if isinstance(w, dict):
+            return cls({k: float(v[0]) for k, v in w.items()}, {k: float(v[1]) for k, v in w.items()}, key=key)
+        if len(w) != 2: raise MedvisionError(f"{key}: {w} must be two numbers, the weight at the first and at the last "
+                                             "epoch, e.g. [1.0, 0.1]")
         return cls(*map(float, w), key=key)
     def before_fit(self):
         if isinstance(self.start, dict): self._check(list(getattr(bare(self.learn.model), 'aux_heads', None) or {}))
         self.old = self.learn.loss_func.aux_weight
     def _check(self, have:list):
         "Refuse per-modality schedules unless start and end name exactly the modalities `have` (with auxiliary heads)"
-        if bad := set(self.start) ^ set(self.end): raise MedvisionError(f"{self.key}: start and end name different modalities ({sorted(bad)})")
+        if bad := set(self.start) ^ set(self.end): raise MedvisionError(f"{self.key}: start and end name different "
+                f"modalities ({sorted(bad)})")
         if extra := [k for k in self.start if k not in have]:
-            raise MedvisionError(f"{self.key} names {extra[0]}, which has no auxiliary heads in this model (it has them for: {', '.join(have) or 'none'}); leave {extra[0]} out, or give the model that input (and aux heads)")
+            raise MedvisionError(f"{self.key} names {extra[0]}, which has no auxiliary heads in this model (it has "
+                                 f"them for: {', '.join(have) or 'none'}); leave {extra[0]} out, or give the model "
+                                 "that input (and aux heads)")
         if missing := [k for k in have if k not in self.start]:
-            raise MedvisionError(f"{self.key} gives no schedule for {missing[0]}, whose auxiliary heads the model has; add {missing[0]}: [start, end] ([0, 0] leaves their loss out)")
+            raise MedvisionError(f"{self.key} gives no schedule for {missing[0]}, whose auxiliary heads the model has; "
+                                 f"add {missing[0]}: [start, end] ([0, 0] leaves their loss out)")
     def before_epoch(self):
         at = lambda s,e: _lin(s, e, self.epoch, self.n_epoch)
-        self.learn.loss_func.aux_weight = {k: at(self.start[k], self.end[k]) for k in self.start} if isinstance(self.start, dict) else at(self.start, self.end)
+        self.learn.loss_func.aux_weight = (
+            {k: at(self.start[k], self.end[k]) for k in self.start}
+            if isinstance(self.start, dict)
+            else at(self.start, self.end)
+        )
     def after_fit(self): self.learn.loss_func.aux_weight = self.old
 
 # %% ../nbs/06a_callbacks.ipynb #0d9291a0
@@ -132,7 +151,8 @@ def mixed_precision(mode:str|None='bf16', device=None) -> list:
 
 # %% ../nbs/06a_callbacks.ipynb #bdb0f8a9
 class CompileModel(Callback):
-    "Compile the model with `torch.compile` (in place: `nn.Module.compile`) before the first fit; `kwargs` go to `torch.compile`"
+    ("Compile the model with `torch.compile` (in place: `nn.Module.compile`) before the first fit; `kwargs` go to "
+     "`torch.compile`")
     order = 0   # after fastai's `ChannelsLast` (-1), so the graph is traced in the memory format it will run in
     def __init__(self, **kwargs): self.kwargs = kwargs
     def before_fit(self):
@@ -141,14 +161,16 @@ class CompileModel(Callback):
 
 # %% ../nbs/06a_callbacks.ipynb #b8d4f202
 class CSVTableLogger(CSVLogger):
-    "fastai's `CSVLogger` appending to one table: the header only into an empty file, and only the same columns after it"
+    ("fastai's `CSVLogger` appending to one table: the header only into an empty file, and only the same columns after "
+     "it")
     def before_fit(self):
         if hasattr(self, "gather_preds"): return
         f, names = self.path/self.fname, ','.join(self.recorder.metric_names)
         f.parent.mkdir(parents=True, exist_ok=True)
         head = f.open().readline().rstrip('\n') if self.append and f.exists() and f.stat().st_size else None
         if head is not None and head != names:
-            raise MedvisionError(f"{f}: its columns ({head}) are not this training's ({names}); it is another run's log: log to a new run folder")
+            raise MedvisionError(f"{f}: its columns ({head}) are not this training's ({names}); it is another run's "
+                                 "log: log to a new run folder")
         self.file = f.open('a' if self.append else 'w')
         if head is None: self.file.write(names + '\n')
         self.old_logger, self.learn.logger = self.logger, self._write_line
@@ -162,17 +184,20 @@ def _wandb_key() -> bool:
 def _wandb_cb(checkpoints:bool=False, **kwargs):
     from fastai.callback.wandb import WandbCallback
     class MedvisionWandbCallback(WandbCallback):
-        "fastai's `WandbCallback` with the run's config logged directly (fastai 2.8's walk over the learner's arguments fails on plain values)"
+        ("fastai's `WandbCallback` with the run's config logged directly (fastai 2.8's walk over the learner's "
+         "arguments fails on plain values)")
         def before_fit(self):
             import wandb
             self.learn.gather_args = lambda: {}
             try: super().before_fit()
             finally: del self.learn.gather_args
             wandb.config.update({'arch': getattr(self.learn, 'arch', None), 'n_epoch': self.n_epoch, 'bs': self.dls.bs,
-                                 'tasks': list(getattr(self.dls, 'tasks', [])), 'n_params': sum(p.numel() for p in self.model.parameters())},
+                                 'tasks': list(getattr(self.dls, 'tasks', [])),
+                                 'n_params': sum(p.numel() for p in self.model.parameters())},
                                 allow_val_change=True)
         def finish_run(self, run:Path, status:str='FINISHED'):
-            "With `checkpoints`, log the final and best checkpoints of run folder `run` as W&B model artifacts when it `FINISHED` (after the run's report: `tracked`)"
+            ("With `checkpoints`, log the final and best checkpoints of run folder `run` as W&B model artifacts when "
+             "it `FINISHED` (after the run's report: `tracked`)")
             if status == 'FINISHED' and self.checkpoints: log_wandb_checkpoints(run)
     cb = MedvisionWandbCallback(**kwargs)
     cb.checkpoints = checkpoints
@@ -182,13 +207,17 @@ def tracking_callbacks(path, # the run folder
                        csv:bool=True, wandb:bool=False, tensorboard:bool=False,
                        project:str='medvision', name:str=None, config:dict=None,
                        mlflow:bool=False, # log to MLflow (`MLflowCallback`)
-                       mlflow_uri:str=None, # its tracking URI (default: `default_mlflow_uri(path)`, a SQLite store in `path`)
-                       wandb_artifacts:bool=False, # log the final and best checkpoints as W&B artifacts (at the end: `tracked`)
+                       # its tracking URI (default: `default_mlflow_uri(path)`, a SQLite store in `path`)
+                       mlflow_uri:str=None,
+                       # log the final and best checkpoints as W&B artifacts (at the end: `tracked`)
+                       wandb_artifacts:bool=False,
                       ) -> list:
-    "fastai callbacks logging to `path/metrics.csv`, and to W&B (offline without a key), TensorBoard and MLflow when asked"
+    ("fastai callbacks logging to `path/metrics.csv`, and to W&B (offline without a key), TensorBoard and MLflow when "
+     "asked")
     path = Path(path); path.mkdir(parents=True, exist_ok=True)
     cbs = [CSVTableLogger(fname=(path/'metrics.csv').resolve(), append=True)] if csv else []
-    if wandb_artifacts and not wandb: raise MedvisionError("tracking.wandb_artifacts: logs the checkpoints to W&B; set tracking.wandb: true as well, or remove it")
+    if wandb_artifacts and not wandb: raise MedvisionError("tracking.wandb_artifacts: logs the checkpoints to W&B; set "
+                                                           "tracking.wandb: true as well, or remove it")
     if wandb:
         import wandb as wb
         mode = os.environ.get('WANDB_MODE') or ('online' if _wandb_key() else 'offline')
@@ -196,20 +225,24 @@ def tracking_callbacks(path, # the run folder
         cbs.append(_wandb_cb(checkpoints=wandb_artifacts, log_preds=False, log_model=False))
     if tensorboard:
         try: from fastai.callback.tensorboard import TensorBoardCallback
-        except ImportError: raise MedvisionError("tracking.tensorboard needs the tensorboard package: pip install tensorboard") from None
+        except ImportError: raise MedvisionError("tracking.tensorboard needs the tensorboard package: pip install "
+                                                 "tensorboard") from None
         cbs.append(TensorBoardCallback(log_dir=path/'tensorboard', trace_model=False, log_preds=False))
-    if mlflow: cbs.append(MLflowCallback(path, mlflow_uri or default_mlflow_uri(path), experiment=project, run_name=name, config=config))
+    if mlflow: cbs.append(MLflowCallback(path, mlflow_uri or default_mlflow_uri(path), experiment=project,
+                                         run_name=name, config=config))
     return cbs
 
 # %% ../nbs/06a_callbacks.ipynb #b7e1f2a1
 def _mlflow():
     "The `mlflow` module; without it, a one-line error naming the pip command"
     try: import mlflow
-    except ImportError: raise MedvisionError("tracking.mlflow needs the mlflow package: pip install 'medvision-fastai[mlflow]'") from None
+    except ImportError: raise MedvisionError("tracking.mlflow needs the mlflow package: pip install "
+                                             "'medvision-fastai[mlflow]'") from None
     return mlflow
 
 def default_mlflow_uri(folder) -> str:
-    "A SQLite store `folder/mlflow.db` (MLflow 3 refuses a plain-folder `file:` store unless `MLFLOW_ALLOW_FILE_STORE=true`)"
+    ("A SQLite store `folder/mlflow.db` (MLflow 3 refuses a plain-folder `file:` store unless "
+     "`MLFLOW_ALLOW_FILE_STORE=true`)")
     return f"sqlite:///{(Path(folder)/'mlflow.db').resolve()}"
 
 def _artifact_root(uri:str) -> str|None:
@@ -217,16 +250,19 @@ def _artifact_root(uri:str) -> str|None:
     return (Path(uri[len('sqlite:///'):]).parent/'mlruns').as_uri() if uri.startswith('sqlite:///') else None
 
 def mlflow_params(config:dict) -> dict:
-    "`config` (sections of keys) as MLflow params: `section.key` -> the value as text (lists and mappings as JSON), cut to MLflow's 6000 characters"
+    ("`config` (sections of keys) as MLflow params: `section.key` -> the value as text (lists and mappings as JSON), "
+     "cut to MLflow's 6000 characters")
     txt = lambda v: json.dumps(v, default=str) if isinstance(v, (list, dict)) else str(v)
-    items = [(f"{s}.{k}", v) for s, keys in (config or {}).items() for k, v in (keys.items() if isinstance(keys, dict) else [])]
+    items = [(f"{s}.{k}", v) for s, keys in (config or {}).items()
+             for k, v in (keys.items() if isinstance(keys, dict) else [])]
     return {k: txt(v)[:6000] for k, v in items + [(s, v) for s, v in (config or {}).items() if not isinstance(v, dict)]}
 
 def _number(v) -> bool: return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
 
 # %% ../nbs/06a_callbacks.ipynb #b7e1f2a2
 class MLflowCallback(Callback):
-    "Log the training to an MLflow run: the config as params once, each epoch's losses and metrics at step = epoch; `path/mlflow.json` keeps the run id, so a resumed training continues the run"
+    ("Log the training to an MLflow run: the config as params once, each epoch's losses and metrics at step = epoch; "
+     "`path/mlflow.json` keeps the run id, so a resumed training continues the run")
     order = Recorder.order + 1   # after the Recorder has the epoch's values
     def __init__(self, path, # the run folder (it keeps `mlflow.json`)
                  uri:str, # the MLflow tracking URI
@@ -245,10 +281,12 @@ class MLflowCallback(Callback):
     def _new_run(self):
         from mlflow.entities import Param
         exp = self.client.get_experiment_by_name(self.experiment)
-        eid = exp.experiment_id if exp else self.client.create_experiment(self.experiment, artifact_location=_artifact_root(self.uri))
+        eid = exp.experiment_id if exp else self.client.create_experiment(self.experiment,
+                                                                          artifact_location=_artifact_root(self.uri))
         r = self.client.create_run(eid, run_name=self.run_name, tags={'medvision.run_folder': str(self.path.resolve())})
         ps = [Param(k, v) for k, v in mlflow_params(self.config).items()]
-        for i in range(0, len(ps), 100): self.client.log_batch(r.info.run_id, params=ps[i:i + 100])   # MLflow takes 100 params a call
+        # MLflow takes 100 params a call
+        for i in range(0, len(ps), 100): self.client.log_batch(r.info.run_id, params=ps[i:i + 100])
         return r
 
     def start(self):
@@ -262,18 +300,23 @@ class MLflowCallback(Callback):
             else: self.client.update_run(r.info.run_id, status='RUNNING')
         except MedvisionError: raise
         except Exception as e:
-            raise MedvisionError(f"tracking.mlflow_uri: MLflow cannot use {self.uri} ({type(e).__name__}: {str(e).splitlines()[0][:300]}); "
-                                 "give a store it can open, e.g. sqlite:///runs/mlflow.db, or a tracking server http://host:5000") from None
+            raise MedvisionError(f"tracking.mlflow_uri: MLflow cannot use {self.uri} ({type(e).__name__}: "
+                                 f"{str(e).splitlines()[0][:300]}); "
+                                 "give a store it can open, e.g. sqlite:///runs/mlflow.db, or a tracking server "
+                                 "http://host:5000") from None
         self.run_id = r.info.run_id
         self.path.mkdir(parents=True, exist_ok=True)
-        tmp = f.with_name(f.name + '.tmp'); tmp.write_text(json.dumps({'tracking_uri': self.uri, 'run_id': self.run_id})); os.replace(tmp, f)
+        tmp = f.with_name(f.name + '.tmp'); tmp.write_text(json.dumps({'tracking_uri': self.uri,
+                                                                       'run_id': self.run_id})); os.replace(tmp, f)
         self.logged = {(k, m.step) for k in r.data.metrics for m in self.client.get_metric_history(self.run_id, k)}
 
-    def _preds(self) -> bool: return hasattr(self, 'gather_preds')   # `get_preds` runs the fit events too: not a training epoch
+    # `get_preds` runs the fit events too: not a training epoch
+    def _preds(self) -> bool: return hasattr(self, 'gather_preds')
     def before_fit(self):
         if self._preds(): return
         if self.run_id is None: self.start()
-        self.base, self.n_done = self.n_done, self.n_done + self.n_epoch   # the fits of one training number their epochs on
+        # the fits of one training number their epochs on
+        self.base, self.n_done = self.n_done, self.n_done + self.n_epoch
     def before_epoch(self): self.skipped = False
     def after_cancel_epoch(self): self.skipped = True   # an epoch a resumed fit skips (fastai's `start_epoch`)
     def after_epoch(self):
@@ -294,7 +337,8 @@ def checkpoint_files(run:Path) -> list:
 
 @patch
 def finish_run(self:MLflowCallback, run:Path, status:str='FINISHED'):
-    "Log run folder `run`'s report, metrics, config and final and best checkpoints as artifacts (when `FINISHED`), and end the MLflow run with `status`"
+    ("Log run folder `run`'s report, metrics, config and final and best checkpoints as artifacts (when `FINISHED`), "
+     "and end the MLflow run with `status`")
     if self.run_id is None: return
     if status == 'FINISHED':
         for f in ('config.yaml', 'metrics.csv', 'metrics.json'):
@@ -305,13 +349,16 @@ def finish_run(self:MLflowCallback, run:Path, status:str='FINISHED'):
     self.run_id = None   # a later fit continues the run (`start`)
 
 def log_wandb_checkpoints(run:Path) -> list:
-    "Log the final and best checkpoints of run folder `run` to the open W&B run as `model` artifacts, the files referenced in place; returns the artifacts"
+    ("Log the final and best checkpoints of run folder `run` to the open W&B run as `model` artifacts, the files "
+     "referenced in place; returns the artifacts")
     import re, wandb
     if wandb.run is None: raise MedvisionError("tracking.wandb_artifacts: no W&B run is open; set tracking.wandb: true")
     arts = {}
     for f in checkpoint_files(run):
         stem = f.name.rsplit('.', 1)[0]
-        if stem not in arts: arts[stem] = wandb.Artifact(re.sub(r'[^\w.-]', '_', f"{Path(run).name}-{stem}")[:128], type='model', metadata={'run_folder': str(run), 'checkpoint': stem})
+        if stem not in arts: arts[stem] = wandb.Artifact(re.sub(r'[^\w.-]', '_', f"{Path(run).name}-{stem}")[:128],
+                                                         type='model',
+                                                         metadata={'run_folder': str(run), 'checkpoint': stem})
         arts[stem].add_file(str(f), policy='immutable')
     for a in arts.values(): wandb.run.log_artifact(a)
     return list(arts.values())
@@ -320,10 +367,12 @@ def _trackers(learn) -> list: return [c for c in learn.cbs if hasattr(c, 'finish
 
 @contextlib.contextmanager
 def tracked(learn, run:Path):
-    "Around a run's training and report: then each tracker of `learn` logs run folder `run`'s files and ends its run; an error marks the MLflow run FAILED (KILLED on Ctrl-C)"
+    ("Around a run's training and report: then each tracker of `learn` logs run folder `run`'s files and ends its run; "
+     "an error marks the MLflow run FAILED (KILLED on Ctrl-C)")
     try: yield
     except BaseException as e:
         for c in _trackers(learn):
-            with contextlib.suppress(Exception): c.finish_run(Path(run), 'KILLED' if isinstance(e, KeyboardInterrupt) else 'FAILED')
+            status = 'KILLED' if isinstance(e, KeyboardInterrupt) else 'FAILED'
+            with contextlib.suppress(Exception): c.finish_run(Path(run), status)
         raise
     for c in _trackers(learn): c.finish_run(Path(run))

@@ -1,4 +1,4 @@
-"""Checkpoints that load without unpickling code (safetensors weights with the metadata and what the model needs of its inputs), the random states, best, last and periodic checkpoints during training, and exact resume (the stages of a training and the two-stage medical recipe are in `stages`).
+"""Checkpoints that load without unpickling code; best, last and periodic saves; exact resume.
 
 Docs: https://medvision-team.github.io/medvision/checkpoint.html.md"""
 
@@ -6,15 +6,16 @@ Docs: https://medvision-team.github.io/medvision/checkpoint.html.md"""
 
 # %% ../nbs/06b_checkpoint.ipynb #8c1aff6e
 from __future__ import annotations
-import errno, json, os, random, shutil, sys, time, types, warnings
+import json, os, random, shutil, sys, time, types, warnings
 from pathlib import Path
 import numpy as np, torch
 from fastcore.basics import patch, store_attr
-from fastcore.foundation import L as fcL
 from fastai.learner import Learner, SkipToEpoch
 from fastai.callback.tracker import TrackerCallback, EarlyStoppingCallback, ReduceLROnPlateau
 from fastai.torch_core import rank_distrib, num_distrib
-from .core import MedvisionError, MedvisionWarning, import_plugins
+from .core import MedvisionError, MedvisionWarning
+from .config import import_plugins
+from .atomic import tensor_tree, from_tensor_tree, save_safetensors, write_atomic_text
 from .backbones import vision_backbone
 from .fusion import MultimodalModel
 from .learner import medvision_learner, bare
@@ -22,63 +23,9 @@ from .callbacks import EMACallback
 from .data.block import InputSpec
 
 # %% auto #0
-__all__ = ['write_atomic_text', 'rng_state', 'set_rng_state', 'checkpoint_stem', 'plugin_modules', 'save_checkpoint',
-           'load_checkpoint', 'checkpoint_meta', 'checkpoint_header', 'checkpoint_spec', 'import_recorded',
-           'model_from_checkpoint', 'learner_from_checkpoint', 'resumed_epoch', 'CheckpointCallback']
-
-# %% ../nbs/06b_checkpoint.ipynb #4f9f7adf
-def _tree(obj, tensors:dict, key:str='t'):
-    "JSON-able copy of `obj` with its tensors moved to `tensors` (replaced by their keys)"
-    if torch.is_tensor(obj): tensors[key] = obj.detach().cpu().contiguous(); return {'__tensor__': key}
-    if isinstance(obj, np.ndarray): tensors[key] = torch.from_numpy(obj.copy()); return {'__ndarray__': key}
-    if isinstance(obj, dict): return {'__dict__': [[_tree(k, tensors, f'{key}.k{i}'), _tree(v, tensors, f'{key}.{i}')] for i, (k, v) in enumerate(obj.items())]}
-    if isinstance(obj, fcL): obj = list(obj)
-    if isinstance(obj, (list, tuple)): return {'__list__' if isinstance(obj, list) else '__tuple__': [_tree(v, tensors, f'{key}.{i}') for i, v in enumerate(obj)]}
-    if isinstance(obj, (np.integer, np.floating)): return obj.item()
-    if obj is None or isinstance(obj, (bool, int, float, str)): return obj
-    raise MedvisionError(f"cannot store {type(obj).__name__} in a checkpoint (only tensors, arrays and JSON values)")
-
-def _untree(t, tensors:dict):
-    if not isinstance(t, dict): return t
-    if '__tensor__' in t: return tensors[t['__tensor__']]
-    if '__ndarray__' in t: return tensors[t['__ndarray__']].numpy()
-    if '__dict__' in t: return {_untree(k, tensors): _untree(v, tensors) for k, v in t['__dict__']}
-    if '__list__' in t: return [_untree(v, tensors) for v in t['__list__']]
-    return tuple(_untree(v, tensors) for v in t['__tuple__'])
-
-def _unshared(tensors:dict) -> dict:
-    "`tensors` with a copy of each one that shares memory with an earlier one (safetensors refuses shared tensors, e.g. a backbone's norm reused as `VisionBackbone.norm`)"
-    seen, out = set(), {}
-    for k, v in tensors.items():
-        key = v.untyped_storage().data_ptr() if v.numel() else None
-        out[k] = v.clone() if key in seen else v
-        if key is not None: seen.add(key)
-    return out
-
-def _disk_full(e:Exception) -> bool:
-    "Whether `e` says the disk is full: an `OSError` (ENOSPC, or EDQUOT for a quota), or safetensors' error, which carries the OS message"
-    return getattr(e, 'errno', None) in (errno.ENOSPC, errno.EDQUOT) or 'os error 28' in str(e) or 'No space left on device' in str(e)
-
-def _write_atomic(write:callable, path:Path, nbytes:int):
-    "`write(tmp)` then rename `tmp` to `path`: a kill or a full disk leaves the file `path` was, never half of one; a full disk is a `MedvisionError`"
-    tmp = path.with_name(path.name + f'.{os.getpid()}.tmp')
-    try:
-        write(tmp); os.replace(tmp, path)
-    except Exception as e:
-        if not _disk_full(e): raise
-        free = shutil.disk_usage(path.parent).free
-        raise MedvisionError(f"cannot write {path}: the disk is full ({free / 2**20:.0f} MiB free there, the file needs {nbytes / 2**20:.0f} MiB); "
-                             f"the checkpoints in {path.parent} still load as they were (each file is replaced only once its new copy is whole). "
-                             "Free space there, or write to another disk (in a run's config: experiment.output_dir)") from None
-    finally:
-        if tmp.exists() or tmp.is_symlink(): tmp.unlink()
-
-def _atomic_save(tensors:dict, path:Path, meta:dict):
-    from safetensors.torch import save_file
-    tensors = _unshared(tensors)
-    _write_atomic(lambda tmp: save_file(tensors, str(tmp), metadata={'medvision': json.dumps(meta)}), path, sum(t.nbytes for t in tensors.values()))
-
-def write_atomic_text(text:str, path:Path): _write_atomic(lambda tmp: tmp.write_text(text), path, len(text.encode()))
+__all__ = ['rng_state', 'set_rng_state', 'checkpoint_stem', 'plugin_modules', 'save_checkpoint', 'load_checkpoint',
+           'checkpoint_meta', 'checkpoint_header', 'checkpoint_spec', 'import_recorded', 'model_from_checkpoint',
+           'learner_from_checkpoint', 'resumed_epoch', 'CheckpointCallback']
 
 # %% ../nbs/06b_checkpoint.ipynb #864f087d
 def _train_dl(dls):
@@ -117,7 +64,8 @@ def _version():
         from importlib.metadata import version; return version('medvision-fastai')
     except Exception: return 'unknown'
 
-_LIBS = {'medvision', 'torch', 'timm', 'transformers', 'fastai', 'fastcore', 'torchvision', 'sentence_transformers', 'builtins', 'functools'}
+_LIBS = {'medvision', 'torch', 'timm', 'transformers', 'fastai', 'fastcore', 'torchvision', 'sentence_transformers',
+         'builtins', 'functools'}
 
 def _root_of(mod) -> str|None:
     "The folder module `mod` was imported from: the `sys.path` entry its top package sits in"
@@ -128,7 +76,9 @@ def _root_of(mod) -> str|None:
     return str(p)
 
 def plugin_modules(learn:Learner) -> list:
-    "The plug-ins a checkpoint of `learn` needs: the modules outside medvision and its libraries that define a class of its model or loss, and the run's `experiment.imports` (`learn.imports`), each `{'module', 'path', 'classes'}`"
+    ("The plug-ins a checkpoint of `learn` needs: the modules outside medvision and its libraries that define a class "
+     "of its model or loss, and the run's `experiment.imports` (`learn.imports`), each `{'module', 'path', "
+     "'classes'}`")
     lf = learn.loss_func
     objs = [*bare(learn.model).modules(), *(lf.modules() if isinstance(lf, torch.nn.Module) else [lf])]
     out = {m: {'module': m, 'classes': []} for m in getattr(learn, 'imports', None) or []}
@@ -142,7 +92,8 @@ def plugin_modules(learn:Learner) -> list:
     return list(out.values())
 
 def save_checkpoint(learn:Learner, path, with_opt:bool=True, **meta) -> Path:
-    "Write the weights (the EMA's when one is kept), metadata (with the input `spec`) and, `with_opt`, the training state of `learn` to `path`"
+    ("Write the weights (the EMA's when one is kept), metadata (with the input `spec`) and, `with_opt`, the training "
+     "state of `learn` to `path`")
     base = checkpoint_stem(path); base.parent.mkdir(parents=True, exist_ok=True)
     ema = getattr(learn, 'ema', None)
     model_sd = ema.shadow if ema is not None and ema.shadow is not None else bare(learn.model).state_dict()
@@ -155,12 +106,16 @@ def save_checkpoint(learn:Learner, path, with_opt:bool=True, **meta) -> Path:
         tensors = {}
         state = {'opt': learn.opt.state_dict() if learn.opt is not None else None, 'rng': rng_state(learn.dls),
                  'raw': bare(learn.model).state_dict() if ema is not None else None}
-        tree, st = _tree(state, tensors), base.with_name(base.name + '.state.safetensors')
-        if st.exists(): os.replace(st, base.with_name(base.name + '.state.prev.safetensors'))   # the state of the weights still on disk
-        _atomic_save(tensors, st, {'tree': tree, 'stamp': meta['stamp']})
-    base.with_name(base.name + '.json').unlink(missing_ok=True)   # the sidecar of the old weights: until the new one is written, the header (which holds the same) is read
-    _atomic_save({k: v.detach().cpu().contiguous() for k, v in model_sd.items()}, base.with_name(base.name + '.safetensors'), meta)
-    base.with_name(base.name + '.state.prev.safetensors').unlink(missing_ok=True)              # the new weights are in place
+        tree, st = tensor_tree(state, tensors), base.with_name(base.name + '.state.safetensors')
+        # the state of the weights still on disk
+        if st.exists(): os.replace(st, base.with_name(base.name + '.state.prev.safetensors'))
+        save_safetensors(tensors, st, {'tree': tree, 'stamp': meta['stamp']})
+    # the sidecar of the old weights: until the new one is written, the header (which holds the same) is read
+    base.with_name(base.name + '.json').unlink(missing_ok=True)
+    save_safetensors({k: v.detach().cpu().contiguous() for k, v in model_sd.items()},
+                 base.with_name(base.name + '.safetensors'), meta)
+    # the new weights are in place
+    base.with_name(base.name + '.state.prev.safetensors').unlink(missing_ok=True)
     write_atomic_text(json.dumps(meta, indent=1, default=str), base.with_name(base.name + '.json'))
     return base.with_name(base.name + '.safetensors')
 
@@ -175,7 +130,8 @@ def _read_safetensors(path:Path, tensors:bool=True) -> tuple:
             return {k: f.get_tensor(k) for k in f.keys()} if tensors else {}, meta
     except MedvisionError: raise
     except Exception as e:
-        raise MedvisionError(f"checkpoint {path} is unreadable ({type(e).__name__}: {str(e)[:120]}); it may be truncated: use another checkpoint (e.g. the -best or an earlier one)") from e
+        raise MedvisionError(f"checkpoint {path} is unreadable ({type(e).__name__}: {str(e)[:120]}); it may be "
+                             "truncated: use another checkpoint (e.g. the -best or an earlier one)") from e
 
 def load_checkpoint(target, path, with_opt:bool=False, strict:bool=True) -> dict:
     "Load checkpoint `path` into `target` (a `Learner` or a model) and return its metadata"
@@ -184,29 +140,36 @@ def load_checkpoint(target, path, with_opt:bool=False, strict:bool=True) -> dict
     model = bare(learn.model if learn else target)
     sd, meta = _read_safetensors(base.with_name(base.name + '.safetensors'))
     if nonfinite := [k for k, v in sd.items() if v.is_floating_point() and not torch.isfinite(v).all()]:
-        raise MedvisionError(f"checkpoint {base}.safetensors: {len(nonfinite)} of {len(sd)} weight tensors hold NaN or inf (e.g. {nonfinite[0]}); the training diverged: use an earlier checkpoint and a lower learning rate")
+        raise MedvisionError(f"checkpoint {base}.safetensors: {len(nonfinite)} of {len(sd)} weight tensors hold NaN or "
+                             f"inf (e.g. {nonfinite[0]}); the training diverged: use an earlier checkpoint and a "
+                             "lower learning rate")
     own = model.state_dict()
     missing, extra = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))
     bad = [k for k in own if k in sd and own[k].shape != sd[k].shape]
     if strict and (missing or extra or bad):
         raise MedvisionError(f"checkpoint {base}.safetensors does not fit this model (arch {meta.get('arch')!r}): "
-                             f"{len(missing)} missing, {len(extra)} unexpected, {len(bad)} wrong-shape keys (e.g. {(missing + extra + bad)[:3]})")
+                             f"{len(missing)} missing, {len(extra)} unexpected, {len(bad)} wrong-shape keys (e.g. "
+                             f"{(missing + extra + bad)[:3]})")
     model.load_state_dict(sd, strict=strict)
     if with_opt and learn is not None: _load_state(learn, base, sd, meta.get('stamp'))
     return meta
 
 def _state_of(base:Path, stamp:str=None) -> tuple:
-    "The training state (tensors, metadata) written with the weights stamped `stamp`: `.state`, or `.state.prev` when a kill came between the two files"
+    ("The training state (tensors, metadata) written with the weights stamped `stamp`: `.state`, or `.state.prev` when "
+     "a kill came between the two files")
     for suf in ('.state.safetensors', '.state.prev.safetensors'):
         if (f := base.with_name(base.name + suf)).exists():
             tensors, meta = _read_safetensors(f)
-            if stamp is None or meta.get('stamp') in (None, stamp): return tensors, meta   # (older checkpoints carry no stamp)
-    raise MedvisionError(f"checkpoint {base}: no training state matches its weights ({base.name}.state.safetensors is missing or of another epoch); resume from another `-last` checkpoint")
+            # (older checkpoints carry no stamp)
+            if stamp is None or meta.get('stamp') in (None, stamp): return tensors, meta
+    raise MedvisionError(f"checkpoint {base}: no training state matches its weights ({base.name}.state.safetensors is "
+                         "missing or of another epoch); resume from another `-last` checkpoint")
 
 def _load_state(learn, base, sd, stamp=None):
     tensors, meta = _state_of(base, stamp)
-    st = _untree(meta['tree'], tensors)
-    dev = getattr(learn.dls, 'device', None) or next(bare(learn.model).parameters()).device   # where training runs: the states are read onto the CPU
+    st = from_tensor_tree(meta['tree'], tensors)
+    # where training runs: the states are read onto the CPU
+    dev = getattr(learn.dls, 'device', None) or next(bare(learn.model).parameters()).device
     if st['opt'] is not None:
         if learn.opt is None: learn.create_opt()
         learn.opt.load_state_dict(st['opt'])
@@ -219,71 +182,91 @@ def _load_state(learn, base, sd, stamp=None):
 
 # %% ../nbs/06b_checkpoint.ipynb #1fda7cb2
 def checkpoint_meta(path) -> dict:
-    "The metadata of checkpoint `path`, from its weights file's header; its JSON sidecar, a copy for people and tools, is checked"
+    ("The metadata of checkpoint `path`, from its weights file's header; its JSON sidecar, a copy for people and "
+     "tools, is checked")
     base = checkpoint_stem(path); side, head = base.with_name(base.name + '.json'), checkpoint_header(path)
     if not side.exists(): return head
     try: copy = json.loads(side.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        warnings.warn(f"{side}: not valid JSON ({e}); the metadata is read from {base.name}.safetensors instead", stacklevel=2)
+        warnings.warn(f"{side}: not valid JSON ({e}); the metadata is read from {base.name}.safetensors instead",
+                      stacklevel=2)
         return head
     if not head: return copy   # (weights written without metadata in their header)
     same = lambda k: json.dumps(head.get(k), sort_keys=True) == json.dumps(copy.get(k), sort_keys=True)
     if diff := sorted(k for k in head.keys() | copy.keys() if not same(k)):
         stamps = f"; stamps {copy.get('stamp')} and {head.get('stamp')}" if 'stamp' in diff else ''
-        warnings.warn(f"{side} does not match the weights' header in {base.name}.safetensors ({', '.join(diff[:6])} differ{stamps}): "
-                      "the header is used; the sidecar was edited, or copied from another checkpoint: delete it or copy it with its "
+        warnings.warn(f"{side} does not match the weights' header in {base.name}.safetensors ({', '.join(diff[:6])} "
+                      f"differ{stamps}): "
+                      "the header is used; the sidecar was edited, or copied from another checkpoint: delete it or "
+                      "copy it with its "
                       "weights", MedvisionWarning, stacklevel=2)
     return head
 
 def checkpoint_header(path) -> dict:
-    "The metadata in the header of checkpoint `path`'s weights file (written with them: never a kill behind, as the sidecar can be)"
+    ("The metadata in the header of checkpoint `path`'s weights file (written with them: never a kill behind, as the "
+     "sidecar can be)")
     base = checkpoint_stem(path); return _read_safetensors(base.with_name(base.name + '.safetensors'), tensors=False)[1]
 
 def checkpoint_spec(path) -> InputSpec:
     "The `InputSpec` checkpoint `path` was trained with: its tasks, classes and preprocessing"
     meta = checkpoint_meta(path)
-    if not meta.get('spec'): raise MedvisionError(f"checkpoint {checkpoint_stem(path)} records no input spec (a medvision older than 0.1, or a learner without medvision DataLoaders); evaluate it with learner_from_checkpoint and DataLoaders built as in training")
+    if not meta.get('spec'): raise MedvisionError(f"checkpoint {checkpoint_stem(path)} records no input spec (a "
+                                                  "medvision older than 0.1, or a learner without medvision "
+                                                  "DataLoaders); evaluate it with learner_from_checkpoint and "
+                                                  "DataLoaders built as in training")
     return InputSpec.from_dict(meta['spec'])
 
 def import_recorded(meta:dict, path) -> None:
-    "Import the plug-ins checkpoint `path` records (`meta['imports']`) from where they were, naming a missing one in one line"
+    ("Import the plug-ins checkpoint `path` records (`meta['imports']`) from where they were, naming a missing one in "
+     "one line")
     ck = checkpoint_stem(path)
     for e in meta.get('imports') or []:
         if not (isinstance(e, dict) and isinstance(e.get('module'), str) and isinstance(e.get('classes', []), list)):
-            raise MedvisionError(f"checkpoint {ck}: its metadata's `imports` holds {e!r}, not {{'module', 'path', 'classes'}}; "
-                                 "its metadata was written by hand or damaged: use another checkpoint of the run (e.g. its -best)")
+            raise MedvisionError(f"checkpoint {ck}: its metadata's `imports` holds {e!r}, not {{'module', 'path', "
+                                 f"'classes'}}; "
+                                 "its metadata was written by hand or damaged: use another checkpoint of the run (e.g. "
+                                 "its -best)")
         m, e = e['module'], {'classes': [], **e}
         if m == '__main__':   # defined in a notebook or script: only that session has them
             if missing := [c for c in e['classes'] if not hasattr(sys.modules['__main__'], c)]:
-                raise MedvisionError(f"checkpoint {ck}: its model uses {', '.join(missing)}, defined in a notebook or script "
-                                     "(__main__), not in a module: define it before loading, or put it in a module, name it in "
+                raise MedvisionError(f"checkpoint {ck}: its model uses {', '.join(missing)}, defined in a notebook or "
+                                     "script "
+                                     "(__main__), not in a module: define it before loading, or put it in a module, "
+                                     "name it in "
                                      "experiment.imports and train again")
             continue
         if m in sys.modules: continue
         import_plugins([m], [e['path']] if e.get('path') else [], what=f"checkpoint {ck}",
-                       hint=f"its model is built with it ({', '.join(e['classes']) or 'experiment.imports'}), imported from "
-                            f"{e.get('path')} in training: put it back there or on PYTHONPATH, or give `--import {m}` where it is")
+                       hint=f"its model is built with it ({', '.join(e['classes']) or 'experiment.imports'}), imported "
+                            "from "
+                            f"{e.get('path')} in training: put it back there or on PYTHONPATH, or give `--import {m}` "
+                            "where it is")
 
 def _model_of(meta:dict, path, text=None) -> MultimodalModel:
     "The model that checkpoint metadata `meta` describes, unloaded (its recorded plug-ins imported first)"
     import_recorded(meta, path)
     from medvision.text import text_encoder_of
     cfg, spec = meta.get('model'), InputSpec.from_dict(meta['spec'])
-    if not cfg: raise MedvisionError(f"checkpoint {checkpoint_stem(path)} does not record how its model was built (a model passed to medvision_learner): build that learner and use load_checkpoint")
+    if not cfg: raise MedvisionError(f"checkpoint {checkpoint_stem(path)} does not record how its model was built (a "
+                                     "model passed to medvision_learner): build that learner and use load_checkpoint")
     te = spec.text_encoder
     if text is None: text = text_encoder_of(te) if te else spec.text_dim   # as the spec records it (normalised or not)
-    vis = vision_backbone(cfg['arch'], pretrained=False, in_chans=spec.channels, pooling=cfg.get('pooling', 'avg'), img_size=spec.image_size)
+    vis = vision_backbone(cfg['arch'], pretrained=False, in_chans=spec.channels, pooling=cfg.get('pooling', 'avg'),
+                          img_size=spec.image_size)
     n_out = {t: 1 if spec.outputs.get(t) == 'logit' else len(spec.vocabs[t]) for t in spec.tasks}
-    return MultimodalModel(vis, text=text, tabular=spec.n_tab or None, fusion=cfg['fusion'], tasks=n_out, **cfg['model_kw'])
+    return MultimodalModel(vis, text=text, tabular=spec.n_tab or None, fusion=cfg['fusion'], tasks=n_out,
+                           **cfg['model_kw'])
 
 def model_from_checkpoint(path) -> tuple:
-    "`(model, meta)`: the `MultimodalModel` of checkpoint `path` rebuilt from its metadata alone (no data needed) and loaded, in eval mode"
+    ("`(model, meta)`: the `MultimodalModel` of checkpoint `path` rebuilt from its metadata alone (no data needed) and "
+     "loaded, in eval mode")
     meta = checkpoint_meta(path); checkpoint_spec(path)
     model = _model_of(meta, path)
     load_checkpoint(model, path)
     return model.eval(), meta
 
-def _made(e:dict) -> dict: return {'normalize': False, **{k: v for k, v in e.items() if k != 'trainable'}}   # older specs: unnormalised
+# older specs: unnormalised
+def _made(e:dict) -> dict: return {'normalize': False, **{k: v for k, v in e.items() if k != 'trainable'}}
 
 def _same_text(spec, other, path):
     "A `MedvisionError` where DataLoaders' text embeddings (`other.embedder`) were made otherwise than the checkpoint's"
@@ -292,28 +275,40 @@ def _same_text(spec, other, path):
     a, b = _made(a), _made(b)
     if diff := [k for k in a if k in b and a[k] != b[k]]:
         k = diff[0]
-        raise MedvisionError(f"checkpoint {checkpoint_stem(path)} was trained on text embeddings made with {k}={a[k]!r}, the "
+        raise MedvisionError(f"checkpoint {checkpoint_stem(path)} was trained on text embeddings made with "
+                             f"{k}={a[k]!r}, the "
                              f"DataLoaders' were made with {k}={b[k]!r}: embed the texts as in training "
                              "(`text.text_encoder_of(checkpoint_spec(path).embedder)`)")
 
 def learner_from_checkpoint(path, # a medvision checkpoint (e.g. 'models/resnet18-best')
-                            dls=None, # DataLoaders of the checkpoint's tasks and classes (default: `spec.dataloaders(table)`)
-                            table=None, # without `dls`: the rows (a sample table, or image files) the learner's DataLoaders serve, preprocessed as the checkpoint's spec says
+                            # DataLoaders of the checkpoint's tasks and classes (default: `spec.dataloaders(table)`)
+                            dls=None,
+                            # without `dls`: the rows (a sample table, or image files) the learner's DataLoaders serve,
+                            # preprocessed as the checkpoint's spec says
+                            table=None,
                             **kwargs # more `medvision_learner` arguments (loss, metrics, cbs, path, ...)
                            ) -> Learner:
-    "A `medvision_learner` with the model of checkpoint `path` rebuilt and loaded, on `dls` or on DataLoaders of `table` built from the checkpoint's spec"
+    ("A `medvision_learner` with the model of checkpoint `path` rebuilt and loaded, on `dls` or on DataLoaders of "
+     "`table` built from the checkpoint's spec")
     meta = checkpoint_meta(path); spec = checkpoint_spec(path)
     model = _model_of(meta, path)
     if dls is None:
-        if table is None: raise MedvisionError("learner_from_checkpoint needs `dls` or a `table` (rows or image files) to serve")
+        if table is None: raise MedvisionError("learner_from_checkpoint needs `dls` or a `table` (rows or image files) "
+                                               "to serve")
         dls = spec.dataloaders(table, text_encoder=getattr(model, 'text', None) if spec.text == 'tokens' else None)
     tasks = list(getattr(dls, 'tasks', []))
-    if tasks != spec.tasks: raise MedvisionError(f"checkpoint {checkpoint_stem(path)} was trained on tasks {spec.tasks}, the data has {tasks}: build the DataLoaders with tasks={spec.tasks}")
+    if tasks != spec.tasks: raise MedvisionError(f"checkpoint {checkpoint_stem(path)} was trained on tasks "
+                                                 f"{spec.tasks}, the data has {tasks}: build the DataLoaders with "
+                                                 f"tasks={spec.tasks}")
     for t in tasks:
         have, want = [str(v) for v in dls.vocabs[t]], [str(v) for v in spec.vocabs[t]]
-        if have != want: raise MedvisionError(f"task '{t}': the data's classes {have} differ from the checkpoint's {want}; the data must hold the same classes (the training split decides them)")
+        if have != want: raise MedvisionError(f"task '{t}': the data's classes {have} differ from the checkpoint's "
+                                              f"{want}; the data must hold the same classes (the training split "
+                                              "decides them)")
     if tuple(dls.spec.image_size) != tuple(spec.image_size):
-        raise MedvisionError(f"checkpoint {checkpoint_stem(path)} was trained at {list(spec.image_size)} px, the DataLoaders give {list(dls.spec.image_size)}; build them with its spec (`checkpoint_spec(path).dataloaders(table)`)")
+        raise MedvisionError(f"checkpoint {checkpoint_stem(path)} was trained at {list(spec.image_size)} px, the "
+                             f"DataLoaders give {list(dls.spec.image_size)}; build them with its spec "
+                             "(`checkpoint_spec(path).dataloaders(table)`)")
     _same_text(spec, dls.spec, path)
     cfg = meta['model']
     loss = kwargs.pop('loss', cfg.get('loss') or ('bce' if 'logit' in spec.outputs.values() else 'ce'))
@@ -326,16 +321,19 @@ def learner_from_checkpoint(path, # a medvision checkpoint (e.g. 'models/resnet1
 def resumed_epoch(learn) -> int:
     "The epoch the current fit starts at after `Learner.resume` (fastai's `SkipToEpoch`), else 0"
     return max([c._skip_to for c in learn.cbs if isinstance(c, SkipToEpoch)], default=0)
-def _stages(learn): return getattr(learn, 'stages', None)   # the `StagesCallback` of a training in stages (fastai names a callback's attribute after it)
+# the `StagesCallback` of a training in stages (fastai names a callback's attribute after it)
+def _stages(learn): return getattr(learn, 'stages', None)
 
 def _resumed(learn) -> dict:
-    "The metadata of the checkpoint the current fit continues (after `Learner.resume`, or in the stage a `StagesCallback` resumes), else `{}`"
+    ("The metadata of the checkpoint the current fit continues (after `Learner.resume`, or in the stage a "
+     "`StagesCallback` resumes), else `{}`")
     st = _stages(learn)
     if st is not None: return st.meta if st.at and st.stage == st.at[0] else {}
     return (getattr(learn, 'checkpoint_meta', None) or {}) if resumed_epoch(learn) else {}
 
 class CheckpointCallback(TrackerCallback):
-    "Write `{fname}-last` every epoch, `{fname}-best` when `monitor` improves, and `every` k epochs `{fname}-epoch{N}` (the last `keep`)"
+    ("Write `{fname}-last` every epoch, `{fname}-best` when `monitor` improves, and `every` k epochs "
+     "`{fname}-epoch{N}` (the last `keep`)")
     order = EarlyStoppingCallback.order + 1   # after early stopping has counted the epoch: `-last` keeps its state
     def __init__(self, monitor:str='valid_loss', comp=None, min_delta:float=0., fname:str=None, every:int=0, keep:int=3,
                  load_best:bool=True, folder=None, best_name:str=None, last_name:str=None):
@@ -348,20 +346,26 @@ class CheckpointCallback(TrackerCallback):
         self.stem = self.fname or getattr(self.learn, 'arch', 'model')
         self.skip, self.best_path, self.n_seen = resumed_epoch(self.learn), None, 0
         st = _stages(self.learn)
-        self.track = st is None or st.stage == st.n_stages      # in a training of several stages, the last one keeps the best
+        # in a training of several stages, the last one keeps the best
+        self.track = st is None or st.stage == st.n_stages
         if prev := _resumed(self.learn): self._restore(prev)
 
-    def _stoppers(self) -> list: return [c for c in self.learn.cbs if isinstance(c, (EarlyStoppingCallback, ReduceLROnPlateau))]   # their state goes into `-last`
+    # their state goes into `-last`
+    def _stoppers(self) -> list: return [c for c in self.learn.cbs
+                                         if isinstance(c, (EarlyStoppingCallback, ReduceLROnPlateau))]
 
     def _restore(self, prev:dict):
-        "Continue from checkpoint metadata `prev`: the best so far and its file, early stopping's state, the smoothed training loss"
+        ("Continue from checkpoint metadata `prev`: the best so far and its file, early stopping's state, the smoothed "
+         "training loss")
         if self.track and prev.get('monitor') == self.monitor and prev.get('best') is not None:
             self.best, self.best_path = prev['best'], self._best_file(prev['best'])
         for es, s in zip(self._stoppers(), prev.get('early_stopping', [])): es.best, es.wait = s['best'], s['wait']
-        if sl := prev.get('smooth_loss'): self.recorder.smooth_loss.val, self.recorder.smooth_loss.count = torch.tensor(sl['val']), sl['count']
+        if sl := prev.get('smooth_loss'):
+            self.recorder.smooth_loss.val, self.recorder.smooth_loss.count = torch.tensor(sl['val']), sl['count']
 
     def _best_file(self, best:float):
-        "The `-best` checkpoint holding `best` (copied from beside the resumed checkpoint when this run writes elsewhere), else None, with a warning"
+        ("The `-best` checkpoint holding `best` (copied from beside the resumed checkpoint when this run writes "
+         "elsewhere), else None, with a warning")
         name = self.best_name or f'{self.stem}-best'
         f, src = self.dir/f'{name}.safetensors', getattr(self.learn, 'resumed_from', None)
         if not f.exists() and src is not None and (src.parent/f'{name}.safetensors').exists():
@@ -369,18 +373,26 @@ class CheckpointCallback(TrackerCallback):
             for suf in ('.safetensors', '.json'):      # the sidecar is gone when a save stopped between the two
                 if (src.parent/f'{name}{suf}').exists(): shutil.copy(src.parent/f'{name}{suf}', self.dir/f'{name}{suf}')
         if f.exists() and _read_safetensors(f, tensors=False)[1].get('best') == best: return f
-        warnings.warn(f"resuming: {f} is missing or does not hold the best the run recorded ({self.monitor} {best}); unless a later epoch improves on it, the weights at the end are the last epoch's")
+        warnings.warn(f"resuming: {f} is missing or does not hold the best the run recorded ({self.monitor} {best}); "
+                      "unless a later epoch improves on it, the weights at the end are the last epoch's")
 
     def _meta(self) -> dict:
-        vals, st, sl = dict(zip(self.recorder.metric_names[1:], self.recorder.values[-1])), _stages(self.learn), self.recorder.smooth_loss
-        return dict(epoch=self.epoch, n_epoch=self.n_epoch, stage=st.stage if st else 1, n_stages=st.n_stages if st else 1,
-                    monitor=self.monitor, best=float(self.best) if self.track else None, world_size=max(num_distrib(), 1),
+        vals, st, sl = (
+            dict(zip(self.recorder.metric_names[1:], self.recorder.values[-1])),
+            _stages(self.learn),
+            self.recorder.smooth_loss,
+        )
+        return dict(epoch=self.epoch, n_epoch=self.n_epoch, stage=st.stage if st else 1,
+                    n_stages=st.n_stages if st else 1,
+                    monitor=self.monitor, best=float(self.best) if self.track else None,
+                    world_size=max(num_distrib(), 1),
                     early_stopping=[{'best': float(es.best), 'wait': es.wait} for es in self._stoppers()],
                     smooth_loss={'val': float(sl.val), 'count': sl.count},
                     metrics={k: float(v) for k, v in vals.items() if isinstance(v, (int, float, np.floating))})
 
     def _save_best(self, meta:dict):
-        self.best_path = save_checkpoint(self.learn, self.dir/(self.best_name or f'{self.stem}-best'), with_opt=False, **meta)
+        self.best_path = save_checkpoint(self.learn, self.dir/(self.best_name or f'{self.stem}-best'), with_opt=False,
+                                         **meta)
 
     def after_epoch(self):
         if self.epoch < self.skip: return
@@ -388,25 +400,36 @@ class CheckpointCallback(TrackerCallback):
         if self.track: super().after_epoch()             # sets `new_best`
         if rank_distrib(): return                        # one writer in distributed training
         meta = self._meta()
-        if self.track and self.new_best: self._save_best(meta)   # before `-last`: a `-last` on disk has its best beside it
+        # before `-last`: a `-last` on disk has its best beside it
+        if self.track and self.new_best: self._save_best(meta)
         if self.every and (self.epoch + 1) % self.every == 0: self._periodic(meta)
-        self.learn.last_checkpoint = save_checkpoint(self.learn, self.dir/(self.last_name or f'{self.stem}-last'), with_opt=True, **meta)
+        self.learn.last_checkpoint = save_checkpoint(self.learn, self.dir/(self.last_name or f'{self.stem}-last'),
+                                                     with_opt=True, **meta)
 
     def after_cancel_fit(self):
-        "The epoch early stopping ended (logged, but cancelled before this callback): its `-best` if it is one, no `-last`"
-        if not self.track or len(self.recorder.values) <= self.n_seen or getattr(self.learn, 'diverged', None) or rank_distrib(): return
+        ("The epoch early stopping ended (logged, but cancelled before this callback): its `-best` if it is one, no "
+         "`-last`")
+        if (
+            not self.track
+            or len(self.recorder.values) <= self.n_seen
+            or getattr(self.learn, 'diverged', None)
+            or rank_distrib()
+        ):
+            return
         super().after_epoch()
         if self.new_best: self._save_best(self._meta())
 
     def _periodic(self, meta):
         save_checkpoint(self.learn, self.dir/f'{self.stem}-epoch{self.epoch + 1}', with_opt=False, **meta)
-        old = sorted(self.dir.glob(f'{self.stem}-epoch*.safetensors'), key=lambda p: int(p.name[len(self.stem) + 6:].split('.')[0]))
+        old = sorted(self.dir.glob(f'{self.stem}-epoch*.safetensors'),
+                     key=lambda p: int(p.name[len(self.stem) + 6:].split('.')[0]))
         for p in old[:-self.keep] if self.keep else []:
             for f in (p, p.with_suffix('.json')): f.unlink(missing_ok=True)
 
     def after_fit(self):
         super().after_fit()
-        if self.track and self.load_best and self.best_path is not None: load_checkpoint(bare(self.learn.model), self.best_path)
+        if self.track and self.load_best and self.best_path is not None:
+            load_checkpoint(bare(self.learn.model), self.best_path)
 
 # %% ../nbs/06b_checkpoint.ipynb #6173a654
 @patch

@@ -1,4 +1,4 @@
-"""The `medvision` command: argument parsing, one-line errors and exit codes. Every command runs through the run layer (`medvision.run`).
+"""The `medvision` command: argument parsing, one-line errors and exit codes, through the run layer.
 
 Docs: https://medvision-team.github.io/medvision/cli.html.md"""
 
@@ -20,83 +20,136 @@ class _Parser(argparse.ArgumentParser):
     "argparse, with errors raised (one line, exit code 2 in `main`) instead of the usage dump"
     def error(self, message): raise _Usage(f"{self.prog}: {message}")
 
-_OVERRIDES = ("Any config key can follow the options as --section.key VALUE, e.g. --training.epochs 3 --data.image_size 128 "
-              "(lists and mappings in YAML: --data.tasks '[modality, location]'). `medvision config` lists every key, its default and meaning.")
+_OVERRIDES = ("Any config key can follow the options as --section.key VALUE, e.g. --training.epochs 3 "
+              "--data.image_size 128 (lists and mappings in YAML: --data.tasks '[modality, location]'). "
+              "`medvision config` lists every key, its default and meaning.")
 _CK = "a medvision checkpoint: the path without its suffix, e.g. runs/x/models/final"
 
+def _key_type(dotted:str, typ=int):
+    "An argparse `type`: a number of `typ`, inside the bounds of config key `dotted` (one range for a key and a flag)"
+    def conv(s):
+        from medvision.schema import SCHEMA
+        sec, k = dotted.split('.'); key = SCHEMA[sec][k]
+        try: v = typ(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{s!r} is not {'an integer' if typ is int else 'a number'}") from None
+        if not key.inside(v): raise argparse.ArgumentTypeError(f"{s} is out of range; it must be {key.rule}, as "
+                                                               f"{dotted}")
+        return v
+    conv.__name__ = typ.__name__
+    return conv
+_OUT = lambda what: (('--out',), dict(help=f"the {what} (default: a new run folder)"))
+
+# each command: (name, help, reads a config, takes a checkpoint, its own options as (flags, argparse keywords))
+_COMMANDS = [
+    ('train', "train and evaluate a model (or, with vision.models, several); writes a run folder", True, False, []),
+    ('evaluate', "evaluate a checkpoint on the config's evaluate.split; writes a report", True, True,
+     [_OUT('report folder')]),
+    ('predict', "predict new images with a checkpoint", False, True, [
+        (('--input',), dict(required=True, help="a folder of images, or a CSV with an image column (and text for an "
+                                                "image+text model)")),
+        (('--output',), dict(required=True, help="the file to write: a .csv, per task the predicted class (and, with "
+                                                 "--proba, every probability); or a .proba, one probability of the "
+                                                 "positive class a line (a model with one two-class task)")),
+        (('--threshold',), dict(type=_key_type('evaluate.threshold', float),
+                                help="decision threshold of the two-class tasks (default: the one chosen "
+                                                 "on validation, recorded in the checkpoint)")),
+        (('--proba',), dict(action='store_true', help="also write each class's probability"))]),
+    ('distill', "train a teacher, then a student with a distillation loss (and alone, with distill.baseline)", True,
+     False, []),
+    ('distill-table', "one table of several distillation runs: per run, model and task the metrics, parameters, "
+                      "time per image and ratios to the teacher", False, False, [
+        (('--runs',), dict(nargs='+', required=True, help="distillation run folders (each with its results.json), "
+                                                          "e.g. runs/medpix_distill-*")),
+        (('--out',), dict(help="also write the table to this CSV file"))]),
+    ('embed', "backbone embeddings of the train and test rows, and the GBDT ensemble with embed.gbdt", True, True,
+     [(('--out',), dict(help="the folder for the embeddings (default: a new run folder)"))]),
+    ('compare', "evaluate several checkpoints on the same data; one table, the best named", True, False, [
+        (('--checkpoints',), dict(nargs='+', default=[], help="checkpoints to compare (" + _CK.split(': ')[1] + ")")),
+        (('--runs',), dict(nargs='+', default=[], help="run folders (e.g. runs/*): each run's models/final, or one "
+                                                       "per sub-run (vision.models, distill, data.fold: all)")),
+        _OUT('folder for compare.csv')]),
+    ('export', "export a checkpoint's model as ONNX or TorchScript", False, True, [
+        (('--format',), dict(choices=('onnx', 'torchscript'), default='onnx', help="onnx (default) or torchscript")),
+        (('--output',), dict(help="the file to write (default: beside the checkpoint)"))]),
+    ('demo', "train and evaluate on PneumoniaMNIST (or a synthetic set offline) and compare with the published "
+             "figures", False, False, [
+        (('--output-dir',), dict(default='runs', help="where the run folder goes (default: runs)")),
+        (('--epochs',), dict(type=_key_type('training.epochs'), default=4,
+                             help="training epochs (default: 4, about 45 s on two CPU cores)")),
+        (('--synthetic',), dict(action='store_true', help="use the built-in synthetic set even where PneumoniaMNIST "
+                                                          "is found"))]),
+    ('config', "print the config reference: every key, its type, default and meaning", False, False,
+     [(('section',), dict(nargs='?', help="print only this section (e.g. training)"))]),
+]
+
+def _add_command(sub, name, help_, config, ck, options):
+    s = sub.add_parser(name, help=help_, description=help_[0].upper() + help_[1:] + '.',
+                       epilog=_OVERRIDES if config else None)
+    if config: s.add_argument('--config', '-c', required=True, metavar='YAML', help="the run's YAML config")
+    if ck: s.add_argument('--checkpoint', required=True, help=_CK)
+    if ck and not config:   # (a config names its plug-ins in experiment.imports; a checkpoint records its own)
+        s.add_argument('--import', dest='imports', action='append', default=[], metavar='MODULE',
+                       help="import this module first (a plug-in the checkpoint's model needs, when it is not "
+                            "where training found it)")
+    for flags, kw in options: s.add_argument(*flags, **kw)
+
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog='medvision', description="medvision: medical image classification on fastai. Each command reads one YAML config "
-                "(see `medvision config`) and writes one run folder; `medvision COMMAND --help` lists a command's options.", epilog=_OVERRIDES)
+    p = _Parser(prog='medvision', epilog=_OVERRIDES,
+                description="medvision: medical image classification on fastai. Each command reads one YAML config "
+                            "(see `medvision config`) and writes one run folder; `medvision COMMAND --help` lists "
+                            "a command's options.")
     sub = p.add_subparsers(dest='cmd', metavar='COMMAND', parser_class=_Parser)
-    def add(name, help_, config=True, ck=False):
-        s = sub.add_parser(name, help=help_, description=help_[0].upper() + help_[1:] + '.', epilog=_OVERRIDES if config else None)
-        if config: s.add_argument('--config', '-c', required=True, metavar='YAML', help="the run's YAML config")
-        if ck: s.add_argument('--checkpoint', required=True, help=_CK)
-        if ck and not config:   # (a config names its plug-ins in experiment.imports; a checkpoint records and imports its own)
-            s.add_argument('--import', dest='imports', action='append', default=[], metavar='MODULE',
-                           help="import this module first (a plug-in the checkpoint's model needs, when it is not where training found it)")
-        return s
-    add('train', "train and evaluate a model (or, with vision.models, several); writes a run folder")
-    s = add('evaluate', "evaluate a checkpoint on the config's evaluate.split; writes a report", ck=True)
-    s.add_argument('--out', help="the report folder (default: a new run folder)")
-    s = add('predict', "predict new images with a checkpoint", config=False, ck=True)
-    s.add_argument('--input', required=True, help="a folder of images, or a CSV with an image column (and text for an image+text model)")
-    s.add_argument('--output', required=True, help="the file to write: a .csv, per task the predicted class (and, with --proba, every probability); "
-                   "or a .proba, one probability of the positive class a line (a model with one two-class task)")
-    s.add_argument('--threshold', type=float, help="decision threshold of the two-class tasks (default: the one chosen on validation, recorded in the checkpoint)")
-    s.add_argument('--proba', action='store_true', help="also write each class's probability")
-    add('distill', "train a teacher, then a student with a distillation loss (and alone, with distill.baseline)")
-    s = add('distill-table', "one table of several distillation runs: per run, model and task the metrics, parameters, time per image and ratios to the teacher", config=False)
-    s.add_argument('--runs', nargs='+', required=True, help="distillation run folders (each with its results.json), e.g. runs/medpix_distill-*")
-    s.add_argument('--out', help="also write the table to this CSV file")
-    s = add('embed', "backbone embeddings of the train and test rows, and the GBDT ensemble with embed.gbdt", ck=True)
-    s.add_argument('--out', help="the folder for the embeddings (default: a new run folder)")
-    s = add('compare', "evaluate several checkpoints on the same data; one table, the best named")
-    s.add_argument('--checkpoints', nargs='+', default=[], help="checkpoints to compare (" + _CK.split(': ')[1] + ")")
-    s.add_argument('--runs', nargs='+', default=[], help="run folders (e.g. runs/*): each run's models/final, or one per sub-run (vision.models, distill, data.fold: all)")
-    s.add_argument('--out', help="the folder for compare.csv (default: a new run folder)")
-    s = add('export', "export a checkpoint's model as ONNX or TorchScript", config=False, ck=True)
-    s.add_argument('--format', choices=('onnx', 'torchscript'), default='onnx', help="onnx (default) or torchscript")
-    s.add_argument('--output', help="the file to write (default: beside the checkpoint)")
-    s = add('demo', "train and evaluate on PneumoniaMNIST (or a synthetic set offline) and compare with the published figures", config=False)
-    s.add_argument('--output-dir', default='runs', help="where the run folder goes (default: runs)")
-    s.add_argument('--epochs', type=int, default=4, help="training epochs (default: 4, about 45 s on two CPU cores)")
-    s.add_argument('--synthetic', action='store_true', help="use the built-in synthetic set even where PneumoniaMNIST is found")
-    s = add('config', "print the config reference: every key, its type, default and meaning", config=False)
-    s.add_argument('section', nargs='?', help="print only this section (e.g. training)")
+    for c in _COMMANDS: _add_command(sub, *c)
     return p
 
 # %% ../nbs/10_cli.ipynb #50ef192f
 def _check_extra(cmd:str, extra:list) -> None:
-    "Refuse what argparse did not know: a dotted config key is an override; a bare one gets the closest option or config key"
+    ("Refuse what argparse did not know: a dotted config key is an override; a bare one gets the closest option or "
+     "config key")
     if not extra: return
-    if cmd in ('predict', 'export', 'demo', 'config', 'distill-table'): raise _Usage(f"unrecognised arguments: {' '.join(extra)} (`medvision {cmd}` takes no config keys)")
-    from medvision.core import SCHEMA
+    if cmd in ('predict', 'export', 'demo', 'config', 'distill-table'): raise _Usage("unrecognised arguments: "
+            f"{' '.join(extra)} (`medvision {cmd}` takes no config keys)")
+    from medvision.schema import SCHEMA
     for i, a in enumerate(extra):
         if not a.startswith('--') or '.' in a.split('=')[0]: continue
-        k, val = a[2:].split('=')[0], (a.split('=', 1)[1] if '=' in a else (extra[i + 1] if i + 1 < len(extra) else 'VALUE'))
+        k, val = a[2:].split('=')[0], (
+            a.split('=', 1)[1] if '=' in a else (extra[i + 1] if i + 1 < len(extra) else 'VALUE')
+        )
         keys = [f"{s}.{k}" for s, ks in SCHEMA.items() if k in ks]   # a config key without its section
         if keys: raise _Usage(f"unrecognised option --{k}; did you mean {' or '.join(f'--{d} {val}' for d in keys)}?")
-        raise _Usage(did_you_mean(f"--{k}", [f"--{o}" for o in ('config', 'checkpoint', 'checkpoints', 'runs', 'out', 'input', 'output')], 'option', list_known=False)
-                     + "; config keys are dotted (--section.key VALUE), see `medvision config`")
+        raise _Usage(
+            did_you_mean(
+                f"--{k}",
+                [f"--{o}" for o in ('config', 'checkpoint', 'checkpoints', 'runs', 'out', 'input', 'output')],
+                'option',
+                list_known=False,
+            )
+            + "; config keys are dotted (--section.key VALUE), see `medvision config`"
+        )
 
 def config_reference(section:str=None, width:int=100) -> str:
-    "The config reference as text at most `width` columns wide: per section, each key with its type and default, then its meaning"
-    from medvision.core import SCHEMA, schema_table
-    if section is not None and section not in SCHEMA: raise MedvisionError(did_you_mean(section, SCHEMA, 'config section'))
+    ("The config reference as text at most `width` columns wide: per section, each key with its type and default, then "
+     "its meaning")
+    from medvision.schema import SCHEMA, schema_table
+    if section is not None and section not in SCHEMA:
+        raise MedvisionError(did_you_mean(section, SCHEMA, 'config section'))
     out, cur = [], None
     for r in schema_table().itertuples():
         sec, key = r.key.split('.')
         if section and sec != section: continue
         if sec != cur: out += ['', f"{sec}:"]; cur = sec
         head = f"  {key} ({r.type}) = {json.dumps(r.default, default=str)}"
-        out += textwrap.wrap(head, width, subsequent_indent=' ' * 6) + textwrap.wrap(r.doc, width, initial_indent=' ' * 6, subsequent_indent=' ' * 6)
+        out += textwrap.wrap(head, width, subsequent_indent=' ' * 6) + textwrap.wrap(
+            r.doc, width, initial_indent=' ' * 6, subsequent_indent=' ' * 6
+        )
     return '\n'.join(out[1:])
 
 # %% ../nbs/10_cli.ipynb #6b664cff
 def _quiet_imports():
     import warnings
-    warnings.filterwarnings('ignore', message=r'.*torch\.jit\.script.* is deprecated')   # raised while fastai imports; noise on a command line
+    # raised while fastai imports; noise on a command line
+    warnings.filterwarnings('ignore', message=r'.*torch\.jit\.script.* is deprecated')
     from medvision.core import note_line
     warnings.formatwarning = note_line   # a MedvisionWarning is one line: medvision: note: ...
 
@@ -104,14 +157,57 @@ def _run(a, extra):
     "The run layer (imported here, so that `--help` answers without loading torch) and the command's config"
     _quiet_imports()
     import medvision.all as run   # every command's function, from its module of `medvision.run`
-    run.import_plugins(getattr(a, 'imports', []), [Path.cwd()], what='--import', hint="put it on PYTHONPATH or in the current folder")
+    run.import_plugins(getattr(a, 'imports', []), [Path.cwd()], what='--import', hint="put it on PYTHONPATH or in the "
+            "current folder")
     if not hasattr(a, 'config'): return run, None
     run.check_overrides(a.cmd, extra)
     return run, run.as_config(a.config, extra)
 
-def _folder(run, cfg, out, kind) -> Path:
-    if out: Path(out).mkdir(parents=True, exist_ok=True); return Path(out)
-    return run.new_run(cfg, kind)
+def _folder(run, cfg, a, kind, checkpoints) -> Path:
+    "`--out` (made; never over the command's inputs or a training run), else a new run folder"
+    if not a.out: return run.new_run(cfg, kind)
+    return run.out_folder(a.out, [f for c in checkpoints for f in run.checkpoint_files(c)] + [a.config])
+
+def _distill_table(run, cfg, a):
+    if a.out: run.output_apart(a.out, [Path(r)/'results.json' for r in a.runs], '--out')
+    t = run.distill_table(a.runs); print(t.to_string(index=False))
+    if a.out:
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True); t.to_csv(a.out, index=False)
+        print(f"table written to {a.out}")
+
+def _evaluate(run, cfg, a):
+    out = _folder(run, cfg, a, 'evaluate', [a.checkpoint])
+    print(run.evaluate_checkpoint(cfg, a.checkpoint, out).metrics.to_string(index=False))
+    print(f"report in {out/'report'}")
+
+def _predict(run, cfg, a):
+    out = run.predict_files(a.checkpoint, a.input, threshold=a.threshold, proba=a.proba, output=a.output)
+    of = out.attrs.get('proba_of')   # a .proba output: the task and its positive class (also in <output>.json)
+    what = f" (the probability that {of[0]} is {of[1]!r}, one a line, in the order of the rows read)" if of else ''
+    print(f"{len(out)} predictions written to {a.output}{what}")
+    if len(sk := out.attrs['skipped']):
+        f = run.skipped_file(a.output)   # predict_files wrote it
+        print(f"medvision predict: {len(sk)} file(s) not predicted, each with its reason in {f}; first: "
+              f"{sk.file[0]}: {sk.reason[0]}", file=sys.stderr)
+
+def _embed(run, cfg, a):
+    out = _folder(run, cfg, a, 'embed', [a.checkpoint])
+    print(json.dumps(run.embed(cfg, a.checkpoint, out))); print(f"embeddings in {out}")
+
+def _compare(run, cfg, a):
+    if not (a.checkpoints or a.runs): raise _Usage("compare: give --checkpoints and/or --runs")
+    found = run.run_checkpoints(a.runs)   # a folder without a checkpoint stops it before its output folder is made
+    out = _folder(run, cfg, a, 'compare', [*a.checkpoints, *found.values()])
+    table = run.compare_checkpoints(cfg, a.checkpoints, out, runs=found)
+    print(table.to_string(index=False))
+
+# what each command does once its arguments are read: `(run layer, config or None, arguments)`
+_DO = {'train': lambda run, cfg, a: print(f"run folder: {run.train(cfg)[0]}"),
+       'distill': lambda run, cfg, a: print(f"run folder: {run.distill(cfg)[0]}"),
+       'distill-table': _distill_table, 'evaluate': _evaluate, 'predict': _predict, 'embed': _embed,
+       'compare': _compare,
+       'export': lambda run, cfg, a: print(f"exported to {run.export_model(a.checkpoint, a.format, a.output)}"),
+       'demo': lambda run, cfg, a: run.demo(a.output_dir, a.epochs, a.synthetic or None)}
 
 def main(argv=None) -> int:
     "The `medvision` console script"
@@ -121,38 +217,17 @@ def main(argv=None) -> int:
         if a.cmd is None: p.print_help(); return 0
         _check_extra(a.cmd, extra)
         if a.cmd == 'config': _quiet_imports(); print(config_reference(a.section)); return 0
-        run, cfg = _run(a, extra)
-        if a.cmd == 'train': print(f"run folder: {run.train(cfg)[0]}")
-        elif a.cmd == 'distill': print(f"run folder: {run.distill(cfg)[0]}")
-        elif a.cmd == 'distill-table':
-            t = run.distill_table(a.runs); print(t.to_string(index=False))
-            if a.out: Path(a.out).parent.mkdir(parents=True, exist_ok=True); t.to_csv(a.out, index=False); print(f"table written to {a.out}")
-        elif a.cmd == 'evaluate':
-            out = _folder(run, cfg, a.out, 'evaluate')
-            print(run.evaluate_checkpoint(cfg, a.checkpoint, out).metrics.to_string(index=False)); print(f"report in {out/'report'}")
-        elif a.cmd == 'predict':
-            out = run.predict_files(a.checkpoint, a.input, threshold=a.threshold, proba=a.proba, output=a.output)
-            of = out.attrs.get('proba_of')   # a .proba output: the task and its positive class (also in <output>.json)
-            what = f" (the probability that {of[0]} is {of[1]!r}, one a line, in the order of the rows read)" if of else ''
-            print(f"{len(out)} predictions written to {a.output}{what}")
-            if len(sk := out.attrs['skipped']):
-                f = run.skipped_file(a.output)   # predict_files wrote it
-                print(f"medvision predict: {len(sk)} file(s) not predicted, each with its reason in {f}; first: {sk.file[0]}: {sk.reason[0]}", file=sys.stderr)
-        elif a.cmd == 'embed':
-            out = _folder(run, cfg, a.out, 'embed')
-            print(json.dumps(run.embed(cfg, a.checkpoint, out))); print(f"embeddings in {out}")
-        elif a.cmd == 'compare':
-            if not (a.checkpoints or a.runs): raise _Usage("compare: give --checkpoints and/or --runs")
-            found = run.run_checkpoints(a.runs)   # a folder without a checkpoint stops it before its output folder is made
-            print(run.compare_checkpoints(cfg, a.checkpoints, _folder(run, cfg, a.out, 'compare'), runs=found).to_string(index=False))
-        elif a.cmd == 'export': print(f"exported to {run.export_model(a.checkpoint, a.format, a.output)}")
-        elif a.cmd == 'demo': run.demo(a.output_dir, a.epochs, a.synthetic or None)
+        _DO[a.cmd](*_run(a, extra), a)
         return 0
-    except (_Usage, MedvisionError) as e:   # the message as raised (fastai prefixes the callback to one raised inside training)
+    except (_Usage, MedvisionError) as e:   # the message as raised (fastai prefixes a callback's to one in training)
         print(f"medvision: error: {getattr(e, 'msg', e)}", file=sys.stderr); return 2
-    except OSError as e:   # a full disk while writing a report, a table or predictions (checkpoints say it as a MedvisionError)
-        if e.errno not in (errno.ENOSPC, errno.EDQUOT): raise
-        print(f"medvision: error: the disk is full ({e.strerror}) writing {e.filename or 'the output'}; free space there, or write to another disk", file=sys.stderr); return 2
+    except OSError as e:   # a full disk or a read-only place, writing a report, a table or predictions
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            print(f"medvision: error: the disk is full ({e.strerror}) writing {e.filename or 'the output'}; free space "
+                  "there, or write to another disk", file=sys.stderr); return 2
+        if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS): raise
+        print(f"medvision: error: {e.filename or 'a file'}: {e.strerror}; it cannot be written (or read) here: check "
+              "its permissions, or write to another folder", file=sys.stderr); return 2
 
 def console():
     "Entry point of the `medvision` script (and of `python -m medvision`, so `torchrun -m medvision` works)"

@@ -1,4 +1,4 @@
-"""Configuration (validated YAML with CLI overrides), the one user-facing error type, registries, seeding and device choice.
+"""The one user-facing error type and its warning, "did you mean", registries, seeding and device choice.
 
 Docs: https://medvision-team.github.io/medvision/core.html.md"""
 
@@ -6,16 +6,12 @@ Docs: https://medvision-team.github.io/medvision/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #11ec650b
 from __future__ import annotations
-import os, sys, difflib, copy, importlib, math, warnings
-from pathlib import Path
+import os, difflib, importlib, math, warnings
 from typing import TYPE_CHECKING
-import yaml
-from fastcore.basics import AttrDict
-if TYPE_CHECKING: import torch, pandas as pd   # imported where used: the command line's `--help` loads neither (`cli`)
+if TYPE_CHECKING: import torch   # imported where used: the command line's `--help` loads none of it (`cli`)
 
 # %% auto #0
-__all__ = ['SCHEMA', 'MedvisionError', 'MedvisionWarning', 'note_line', 'did_you_mean', 'Registry', 'Key', 'schema_table',
-           'coerce_value', 'RunConfig', 'parse_overrides', 'import_plugins', 'load_config', 'save_config',
+__all__ = ['MedvisionError', 'MedvisionWarning', 'note_line', 'did_you_mean', 'Registry', 'resolve_name', 'Key',
            'seed_everything', 'get_device']
 
 # %% ../nbs/00_core.ipynb #cec021e3
@@ -23,7 +19,8 @@ class MedvisionError(Exception):
     "A user-facing error: the message names the file, row or config key at fault and what to do."
     def __init__(self, *args):
         super().__init__(*args)
-        self.msg = str(args[0]) if args else ''   # kept: fastai rewrites `args` of an error raised in a callback, prefixing the callback and event
+        # kept: fastai rewrites `args` of an error raised in a callback, prefixing the callback and event
+        self.msg = str(args[0]) if args else ''
 
 # %% ../nbs/00_core.ipynb #00bea38f
 class MedvisionWarning(UserWarning):
@@ -56,7 +53,8 @@ def did_you_mean(name, # the name that was not found
 def _ident(obj) -> tuple: return getattr(obj, '__module__', None),getattr(obj, '__qualname__', None)
 
 def _same(a, b) -> bool:
-    "Whether `b` is `a` again: the same object, the same `def` or `class` (module and qualified name), or an equal plain value"
+    ("Whether `b` is `a` again: the same object, the same `def` or `class` (module and qualified name), or an equal "
+     "plain value")
     if a is b: return True
     if _ident(a)[1] is not None: return _ident(a) == _ident(b)
     try: return bool(a == b)
@@ -102,7 +100,7 @@ class Registry:
     def __repr__(self) -> str: return f"Registry({self.what!r}: {', '.join(self.names())})"
 
 # %% ../nbs/00_core.ipynb #b9b0578e
-def _resolve(spec):
+def resolve_name(spec):
     "The object `spec` names: `'module:NAME'` imported now, anything else as it is"
     if not isinstance(spec, str): return spec
     mod,name = spec.split(':')
@@ -120,437 +118,54 @@ def _parse_bounds(s:str) -> tuple:
     raise ValueError(f"bounds {s!r}: write '>= a', '> a' or an interval such as '[a, b)'")
 
 class Key:
-    "One config key: its `default`, its expected `typ` (a type or a tuple of types), whether `None` is allowed, the allowed `choices` or `bounds`, and a line of `doc`"
+    ("One config key: its `default`, its expected `typ` (a type or a tuple of types), whether `None` is allowed, the "
+     "allowed `choices` or `bounds`, and a line of `doc`")
     def __init__(self, default, typ=None, doc:str="", optional:bool=False,
                  choices=None, # a tuple, a `Registry`, or `'module:NAME'` of one (imported when a value is checked)
                  field:str=None, # for a list of mappings: the choices apply to each mapping's `field`
-                 bounds:str=None, # the range of a number (and of each item of a list): '>= 1', '> 0', or an interval such as '[0, 1)'
-                 items:type=None, # for a list of numbers: the type of each item, `int` or `float` (which takes an int too)
+                 # the range of a number (and of each item of a list): '>= 1', '> 0', or an interval such as '[0, 1)'
+                 bounds:str=None,
+                 # for a list of numbers: the type of each item, `int` or `float` (which takes an int too)
+                 items:type=None,
                  size:int=None, # for a list of numbers: exactly this many items
-                 check=None, # a function `(value, dotted key)` raising `MedvisionError` for what type, choices and bounds cannot say (a mapping's fields), or `'module:NAME'` of one
+                 # a function `(value, dotted key)` raising `MedvisionError` for what type, choices and bounds cannot
+                 # say (a mapping's fields), or `'module:NAME'` of one
+                 check=None,
                 ):
-        self.default,self.doc,self.choices,self.field,self.bounds,self.items,self.size,self.check = default,doc,choices,field,bounds,items,size,check
+        self.default,self.doc,self.choices,self.field = default,doc,choices,field
+        self.bounds,self.items,self.size,self.check = bounds,items,size,check
         self.typ = typ or type(default)
         self.optional = optional or default is None
         self._range = _parse_bounds(bounds) if bounds else None
     def allowed(self) -> tuple[str, list]:
         "What the choices are called, and their names now (a registry's are read at each call)"
-        c = _resolve(self.choices)
-        return (c.what, c.names()) if hasattr(c, 'names') else ('value', list(c))   # duck-typed: any registry-like object
+        c = resolve_name(self.choices)
+        # duck-typed: any registry-like object
+        return (c.what, c.names()) if hasattr(c, 'names') else ('value', list(c))
     def inside(self, x) -> bool:
-        "Whether number `x` is inside `bounds` (never `nan`, nor an infinity: `'>= a'` is `[a, inf)`); without bounds, any number is"
+        ("Whether number `x` is inside `bounds` (never `nan`, nor an infinity: `'>= a'` is `[a, inf)`); without "
+         "bounds, any number is")
         if self._range is None: return True
         lo,lo_c,hi,hi_c = self._range
         return (x >= lo if lo_c else x > lo) and (x <= hi if hi_c else x < hi)
     @property
-    def rule(self) -> str: return self.bounds if self.bounds[0] == '>' else f"in {self.bounds}"   # what a number must be: '>= 1', 'in [0, 1)'
+    # what a number must be: '>= 1', 'in [0, 1)'
+    def rule(self) -> str: return self.bounds if self.bounds[0] == '>' else f"in {self.bounds}"
     @property
     def list_rule(self) -> str:
         "What a list must be, e.g. 'a list of 2 ints, each >= 8'"
         n = f"{self.size} " if self.size is not None else ''
-        return f"a list of {n}{'ints' if self.items is int else 'numbers'}" + (f", each {self.rule}" if self.bounds else '')
+        each = f", each {self.rule}" if self.bounds else ''
+        return f"a list of {n}{'ints' if self.items is int else 'numbers'}{each}"
     @property
     def typs(self) -> tuple: return self.typ if isinstance(self.typ, tuple) else (self.typ,)
     @property
     def type_name(self) -> str: return ' | '.join(t.__name__ for t in self.typs)
-    def __repr__(self): return f"Key({self.default!r}, {self.type_name}{', optional' if self.optional else ''}{', ' + self.rule if self.bounds else ''})"
-
-# %% ../nbs/00_core.ipynb #5f722bd1
-SCHEMA = {
-    'experiment': {
-        'name':       Key('medvision', str, "run name: the folder under `output_dir` and the tracker's run name"),
-        'seed':       Key(42, int, "seed for Python, NumPy, torch and DataLoader workers", bounds='[0, 4294967295]'),   # NumPy and scikit-learn take seeds below 2**32
-        'output_dir': Key('runs', str, "where checkpoints, logs and reports are written"),
-        'device':     Key('auto', str, "`auto` (CUDA, then MPS, then CPU), or a torch device string such as `cuda:1`"),
-        'imports':    Key([], list, "modules imported before the config is checked, so that what they register (e.g. `@FUSIONS.register('mine')`) can be named here"),
-    },
-    'data': {
-        'root':        Key(None, str, "data folder; relative paths in `sources` resolve against it (default: `$MEDVISION_DATA`)"),
-        'sources':     Key([], list, "the data sets, each a mapping: `reader`, the reader's arguments, and `name`, `filters`, `label_map`, `data_fraction`, `has_text`", choices='medvision.data.readers:READERS', field='reader'),
-        'tasks':       Key([], list, "target columns, one classification task each (e.g. [modality, location])"),
-        'image_size':  Key(224, (int, list), "image size fed to the model, in pixels: an int (square) or [height, width]", bounds='[8, 8192]', items=int, size=2),
-        'channels':    Key(3, int, "image channels the model takes (1 for grey X-rays)", bounds='>= 1'),
-        'normalize':   Key('model', str, "`model` (mean and std of the backbone's pretrained config in timm), `imagenet`, or `dataset` (statistics of the training images)", choices=('model', 'imagenet', 'dataset')),
-        'intensity':   Key('auto', str, "high-bit-depth and DICOM images to 8 bits: `auto` (DICOM: its window, else the 0.5th..99.5th percentiles of its modality-LUT values; 16-bit PNG/TIFF: those percentiles; 8-bit: unchanged), `window`, `bits` (the stored depth), `minmax` or `percentile`", choices=('auto', 'window', 'bits', 'minmax', 'percentile')),
-        'window':      Key(None, (str, list), "DICOM window: [centre, width] or a preset (lung, mediastinum, bone, brain, soft_tissue, abdomen, liver); default: each file's own"),
-        'cache':       Key(None, str, "decoded-image cache: `memory` or `disk` (resized once, then reused every epoch)", choices=('memory', 'disk')),
-        'cache_max_gb': Key(4.0, float, "the most the image cache holds, in GiB (memory: a slab in /dev/shm shared with the workers; disk: the files in its folder); when it is full the other images are decoded every epoch, and a warning says how many", bounds='> 0'),
-        'num_workers': Key(0, int, "DataLoader worker processes (capped at the CPUs this process may use)", bounds='>= 0'),
-        'valid':       Key(0.1, float, "fraction of rows without a split that go to validation (grouped by patient)", bounds='[0, 1)'),
-        'test':        Key(0.1, float, "fraction of rows without a split that go to test", bounds='[0, 1)'),
-        'fold':        Key(None, (int, str), "cross-validation: use patient-grouped fold `fold` of `folds` (of the train and valid rows) as validation; `all`: every fold in turn, each in `fold<k>/`, with out-of-fold and fold-averaged test predictions", bounds='>= 0'),
-        'folds':       Key(5, int, "number of patient-grouped folds when `fold` is set", bounds='>= 2'),
-        'text':        Key(None, str, "text input: `embeddings` (computed once by `text.encoder` and cached) or `tokens` (the encoder runs every step)", choices=('embeddings', 'tokens')),
-        'tabular':     Key([], list, "tabular columns fed to the model (numbers or categories)"),
-        'weighted':    Key(False, bool, "sample classes of the first task equally often (fastai's WeightedDL)"),
-        'positive':    Key({}, dict, "binary task -> its positive class (sensitivity, ROC, pAUC, HTER, pos_weight, .proba); default: the label that does not read as negative (normal, benign, negative, healthy, no finding, no_*, 0, false), else the one that sorts second, said in one line"),
-        'limit':       Key(None, int, "keep at most this many rows per split (a quick run); `null`: all", bounds='>= 1'),
-        'max_pixels':  Key(50_000_000, int, "largest image (height x width x frames) a run accepts; larger ones are found before training, from their headers", bounds='>= 64'),
-        'check':       Key('header', str, "images checked before training: `header` (readable, size within `max_pixels`; every file's bytes hashed) or `decode` (each image decoded once as training reads it)", choices=('header', 'decode')),
-        'allow_duplicates': Key(False, bool, "train although identical images (by content hash) sit in two splits; they are listed in the report (`duplicates.csv`)"),
-        'min_samples_per_label': Key(None, int, "drop the labels of each task that have fewer rows than this in the whole table (reported), before splitting", bounds='>= 1'),
-        'data_fraction': Key(1.0, float, "fraction of each source's patients kept, sampled by group (a source's own `data_fraction` wins)", bounds='(0, 1]'),
-        'has_text':    Key(None, bool, "true: only rows with a text; false: only rows without one; null: every row (a source's own `has_text` wins)"),
-        'split_per_source': Key({}, dict, "source name -> {valid: f, test: f}: the split fractions of that source's rows without a split (other sources: data.valid and data.test; rows with a split keep it)"),
-        'prefetch_factor': Key(2, int, "batches each DataLoader worker loads ahead (with num_workers > 0)", bounds='>= 1'),
-    },
-    'augmentation': {
-        'preset':    Key('medium', str, "augmentation preset (see `augment.preset_table`); the knobs below refine it where set (null: the preset's value), so `none` + knobs is exactly the knobs", choices='medvision.augment:AUG_PRESETS'),
-        'brightness': Key(None, float, "max change of brightness, fastai `Brightness` (0: off)", optional=True, bounds='[0, 1)'),
-        'contrast':   Key(None, float, "max change of contrast, fastai `Contrast` (0: off)", optional=True, bounds='[0, 1)'),
-        'saturation': Key(None, float, "max change of saturation, fastai `Saturation` (0: off)", optional=True, bounds='[0, 1)'),
-        'hue':        Key(None, float, "max shift of hue, fastai `Hue` (0: off)", optional=True, bounds='[0, 1)'),
-        'rotate':     Key(None, float, "max rotation in degrees, fastai `Rotate` (0: off)", optional=True, bounds='[0, 180]'),
-        'scale':      Key(None, list, "[min, max] zoom, fastai `Zoom`; above 1 zooms in ([1, 1]: off)", optional=True, bounds='> 0', items=float, size=2),
-        'translate':  Key(None, float, "max shift as a fraction of the image side (0: off)", optional=True, bounds='[0, 1)'),
-        'warp':       Key(None, float, "magnitude of perspective warp, fastai `Warp` (0: off)", optional=True, bounds='[0, 1]'),
-        'p_hflip':    Key(None, float, "probability of a left-right flip, fastai `Flip`", optional=True, bounds='[0, 1]'),
-        'p_vflip':    Key(None, float, "probability of an upside-down flip", optional=True, bounds='[0, 1]'),
-        'p_gray':     Key(None, float, "probability of grayscale, `augment.RandomGrayscale`", optional=True, bounds='[0, 1]'),
-        'p_affine':   Key(None, float, "probability that each of rotate, scale, translate and warp is applied to an image", optional=True, bounds='[0, 1]'),
-        'p_lighting': Key(None, float, "probability that each of brightness, contrast, saturation and hue is applied to an image", optional=True, bounds='[0, 1]'),
-        'class_aug': Key([], list, "labels of the first task that get the aggressive pipeline (class-conditional augmentation)"),
-        'class_aug_ops': Key([], list, "the aggressive pipeline of the `class_aug` labels: mappings `{name, p, <keywords of the op>}` (see `augment.AUG_OPS`; []: `augment.DEFAULT_AGGRESSIVE`)", choices='medvision.augment:AUG_OPS', field='name'),
-        'mixup':     Key(0.0, float, "MixUp alpha (0: off; image-only models)", bounds='>= 0'),
-        'cutmix':    Key(0.0, float, "CutMix alpha (0: off; image-only models)", bounds='>= 0'),
-    },
-    'vision': {
-        'arch':       Key('resnet18', str, "timm backbone name (e.g. eva02_small_patch14_224, convnextv2_tiny)"),
-        'pretrained': Key(True, bool, "ImageNet weights from the hub or its local cache"),
-        'weights':    Key(None, str, "a local .safetensors / .pth file of backbone weights (offline)"),
-        'pooling':    Key('avg', str, "feature pooling", choices='medvision.backbones:POOLINGS'),
-        'models':     Key([], list, "several backbones trained and compared in one run: mappings with `arch` and optional `image_size`, `batch_size`, `lr`"),
-    },
-    'text': {
-        'encoder':    Key('minilm', str, "text encoder: a preset of `text.TEXT_PRESETS` (minilm, clinicalbert, ...), a local folder or a hub id"),
-        'max_length': Key(128, int, "tokens per text", bounds='>= 1'),
-        'trainable':  Key(False, bool, "fine-tune the encoder (only with `data.text: tokens`)"),
-    },
-    'model': {
-        'fusion':         Key('concat_mlp', str, "how the modalities are combined", choices='medvision.fusion:FUSIONS'),
-        'projection_dim': Key(256, int, "common width of the projected modalities", bounds='>= 1'),
-        'dropout':        Key(0.1, float, "dropout before each `Linear` of every modality's projection (a branch's own in `branches` wins)", bounds='[0, 1)'),
-        'branches':       Key({}, dict, "modality -> its projection's own `hidden` sizes and `dropout`, e.g. {image: {hidden: [512], dropout: 0.2}, text: {hidden: [256], dropout: 0.3}}; a branch not given keeps `dropout` and the default sizes (image, text: []; tabular: [64])", check='medvision.fusion:check_branches'),
-        'text_dropout':   Key(0.0, float, "dropout of the text features as they enter the model, once, before the text projection (`dropout` acts inside it)", bounds='[0, 1)'),
-        'final_dropout':  Key(0.0, float, "dropout of the fused features before the task heads, one mask for every head (`head_dropout` acts inside each head)", bounds='[0, 1)'),
-        'activation':     Key('relu', str, "activation of every hidden layer of the projections, the tabular MLP, the heads and `concat_mlp`", choices='medvision.fusion:ACTIVATIONS'),
-        'l2_norm':        Key(False, bool, "L2-normalise every modality's projected features (and its missing embedding)"),
-        'head_hidden':    Key([], list, "hidden sizes of the task heads", bounds='>= 1', items=int),
-        'head_dropout':   Key(0.0, float, "dropout before each `Linear` of the task heads", bounds='[0, 1)'),
-        'tab_hidden':     Key([64], list, "hidden sizes of the tabular MLP (its output is then projected to `projection_dim`)", bounds='>= 1', items=int),
-        'aux':            Key(False, bool, "auxiliary image-only and text-only heads (their losses added with `training.aux_weight`)"),
-    },
-    'masking': {
-        'modality_dropout': Key({}, dict, "modality -> probability of masking it per training sample, e.g. {text: 0.3}"),
-        'end':              Key({}, dict, "if set, the probabilities move linearly to these by the last epoch"),
-    },
-    'optimizer': {
-        'name':           Key('adam', str, "fastai optimizer", choices='medvision.run.build:OPTIMIZERS'),
-        'weight_decay':   Key(0.01, float, "decoupled weight decay", bounds='>= 0'),
-        'backbone_weight_decay': Key(None, float, "weight decay of the backbone's groups, every group but the head (default `weight_decay`)", bounds='>= 0'),
-        'head_weight_decay': Key(None, float, "weight decay of the head group (default `weight_decay`)", bounds='>= 0'),
-        'betas':          Key(None, list, "`[beta1, beta2]` of adam, ranger, lamb: fastai's `mom` and `sqr_mom` (default 0.9, 0.99); one_cycle then keeps beta1 fixed instead of cycling it", bounds='[0, 1)', items=float, size=2),
-        'momentum':       Key(None, float, "sgd momentum, fastai's `mom` (default 0: none); one_cycle then keeps it fixed instead of cycling it", bounds='[0, 1)'),
-        'eps':            Key(None, float, "the optimizer's epsilon (default fastai's 1e-5)", bounds='> 0'),
-        'backbone_lr_mult': Key(0.1, float, "learning rate of the backbone's first group relative to `training.lr` (groups in between are spaced geometrically)", bounds='> 0'),
-        'vision_groups':  Key(2, int, "backbone parameter groups for discriminative learning rates", bounds='>= 1'),
-        'grad_accum':     Key(1, int, "batches whose gradients are accumulated per step", bounds='>= 1'),
-        'grad_clip':      Key(None, float, "clip the gradient norm at this value", bounds='> 0'),
-    },
-    'scheduler': {
-        'name':          Key('one_cycle', str, "learning-rate schedule: one_cycle, cosine (a straight-line warm-up from `eta_min` over `pct_start`, then a cosine to `eta_min`), cosine_anneal (cosine from the start to `eta_min`), plateau (constant, reduced on a plateau), fine_tune (fastai: frozen epochs, then all), freeze_then_fit (frozen epochs, then all, at exactly the rates given), medical (the two-stage recipe); the rates of each in `run.schedules.fit`", choices='medvision.run.schedules:SCHEDULES'),
-        'pct_start':     Key(0.25, float, "the warm-up, a fraction of the training batches: one_cycle (fastai's) rises by a cosine "
-                             "from each group's peak / 25 to the peak, then falls by a cosine to peak / 1e5; cosine rises on a "
-                             "straight line from `eta_min` to each group's peak, then falls by a cosine to `eta_min`; "
-                             "no other schedule reads it", bounds='[0, 1]'),
-        'freeze_epochs': Key(1, int, "frozen-backbone epochs (fine_tune, medical stage 1)", bounds='>= 0'),
-        'backbone_ratio': Key(6.0, float, "medical stage 2: the head's rate over the backbone's", bounds='> 0'),
-        'patience':      Key(None, int, "early stopping after this many validated epochs without improvement of `scheduler.monitor`", bounds='>= 1'),
-        'monitor':       Key(None, str, "the metric early stopping and plateau watch (default `checkpoint.monitor`, which chooses the best checkpoint)"),
-        'eta_min':       Key(1e-7, float, "the rate cosine (whose warm-up starts there), cosine_anneal and medical stage 2 anneal every group to", bounds='>= 0'),
-        'stage1_lr':     Key(None, float, "the head's rate in the frozen stage of medical and freeze_then_fit (default `training.lr`)", bounds='> 0'),
-        'factor':        Key(0.1, float, "plateau: every group's rate is multiplied by this after `plateau_patience` validated epochs without improvement", bounds='(0, 1)'),
-        'plateau_patience': Key(2, int, "plateau: validated epochs without improvement of `scheduler.monitor` before the rates drop", bounds='>= 1'),
-        'min_lr':        Key(0.0, float, "plateau: the rate no group is reduced below", bounds='>= 0'),
-    },
-    'training': {
-        'batch_size':   Key(32, int, "images per batch", bounds='>= 1'),
-        'epochs':       Key(10, int, "passes over the training set", bounds='>= 1'),
-        'lr':           Key(1e-3, float, "peak learning rate of the head", bounds='> 0'),
-        'loss':         Key('ce', str, "loss of every task", choices='medvision.losses:LOSSES'),
-        'loss_kw':      Key({}, dict, "loss arguments, e.g. {gamma: 2.0, label_smoothing: 0.1}"),
-        'class_weights': Key(None, (str, list), "`balanced` or per-class weights (ce, focal)", bounds='>= 0', items=float),
-        'pos_weight':   Key(None, (str, float), "`balanced` or a number (bce, binary_focal)", bounds='> 0'),
-        'task_weights': Key({}, dict, "task -> weight in the multi-task loss"),
-        'aux_weight':   Key([1.0, 0.1], (list, dict), "weight of the auxiliary losses at the first and the last epoch, [start, end]; or a schedule per modality with auxiliary heads, e.g. {image: [1.0, 0.1], text: [0.5, 0.0]}", bounds='>= 0', items=float, size=2, check='medvision.callbacks:check_aux_weight'),
-        'pretrain_vision_epochs': Key(0, int, "one-cycle epochs of the image branch alone (other modalities masked) before the full run", bounds='>= 0'),
-        'mixed_precision': Key(None, str, "`bf16` or `fp16` autocast", choices=('bf16', 'fp16')),
-        'channels_last': Key(False, bool, "the model and its convolutions in channels-last memory format (fastai's `ChannelsLast`); bench/RESULTS.md says what it gives"),
-        'compile':      Key(False, bool, "compile the model with `torch.compile` before training (`callbacks.CompileModel`); the first batches pay the compilation"),
-        'ema':          Key(None, float, "keep an exponential moving average of the weights with this decay (e.g. 0.999)", bounds='(0, 1)'),
-        'validation_interval': Key(1, int, "validate every this many epochs of a stage (and at its last); early stopping and plateau count validated epochs only, the best checkpoint is the best validated epoch", bounds='>= 1'),
-        'freeze_backbone': Key(False, bool, "train the head alone for the whole run: every group but the head frozen, batch-norm weights too (one_cycle, cosine, cosine_anneal, plateau)"),
-    },
-    'checkpoint': {
-        'monitor':  Key('valid_loss', str, "the metric choosing the best checkpoint (e.g. label_auc), and early stopping's unless `scheduler.monitor` is set"),
-        'every':    Key(0, int, "also keep a checkpoint every this many epochs (0: only best and last)", bounds='>= 0'),
-        'keep':     Key(3, int, "how many periodic checkpoints to keep (0: all)", bounds='>= 0'),
-        'resume':   Key(None, str, "a `-last` checkpoint (<run>/models/<arch>-last) to resume: the run continues in its folder from there"),
-    },
-    'tracking': {
-        'csv':         Key(True, bool, "metrics.csv in the run folder"),
-        'tensorboard': Key(False, bool, "TensorBoard event files in the run folder"),
-        'wandb':       Key(False, bool, "Weights & Biases (offline when no key is set)"),
-        'wandb_artifacts': Key(False, bool, "also log the final and best checkpoints as W&B model artifacts (with tracking.wandb)"),
-        'mlflow':      Key(False, bool, "MLflow: the config as params, per-epoch metrics, the report and the checkpoints as artifacts (pip install 'medvision-fastai[mlflow]')"),
-        'mlflow_uri':  Key(None, str, "MLflow tracking URI (default: a SQLite store <output_dir>/mlflow.db, artifacts in <output_dir>/mlruns)"),
-        'project':     Key('medvision', str, "the tracker's project name (W&B project, MLflow experiment)"),
-    },
-    'distill': {
-        'teacher_arch':   Key('resnet34', str, "teacher backbone"),
-        'student_arch':   Key('resnet18', str, "student backbone"),
-        'teacher_fusion': Key('concat_mlp', str, "teacher fusion", choices='medvision.fusion:FUSIONS'),
-        'teacher_epochs': Key(5, int, "teacher training epochs", bounds='>= 1'),
-        'teacher_lr':     Key(None, float, "the teacher's peak learning rate (default `training.lr`)", bounds='> 0'),
-        'teacher_text_encoder': Key(None, str, "the teacher's text encoder, with its own embeddings or tokenizer (default: a `teacher` checkpoint's own, else `text.encoder`): a preset, a local folder or a hub id"),
-        'teacher_max_length':   Key(None, int, "tokens per text of the teacher's encoder (default: a `teacher` checkpoint's own, else `text.max_length`)", bounds='>= 1'),
-        'student_text_encoder': Key(None, str, "the students' text encoder, with its own embeddings or tokenizer (default `text.encoder`)"),
-        'student_max_length':   Key(None, int, "tokens per text of the students' encoder (default `text.max_length`)", bounds='>= 1'),
-        'teacher':        Key(None, str, "a trained teacher checkpoint (skips teacher training)"),
-        'loss':           Key('kd', str, "distillation loss", choices='medvision.distill:DISTILL_LOSSES'),
-        'loss_kw':        Key({}, dict, "its arguments, e.g. {T: 4.0, alpha: 0.5}"),
-        'cache':          Key(False, bool, "compute the teacher's outputs once (no augmentation) instead of every step"),
-        'baseline':       Key(True, bool, "also train the student without the teacher, for comparison"),
-    },
-    'evaluate': {
-        'split':      Key('test', str, "the split the final report is on", choices=('valid', 'test')),
-        'threshold':  Key(None, (float, str), "binary decision threshold: a number, or a criterion chosen on validation (`hter`, `youden`, `f1`); `null`: 0.5", bounds='[0, 1]'),
-        'tta':        Key(0, int, "test-time augmentation passes (0: off)", bounds='>= 0'),
-        'cams':       Key(4, int, "Grad-CAM overlays of this many most confident right and wrong cases per task", bounds='>= 0'),
-        'bootstrap':  Key(1000, int, "bootstrap resamples of the report's 95% intervals (AUC, accuracy, F1, sensitivity, specificity, HTER, pAUC; stratified, by patient where rows have a group); 0: none", bounds='>= 0'),
-        'ci_level':   Key(0.95, float, "coverage of those intervals", bounds='(0, 1)'),
-        'subgroups':  Key([], list, "columns to break the metrics down by (source, sex, ...)"),
-        'metric':     Key('auc', str, "the metric `compare` ranks models by", choices='medvision.metrics:METRICS'),
-        'proba_splits': Key([], list, "also write each two-class task's positive-class probabilities of these splits (`train`, `valid`, `test`), one a line in table order, unaugmented: `report/proba/<split>_<task>.proba`"),
-    },
-    'embed': {
-        'gbdt':    Key(False, bool, "after training: backbone embeddings + tabular columns -> gradient-boosted trees"),
-        'target':  Key(None, str, "binary target of the trees (default: the first task)"),
-        'tabular': Key([], list, "tabular columns given to the trees"),
-        'folds':   Key(5, int, "patient-grouped folds of the trees", bounds='>= 2'),
-        'model':   Key('hgb', str, "hgb (scikit-learn), lightgbm or xgboost", choices=('hgb', 'lightgbm', 'xgboost')),
-        'id_col':  Key(None, str, "column of the test rows giving `gbdt_submission.csv` its ids (default: the image file's stem, e.g. ISIC_0015670)"),
-    },
-}
-
-# %% ../nbs/00_core.ipynb #ddad97f6
-def _choices_doc(key:Key) -> str:
-    "` (one of: a, b)` for a key with choices, else ''"
-    if key.choices is None: return ''
-    return f" ({key.field + ' ' if key.field else ''}one of: {', '.join(key.allowed()[1])})"
-
-def _range_doc(key:Key) -> str:
-    "` (must be >= 1)` for a number key with bounds, ` (a list of 2 ints, each >= 8)` for a list of numbers, both for a key taking either; else ''"
-    parts = ([f"must be {key.rule}"] if key.bounds and {int, float} & set(key.typs) else []) + ([key.list_rule] if key.items else [])
-    return f" ({'; or '.join(parts)})" if parts else ''
-
-def schema_table(schema:dict=None) -> pd.DataFrame:
-    "The config `schema` as a table: one row per dotted key, with its type, default and documentation (with its choices or range)"
-    import pandas as pd
-    rows = [(f"{sec}.{k}", v.type_name + (' | None' if v.optional else ''), v.default, v.doc + _choices_doc(v) + _range_doc(v))
-            for sec,keys in (schema or SCHEMA).items() for k,v in keys.items()]
-    return pd.DataFrame(rows, columns=['key', 'type', 'default', 'doc'])
-
-# %% ../nbs/00_core.ipynb #0370aca6
-_TRUE,_FALSE = {'true','yes','y','1','on'},{'false','no','n','0','off'}
-
-class _BadYAML(ValueError): "A string for a list or mapping that YAML cannot read"
-
-def _from_str(s:str, typ):
-    "Convert command-line string `s` to `typ`, raising `ValueError` when it cannot"
-    if typ is bool:
-        if s.lower() in _TRUE|_FALSE: return s.lower() in _TRUE
-        raise ValueError(s)
-    if typ in (int, float): return typ(s)
-    if typ in (list, dict):
-        try: v = yaml.safe_load(s)
-        except yaml.YAMLError as e: raise _BadYAML(f"{s!r} is not valid YAML ({getattr(e, 'problem', None) or type(e).__name__})") from None
-        if not isinstance(v, typ): raise ValueError(s)
-        return v
-    return s
-
-# %% ../nbs/00_core.ipynb #e03414c0
-def _coerce1(v, typ):
-    "`v` as `typ`, or raise `ValueError`"
-    if typ is float and isinstance(v, int) and not isinstance(v, bool): return float(v)
-    if isinstance(v, typ) and not (typ in (int, float) and isinstance(v, bool)): return v
-    if isinstance(v, str) and typ is not str: return _from_str(v, typ)
-    raise ValueError(v)
-
-def _check_choice(v, key:Key, name:str):
-    "Raise unless `v` (with `key.field`: the `field` of each mapping in list `v`) is one of `key`'s choices"
-    what,ok = key.allowed()
-    vals = [x[key.field] for x in v if isinstance(x, dict) and key.field in x] if key.field else [v]
-    for x in vals:
-        if x not in ok: raise MedvisionError(f"config key '{name}': " + did_you_mean(x, ok, what))
-
-def _is_num(x) -> bool: return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-def _check_range(v, key:Key, name:str):
-    "Raise unless number `v` is inside `key`'s bounds, or list `v` is `key.list_rule` (for a key with `items`)"
-    if key.items and isinstance(v, list):
-        if (key.size is not None and len(v) != key.size) or not all(_is_num(x) and (key.items is not int or isinstance(x, int)) for x in v):
-            raise MedvisionError(f"{name}: {v!r} must be {key.list_rule}")
-        for x in v:
-            if not key.inside(x): raise MedvisionError(f"{name}: {x!r} (in {v!r}) is out of range; each must be {key.rule}")
-    elif _is_num(v) and not key.inside(v): raise MedvisionError(f"{name}: {v!r} is out of range; it must be {key.rule}")
-
-def coerce_value(v, key:Key, name:str):
-    "Check `v` against `key`'s type, choices and range (converting strings from a command line); `name` is the dotted key for errors"
-    if v is None or (key.optional and isinstance(v, str) and v.lower() in ('none', 'null')):
-        if key.optional: return None
-        raise MedvisionError(f"config key '{name}' must be {key.type_name}, got nothing (null); set a value or remove the key")
-    # numbers before strings, so that '0.5' from a command line is a number where one is allowed
-    for typ in sorted(key.typs, key=lambda t: t is str):
-        try: out = _coerce1(v, typ)
-        except _BadYAML as e: raise MedvisionError(f"config key '{name}': {e}; write a YAML {'list, e.g. [a, b]' if typ is list else 'mapping, e.g. {a: 1}'}") from None
-        except ValueError: continue
-        if key.choices is not None: _check_choice(out, key, name)
-        _check_range(out, key, name)
-        if key.check is not None: _resolve(key.check)(out, name)
-        return out
-    raise MedvisionError(f"config key '{name}' must be {key.type_name}, got {type(v).__name__} ({v!r})")
-
-# %% ../nbs/00_core.ipynb #d93fbc0c
-class RunConfig(AttrDict):
-    "Nested attribute-access dict returned by `load_config`"
-    def __init__(self, d=None, **kw):
-        super().__init__({k:(RunConfig(v) if isinstance(v, dict) else v) for k,v in {**(d or {}), **kw}.items()})
-    def to_dict(self) -> dict:
-        "Plain nested dicts, for YAML or a tracker"
-        return {k:(v.to_dict() if isinstance(v, RunConfig) else copy.deepcopy(v)) for k,v in self.items()}
-
-# %% ../nbs/00_core.ipynb #3c99022b
-def _unknown(k:str, sec:str|None, known, src:str='') -> MedvisionError:
-    "The error for unknown key `k` in section `sec`, suggesting the closest of `known`"
-    return MedvisionError(src + did_you_mean(k, known, 'key', f" in '{sec}'" if sec else " at the top level"))
-
-# %% ../nbs/00_core.ipynb #cab1ac9b
-def _merge(user:dict, schema:dict, src:str='') -> dict:
-    "Defaults of `schema` with the values of `user` checked and merged over them"
-    out = {sec:{k:copy.deepcopy(v.default) for k,v in keys.items()} for sec,keys in schema.items()}
-    for sec,vals in (user or {}).items():
-        if sec not in schema: raise _unknown(sec, None, schema, src)
-        if vals is None: continue
-        if not isinstance(vals, dict): raise MedvisionError(f"{src}'{sec}' must be a section (a mapping of keys), got {vals!r}")
-        for k,v in vals.items():
-            if k not in schema[sec]: raise _unknown(k, sec, schema[sec], src)
-            out[sec][k] = coerce_value(v, schema[sec][k], f"{sec}.{k}")
-    return out
-
-# %% ../nbs/00_core.ipynb #32c01f1f
-def parse_overrides(overrides:dict|list|None) -> dict:
-    "Dotted-key `overrides` (a dict, or CLI-style `--a.b value` / `--a.b=value` strings) as a nested dict"
-    if not overrides: return {}
-    if not isinstance(overrides, dict): overrides = _cli_pairs(list(overrides))
-    out = {}
-    for dk,v in overrides.items():
-        parts = dk.split('.')
-        if len(parts) != 2: raise MedvisionError(f"override '{dk}' must be a dotted key 'section.key', e.g. 'training.batch_size'")
-        out.setdefault(parts[0], {})[parts[1]] = v
-    return out
-
-# %% ../nbs/00_core.ipynb #3652a22e
-def _cli_pairs(args:list) -> dict:
-    "`['--a.b', '1', '--c.d=2']` as `{'a.b': '1', 'c.d': '2'}`"
-    out,it = {},iter(args)
-    for a in it:
-        if not a.startswith('--'): raise MedvisionError(f"override '{a}' must start with '--', e.g. '--training.batch_size 16'")
-        if '=' in a: k,v = a[2:].split('=', 1)
-        else:
-            k,v = a[2:],next(it, None)
-            if v is None or v.startswith('--'): raise MedvisionError(f"override '{a}' has no value; write '{a} VALUE'")
-        out[k] = v
-    return out
-
-# %% ../nbs/00_core.ipynb #bfd76a90
-class _Twice(Exception): "A key given twice in one YAML mapping"
-
-class _UniqueKeys(yaml.SafeLoader):
-    "yaml's `SafeLoader`, refusing a key given twice in one mapping (yaml itself keeps the later one without a word)"
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for kn, _ in node.value:
-            key = self.construct_object(kn, deep=True)
-            if isinstance(key, str | int | float | bool) and key in seen: raise _Twice(key, kn.start_mark.line + 1)
-            if isinstance(key, str | int | float | bool): seen.add(key)
-        return super().construct_mapping(node, deep)
-
-def _read_yaml(path) -> dict:
-    "The mapping in YAML file `path`, read with yaml's safe loader; a key given twice in one mapping is refused"
-    path = Path(path)
-    if not path.exists(): raise MedvisionError(f"config file {path} does not exist; check the path")
-    try: d = yaml.load(path.read_text(), Loader=_UniqueKeys)
-    except _Twice as e:
-        raise MedvisionError(f"{path}, line {e.args[1]}: {e.args[0]!r} is given twice in one mapping (YAML would keep the "
-                             "later one and drop the first without a word); keep one, with every key it needs") from None
-    except yaml.constructor.ConstructorError as e:
-        raise MedvisionError(f"{path}: refused a YAML tag that would build a Python object ({e.problem}); "
-                             "configs hold plain values only") from None
-    except yaml.YAMLError as e: raise MedvisionError(f"{path}: not valid YAML: {e}") from None
-    if d is None: return {}
-    if not isinstance(d, dict): raise MedvisionError(f"{path}: a config must be a mapping of sections, got {type(d).__name__}")
-    return d
-
-# %% ../nbs/00_core.ipynb #c7f4ffdc
-def _imports_of(user:dict, ov:dict, schema:dict) -> list:
-    "The modules of `experiment.imports`: from the overrides `ov`, else from the file's `user` values"
-    if 'imports' not in schema.get('experiment', {}): return []
-    for d in (ov, user):
-        sec = d.get('experiment')
-        if isinstance(sec, dict) and 'imports' in sec:
-            return coerce_value(sec['imports'], schema['experiment']['imports'], 'experiment.imports') or []
-    return []
-
-def import_plugins(mods:list, # module names (`experiment.imports`, a checkpoint's recorded plug-ins, `--import`)
-                   dirs:list=(), # folders looked in after `sys.path` (the config's, the current one)
-                   what:str='experiment.imports', # what asked for them, named in the error
-                   hint:str="put it on PYTHONPATH or next to the config file"):
-    "Import each module of `mods` (looked for on `sys.path`, then in `dirs`), naming it and `what` asked for it when it fails"
-    for m in mods:
-        if not isinstance(m, str) or not m.strip():
-            raise MedvisionError(f"{what}: {m!r} is not a module name; give importable names, e.g. [my_fusions]")
-        old = list(sys.path)
-        sys.path += [str(d) for d in dirs if str(d) not in sys.path]
-        try: importlib.import_module(m)
-        except Exception as e:
-            raise MedvisionError(f"{what}: cannot import module {m!r} ({type(e).__name__}: {e}); {hint}") from e
-        finally: sys.path[:] = old
-
-def load_config(path=None, # YAML file, or `None` for the defaults alone
-                overrides:dict|list|None=None, # dotted keys: `{"training.batch_size": 16}` or `["--training.batch_size", "16"]`
-                schema:dict=None, # defaults to `SCHEMA`
-               ) -> RunConfig:
-    "A `RunConfig` from YAML `path` merged over the schema's defaults, then `overrides`, every key checked (after `experiment.imports`)"
-    schema = schema or SCHEMA
-    user = _read_yaml(path) if path is not None else {}
-    ov = parse_overrides(overrides)
-    import_plugins(_imports_of(user, ov, schema), ([Path(path).parent] if path is not None else []) + [Path.cwd()])
-    cfg = _merge(user, schema, f"{path}: " if path is not None else '')
-    for sec,vals in ov.items():
-        if sec not in schema: raise _unknown(sec, None, schema, 'override: ')
-        for k,v in vals.items():
-            if k not in schema[sec]: raise _unknown(k, sec, schema[sec], 'override: ')
-            cfg[sec][k] = coerce_value(v, schema[sec][k], f"{sec}.{k}")
-    return RunConfig(cfg)
-
-# %% ../nbs/00_core.ipynb #5b8cf38c
-def save_config(cfg:RunConfig, path) -> Path:
-    "Write `cfg` to YAML file `path` with `yaml.safe_dump`"
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    return path
+    def __repr__(self):
+        return (
+            f"Key({self.default!r}, "
+            f"{self.type_name}{', optional' if self.optional else ''}{', ' + self.rule if self.bounds else ''})"
+        )
 
 # %% ../nbs/00_core.ipynb #6886decc
 def seed_everything(seed:int, # the one seed for the run
@@ -572,7 +187,10 @@ def get_device(name:str='auto') -> torch.device:
         mps = getattr(torch.backends, 'mps', None)
         return torch.device('mps' if mps is not None and mps.is_available() else 'cpu')
     try: dev = torch.device(name)
-    except RuntimeError: raise MedvisionError(f"experiment.device: '{name}' is not a torch device; use auto, cpu, cuda, cuda:N or mps") from None
-    if dev.type == 'cuda' and not torch.cuda.is_available(): raise MedvisionError(f"experiment.device: '{name}' asked for, but CUDA is not available here; use auto or cpu")
-    if dev.type == 'mps' and not torch.backends.mps.is_available(): raise MedvisionError(f"experiment.device: '{name}' asked for, but MPS is not available here; use auto or cpu")
+    except RuntimeError: raise MedvisionError(f"experiment.device: '{name}' is not a torch device; use auto, cpu, "
+                                              "cuda, cuda:N or mps") from None
+    if dev.type == 'cuda' and not torch.cuda.is_available(): raise MedvisionError(f"experiment.device: '{name}' asked "
+            "for, but CUDA is not available here; use auto or cpu")
+    if dev.type == 'mps' and not torch.backends.mps.is_available(): raise MedvisionError(f"experiment.device: '{name}' "
+            "asked for, but MPS is not available here; use auto or cpu")
     return dev

@@ -1,4 +1,4 @@
-"""Teacher->student distillation as a fastai callback: KD, combined feature, CRD, RKD and MMD losses, cached teacher outputs, and the train-teacher -> distil-student pipeline with its artifacts.
+"""Teacher->student distillation as a fastai callback: KD, combined feature, CRD, RKD and MMD losses.
 
 Docs: https://medvision-team.github.io/medvision/distill.html.md"""
 
@@ -35,7 +35,8 @@ def _two(z:torch.Tensor) -> torch.Tensor:
 def kd_div(student_logits, teacher_logits, T:float=4.0) -> torch.Tensor:
     "`T^2 * KL(softmax(teacher/T) || softmax(student/T))`, batch mean"
     s, t = _two(student_logits), _two(teacher_logits)
-    if s.shape != t.shape: raise MedvisionError(f"student logits {tuple(s.shape)} and teacher logits {tuple(t.shape)} differ: the two models need the same tasks and classes")
+    if s.shape != t.shape: raise MedvisionError(f"student logits {tuple(s.shape)} and teacher logits {tuple(t.shape)} "
+                                                "differ: the two models need the same tasks and classes")
     return F.kl_div(F.log_softmax(s / T, -1), F.log_softmax(t / T, -1), reduction='batchmean', log_target=True) * T**2
 
 # %% ../nbs/07_distill.ipynb #87f66ef7
@@ -54,7 +55,10 @@ def _pdist(x): return torch.cdist(x, x).clamp(min=1e-12) * (1 - torch.eye(len(x)
 
 class RKDLoss(nn.Module):
     "Relational KD: distance (weight `w_d`) and angle (weight `w_a`) terms between the batches' relations"
-    def __init__(self, n_s:int=None, n_t:int=None, w_d:float=25., w_a:float=50.): super().__init__(); self.w_d,self.w_a = w_d,w_a
+    def __init__(self, n_s: int = None, n_t: int = None, w_d: float = 25.0, w_a: float = 50.0):
+        super().__init__()
+        self.w_d, self.w_a = w_d, w_a
+
     def _dist(self, x):
         d = _pdist(x); return d / d[d > 0].mean().clamp(min=1e-12)
     def _angle(self, x):
@@ -62,7 +66,9 @@ class RKDLoss(nn.Module):
         return torch.bmm(e, e.transpose(1, 2)).view(-1)
     def forward(self, fs, ft):
         fs, ft = fs.float(), ft.float()
-        return self.w_d * F.smooth_l1_loss(self._dist(fs), self._dist(ft)) + self.w_a * F.smooth_l1_loss(self._angle(fs), self._angle(ft))
+        return self.w_d * F.smooth_l1_loss(self._dist(fs), self._dist(ft)) + self.w_a * F.smooth_l1_loss(
+            self._angle(fs), self._angle(ft)
+        )
 
 class MMDLoss(nn.Module):
     "Squared MMD between feature batches with Gaussian kernels at bandwidths `mults` times the mean squared distance"
@@ -78,27 +84,36 @@ class MMDLoss(nn.Module):
         return k[:n, :n].mean() + k[n:, n:].mean() - 2 * k[:n, n:].mean()
 
 class CRDLoss(nn.Module):
-    "Contrastive representation distillation (Tian et al.): each sample's embedding picks its own sample out of `n_neg` negatives of a per-sample memory, never itself, and with `labels` only other classes'"
+    ("Contrastive representation distillation (Tian et al.): each sample's embedding picks its own sample out of "
+     "`n_neg` negatives of a per-sample memory, never itself, and with `labels` only other classes'")
     def __init__(self, n_s:int, n_t:int,
                  n_data:int=None, # training samples: rows of each memory bank (`DistillationCallback` fills it in)
-                 labels=None, # class of each training sample `(n_data,)`: negatives come from other classes, as in the reference code; None: any other sample
+                 # class of each training sample `(n_data,)`: negatives come from other classes, as in the reference
+                 # code; None: any other sample
+                 labels=None,
                  dim:int=128, # width of the shared embedding
-                 n_neg:int=4096, # negatives per anchor (at most `n_data - 1`; drawn with replacement, as in the reference)
+                 # negatives per anchor (at most `n_data - 1`; drawn with replacement, as in the reference)
+                 n_neg:int=4096,
                  T:float=0.07, # softmax temperature
                  momentum:float=0.5): # memory update: `normalize(momentum * old + (1 - momentum) * new)`
         super().__init__()
-        if not n_data: raise MedvisionError("CRDLoss needs n_data, the number of training samples: its memory holds one embedding per sample (DistillationCallback passes it)")
+        if not n_data: raise MedvisionError("CRDLoss needs n_data, the number of training samples: its memory holds "
+                                            "one embedding per sample (DistillationCallback passes it)")
         store_attr('dim,T,momentum'); self.n_neg = min(n_neg, n_data - 1)
         self.embed_s, self.embed_t = nn.Linear(n_s, dim), nn.Linear(n_t, dim)
         self.register_buffer('mem_s', F.normalize(torch.randn(n_data, dim), dim=1))
         self.register_buffer('mem_t', F.normalize(torch.randn(n_data, dim), dim=1))
-        lab = torch.full((n_data,), -1, dtype=torch.long) if labels is None else torch.as_tensor(np.asarray(labels)).long().view(-1)
-        if len(lab) != n_data: raise MedvisionError(f"CRDLoss: labels has {len(lab)} entries for n_data={n_data} samples; give one class per training sample")
-        if labels is not None and len(lab.unique()) < 2: raise MedvisionError("CRDLoss: every training sample has one class, so no sample of another class can be a negative; pass labels=None")
+        lab = (torch.full((n_data,), -1, dtype=torch.long) if labels is None
+               else torch.as_tensor(np.asarray(labels)).long().view(-1))
+        if len(lab) != n_data: raise MedvisionError(f"CRDLoss: labels has {len(lab)} entries for n_data={n_data} "
+                                                    "samples; give one class per training sample")
+        if labels is not None and len(lab.unique()) < 2: raise MedvisionError("CRDLoss: every training sample has one "
+                "class, so no sample of another class can be a negative; pass labels=None")
         self.register_buffer('labels', lab)
 
     def negatives(self, idx:torch.Tensor) -> torch.Tensor:
-        "`(B, n_neg)` memory rows for the anchors `idx`: never the anchor's own sample; with labels, only samples of other classes"
+        ("`(B, n_neg)` memory rows for the anchors `idx`: never the anchor's own sample; with labels, only samples of "
+         "other classes")
         B, n = len(idx), len(self.mem_s)
         if self.labels[0] < 0:
             r = torch.randint(0, n - 1, (B, self.n_neg), device=idx.device)
@@ -115,10 +130,13 @@ class CRDLoss(nn.Module):
         return F.cross_entropy(logits, torch.zeros(len(a), dtype=torch.long, device=a.device))
 
     def forward(self, fs, ft,
-                idx=None): # the batch's sample indices into the training set (needed in training; in eval mode, negatives come from the whole memory)
+                # the batch's sample indices into the training set (needed in training; in eval mode, negatives come
+                # from the whole memory)
+                idx=None):
         s, t = F.normalize(self.embed_s(fs.float()), dim=1), F.normalize(self.embed_t(ft.float()), dim=1)
         if idx is None:
-            if self.training: raise MedvisionError("CRDLoss in training needs the batch's sample indices `idx` (DistillationCallback passes them from fastai's DataLoader)")
+            if self.training: raise MedvisionError("CRDLoss in training needs the batch's sample indices `idx` "
+                                                   "(DistillationCallback passes them from fastai's DataLoader)")
             neg = torch.randint(0, len(self.mem_s), (len(s), self.n_neg), device=s.device)
         else: idx = torch.as_tensor(idx, device=s.device).long(); neg = self.negatives(idx)
         loss = (self._nce(s, t, self.mem_t[neg]) + self._nce(t, s, self.mem_s[neg])) / 2
@@ -127,7 +145,8 @@ class CRDLoss(nn.Module):
 
     def _update(self, idx, s, t):
         m = self.momentum
-        self.mem_s = self.mem_s.index_copy(0, idx, F.normalize(m * self.mem_s[idx] + (1 - m) * s, dim=1))   # new tensors: no in-place change of what the graph saw
+        # new tensors: no in-place change of what the graph saw
+        self.mem_s = self.mem_s.index_copy(0, idx, F.normalize(m * self.mem_s[idx] + (1 - m) * s, dim=1))
         self.mem_t = self.mem_t.index_copy(0, idx, F.normalize(m * self.mem_t[idx] + (1 - m) * t, dim=1))
 
 # %% ../nbs/07_distill.ipynb #9bcf6ab1
@@ -138,25 +157,31 @@ def _logits_only(n_s, n_t, **kw):
     "`kd` has no feature term"
     return None
 
-for _n,_l in [('combined', FeatureMSE), ('rkd', RKDLoss), ('mmd', MMDLoss), ('crd', CRDLoss)]: DISTILL_LOSSES.add(_n, _l)
+for _n, _l in [('combined', FeatureMSE), ('rkd', RKDLoss), ('mmd', MMDLoss), ('crd', CRDLoss)]:
+    DISTILL_LOSSES.add(_n, _l)
 
 _FEATS = ('img_raw', 'txt_raw', 'img_proj', 'txt_proj', 'fused')
 
 def feature_dims(model:nn.Module) -> dict:
     "Width of each feature of a `MultimodalModel`'s output dict"
     m = bare(model)
-    if not isinstance(m, MultimodalModel): raise MedvisionError(f"feature losses need MultimodalModel outputs; got {type(m).__name__}")
+    if not isinstance(m, MultimodalModel): raise MedvisionError("feature losses need MultimodalModel outputs; got "
+                                                                f"{type(m).__name__}")
     d = {'img_raw': m.vision.feat_dim, 'img_proj': m.dim, 'fused': m.fusion.out_dim}
     if 'text' in m.modalities: d |= {'txt_raw': m.text_dim, 'txt_proj': m.dim}
     return d
 
 # %% ../nbs/07_distill.ipynb #066d51a9
 class DistillLoss(nn.Module):
-    "`alpha` times the task loss (`task_loss`, else CE per task) + `beta`*KD per task at temperature `T`, plus `gamma` times the `kind` feature loss on `feature`"
+    ("`alpha` times the task loss (`task_loss`, else CE per task) + `beta`*KD per task at temperature `T`, plus "
+     "`gamma` times the `kind` feature loss on `feature`")
     y_int = True
-    def __init__(self, kind:str, tasks:list, student=None, teacher=None, alpha:float=0.5, beta:float=0.5, gamma:float=1.0,
+    def __init__(self, kind:str, tasks:list, student=None, teacher=None, alpha:float=0.5, beta:float=0.5,
+                 gamma:float=1.0,
                  T:float=4.0, feature:str='fused',
-                 task_loss=None, # the student's own loss of `(s_out, *targs)` (e.g. the learner's `MultiTaskLoss`); None: cross-entropy per task
+                 # the student's own loss of `(s_out, *targs)` (e.g. the learner's `MultiTaskLoss`); None: cross-entropy
+                 # per task
+                 task_loss=None,
                  **kw):
         super().__init__()
         DISTILL_LOSSES[kind]                                  # an unknown name fails here
@@ -168,11 +193,13 @@ class DistillLoss(nn.Module):
         if kind == 'kd': return nn.ModuleDict()
         ds, dt = feature_dims(student), feature_dims(teacher)
         names = [k for k in _FEATS if k in ds and k in dt] if kind == 'combined' else [feature]
-        if bad := [k for k in names if k not in ds or k not in dt]: raise MedvisionError(f"feature {bad[0]!r} is not in both models' outputs (student: {sorted(ds)}, teacher: {sorted(dt)})")
+        if bad := [k for k in names if k not in ds or k not in dt]: raise MedvisionError(f"feature {bad[0]!r} is not "
+                f"in both models' outputs (student: {sorted(ds)}, teacher: {sorted(dt)})")
         return nn.ModuleDict({k: DISTILL_LOSSES[kind](ds[k], dt[k], **kw) for k in names})
 
     def forward(self, s_out:dict, t_out:dict, *targs):
-        if len(targs) != len(self.tasks): raise MedvisionError(f"the batch has {len(targs)} target(s) but the distillation loss has tasks {self.tasks}")
+        if len(targs) != len(self.tasks): raise MedvisionError(f"the batch has {len(targs)} target(s) but the "
+                                                               f"distillation loss has tasks {self.tasks}")
         self.last = {}
         total = 0.
         if self.task_loss is not None:
@@ -186,7 +213,8 @@ class DistillLoss(nn.Module):
                 total = total + self.alpha * ce
             total = total + self.beta * kd
         for k, f in self.feats.items():
-            fl = f(s_out[k], t_out[k].detach(), **({'idx': self.idx} if isinstance(f, CRDLoss) else {})); self.last[f'{k}_{self.kind}'] = fl.detach()
+            fl = f(s_out[k], t_out[k].detach(), **({'idx': self.idx} if isinstance(f, CRDLoss) else {}))
+            self.last[f'{k}_{self.kind}'] = fl.detach()
             total = total + self.gamma * fl
         return total
 
@@ -194,7 +222,8 @@ class DistillLoss(nn.Module):
 def _sample_keys(xb) -> list:
     "One hash per sample of the inputs `xb`"
     cols = [x.detach().cpu().contiguous().view(len(x), -1).numpy() for x in xb]
-    return [hashlib.blake2b(b''.join(c[i].tobytes() for c in cols), digest_size=16).hexdigest() for i in range(len(cols[0]))]
+    return [hashlib.blake2b(b''.join(c[i].tobytes() for c in cols), digest_size=16).hexdigest()
+            for i in range(len(cols[0]))]
 
 def _stack(outs:list) -> dict: return {k: torch.stack([o[k] for o in outs]) for k in outs[0]}
 
@@ -202,28 +231,35 @@ class DistillationCallback(Callback):
     "Distil the frozen `teacher` into the learner's model with distillation loss `loss` (a name in `DISTILL_LOSSES`)"
     order = 5
     def __init__(self, teacher:nn.Module, loss:str='kd', cache:bool=False, teacher_inputs=None, **loss_kwargs):
-        store_attr('teacher,loss,cache,teacher_inputs,loss_kwargs'); self.store, self.hits, self.misses, self.distill = {}, 0, 0, None
+        store_attr('teacher,loss,cache,teacher_inputs,loss_kwargs')
+        self.store, self.hits, self.misses, self.distill = {}, 0, 0, None
 
     def before_fit(self):
         self.teacher.eval().requires_grad_(False).to(self.dls.device or 'cpu')
         tasks = list(self.dls.tasks) if hasattr(self.dls, 'tasks') else list(self.learn.loss_func.tasks)
         if self.distill is None:   # built once, so its adapters keep training over several fits
-            self.distill = DistillLoss(self.loss, tasks, bare(self.model), self.teacher, task_loss=self.learn.loss_func, **self._loss_kw(tasks)).to(self.dls.device or 'cpu')
+            self.distill = DistillLoss(
+                self.loss, tasks, bare(self.model), self.teacher, task_loss=self.learn.loss_func, **self._loss_kw(tasks)
+            ).to(self.dls.device or 'cpu')
         self.old_lf, self.learn.loss_func = self.learn.loss_func, self._loss
         self._add_params()
 
     def _loss_kw(self, tasks) -> dict:
-        "The loss's arguments; CRD also gets the training set's size and, unless `other_classes=False`, its labels (of the first task, or of the task `other_classes` names)"
+        ("The loss's arguments; CRD also gets the training set's size and, unless `other_classes=False`, its labels "
+         "(of the first task, or of the task `other_classes` names)")
         kw = dict(self.loss_kwargs)
         oc = kw.pop('other_classes', True)
         if self.loss != 'crd':
-            if 'other_classes' in self.loss_kwargs: raise MedvisionError(f"other_classes: only the crd loss draws negatives; the {self.loss} loss takes no other_classes (remove it from distill.loss_kw)")
+            if 'other_classes' in self.loss_kwargs: raise MedvisionError("other_classes: only the crd loss draws "
+                    f"negatives; the {self.loss} loss takes no other_classes (remove it from distill.loss_kw)")
             return kw
         kw.setdefault('n_data', self.dls.train.n)
         if oc is False or 'labels' in kw: return kw
         t = tasks[0] if oc is True else oc
         if t not in tasks: raise MedvisionError(f"other_classes={oc!r}: not a task of these data ({', '.join(tasks)})")
-        if not hasattr(self.dls, 'spec'): raise MedvisionError("CRD draws negatives from other classes: pass labels= (one class per training sample), or other_classes=False")
+        if not hasattr(self.dls, 'spec'): raise MedvisionError("CRD draws negatives from other classes: pass labels= "
+                                                               "(one class per training sample), or "
+                                                               "other_classes=False")
         return kw | {'labels': train_labels(self.dls, tasks.index(t))}
 
     def before_train(self):
@@ -232,12 +268,15 @@ class DistillationCallback(Callback):
         if self.distill is not None: self.distill.eval()
 
     def before_batch(self):
-        "The batch's sample indices, for CRD: fastai's DataLoader draws the epoch's order in the main process and cuts it into batches of `bs` in order"
+        ("The batch's sample indices, for CRD: fastai's DataLoader draws the epoch's order in the main process and "
+         "cuts it into batches of `bs` in order")
         self.distill.idx = None
         if not (self.training and self.loss == 'crd'): return
         dl = self.learn.dl; n = len(self.yb[0])
         idx = dl._DataLoader__idxs[self.iter * dl.bs:self.iter * dl.bs + n]
-        if len(idx) != n: raise MedvisionError(f"CRD: batch {self.iter} holds {n} samples but the loader's order gives {len(idx)} indices for it; CRD needs a fastai DataLoader that yields its batches in order")
+        if len(idx) != n: raise MedvisionError(f"CRD: batch {self.iter} holds {n} samples but the loader's order gives "
+                                               f"{len(idx)} indices for it; CRD needs a fastai DataLoader that "
+                                               "yields its batches in order")
         self.distill.idx = torch.as_tensor(list(idx))
 
     def _add_params(self):
@@ -276,33 +315,42 @@ def _tok_key(t:torch.Tensor) -> tuple:
 def _emb_key(e) -> bytes: return np.asarray(e, dtype=np.float32).tobytes()
 
 class TeacherText:
-    "`teacher_inputs` for `DistillationCallback`: the student's text input (position `i` of the batch) swapped for the teacher's own of the same text"
+    ("`teacher_inputs` for `DistillationCallback`: the student's text input (position `i` of the batch) swapped for "
+     "the teacher's own of the same text")
     def __init__(self, texts, # the texts of every row the student sees
-                 student, # the student's text input of `texts`: an `(n, d_s)` array of embeddings, or a `TextEncoder` that tokenises them
+                 # the student's text input of `texts`: an `(n, d_s)` array of embeddings, or a `TextEncoder` that
+                 # tokenises them
+                 student,
                  teacher, # the teacher's: an `(n, d_t)` array of embeddings of `texts`, or its `TextEncoder`
                  i:int=1):
         self.i, self.teacher, self.tokens = i, teacher, isinstance(teacher, nn.Module)
         texts = ['' if t is None or t != t else str(t) for t in texts]
         if self.tokens: self.map = {_tok_key(t): s for t, s in zip(student.tokenize(texts), texts)}
-        else: self.map = {_emb_key(s): torch.as_tensor(np.asarray(t, dtype=np.float32)) for s, t in zip(student, teacher)}
+        else: self.map = {_emb_key(s): torch.as_tensor(np.asarray(t, dtype=np.float32))
+                          for s, t in zip(student, teacher)}
 
     def _key(self, x): return _tok_key(x.cpu()) if self.tokens else _emb_key(x.detach().float().cpu().numpy())
 
     def __call__(self, *xb) -> tuple:
         x = xb[self.i]; keys = [self._key(r) for r in x]
         if miss := [j for j, k in enumerate(keys) if k not in self.map]:
-            raise MedvisionError(f"TeacherText: sample {miss[0]} of the batch has a text input the student was not given ({len(miss)} of {len(keys)}); build TeacherText from every row's text")
-        new = self.teacher.tokenize([self.map[k] for k in keys]) if self.tokens else torch.stack([self.map[k] for k in keys])
+            raise MedvisionError(f"TeacherText: sample {miss[0]} of the batch has a text input the student was not "
+                                 f"given ({len(miss)} of {len(keys)}); build TeacherText from every row's text")
+        got = [self.map[k] for k in keys]
+        new = self.teacher.tokenize(got) if self.tokens else torch.stack(got)
         return (*xb[:self.i], new.to(x.device), *xb[self.i + 1:])
 
 # %% ../nbs/07_distill.ipynb #caea4cbd
 def _per_channel(v, none:float) -> torch.Tensor:
-    "Per-channel statistics `v` shaped to broadcast over an `(n, c, h, w)` batch; `none` (a scalar, any channel count) when `v` is None"
+    ("Per-channel statistics `v` shaped to broadcast over an `(n, c, h, w)` batch; `none` (a scalar, any channel "
+     "count) when `v` is None")
     return torch.as_tensor(none if v is None else list(v), dtype=torch.float32).reshape(1, -1, 1, 1)
 
 class TeacherImage:
-    "`teacher_inputs` for `DistillationCallback`: the student's normalised images (position `i` of the batch) normalised as the teacher was trained"
-    def __init__(self, student:tuple, # the students' `(mean, std)` (`dls.spec.mean`, `dls.spec.std`; None: no normalisation)
+    ("`teacher_inputs` for `DistillationCallback`: the student's normalised images (position `i` of the batch) "
+     "normalised as the teacher was trained")
+    # the students' `(mean, std)` (`dls.spec.mean`, `dls.spec.std`; None: no normalisation)
+    def __init__(self, student:tuple,
                  teacher:tuple, # the teacher's `(mean, std)` (its checkpoint's spec)
                  i:int=0):
         (ms, ss), (mt, st) = [(_per_channel(m, 0.), _per_channel(s, 1.)) for m, s in (student, teacher)]
@@ -310,7 +358,8 @@ class TeacherImage:
 
     def __call__(self, *xb) -> tuple:
         x = xb[self.i]
-        return (*xb[:self.i], torch.addcmul(self.shift.to(x.device, x.dtype), x, self.scale.to(x.device, x.dtype)), *xb[self.i + 1:])
+        return (*xb[:self.i], torch.addcmul(self.shift.to(x.device, x.dtype), x, self.scale.to(x.device, x.dtype)),
+                *xb[self.i + 1:])
 
 def chain_inputs(*fs):
     "One `teacher_inputs` applying each of `fs` (None skipped) in turn; None when none is left"
@@ -332,8 +381,10 @@ def _n_params(m) -> int: return int(sum(p.numel() for p in bare(m).parameters())
 
 def _meta(learn, role, loss, loss_kw) -> dict:
     m = bare(learn.model)
-    return {'role': role, 'arch': learn.arch, 'n_params': _n_params(m), 'fusion': type(getattr(m, 'fusion', None)).__name__,
-            'modalities': list(getattr(m, 'modalities', [])), 'loss': loss or 'ce', 'loss_kw': {k: v for k, v in (loss_kw or {}).items() if isinstance(v, (int, float, str))}}
+    return {'role': role, 'arch': learn.arch, 'n_params': _n_params(m),
+            'fusion': type(getattr(m, 'fusion', None)).__name__,
+            'modalities': list(getattr(m, 'modalities', [])), 'loss': loss or 'ce',
+            'loss_kw': {k: v for k, v in (loss_kw or {}).items() if isinstance(v, (int, float, str))}}
 
 # %% ../nbs/07_distill.ipynb #b89dea4d
 def train_teacher(dls, # `medvision_dataloaders` with the tasks (dev split as `valid`)
@@ -343,8 +394,10 @@ def train_teacher(dls, # `medvision_dataloaders` with the tasks (dev split as `v
                  ):
     "Train the teacher on every task of `dls`, keeping `teacher_best` on the mean macro F1"
     path = Path(path)
-    learn = medvision_learner(dls, arch=arch, pretrained=pretrained, metrics=mean_f1_metrics(dls.tasks), path=path, **kwargs)
-    learn.fit_one_cycle(epochs, lr, cbs=[CheckpointCallback('mean_f1_macro', folder=path, best_name='teacher_best', last_name='teacher_last'),
+    learn = medvision_learner(dls, arch=arch, pretrained=pretrained, metrics=mean_f1_metrics(dls.tasks), path=path,
+                              **kwargs)
+    learn.fit_one_cycle(epochs, lr, cbs=[CheckpointCallback('mean_f1_macro', folder=path, best_name='teacher_best',
+                                                            last_name='teacher_last'),
                                          *tracking_callbacks(path/'teacher')])
     return learn
 
@@ -356,24 +409,41 @@ def _scores(learn, dl) -> dict:
 def distill_student(dls, teacher=None, # the trained teacher model (None: the student alone, the no-KD baseline)
                     arch:str='resnet18', pretrained:bool=True, loss:str|None='kd', loss_kw:dict=None,
                     epochs:int=5, lr:float=1e-3, path='runs/distill',
-                    test_dl=None, # DataLoader of the test split (e.g. `medvision_dataloaders(..., valid_split='test').valid`)
+                    # DataLoader of the test split (e.g. `medvision_dataloaders(..., valid_split='test').valid`)
+                    test_dl=None,
                     config:dict=None, # the run's configuration, copied into `results.json`
                     cache:bool=False, **kwargs):
-    "Distil `teacher` into a student `arch` (or train it alone); writes checkpoints and results to `path`; returns `(learner, results)`"
+    ("Distil `teacher` into a student `arch` (or train it alone); writes checkpoints and results to `path`; returns "
+     "`(learner, results)`")
     path = Path(path); path.mkdir(parents=True, exist_ok=True)
-    if loss is not None and teacher is None: raise MedvisionError(f"loss={loss!r} needs a `teacher`; pass loss=None to train the student alone")
+    if loss is not None and teacher is None: raise MedvisionError(f"loss={loss!r} needs a `teacher`; pass loss=None to "
+            "train the student alone")
     cbs = [DistillationCallback(teacher, loss, cache=cache, **(loss_kw or {}))] if loss is not None else []
-    learn = medvision_learner(dls, arch=arch, pretrained=pretrained, metrics=mean_f1_metrics(dls.tasks), path=path, cbs=cbs, **kwargs)
-    ck = CheckpointCallback('mean_f1_macro', folder=path, best_name='student_best', last_name='student_last', load_best=False)
+    learn = medvision_learner(dls, arch=arch, pretrained=pretrained, metrics=mean_f1_metrics(dls.tasks), path=path,
+                              cbs=cbs, **kwargs)
+    ck = CheckpointCallback('mean_f1_macro', folder=path, best_name='student_best', last_name='student_last',
+                            load_best=False)
     learn.fit_one_cycle(epochs, lr, cbs=[ck, *tracking_callbacks(path)])
     save_checkpoint(learn, path/'student_final', with_opt=False, epoch=epochs - 1)
-    hist = [dict(zip(learn.recorder.metric_names[1:-1], map(float, v))) | {'epoch': i} for i, v in enumerate(learn.recorder.values)]
+    hist = [dict(zip(learn.recorder.metric_names[1:-1], map(float, v))) | {'epoch': i}
+            for i, v in enumerate(learn.recorder.values)]
     load_checkpoint(learn, path/'student_best')
-    res = {'config': config or {}, 'history': hist, 'dev': _scores(learn, dls.valid),
-           'test': _scores(learn, test_dl) if test_dl is not None else None,
-           'best_epoch': int(checkpoint_header(path/'student_best')['epoch']),
-           'student': _meta(learn, 'student', loss, loss_kw),
-           'teacher': {'arch': getattr(bare(teacher), 'vision', None) and bare(teacher).vision.name, 'n_params': _n_params(teacher)} if teacher is not None else None}
+    res = {
+        'config': config or {},
+        'history': hist,
+        'dev': _scores(learn, dls.valid),
+        'test': _scores(learn, test_dl) if test_dl is not None else None,
+        'best_epoch': int(checkpoint_header(path / 'student_best')['epoch']),
+        'student': _meta(learn, 'student', loss, loss_kw),
+        'teacher': (
+            {
+                'arch': getattr(bare(teacher), 'vision', None) and bare(teacher).vision.name,
+                'n_params': _n_params(teacher),
+            }
+            if teacher is not None
+            else None
+        ),
+    }
     (path/'metrics.json').write_text(json.dumps(hist, indent=1))
     (path/'results.json').write_text(json.dumps(res, indent=1, default=str))
     return learn, res
@@ -393,22 +463,30 @@ def inference_time(model:nn.Module, xb:tuple, warmup:int=2, repeats:int=5) -> fl
     return float(np.median(ts)) / len(xb[0])
 
 def teacher_ratios(rows:dict, teacher:str='teacher') -> dict:
-    "`rows` (model name -> dict with `n_params` and `time_per_image`) with each other model's `param_ratio` and `time_ratio` to `teacher`'s"
+    ("`rows` (model name -> dict with `n_params` and `time_per_image`) with each other model's `param_ratio` and "
+     "`time_ratio` to `teacher`'s")
     t = rows[teacher]
-    return {k: r if k == teacher else r | {'param_ratio': r['n_params'] / t['n_params'], 'time_ratio': r['time_per_image'] / t['time_per_image']}
+    return {k: r if k == teacher else r | {'param_ratio': r['n_params'] / t['n_params'],
+                                           'time_ratio': r['time_per_image'] / t['time_per_image']}
             for k, r in rows.items()}
 
 # %% ../nbs/07_distill.ipynb #f8da3551
 DISTILL_PRESETS = Registry('distillation preset')
-DISTILL_PRESETS.add('medpix', dict(teacher=dict(arch='vit_large_patch16_224', text='clinicalbert'), student=dict(arch='vit_base_patch16_224', text='distilbert'),
+DISTILL_PRESETS.add('medpix', dict(teacher=dict(arch='vit_large_patch16_224', text='clinicalbert'),
+                                   student=dict(arch='vit_base_patch16_224', text='distilbert'),
                                    loss='kd', loss_kw=dict(T=4.0, alpha=0.5, beta=0.5), tasks=['modality', 'location']))
-DISTILL_PRESETS.add('wound', dict(teacher=dict(arch='vit_large_patch16_224', text='clinicalbert'), student=dict(arch='vit_small_patch16_224', text='minilm'),
-                                  loss='combined', loss_kw=dict(T=4.0, alpha=0.5, beta=0.5, gamma=1.0), tasks=['type', 'severity']))
-DISTILL_PRESETS.add('cpu_small', dict(teacher=dict(arch='resnet34', text='minilm'), student=dict(arch='resnet18', text='minilm'),
-                                      loss='kd', loss_kw=dict(T=4.0, alpha=0.5, beta=0.5), tasks=['modality', 'location']))
+DISTILL_PRESETS.add('wound', dict(teacher=dict(arch='vit_large_patch16_224', text='clinicalbert'),
+                                  student=dict(arch='vit_small_patch16_224', text='minilm'),
+                                  loss='combined', loss_kw=dict(T=4.0, alpha=0.5, beta=0.5, gamma=1.0),
+                                  tasks=['type', 'severity']))
+DISTILL_PRESETS.add('cpu_small',
+                    dict(teacher=dict(arch='resnet34', text='minilm'), student=dict(arch='resnet18', text='minilm'),
+                                      loss='kd', loss_kw=dict(T=4.0, alpha=0.5, beta=0.5),
+                                      tasks=['modality', 'location']))
 DISTILL_PRESETS.add('cpu_pretrained', dict(teacher=dict(arch='tf_efficientnet_lite2', text='minilm', pretrained=True),
                                            student=dict(arch='mobilenetv3_small_050', text='minilm', pretrained=False),
-                                           loss='kd', loss_kw=dict(T=4.0, alpha=0.5, beta=0.5), tasks=['modality', 'location']))
+                                           loss='kd', loss_kw=dict(T=4.0, alpha=0.5, beta=0.5),
+                                           tasks=['modality', 'location']))
 
 def distill_preset(name:str, **overrides) -> dict:
     "The teacher/student preset `name` with `overrides` merged in (dicts merge one level deep)"

@@ -1,4 +1,4 @@
-"""The ISIC 2024 recipe: image embeddings from a trained backbone, then gradient-boosted trees on tabular columns plus embeddings, with patient-grouped out-of-fold predictions scored by pAUC.
+"""The ISIC 2024 recipe: backbone embeddings + tabular columns -> gradient-boosted trees, scored by pAUC.
 
 Docs: https://medvision-team.github.io/medvision/embeddings.html.md"""
 
@@ -6,7 +6,7 @@ Docs: https://medvision-team.github.io/medvision/embeddings.html.md"""
 
 # %% ../nbs/09_embeddings.ipynb #21f7c5c9
 from __future__ import annotations
-from fastcore.basics import patch_to
+from fastcore.basics import patch_to, store_attr
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from fastprogress.fastprogress import progress_bar
@@ -24,15 +24,18 @@ def row_ids(df:pd.DataFrame, # the sample table
             key:str='image', # 'image' (the image path's stem) or an id column
            ) -> pd.Index:
     "The id of each row of `df`: the stem of its `image` path, or the values of column `key`"
-    if key not in df: raise MedvisionError(f"no column '{key}' for row ids; pass key= an id column of the table ({', '.join(map(str, df.columns))})")
+    if key not in df: raise MedvisionError(f"no column '{key}' for row ids; pass key= an id column of the table "
+                                           f"({', '.join(map(str, df.columns))})")
     v = df[key]
     if key == 'image':
         bad = [i for i, s in zip(df.index, v) if not isinstance(s, (str, Path))]
-        if bad: raise MedvisionError(f"column 'image' holds in-memory arrays (row {bad[0]}, ...): no path to take an id from; pass key= an id column (e.g. 'group')")
+        if bad: raise MedvisionError(f"column 'image' holds in-memory arrays (row {bad[0]}, ...): no path to take an "
+                                     "id from; pass key= an id column (e.g. 'group')")
         v = [Path(str(s).split('::')[-1]).stem for s in v]
     ids = pd.Index([str(o) for o in v], name=key)
     dup = ids[ids.duplicated()]
-    if len(dup): raise MedvisionError(f"row ids from '{key}' are not unique ({len(dup)} repeated, first {dup[0]!r}); pass key= a unique id column")
+    if len(dup): raise MedvisionError(f"row ids from '{key}' are not unique ({len(dup)} repeated, first {dup[0]!r}); "
+                                      "pass key= a unique id column")
     return ids
 
 # %% ../nbs/09_embeddings.ipynb #9da3eba2
@@ -43,8 +46,10 @@ def _features(model, dl, feature:str, n:int) -> np.ndarray:
     out = []
     with torch.no_grad():
         for b in progress_bar(dl, leave=False):
-            o = model(*[x.as_subclass(torch.Tensor) for x in b[:n]])   # plain tensors, as fastai's `CastToTensor` gives them
-            if feature not in o: raise MedvisionError(f"feature={feature!r} is not an output of the model ({', '.join(o)})")
+            # plain tensors, as fastai's `CastToTensor` gives them
+            o = model(*[x.as_subclass(torch.Tensor) for x in b[:n]])
+            if feature not in o: raise MedvisionError(f"feature={feature!r} is not an output of the model "
+                                                      f"({', '.join(o)})")
             out.append(o[feature].float().cpu())
     return torch.cat(out).numpy()
 
@@ -59,13 +64,16 @@ def extract_embeddings(learn, # a trained `Learner` (its `model` returns the med
                       ) -> pd.DataFrame:
     "Embeddings `emb_0..emb_{d-1}` of every row of `df_or_dl`, indexed by row id"
     if isinstance(df_or_dl, pd.DataFrame):
-        if getattr(learn.dls, 'spec', None) is None: raise MedvisionError("a table needs the learner's DataLoaders to have an input `spec` (medvision_dataloaders) to preprocess it; or pass a DataLoader")
-        idx, dl, n = row_ids(df_or_dl, key), learn.dls.test_dl(df_or_dl, bs=bs), learn.dls.n_inp   # the DataLoaders' own preprocessing
+        if getattr(learn.dls, 'spec', None) is None: raise MedvisionError("a table needs the learner's DataLoaders to "
+                "have an input `spec` (medvision_dataloaders) to preprocess it; or pass a DataLoader")
+        # the DataLoaders' own preprocessing
+        idx, dl, n = row_ids(df_or_dl, key), learn.dls.test_dl(df_or_dl, bs=bs), learn.dls.n_inp
     else:
         dl = df_or_dl.new(shuffle=False, drop_last=False) if df_or_dl.shuffle or df_or_dl.drop_last else df_or_dl
         n = _n_inp(dl)
         idx = pd.Index([str(i) for i in (range(len(dl.dataset)) if ids is None else ids)], name='id')
-        if len(idx) != len(dl.dataset): raise MedvisionError(f"ids: {len(idx)} ids for {len(dl.dataset)} rows of the DataLoader")
+        if len(idx) != len(dl.dataset): raise MedvisionError(f"ids: {len(idx)} ids for {len(dl.dataset)} rows of the "
+                                                             "DataLoader")
     model = bare(learn.model)
     was = model.training; model.eval()
     try: x = _features(model, dl, feature, n)
@@ -77,12 +85,14 @@ def extract_embeddings(learn, # a trained `Learner` (its `model` returns the med
 # %% ../nbs/09_embeddings.ipynb #ef21cf62
 def _parquet():
     import importlib.util
-    if importlib.util.find_spec('pyarrow') is None: raise MedvisionError("writing .parquet needs pyarrow: pip install pyarrow (or use .npz / .csv)") from None
+    if importlib.util.find_spec('pyarrow') is None: raise MedvisionError("writing .parquet needs pyarrow: pip install "
+            "pyarrow (or use .npz / .csv)") from None
 
 def save_embeddings(emb:pd.DataFrame, path) -> Path:
     "Write `emb` to `path` (.npz, .csv or .parquet)"
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == '.npz': np.savez(path, ids=emb.index.to_numpy(dtype=str), x=emb.to_numpy(), cols=np.array(emb.columns, dtype=str), name=str(emb.index.name))
+    if path.suffix == '.npz': np.savez(path, ids=emb.index.to_numpy(dtype=str), x=emb.to_numpy(),
+                                       cols=np.array(emb.columns, dtype=str), name=str(emb.index.name))
     elif path.suffix == '.csv': emb.to_csv(path, float_format='%.9g')
     elif path.suffix == '.parquet': _parquet(); emb.to_parquet(path)
     else: raise MedvisionError(f"{path}: unknown suffix; use .npz, .csv or .parquet")
@@ -93,7 +103,8 @@ def load_embeddings(path) -> pd.DataFrame:
     path = Path(path)
     if not path.exists(): raise MedvisionError(f"{path}: no such file")
     if path.suffix == '.npz':
-        with np.load(path) as z: return pd.DataFrame(z['x'], index=pd.Index(z['ids'].tolist(), name=str(z['name'])), columns=z['cols'].tolist())
+        with np.load(path) as z: return pd.DataFrame(z['x'], index=pd.Index(z['ids'].tolist(), name=str(z['name'])),
+                                                     columns=z['cols'].tolist())
     if path.suffix == '.csv':
         d = pd.read_csv(path, index_col=0, dtype={0: str}); return d.astype('float32')
     if path.suffix == '.parquet': _parquet(); return pd.read_parquet(path)
@@ -101,7 +112,8 @@ def load_embeddings(path) -> pd.DataFrame:
 
 # %% ../nbs/09_embeddings.ipynb #ea850a0f
 def _need_col(df:pd.DataFrame, col, what:str):
-    if col is None or col not in df: raise MedvisionError(f"{what} column {col!r} is not in the table ({', '.join(map(str, df.columns))})")
+    if col is None or col not in df: raise MedvisionError(f"{what} column {col!r} is not in the table "
+                                                          f"({', '.join(map(str, df.columns))})")
 
 def _tab_frame(table:pd.DataFrame, tabular) -> pd.DataFrame:
     "The tabular columns, strings and booleans as pandas categories (NaN kept)"
@@ -116,7 +128,8 @@ def _emb_frame(table:pd.DataFrame, embeddings:pd.DataFrame, key:str) -> pd.DataF
     ids = row_ids(table, key)
     emb = embeddings.copy(); emb.index = emb.index.astype(str)
     miss = ids[~ids.isin(emb.index)]
-    if len(miss): raise MedvisionError(f"{len(miss)} row id(s) of the table (from '{key}') have no embedding, first {list(miss[:3])}; "
+    if len(miss): raise MedvisionError(f"{len(miss)} row id(s) of the table (from '{key}') have no embedding, first "
+                                       f"{list(miss[:3])}; "
                                        f"extract embeddings for every row with the same key=")
     return emb.loc[ids].reset_index(drop=True)
 
@@ -125,7 +138,8 @@ def _labels(table:pd.DataFrame, target:str) -> np.ndarray:
     y = table[target]
     if y.isna().any(): raise MedvisionError(f"target column '{target}' is empty in {int(y.isna().sum())} rows")
     vals = sorted(y.unique().tolist())
-    if len(vals) != 2: raise MedvisionError(f"target column '{target}' has {len(vals)} class(es) ({vals[:5]}); gbdt_ensemble needs two")
+    if len(vals) != 2: raise MedvisionError(f"target column '{target}' has {len(vals)} class(es) ({vals[:5]}); "
+                                            "gbdt_ensemble needs two")
     return (y == positive_label(vals, target)[0]).to_numpy().astype(int)   # 1: the positive class, as everywhere
 
 def _fold_col(table:pd.DataFrame, folds, target:str, group:str, seed:int) -> np.ndarray:
@@ -135,11 +149,13 @@ def _fold_col(table:pd.DataFrame, folds, target:str, group:str, seed:int) -> np.
         _need_col(table, folds, 'fold')
         f = table[folds]
         split = pd.Series(f.to_numpy()).groupby(g.to_numpy()).nunique()
-        if (split > 1).any(): raise MedvisionError(f"group {split[split > 1].index[0]!r} of '{group}' is in {split.max()} folds of '{folds}'; a patient must be in one fold")
+        if (split > 1).any(): raise MedvisionError(f"group {split[split > 1].index[0]!r} of '{group}' is in "
+                                                   f"{split.max()} folds of '{folds}'; a patient must be in one fold")
         return pd.factorize(f, sort=True)[0]
     n = g.nunique()
     if n < folds: raise MedvisionError(f"{folds} folds need at least {folds} groups in '{group}', found {n}")
-    return kfold(table.assign(_g=g.to_numpy(), _y=table[target].to_numpy()), folds, by='_g', stratify='_y', seed=seed)['fold'].to_numpy()
+    return kfold(table.assign(_g=g.to_numpy(), _y=table[target].to_numpy()), folds, by='_g', stratify='_y',
+                 seed=seed)['fold'].to_numpy()
 
 # %% ../nbs/09_embeddings.ipynb #5e2b4dba
 def _make_model(model:str, seed:int, params:dict):
@@ -148,24 +164,29 @@ def _make_model(model:str, seed:int, params:dict):
         return HistGradientBoostingClassifier(**({'categorical_features': 'from_dtype', 'random_state': seed} | params))
     if model == 'lightgbm':
         try: import lightgbm
-        except ImportError: raise MedvisionError("model='lightgbm' needs LightGBM: pip install lightgbm (or use model='hgb')") from None
+        except ImportError: raise MedvisionError("model='lightgbm' needs LightGBM: pip install lightgbm (or use "
+                                                 "model='hgb')") from None
         return lightgbm.LGBMClassifier(**({'random_state': seed, 'verbose': -1} | params))
     if model == 'xgboost':
         try: import xgboost
-        except ImportError: raise MedvisionError("model='xgboost' needs XGBoost: pip install xgboost (or use model='hgb')") from None
-        return xgboost.XGBClassifier(**({'random_state': seed, 'tree_method': 'hist', 'enable_categorical': True} | params))
+        except ImportError: raise MedvisionError("model='xgboost' needs XGBoost: pip install xgboost (or use "
+                                                 "model='hgb')") from None
+        return xgboost.XGBClassifier(**({'random_state': seed, 'tree_method': 'hist',
+                                         'enable_categorical': True} | params))
     raise MedvisionError(f"model={model!r}: use 'hgb', 'lightgbm' or 'xgboost'")
 
 class GBDTResult:
     "Out-of-fold predictions, scores, fold models and feature importances of `gbdt_ensemble`"
     def __init__(self, oof, fold, scores, models, splits, X, y, kind, tabular=None, key='image', n_threads=1):
-        self.oof,self.fold,self.scores,self.models,self.splits,self.X,self.y,self.kind = oof,fold,scores,models,splits,X,y,kind
-        self.tabular,self.key,self.n_threads = list(tabular or []),key,n_threads   # how `predict` builds the features of new rows
+        store_attr('oof,fold,scores,models,splits,X,y,kind')
+        # how `predict` builds the features of new rows
+        self.tabular,self.key,self.n_threads = list(tabular or []),key,n_threads
     @property
     def auc(self) -> float: return float(self.scores.loc['oof', 'auc'])
     @property
     def pauc(self) -> float: return float(self.scores.loc['oof', 'pauc'])
-    def __repr__(self): return f"GBDTResult({self.kind}, {len(self.models)} folds, {self.X.shape[1]} features: OOF AUC {self.auc:.3f}, pAUC {self.pauc:.3f})"
+    def __repr__(self): return (f"GBDTResult({self.kind}, {len(self.models)} folds, {self.X.shape[1]} features: OOF "
+                                f"AUC {self.auc:.3f}, pAUC {self.pauc:.3f})")
 
 # %% ../nbs/09_embeddings.ipynb #16c93324
 def gbdt_ensemble(table:pd.DataFrame, # the sample table
@@ -183,22 +204,27 @@ def gbdt_ensemble(table:pd.DataFrame, # the sample table
     "Patient-grouped out-of-fold gradient-boosted trees on `tabular` columns plus image `embeddings`"
     y = _labels(table, target)
     _need_col(table, group, 'group')
-    parts = ([_tab_frame(table, tabular)] if tabular else []) + ([_emb_frame(table, embeddings, key)] if embeddings is not None else [])
+    parts = ([_tab_frame(table, tabular)] if tabular else []) + (
+        [_emb_frame(table, embeddings, key)] if embeddings is not None else []
+    )
     if not parts: raise MedvisionError("no features: give embeddings and/or tabular columns")
     X = pd.concat(parts, axis=1)
     fold = _fold_col(table, folds, target, group, seed)
     oof, models, splits, rows = np.full(len(X), np.nan), [], [], []
     for f in np.unique(fold):
         tr, va = np.where(fold != f)[0], np.where(fold == f)[0]
-        if len(np.unique(y[tr])) < 2: raise MedvisionError(f"fold {f}: the training folds hold one class of '{target}'; use fewer folds")
+        if len(np.unique(y[tr])) < 2: raise MedvisionError(f"fold {f}: the training folds hold one class of "
+                                                           f"'{target}'; use fewer folds")
         with threadpool_limits(n_threads, user_api='openmp'):
             m = _make_model(model, seed, params).fit(X.iloc[tr], y[tr])
             oof[va] = m.predict_proba(X.iloc[va])[:, 1]
         models.append(m); splits.append((tr, va))
-        rows.append({'fold': f, 'n': len(va), 'n_pos': int(y[va].sum()), 'auc': auc(y[va], oof[va]), 'pauc': pauc(y[va], oof[va])})
+        rows.append({'fold': f, 'n': len(va), 'n_pos': int(y[va].sum()), 'auc': auc(y[va], oof[va]),
+                     'pauc': pauc(y[va], oof[va])})
     rows.append({'fold': 'oof', 'n': len(y), 'n_pos': int(y.sum()), 'auc': auc(y, oof), 'pauc': pauc(y, oof)})
     scores = pd.DataFrame(rows).set_index('fold')
-    return GBDTResult(pd.Series(oof, index=table.index, name=f"{target}_oof"), pd.Series(fold, index=table.index, name='fold'),
+    return GBDTResult(pd.Series(oof, index=table.index, name=f"{target}_oof"),
+                      pd.Series(fold, index=table.index, name='fold'),
                       scores, models, splits, X, y, model, tabular=tabular, key=key, n_threads=n_threads)
 
 # %% ../nbs/09_embeddings.ipynb #fd986ccb
@@ -211,8 +237,10 @@ def importance(self, fold:int=0, n_repeats:int=3, seed:int=0) -> pd.DataFrame:
     if getattr(self, '_imp', (None,))[0] == key: return self._imp[1]
     if self.kind == 'hgb':
         va = self.splits[fold][1]
-        with threadpool_limits(getattr(self, 'n_threads', 1), user_api='openmp'):   # as in training: OpenMP threads beside PyTorch's crawl (see gbdt_ensemble)
-            r = permutation_importance(self.models[fold], self.X.iloc[va], self.y[va], scoring='roc_auc', n_repeats=n_repeats, random_state=seed)
+        # as in training: OpenMP threads beside PyTorch's crawl (see gbdt_ensemble)
+        with threadpool_limits(getattr(self, 'n_threads', 1), user_api='openmp'):
+            r = permutation_importance(self.models[fold], self.X.iloc[va], self.y[va], scoring='roc_auc',
+                                       n_repeats=n_repeats, random_state=seed)
         imp = pd.DataFrame({'feature': self.X.columns, 'importance': r.importances_mean, 'std': r.importances_std})
     else:
         v = np.stack([m.feature_importances_ for m in self.models])
@@ -235,18 +263,23 @@ def plot_importance(self, top:int=20, ax=None, **kwargs):
 # %% ../nbs/09_embeddings.ipynb #c92a622c
 @patch_to(GBDTResult)
 def features(self, table:pd.DataFrame, embeddings:pd.DataFrame|None=None) -> pd.DataFrame:
-    "The features of `table`'s rows as the trees were trained on them: the tabular columns with the training categories, then the embeddings matched by id"
+    ("The features of `table`'s rows as the trees were trained on them: the tabular columns with the training "
+     "categories, then the embeddings matched by id")
     parts = []
     if self.tabular:
         tab = _tab_frame(table, self.tabular)
         for c in tab:
-            if isinstance(self.X[c].dtype, pd.CategoricalDtype): tab[c] = pd.Categorical(tab[c].astype(object), categories=self.X[c].cat.categories)   # unseen values: NaN
+            # unseen values: NaN
+            if isinstance(self.X[c].dtype, pd.CategoricalDtype):
+                tab[c] = pd.Categorical(tab[c].astype(object), categories=self.X[c].cat.categories)
         parts.append(tab)
     if any(c not in self.tabular for c in self.X):
-        if embeddings is None: raise MedvisionError("these trees were trained on embeddings: pass the embeddings of the rows to predict (extract_embeddings with the same model)")
+        if embeddings is None: raise MedvisionError("these trees were trained on embeddings: pass the embeddings of "
+                                                    "the rows to predict (extract_embeddings with the same model)")
         parts.append(_emb_frame(table, embeddings, self.key))
     X = pd.concat(parts, axis=1)
-    if list(X.columns) != list(self.X.columns): raise MedvisionError(f"the rows' features ({X.shape[1]}) differ from the training ones ({self.X.shape[1]}); give embeddings of the same model")
+    if list(X.columns) != list(self.X.columns): raise MedvisionError(f"the rows' features ({X.shape[1]}) differ from "
+            f"the training ones ({self.X.shape[1]}); give embeddings of the same model")
     return X
 
 @patch_to(GBDTResult)

@@ -1,4 +1,4 @@
-"""Evaluation runs: predictions, a report with metrics per task, per class and per subgroup, confusion matrix, ROC and reliability plots, saved as JSON, CSV and PNG; and the comparison of several models.
+"""Evaluation: predictions, a report per task, class and subgroup, its plots and files; comparing models.
 
 Docs: https://medvision-team.github.io/medvision/evaluate.html.md"""
 
@@ -7,6 +7,7 @@ Docs: https://medvision-team.github.io/medvision/evaluate.html.md"""
 # %% ../nbs/08a_evaluate.ipynb #75f13dc4
 from __future__ import annotations
 import json
+from fastcore.basics import store_attr
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 import torch.nn.functional as F
@@ -15,7 +16,17 @@ from fastprogress.fastprogress import progress_bar
 from .core import MedvisionError
 from .learner import bare
 from .checkpoint import load_checkpoint, learner_from_checkpoint
-from .metrics import task_probs, metrics_table, per_class_table, auc, ece, lower_is_better, pred_labels, bootstrap_table, CI_METRICS
+from medvision.metrics import (
+    task_probs,
+    metrics_table,
+    per_class_table,
+    auc,
+    ece,
+    lower_is_better,
+    pred_labels,
+    bootstrap_table,
+    CI_METRICS,
+)
 
 # %% auto #0
 __all__ = ['predict', 'rows_of', 'tta_predict', 'cam_layer', 'grad_cam', 'EvalReport', 'proba_sidecar', 'save_proba', 'evaluate',
@@ -23,7 +34,8 @@ __all__ = ['predict', 'rows_of', 'tta_predict', 'cam_layer', 'grad_cam', 'EvalRe
 
 # %% ../nbs/08a_evaluate.ipynb #6526c3a2
 def _plain(xb) -> tuple:
-    "The inputs `xb` as plain tensors, as fastai's `CastToTensor` hands them to the model (two of fastai's tensor types do not mix in `torch.cat`)"
+    ("The inputs `xb` as plain tensors, as fastai's `CastToTensor` hands them to the model (two of fastai's tensor "
+     "types do not mix in `torch.cat`)")
     return tuple(x.as_subclass(torch.Tensor) if isinstance(x, torch.Tensor) else x for x in xb)
 
 def predict(learn, dl=None, progress:bool=True) -> dict:
@@ -44,7 +56,9 @@ def _has_rows(dl) -> bool: return isinstance(getattr(dl, 'items', None), pd.Data
 
 def rows_of(dl) -> pd.DataFrame:
     "The sample-table rows DataLoader `dl` serves, in its (unshuffled) order: a medvision DataLoader's items"
-    if not _has_rows(dl): raise MedvisionError(f"this DataLoader's items are a {type(getattr(dl, 'items', None)).__name__}, not sample-table rows; build it with medvision_dataloaders (or dls.test_dl(table))")
+    if not _has_rows(dl): raise MedvisionError("this DataLoader's items are a "
+                                               f"{type(getattr(dl, 'items', None)).__name__}, not sample-table rows; "
+                                               "build it with medvision_dataloaders (or dls.test_dl(table))")
     return dl.items.reset_index(drop=True)
 
 # %% ../nbs/08a_evaluate.ipynb #d642efd4
@@ -59,7 +73,8 @@ class _SideBySide:
         return torch.cat(ps, 1)
 
 def tta_predict(learn, dl=None, n:int=4, beta:float=0.25, use_max:bool=False) -> dict:
-    "`predict` through fastai's `Learner.tta`: `n` augmented passes blended with the plain one (`beta`: weight of the plain one)"
+    ("`predict` through fastai's `Learner.tta`: `n` augmented passes blended with the plain one (`beta`: weight of the "
+     "plain one)")
     from fastai.callback.core import TrainEvalCallback
     from fastai.learner import Recorder, CastToTensor
     dl = dl if dl is not None else learn.dls.valid
@@ -83,24 +98,29 @@ def cam_layer(vision, # a `VisionBackbone`
               size:tuple, # the input image's (height, width)
               min_size:int=4 # smallest feature map side worth explaining
              ) -> tuple:
-    "`(name, module)` whose output Grad-CAM weighs: a transformer's last `norm1`; a CNN's deepest stage with a map of at least `min_size`"
+    ("`(name, module)` whose output Grad-CAM weighs: a transformer's last `norm1`; a CNN's deepest stage with a map of "
+     "at least `min_size`")
     m = vision.model
     blocks = getattr(m, 'blocks', None)
-    if blocks is not None and len(blocks) and hasattr(blocks[-1], 'norm1'): return f'blocks.{len(blocks) - 1}.norm1', blocks[-1].norm1
+    if blocks is not None and len(blocks) and hasattr(blocks[-1], 'norm1'):
+        return f'blocks.{len(blocks) - 1}.norm1', blocks[-1].norm1
     info = [f for f in getattr(m, 'feature_info', []) if isinstance(f, dict) and 'module' in f]
-    if not info: raise MedvisionError(f"Grad-CAM: {vision.name} has no timm feature_info and no transformer blocks; pass `layer=` (a module name of the backbone)")
+    if not info: raise MedvisionError(f"Grad-CAM: {vision.name} has no timm feature_info and no transformer blocks; "
+                                      "pass `layer=` (a module name of the backbone)")
     ok = [f for f in info if -(-min(size) // f['reduction']) >= min_size]
     f = (ok or info[:1])[-1]
     return f['module'], m.get_submodule(f['module'])
 
 def _as_map(a:torch.Tensor, vision, hw:tuple) -> torch.Tensor:
-    "Activations `a` as a `(B, C, h, w)` map: CNN maps as they are, transformer tokens without the prefix on the patch grid"
+    ("Activations `a` as a `(B, C, h, w)` map: CNN maps as they are, transformer tokens without the prefix on the "
+     "patch grid")
     if a.ndim == 4: return a
     t = a[:, vision.n_prefix:]
     ps = getattr(getattr(vision.model, 'patch_embed', None), 'patch_size', None)
     h, w = (hw[0] // ps[0], hw[1] // ps[1]) if ps else (0, 0)
     if h * w != t.shape[1]: h = w = int(round(t.shape[1] ** 0.5))
-    if h * w != t.shape[1]: raise MedvisionError(f"Grad-CAM: {t.shape[1]} patch tokens do not form a grid for a {hw} image")
+    if h * w != t.shape[1]: raise MedvisionError(f"Grad-CAM: {t.shape[1]} patch tokens do not form a grid for a {hw} "
+                                                 "image")
     return t.transpose(1, 2).reshape(t.shape[0], t.shape[2], h, w)
 
 def grad_cam(model, # a `MultimodalModel` (or a learner's model)
@@ -111,10 +131,13 @@ def grad_cam(model, # a `MultimodalModel` (or a learner's model)
             ) -> torch.Tensor:
     "Grad-CAM maps `(B, H, W)` in [0, 1] over the images of `xb` for class `cls` of `task`"
     m = bare(model).eval(); vis = m.vision; store = {}; xb = _plain(xb)
-    if task not in getattr(m, 'tasks', [task]): raise MedvisionError(f"grad_cam: task {task!r} is not a task of the model ({', '.join(m.tasks)})")
+    if task not in getattr(m, 'tasks', [task]): raise MedvisionError(f"grad_cam: task {task!r} is not a task of the "
+            f"model ({', '.join(m.tasks)})")
     x = xb[0].detach().clone().requires_grad_(True)
     try: mod = vis.model.get_submodule(layer) if layer else cam_layer(vis, x.shape[-2:])[1]
-    except AttributeError: raise MedvisionError(f"grad_cam: layer {layer!r} is not a module of {vis.name}; e.g. one of {', '.join(f['module'] for f in getattr(vis.model, 'feature_info', []) if isinstance(f, dict))}") from None
+    except AttributeError:
+        known = ', '.join(f['module'] for f in getattr(vis.model, 'feature_info', []) if isinstance(f, dict))
+        raise MedvisionError(f"grad_cam: layer {layer!r} is not a module of {vis.name}; e.g. one of {known}") from None
     hook = mod.register_forward_hook(lambda _m, _i, out: store.__setitem__('a', out))
     try:
         with torch.enable_grad():
@@ -138,16 +161,19 @@ def grad_cam(model, # a `MultimodalModel` (or a learner's model)
 class EvalReport:
     "Evaluation of one model: predictions per task, the sample rows, and the class names"
     def __init__(self, preds:dict, rows:pd.DataFrame, vocabs:dict, name:str='model', threshold:float=0.5,
-                 bootstrap:int=1000, ci_level:float=0.95): # resamples of the confidence intervals (0: none) and their coverage
-        self.preds,self.rows,self.vocabs,self.name,self.threshold,self.bootstrap,self.ci_level = preds,rows,vocabs,name,threshold,bootstrap,ci_level
-        if len(rows) and any(len(y) != len(rows) for y, _ in preds.values()): raise MedvisionError("predictions and rows differ in length")
+                 # resamples of the confidence intervals (0: none) and their coverage
+                 bootstrap:int=1000, ci_level:float=0.95):
+        store_attr('preds,rows,vocabs,name,threshold,bootstrap,ci_level')
+        if len(rows) and any(len(y) != len(rows) for y, _ in preds.values()): raise MedvisionError("predictions and "
+                "rows differ in length")
 
     @property
     def tasks(self): return list(self.preds)
 
     @property
     def one_class(self) -> dict:
-        "The tasks whose every row gets one class (at the report's threshold), with it: a model that learnt nothing, or a tiny set"
+        ("The tasks whose every row gets one class (at the report's threshold), with it: a model that learnt nothing, "
+         "or a tiny set")
         out = {}
         for t, (y, p) in self.preds.items():
             pred = np.unique(pred_labels(p, self.threshold))
@@ -168,17 +194,24 @@ class EvalReport:
 
     @property
     def ci_unit(self) -> str:
-        "What the intervals resample: whole patients where the rows' groups hold several images of one patient, else images (a table without patients has one group per image)"
+        ("What the intervals resample: whole patients where the rows' groups hold several images of one patient, else "
+         "images (a table without patients has one group per image)")
         g = self.rows['group'] if 'group' in self.rows else None
         return 'patients' if g is not None and g.notna().all() and g.nunique() < len(g) else 'images'
 
     def intervals(self) -> pd.DataFrame:
-        "`task, metric, value, lo, hi`: the stratified bootstrap intervals (`metrics.bootstrap_table`) of `CI_METRICS`, resampling patients where the rows have groups"
+        ("`task, metric, value, lo, hi`: the stratified bootstrap intervals (`metrics.bootstrap_table`) of "
+         "`CI_METRICS`, resampling patients where the rows have groups")
         if not self.bootstrap: return pd.DataFrame(columns=['task', 'metric', 'value', 'lo', 'hi'])
         if getattr(self, '_ci', None) is None:
             g = self.rows['group'].to_numpy() if self.ci_unit == 'patients' else None
-            self._ci = pd.concat([bootstrap_table(y, p, CI_METRICS, self.threshold, g, self.bootstrap, self.ci_level).assign(task=t)
-                                  for t, (y, p) in self.preds.items()], ignore_index=True)[['task', 'metric', 'value', 'lo', 'hi']]
+            self._ci = pd.concat(
+                [
+                    bootstrap_table(y, p, CI_METRICS, self.threshold, g, self.bootstrap, self.ci_level).assign(task=t)
+                    for t, (y, p) in self.preds.items()
+                ],
+                ignore_index=True,
+            )[['task', 'metric', 'value', 'lo', 'hi']]
         return self._ci
 
     def per_class(self, task:str=None) -> pd.DataFrame:
@@ -187,11 +220,13 @@ class EvalReport:
 
     def subgroups(self, col:str, task:str=None, names=('accuracy', 'auc')) -> pd.DataFrame:
         "Metrics of `task` within each value of column `col`, and the best-worst gap"
-        if col not in self.rows: raise MedvisionError(f"subgroup column {col!r} is not in the evaluated rows ({', '.join(self.rows.columns)})")
+        if col not in self.rows: raise MedvisionError(f"subgroup column {col!r} is not in the evaluated rows "
+                                                      f"({', '.join(self.rows.columns)})")
         t = task or self.tasks[0]; y, p = self.preds[t]
         out = []
         for v, idx in self.rows.groupby(col, dropna=False).indices.items():
-            out.append({col: v, 'n': len(idx), **{n: float(metrics_table(y[idx], p[idx], names=[n])[n].iloc[0]) for n in names}})
+            out.append({col: v, 'n': len(idx),
+                        **{n: float(metrics_table(y[idx], p[idx], names=[n])[n].iloc[0]) for n in names}})
         df = pd.DataFrame(out)
         gap = {col: 'gap (best - worst)', 'n': len(y), **{n: df[n].max() - df[n].min() for n in names}}
         return pd.concat([df, pd.DataFrame([gap])], ignore_index=True)
@@ -213,7 +248,8 @@ def plot_confusion(self:EvalReport, task:str=None, ax=None):
     cm = confusion_matrix(y, pred, labels=list(range(len(names))))
     ax = ax or plt.subplots(figsize=(1.2 + 0.6*len(names), 1 + 0.6*len(names)))[1]
     ax.imshow(cm, cmap='Blues')
-    for (i, j), v in np.ndenumerate(cm): ax.text(j, i, v, ha='center', va='center', color='white' if v > cm.max()/2 else 'black')
+    for (i, j), v in np.ndenumerate(cm): ax.text(j, i, v, ha='center', va='center',
+                                                 color='white' if v > cm.max()/2 else 'black')
     ax.set_xticks(range(len(names)), names, rotation=45, ha='right'); ax.set_yticks(range(len(names)), names)
     ax.set_xlabel('predicted'); ax.set_ylabel('true'); ax.set_title(self._title(t), fontsize=9)
     return ax
@@ -222,7 +258,8 @@ def plot_confusion(self:EvalReport, task:str=None, ax=None):
 def plot_roc(self:EvalReport, task:str=None, ax=None):
     t = task or self.tasks[0]; y, p = self.preds[t]; names = [str(c) for c in self.vocabs[t]]
     ax = ax or plt.subplots(figsize=(4, 4))[1]
-    curves = [(names[-1], y, _pos(p))] if _pos(p) is not None else [(n, (y == i).astype(int), p[:, i]) for i, n in enumerate(names)]
+    curves = [(names[-1], y, _pos(p))] if _pos(p) is not None else [(n, (y == i).astype(int), p[:, i])
+                                                                    for i, n in enumerate(names)]
     for n, yy, pp in curves:
         if len(np.unique(yy)) < 2: continue
         fpr, tpr, _ = roc_curve(yy, pp); ax.plot(fpr, tpr, label=f'{n} (AUC {auc(yy, pp):.3f})')
@@ -235,7 +272,8 @@ def plot_reliability(self:EvalReport, task:str=None, n_bins:int=10, ax=None):
     t = task or self.tasks[0]; y, p = self.preds[t]
     conf, hit = (_pos(p), y) if _pos(p) is not None else (p.max(1), (p.argmax(1) == y).astype(float))
     bins = np.minimum((conf * n_bins).astype(int), n_bins - 1)
-    xs = [conf[bins == b].mean() for b in range(n_bins) if (bins == b).any()]; ys_ = [hit[bins == b].mean() for b in range(n_bins) if (bins == b).any()]
+    xs = [conf[bins == b].mean() for b in range(n_bins) if (bins == b).any()]
+    ys_ = [hit[bins == b].mean() for b in range(n_bins) if (bins == b).any()]
     ax = ax or plt.subplots(figsize=(4, 4))[1]
     ax.plot([0, 1], [0, 1], 'k:', lw=0.8); ax.plot(xs, ys_, 'o-')
     ax.set_xlabel('predicted probability' if _pos(p) is not None else 'confidence'); ax.set_ylabel('observed frequency')
@@ -245,7 +283,8 @@ def plot_reliability(self:EvalReport, task:str=None, n_bins:int=10, ax=None):
 # %% ../nbs/08a_evaluate.ipynb #9aa9471c
 @patch
 def predictions(self:EvalReport) -> pd.DataFrame:
-    df = self.rows[[c for c in ('image', 'group', 'source') if c in self.rows]].copy() if len(self.rows) else pd.DataFrame()
+    cols = [c for c in ('image', 'group', 'source') if c in self.rows]
+    df = self.rows[cols].copy() if len(self.rows) else pd.DataFrame()
     if 'image' in df: df['image'] = df['image'].map(lambda v: v if isinstance(v, str) else '<array>')
     for t, (y, p) in self.preds.items():
         names = [str(c) for c in self.vocabs[t]]
@@ -267,7 +306,8 @@ def save_proba(preds:dict, # per task `(y, p)`, as `predict` gives them
                folder, prefix:str='', # files `folder/<prefix><task>.proba`
                vocabs:dict=None, # task -> classes: a `.proba.json` beside each file names its positive class
               ) -> list:
-    "Write one positive-class probability per line, in the rows' order, for each two-class task of `preds`; returns the files"
+    ("Write one positive-class probability per line, in the rows' order, for each two-class task of `preds`; returns "
+     "the files")
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True); out = []
     for t, (_, p) in preds.items():
         if _pos(p) is None: continue
@@ -279,7 +319,8 @@ def save_proba(preds:dict, # per task `(y, p)`, as `predict` gives them
 def ci_json(self:EvalReport) -> dict:
     "The intervals as `metrics.json` holds them: how they were drawn, and per task `{metric: [lo, hi]}`"
     ci = self.intervals()
-    return {'level': self.ci_level, 'n_boot': self.bootstrap, 'resampled': self.ci_unit, 'method': 'stratified percentile bootstrap',
+    return {'level': self.ci_level, 'n_boot': self.bootstrap, 'resampled': self.ci_unit, 'method': 'stratified '
+            'percentile bootstrap',
             'tasks': {t: {r.metric: [r.lo, r.hi] for r in g.itertuples()} for t, g in ci.groupby('task', sort=False)}}
 
 @patch
@@ -291,21 +332,26 @@ def save(self:EvalReport, folder) -> Path:
     (folder/'metrics.json').write_text(json.dumps({'model': self.name, 'threshold': self.threshold,
                                                    'positive': self.positives, 'one_class': self.one_class,
                                                    'tta': getattr(self, 'tta', 0), 'tasks': m.to_dict(orient='records'),
-                                                   **({'ci': self.ci_json()} if self.bootstrap else {})}, indent=1, default=float))
+                                                   **({'ci': self.ci_json()} if self.bootstrap else {})}, indent=1,
+                                                   default=float))
     if self.bootstrap: self.intervals().to_csv(folder/'metrics_ci.csv', index=False)
     self.predictions().to_csv(folder/'predictions.csv', index=False)
     save_proba(self.preds, folder, vocabs=self.vocabs)
     for t, (y, p) in self.preds.items():
         self.per_class(t).to_csv(folder/f'per_class_{t}.csv', index=False)
         for kind in ('confusion', 'roc', 'reliability'):
-            ax = getattr(self, f'plot_{kind}')(t); ax.figure.tight_layout(); ax.figure.savefig(folder/f'{kind}_{t}.png', dpi=100); plt.close(ax.figure)
+            ax = getattr(self, f'plot_{kind}')(t)
+            ax.figure.tight_layout()
+            ax.figure.savefig(folder / f'{kind}_{t}.png', dpi=100)
+            plt.close(ax.figure)
     return folder
 
 # %% ../nbs/08a_evaluate.ipynb #7d7e7e9a
 def _cases(y, p, threshold, k:int) -> dict:
     "Row indices of the `k` most confident right and wrong predictions"
     pred = pred_labels(p, threshold)
-    conf = np.where(pred == 1, p, 1 - p) if p.ndim == 1 else p[np.arange(len(p)), pred]   # the probability of the class decided
+    # the probability of the class decided
+    conf = np.where(pred == 1, p, 1 - p) if p.ndim == 1 else p[np.arange(len(p)), pred]
     out = {}
     for kind, ok in (('right', pred == y), ('wrong', pred != y)):
         idx = np.where(ok)[0]; out[kind] = idx[np.argsort(-conf[idx], kind='stable')][:k]
@@ -325,7 +371,8 @@ def _show(ax, img:torch.Tensor, cam:torch.Tensor, title:str):
 
 @patch
 def explain(self:EvalReport, learn, dl, task:str=None, k:int=4, folder=None) -> pd.DataFrame:
-    "Grad-CAM of the `k` most confident right and wrong cases of `task`: a table of the cases, the overlay figure in `folder`"
+    ("Grad-CAM of the `k` most confident right and wrong cases of `task`: a table of the cases, the overlay figure in "
+     "`folder`")
     t = task or self.tasks[0]; y, p = self.preds[t]; names = [str(c) for c in self.vocabs[t]]
     cases, pred, conf = _cases(y, p, self.threshold, k)
     rows, panels = [], []
@@ -334,8 +381,10 @@ def explain(self:EvalReport, learn, dl, task:str=None, k:int=4, folder=None) -> 
         b = _batch_at(dl, idx)
         cams = grad_cam(learn.model, b[:dl.n_inp], t, cls=torch.as_tensor(pred[idx]))
         for j, i in enumerate(idx):
-            rows.append({'case': kind, 'row': int(i), 'true': names[y[i]], 'pred': names[pred[i]], 'confidence': float(conf[i]),
-                         **({'image': self.rows.image.iloc[i]} if 'image' in self.rows and isinstance(self.rows.image.iloc[i], str) else {})})
+            rows.append({'case': kind, 'row': int(i), 'true': names[y[i]], 'pred': names[pred[i]],
+                         'confidence': float(conf[i]),
+                         **({'image': self.rows.image.iloc[i]} if 'image' in self.rows
+                            and isinstance(self.rows.image.iloc[i], str) else {})})
             panels.append((kind, b[0][j], cams[j], f"{kind}: {names[y[i]]} -> {names[pred[i]]} ({conf[i]:.2f})"))
     self.cams = getattr(self, 'cams', {}); self.cams[t] = [c for _, _, c, _ in panels]
     df = pd.DataFrame(rows)
@@ -344,8 +393,10 @@ def explain(self:EvalReport, learn, dl, task:str=None, k:int=4, folder=None) -> 
         fig, axs = plt.subplots(2, n, figsize=(2 * n, 4.4), squeeze=False)
         for a in axs.flat: a.axis('off')
         for r, kind in enumerate(('right', 'wrong')):
-            for j, (_, img, cam, title) in enumerate([q for q in panels if q[0] == kind]): _show(axs[r, j], img, cam, title)
-        fig.suptitle(f'{self.name}: {t}, Grad-CAM of the most confident right (top) and wrong (bottom) cases', fontsize=8)
+            for j, (_, img, cam, title) in enumerate([q for q in panels if q[0] == kind]):
+                _show(axs[r, j], img, cam, title)
+        fig.suptitle(f'{self.name}: {t}, Grad-CAM of the most confident right (top) and wrong (bottom) cases',
+                     fontsize=8)
         fig.tight_layout(); fig.savefig(Path(folder)/f'gradcam_{t}.png', dpi=100); plt.close(fig)
         df.to_csv(Path(folder)/f'gradcam_{t}.csv', index=False)
     return df
@@ -355,22 +406,27 @@ def _learner_and_dl(model, data, checkpoint):
     "The learner and the DataLoader that `evaluate` works on"
     from fastai.data.core import DataLoaders
     if isinstance(model, (str, Path)):
-        if not isinstance(data, DataLoaders): raise MedvisionError(f"evaluate({str(model)!r}, data): with a checkpoint path, `data` must be the DataLoaders of medvision_dataloaders (the model is rebuilt on them); its `valid` is evaluated")
+        if not isinstance(data, DataLoaders): raise MedvisionError(f"evaluate({str(model)!r}, data): with a checkpoint "
+                "path, `data` must be the DataLoaders of medvision_dataloaders (the model is rebuilt on them); its "
+                "`valid` is evaluated")
         return learner_from_checkpoint(model, data), data.valid
-    if not hasattr(model, 'dls'): raise MedvisionError(f"evaluate: the model is a {type(model).__name__}; pass a Learner from medvision_learner or a checkpoint path")
+    if not hasattr(model, 'dls'): raise MedvisionError(f"evaluate: the model is a {type(model).__name__}; pass a "
+                                                       "Learner from medvision_learner or a checkpoint path")
     if checkpoint is not None: load_checkpoint(bare(model.model), checkpoint)
     dl = data.valid if isinstance(data, DataLoaders) else data
     return model, (dl if dl is not None else model.dls.valid)
 
 def evaluate(model, # a Learner from `medvision_learner`, or a checkpoint path (then `data` must be DataLoaders)
-             data=None, # a DataLoader, or DataLoaders whose `valid` is evaluated (default: the learner's validation set)
+             # a DataLoader, or DataLoaders whose `valid` is evaluated (default: the learner's validation set)
+             data=None,
              checkpoint=None, # a medvision checkpoint to load into the learner first (e.g. 'models/resnet18-best')
              out=None, # report folder to write
              subgroups=(), # columns of the sample table to break the metrics down by
              threshold:float=0.5, name:str=None,
              tta:bool|int=False, # test-time augmentation (fastai's `tta`): True for 4 augmented passes, or their number
              cams:int=4, # Grad-CAM overlays of this many most confident right and wrong cases per task (0: none)
-             bootstrap:int=1000, ci_level:float=0.95, # bootstrap 95% intervals of the report's metrics (`bootstrap=0`: none)
+             # bootstrap 95% intervals of the report's metrics (`bootstrap=0`: none)
+             bootstrap:int=1000, ci_level:float=0.95,
             ) -> EvalReport:
     "Evaluate a learner or checkpoint on `data`; returns an `EvalReport`, written to `out` when given"
     learn, dl = _learner_and_dl(model, data, checkpoint)
@@ -387,7 +443,8 @@ def evaluate(model, # a Learner from `medvision_learner`, or a checkpoint path (
     return rep
 
 # %% ../nbs/08a_evaluate.ipynb #3a9d15e4
-def compare(models, # name -> Learner, name -> (Learner, checkpoint), name -> checkpoint path; or a list of checkpoint paths
+# name -> Learner, name -> (Learner, checkpoint), name -> checkpoint path; or a list of checkpoint paths
+def compare(models,
             data=None, # DataLoader or DataLoaders (a checkpoint path needs DataLoaders)
             metric:str='auc', task:str=None, out=None, # a folder for one report per model and `compare.csv`
             **kwargs # more `evaluate` arguments (tta, threshold, ...)
@@ -400,11 +457,19 @@ def compare(models, # name -> Learner, name -> (Learner, checkpoint), name -> ch
         rep = evaluate(learn, data, checkpoint=ck, name=name, out=None if out is None else Path(out)/name, **kwargs)
         t = task or rep.tasks[0]
         mt = rep.metrics.set_index('task')
-        if metric not in mt: raise MedvisionError(f"compare: metric {metric!r} is not in the report (it has {', '.join(mt.columns)})")
+        if metric not in mt: raise MedvisionError(f"compare: metric {metric!r} is not in the report (it has "
+                                                  f"{', '.join(mt.columns)})")
         ci = rep.intervals().set_index(['task', 'metric'])
-        lohi = {f'{metric}_lo': ci.loc[(t, metric), 'lo'], f'{metric}_hi': ci.loc[(t, metric), 'hi']} if (t, metric) in ci.index else {}
-        rows.append({'model': name, 'params (M)': rep.n_params / 1e6, metric: mt.loc[t, metric], **lohi, **mt.loc[t].drop(['n', metric]).to_dict()})   # a checkpoint path's too: the model rebuilt
-    df = pd.DataFrame(rows).sort_values(metric, ascending=lower_is_better(metric)).reset_index(drop=True)   # best first, HTER or ECE too
+        lohi = (
+            {f'{metric}_lo': ci.loc[(t, metric), 'lo'], f'{metric}_hi': ci.loc[(t, metric), 'hi']}
+            if (t, metric) in ci.index
+            else {}
+        )
+        # a checkpoint path's too: the model rebuilt
+        rows.append({'model': name, 'params (M)': rep.n_params / 1e6, metric: mt.loc[t, metric], **lohi,
+                     **mt.loc[t].drop(['n', metric]).to_dict()})
+    # best first, HTER or ECE too
+    df = pd.DataFrame(rows).sort_values(metric, ascending=lower_is_better(metric)).reset_index(drop=True)
     print(f"best by {task or 'first task'} {metric}: {df.model.iloc[0]}")
     if out is not None: df.to_csv(Path(out)/'compare.csv', index=False)
     return df

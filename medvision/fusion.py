@@ -1,4 +1,4 @@
-"""Per-modality projections, a registry of fusion modules, modality masking with learned missing embeddings, task and auxiliary heads, and `MultimodalModel`.
+"""Per-modality projections, fusion modules, modality masking, task and auxiliary heads: `MultimodalModel`.
 
 Docs: https://medvision-team.github.io/medvision/fusion.html.md"""
 
@@ -103,7 +103,9 @@ class ConcatMLPFusion(Fusion):
                 ):
         super().__init__(dim, modalities)
         self.mlp = mlp(dim*len(self.modalities), (dim,) if hidden is None else hidden, dim, act, p)
-    def forward(self, feats:dict, toks=None, pads=None): return self.mlp(torch.cat([feats[m] for m in self.modalities], 1))
+
+    def forward(self, feats: dict, toks=None, pads=None):
+        return self.mlp(torch.cat([feats[m] for m in self.modalities], 1))
 
 # %% ../nbs/04_fusion.ipynb #e1a4bef8
 @FUSIONS.register('gated')
@@ -128,7 +130,8 @@ def _pad_mask(toks:dict, pads:dict|None, mods:list) -> torch.Tensor:
 
 @FUSIONS.register('cross_attention')
 class CrossAttentionFusion(Fusion):
-    "Image tokens attend to the other modalities' tokens (`nn.MultiheadAttention`, padding masked), then residual, `LayerNorm`, mean"
+    ("Image tokens attend to the other modalities' tokens (`nn.MultiheadAttention`, padding masked), then residual, "
+     "`LayerNorm`, mean")
     needs_tokens = True
     def __init__(self, dim:int, modalities:list,
                  n_heads:int=4, # attention heads; must divide `dim`
@@ -136,9 +139,11 @@ class CrossAttentionFusion(Fusion):
                 ):
         super().__init__(dim, modalities)
         if 'image' not in self.modalities or 'text' not in self.modalities:
-            raise MedvisionError(f"fusion 'cross_attention' needs text (image tokens attend to text tokens) but the modalities are "
+            raise MedvisionError("fusion 'cross_attention' needs text (image tokens attend to text tokens) but the "
+                                 "modalities are "
                                  f"{', '.join(self.modalities)}; give the model text=..., or pick another fusion")
-        if dim % n_heads: raise MedvisionError(f"cross_attention: n_heads={n_heads} must divide projection_dim={dim}; change either")
+        if dim % n_heads: raise MedvisionError(f"cross_attention: n_heads={n_heads} must divide projection_dim={dim}; "
+                                               "change either")
         self.ctx = [m for m in self.modalities if m != 'image']
         self.attn = nn.MultiheadAttention(dim, n_heads, dropout=p, batch_first=True)
         self.norm = nn.LayerNorm(dim)
@@ -152,11 +157,13 @@ _SHORT = {'image': 'img', 'text': 'txt', 'tabular': 'tab'}
 
 def _check_tasks(tasks) -> dict:
     "`tasks` (name -> number of classes) checked"
-    if not tasks: raise MedvisionError("tasks is empty; pass tasks={'task name': number of classes}, e.g. tasks={'label': 2}")
+    if not tasks: raise MedvisionError("tasks is empty; pass tasks={'task name': number of classes}, e.g. "
+                                       "tasks={'label': 2}")
     for t,n in dict(tasks).items():
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise MedvisionError(f"tasks['{t}'] = {n!r}: give the number of classes of task '{t}', an int >= 1")
-        if not isinstance(t, str) or not t or '.' in t: raise MedvisionError(f"task name {t!r}: use a non-empty name without '.' (it names the output `logits_<task>`)")
+        if not isinstance(t, str) or not t or '.' in t: raise MedvisionError(f"task name {t!r}: use a non-empty name "
+                "without '.' (it names the output `logits_<task>`)")
     return dict(tasks)
 
 class TaskDict(nn.ModuleDict):
@@ -169,11 +176,13 @@ class TaskDict(nn.ModuleDict):
     def __iter__(self): return iter(self.keys())
 
 def _text_dim(text) -> int|None:
-    "Size of the text features: the encoder's `feat_dim`, the int size of precomputed embeddings, or `None` without text"
+    ("Size of the text features: the encoder's `feat_dim`, the int size of precomputed embeddings, or `None` without "
+     "text")
     if text is None: return None
     if isinstance(text, nn.Module) and hasattr(text, 'feat_dim'): return text.feat_dim
     if isinstance(text, int) and not isinstance(text, bool) and text > 0: return text
-    raise MedvisionError(f"text={text!r}: pass a TextEncoder (or its name), the size of precomputed text embeddings (an int), or None")
+    raise MedvisionError(f"text={text!r}: pass a TextEncoder (or its name), the size of precomputed text embeddings "
+                         "(an int), or None")
 
 def _in_dims(vision, text, tabular) -> dict:
     "Modality -> width of its features, for the modalities the model has"
@@ -186,8 +195,10 @@ def _check_mods(names, mods:list, key:str) -> list:
     "`names` checked to be among the model's `mods`; `key` names the argument in errors"
     for k in names:
         if k in mods: continue
-        if k in _SHORT: raise MedvisionError(f"{key} names modality '{k}', which this model does not have (its modalities: "
-                                             f"{', '.join(mods)}); build the model with {k}=... to use it, or leave '{k}' out")
+        if k in _SHORT: raise MedvisionError(f"{key} names modality '{k}', which this model does not have (its "
+                                             "modalities: "
+                                             f"{', '.join(mods)}); build the model with {k}=... to use it, or leave "
+                                             f"'{k}' out")
         raise MedvisionError(f"{key}: " + did_you_mean(k, mods, 'modality'))
     return list(names)
 
@@ -206,15 +217,23 @@ def check_branches(branches:dict|None, # modality -> {hidden: [sizes], dropout: 
     "`branches` checked: each of `image`, `text`, `tabular` a mapping of `hidden` (ints >= 1) and `dropout` (in [0, 1))"
     if branches is None: return {}
     eg = "e.g. {text: {hidden: [256], dropout: 0.3}}"
-    if not isinstance(branches, dict): raise MedvisionError(f"{name}: {branches!r} must be a mapping modality -> {{hidden, dropout}}, {eg}")
+    if not isinstance(branches, dict): raise MedvisionError(f"{name}: {branches!r} must be a mapping modality -> "
+                                                            f"{{hidden, dropout}}, {eg}")
     for m,b in branches.items():
-        if m not in _SHORT: raise MedvisionError(f"{name}: " + did_you_mean(m, _SHORT, 'branch') + "; a branch is a modality")
-        if not isinstance(b, dict): raise MedvisionError(f"{name}.{m}: {b!r} must be a mapping of hidden and/or dropout, {eg}")
+        if m not in _SHORT:
+            raise MedvisionError(f"{name}: " + did_you_mean(m, _SHORT, 'branch') + "; a branch is a modality")
+        if not isinstance(b, dict): raise MedvisionError(f"{name}.{m}: {b!r} must be a mapping of hidden and/or "
+                                                         f"dropout, {eg}")
         for f,v in b.items():
-            if f not in BRANCH_FIELDS: raise MedvisionError(f"{name}.{m}: " + did_you_mean(f, BRANCH_FIELDS, 'field') + "; set hidden and/or dropout")
+            if f not in BRANCH_FIELDS:
+                raise MedvisionError(
+                    f"{name}.{m}: " + did_you_mean(f, BRANCH_FIELDS, 'field') + "; set hidden and/or dropout"
+                )
         hid = b.get('hidden', [])
-        if not isinstance(hid, (list, tuple)) or not all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in hid):
-            raise MedvisionError(f"{name}.{m}.hidden: {hid!r} must be a list of ints, each >= 1 (the hidden sizes; [] for one Linear)")
+        if not isinstance(hid, (list, tuple)) or not all(isinstance(h, int) and not isinstance(h, bool) and h >= 1
+                                                         for h in hid):
+            raise MedvisionError(f"{name}.{m}.hidden: {hid!r} must be a list of ints, each >= 1 (the hidden sizes; [] "
+                                 "for one Linear)")
         if 'dropout' in b: _check_p(b['dropout'], f"{name}.{m}.dropout")
     return {m: dict(b) for m,b in branches.items()}
 
@@ -238,12 +257,17 @@ class MultimodalModel(nn.Module):
                  aux:bool=False, # add image-only and text-only heads (outputs `aux_img_<task>`, `aux_txt_<task>`)
                  projection_dim:int=256, # the common width of the projected modalities
                  proj_hidden=(), # hidden sizes of the image and text projections
-                 dropout:float=0.1, # dropout before each `Linear` of every projection (a branch's own in `branches` wins)
-                 text_dropout:float|None=None, # dropout of the text features as they enter the model, before the text projection (`None`: 0)
-                 act:str='relu', # activation of projections, tabular MLP, heads and a fusion that takes `act` (`concat_mlp`): a name in `ACTIVATIONS`
+                 # dropout before each `Linear` of every projection (a branch's own in `branches` wins)
+                 dropout:float=0.1,
+                 # dropout of the text features as they enter the model, before the text projection (`None`: 0)
+                 text_dropout:float|None=None,
+                 # activation of projections, tabular MLP, heads and a fusion that takes `act` (`concat_mlp`): a name in
+                 # `ACTIVATIONS`
+                 act:str='relu',
                  l2_norm:bool=False, # L2-normalise the projected features (and the missing embeddings)
                  tab_hidden=(64,), # hidden sizes of the tabular MLP
-                 branches:dict|None=None, # modality -> `{'hidden': [...], 'dropout': p}`: that projection's own hidden sizes and dropout
+                 # modality -> `{'hidden': [...], 'dropout': p}`: that projection's own hidden sizes and dropout
+                 branches:dict|None=None,
                  final_dropout:float=0., # dropout of the fused features, one mask shared by every task head
                  head_hidden=(), # hidden sizes of the heads
                  head_dropout:float=0., # dropout before each `Linear` of each head
@@ -261,12 +285,16 @@ class MultimodalModel(nn.Module):
         br = check_branches(branches)
         _check_mods(br, self.modalities, 'branches')
         own = lambda k,f,d: br.get(k, {}).get(f, d)   # branch `k`'s own field `f`, else the default `d`
-        self.projs = nn.ModuleDict({k: Projection(n, projection_dim, own(k, 'hidden', tab_hidden if k == 'tabular' else proj_hidden),
+        self.projs = nn.ModuleDict({k: Projection(n, projection_dim,
+                                                  own(k, 'hidden', tab_hidden if k == 'tabular' else proj_hidden),
                                                   own(k, 'dropout', dropout), act, l2_norm) for k,n in dims.items()})
-        self.text_drop,self.final_drop = nn.Dropout(_check_p(text_dropout, 'text_dropout')),nn.Dropout(_check_p(final_dropout, 'final_dropout'))
+        self.text_drop, self.final_drop = nn.Dropout(_check_p(text_dropout, 'text_dropout')), nn.Dropout(
+            _check_p(final_dropout, 'final_dropout')
+        )
         self.missing = nn.ParameterDict({k: nn.Parameter(0.02*torch.randn(projection_dim)) for k in dims})
         self.fusion = self._fusion(fusion, fusion_kw, act)
-        self.heads = TaskDict({t: mlp(self.fusion.out_dim, head_hidden, n, act, head_dropout) for t,n in self.tasks.items()})
+        self.heads = TaskDict({t: mlp(self.fusion.out_dim, head_hidden, n, act, head_dropout)
+                               for t,n in self.tasks.items()})
         self.aux_heads = self._aux_heads(aux, head_hidden, act, head_dropout)
         self.modality_dropout = _check_probs(modality_dropout, self.modalities)
         self.set_off(*([off] if isinstance(off, str) else off))
@@ -279,12 +307,15 @@ def _takes(f, arg:str) -> bool:
 
 @patch
 def _fusion(self:MultimodalModel, fusion, kw:dict|None, act:str='relu') -> nn.Module:
-    "The fusion module of `fusion` (name, class or module) for this model's modalities, with the model's `act` when it takes one (and `kw` does not set it)"
+    ("The fusion module of `fusion` (name, class or module) for this model's modalities, with the model's `act` when "
+     "it takes one (and `kw` does not set it)")
     cls = FUSIONS[fusion] if isinstance(fusion, str) else fusion
     kw = ({'act': act} if not isinstance(fusion, nn.Module) and _takes(cls, 'act') else {}) | dict(kw or {})
     f = make_fusion(fusion, self.dim, self.modalities, **kw)
     if not isinstance(getattr(f, 'out_dim', None), int):
-        raise MedvisionError(f"fusion module {type(f).__name__} has no int `out_dim`; set it to the width of its output")
+        raise MedvisionError(
+            f"fusion module {type(f).__name__} has no int `out_dim`; set it to the width of its output"
+        )
     self.needs_tokens = getattr(f, 'needs_tokens', False)
     return f
 
@@ -292,9 +323,11 @@ def _fusion(self:MultimodalModel, fusion, kw:dict|None, act:str='relu') -> nn.Mo
 def _aux_heads(self:MultimodalModel, aux:bool, hidden, act:str, p:float) -> nn.ModuleDict|None:
     "Image-only and text-only heads per task when `aux`, else `None`"
     if not aux: return None
-    if len(self.modalities) == 1: raise MedvisionError("aux=True needs a second modality (text or tabular); a vision-only model's heads already read the image alone")
+    if len(self.modalities) == 1: raise MedvisionError("aux=True needs a second modality (text or tabular); a "
+                                                       "vision-only model's heads already read the image alone")
     mods = [m for m in ('image', 'text') if m in self.modalities]
-    return nn.ModuleDict({m: TaskDict({t: mlp(self.dim, hidden, n, act, p) for t,n in self.tasks.items()}) for m in mods})
+    return nn.ModuleDict({m: TaskDict({t: mlp(self.dim, hidden, n, act, p) for t,n in self.tasks.items()})
+                          for m in mods})
 
 # %% ../nbs/04_fusion.ipynb #f9e0cf25
 @patch
@@ -302,7 +335,8 @@ def set_off(self:MultimodalModel, *names:str) -> MultimodalModel:
     "Mask the modalities `names` in every sample (none: all on); returns the model"
     _check_mods(names, self.modalities, 'off')
     if set(names) >= set(self.modalities):
-        raise MedvisionError(f"off={names}: cannot switch off every modality of the model ({', '.join(self.modalities)}); leave one on")
+        raise MedvisionError(f"off={names}: cannot switch off every modality of the model "
+                             f"({', '.join(self.modalities)}); leave one on")
     self.off = tuple(names)
     return self
 
@@ -315,13 +349,15 @@ def _no_pads(self:MultimodalModel, t:torch.Tensor) -> torch.Tensor:
 def _per_token(vision, t:torch.Tensor) -> torch.Tensor:
     "`(B, N, feat_dim)`: each of the tokens `t` `(B, N, tok_dim)` pooled on its own by `vision.pool`"
     B,N,C = t.shape
-    alone = t.reshape(B*N, 1, C).expand(-1, vision.n_prefix + 1, -1)  # the token in every slot, prefix (class token) too
+    # the token in every slot, prefix (class token) too
+    alone = t.reshape(B*N, 1, C).expand(-1, vision.n_prefix + 1, -1)
     return vision.pool(alone).view(B, N, -1)
 
 @patch
 def _image(self:MultimodalModel, img:torch.Tensor) -> tuple:
     "`(raw, proj, toks, pads, absent)` of images `img`"
-    absent = torch.zeros(img.shape[0], dtype=torch.bool, device=img.device)  # shape, not len(): a traced export keeps the batch dynamic
+    # shape, not len(): a traced export keeps the batch dynamic
+    absent = torch.zeros(img.shape[0], dtype=torch.bool, device=img.device)
     if not self.needs_tokens:
         raw = self.vision(img)
         return raw, self.projs['image'](raw), None, None, absent
@@ -335,7 +371,8 @@ def _text(self:MultimodalModel, txt:torch.Tensor) -> tuple:
     "`(raw, proj, toks, pads, absent)` of text input `txt`: token ids and masks, or precomputed embeddings"
     if self.text is None: return self._text_emb(txt)
     if txt.ndim != 3 or txt.size(1) != 2:
-        raise MedvisionError(f"text input has shape {tuple(txt.shape)}; a model with a TextEncoder takes (B, 2, L) token ids and attention masks")
+        raise MedvisionError(f"text input has shape {tuple(txt.shape)}; a model with a TextEncoder takes (B, 2, L) "
+                             "token ids and attention masks")
     absent = ~self.text.present(txt)
     proj = lambda t: self.projs['text'](self.text_drop(t))   # `text_dropout` on the features, then the projection
     if not self.needs_tokens:
@@ -349,8 +386,10 @@ def _text(self:MultimodalModel, txt:torch.Tensor) -> tuple:
 def _text_emb(self:MultimodalModel, emb:torch.Tensor) -> tuple:
     "`(raw, proj, toks, pads, absent)` of precomputed text embeddings `emb`, one token each"
     if emb.ndim != 2 or emb.size(1) != self.text_dim:
-        raise MedvisionError(f"text input has shape {tuple(emb.shape)} but the model was built with text={self.text_dim} "
-                             f"(precomputed embeddings of that size); rebuild it with text={emb.size(-1)}, or pass a TextEncoder for token input")
+        raise MedvisionError(f"text input has shape {tuple(emb.shape)} but the model was built with "
+                             f"text={self.text_dim} "
+                             f"(precomputed embeddings of that size); rebuild it with text={emb.size(-1)}, or pass a "
+                             "TextEncoder for token input")
     proj = self.projs['text'](self.text_drop(emb))
     toks = proj[:, None] if self.needs_tokens else None
     return emb, proj, toks, None if toks is None else self._no_pads(toks), ~emb.ne(0).any(1)
@@ -360,14 +399,25 @@ def _tabular(self:MultimodalModel, tab:torch.Tensor) -> tuple:
     "`(raw, proj, toks, pads, absent)` of tabular features `tab`: the MLP's output, one token"
     proj = self.projs['tabular'](tab)
     toks = proj[:, None] if self.needs_tokens else None
-    return tab, proj, toks, None if toks is None else self._no_pads(toks), torch.zeros(tab.shape[0], dtype=torch.bool, device=tab.device)
+    return (
+        tab,
+        proj,
+        toks,
+        None if toks is None else self._no_pads(toks),
+        torch.zeros(tab.shape[0], dtype=torch.bool, device=tab.device),
+    )
 
 # %% ../nbs/04_fusion.ipynb #a68889c2
 @patch
 def _masks(self:MultimodalModel, absent:dict) -> dict:
     "Modality -> `(B,)` bool, True where the sample's modality is replaced by its missing embedding"
-    gone = {k: torch.ones_like(a) if k in self.off else a for k,a in absent.items()}  # (no tensor | bool: it would not trace for export)
-    drop = lambda k,a: (torch.rand(a.shape, device=a.device) < self.modality_dropout.get(k, 0.)) if self.training else torch.zeros_like(a)
+    # (no tensor | bool: it would not trace for export)
+    gone = {k: torch.ones_like(a) if k in self.off else a for k,a in absent.items()}
+    drop = lambda k, a: (
+        (torch.rand(a.shape, device=a.device) < self.modality_dropout.get(k, 0.0))
+        if self.training
+        else torch.zeros_like(a)
+    )
     masks = {k: g | drop(k, g) for k,g in gone.items()}
     dead = torch.stack(list(masks.values())).all(0)
     for k in self.modalities:
@@ -396,7 +446,8 @@ def _fill(self:MultimodalModel, proj:dict, toks:dict, pads:dict, masks:dict):
 def _inputs(self:MultimodalModel, xb:tuple) -> dict:
     "Modality -> input, from the positional inputs `xb`, one per modality"
     if len(xb) != len(self.modalities):
-        raise MedvisionError(f"the model takes {len(self.modalities)} input(s) ({', '.join(self.modalities)}) but got {len(xb)}; "
+        raise MedvisionError(f"the model takes {len(self.modalities)} input(s) ({', '.join(self.modalities)}) but got "
+                             f"{len(xb)}; "
                              f"build the DataLoaders with the same text and tabular inputs as the model")
     return dict(zip(self.modalities, xb))
 
@@ -414,7 +465,9 @@ def _outputs(self:MultimodalModel, raw:dict, proj:dict, fused:torch.Tensor) -> d
 @patch
 def forward(self:MultimodalModel, *xb) -> dict:
     "The output dict of inputs `xb`: `(img, [txt], [tab])`, in the order of `self.modalities`"
-    xb = tuple(x.as_subclass(torch.Tensor) if isinstance(x, torch.Tensor) else x for x in xb)   # plain tensors, as fastai's `CastToTensor` gives a Learner: typed ones (TensorImage, TensorTabular) do not mix in `torch.cat`
+    # plain tensors, as fastai's `CastToTensor` gives a Learner: typed ones (TensorImage, TensorTabular) do not mix in
+    # `torch.cat`
+    xb = tuple(x.as_subclass(torch.Tensor) if isinstance(x, torch.Tensor) else x for x in xb)
     enc = {k: getattr(self, f"_{k}")(x) for k,x in self._inputs(xb).items()}
     raw,proj,toks,pads,absent = ({k: e[i] for k,e in enc.items()} for i in range(5))
     self._fill(proj, toks, pads, self._masks(absent))

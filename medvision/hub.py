@@ -15,8 +15,9 @@ __all__ = ['hub_reachable', 'hub_guard']
 
 # %% ../nbs/00a_hub.ipynb #6623e969
 def hub_reachable(timeout:float=2.0) -> bool:
-    "Whether the Hugging Face hub (or `HF_ENDPOINT`) accepts a connection; False under `MEDVISION_OFFLINE`/`HF_HUB_OFFLINE`"
-    if os.environ.get('MEDVISION_OFFLINE', '') not in ('', '0') or os.environ.get('HF_HUB_OFFLINE', '') not in ('', '0'): return False
+    ("Whether the Hugging Face hub (or `HF_ENDPOINT`) accepts a connection; False under "
+     "`MEDVISION_OFFLINE`/`HF_HUB_OFFLINE`")
+    if any(os.environ.get(k, '') not in ('', '0') for k in ('MEDVISION_OFFLINE', 'HF_HUB_OFFLINE')): return False
     if any(os.environ.get(k) for k in ('HTTPS_PROXY', 'https_proxy', 'ALL_PROXY')): return True
     host = urlparse(os.environ.get('HF_ENDPOINT', 'https://huggingface.co')).hostname
     try:

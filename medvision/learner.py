@@ -1,4 +1,4 @@
-"""`medvision_learner`: a plain fastai `Learner` for medvision models, with parameter groups for discriminative learning rates, a NaN stop, and vision-only pre-training.
+"""`medvision_learner`: a plain fastai `Learner` with parameter groups, a NaN stop and vision-only pre-training.
 
 Docs: https://medvision-team.github.io/medvision/learner.html.md"""
 
@@ -28,7 +28,8 @@ __all__ = ['bare', 'medvision_splitter', 'train_labels', 'medvision_learner', 'N
 # %% ../nbs/06_learner.ipynb #e4bd4265
 def bare(model:nn.Module) -> nn.Module:
     "`model` without a `DistributedDataParallel` (or `torch.compile`) wrapper"
-    while hasattr(model, 'module') or hasattr(model, '_orig_mod'): model = getattr(model, 'module', None) or model._orig_mod
+    while hasattr(model, 'module') or hasattr(model, '_orig_mod'):
+        model = getattr(model, 'module', None) or model._orig_mod
     return model
 
 def medvision_splitter(model:MultimodalModel, n_vision:int=2) -> list:
@@ -63,12 +64,14 @@ def _text_branch(dls, text):
     if kind is None: return None
     if kind == 'embeddings': return dls.spec.text_dim
     enc = text if isinstance(text, nn.Module) else getattr(dls, 'text_encoder', None)
-    if enc is None: raise MedvisionError("the DataLoaders give text tokens: pass the `text=` encoder they were tokenised with (tokenizer=text_encoder(...) in medvision_dataloaders)")
+    if enc is None: raise MedvisionError("the DataLoaders give text tokens: pass the `text=` encoder they were "
+                                         "tokenised with (tokenizer=text_encoder(...) in medvision_dataloaders)")
     return enc
 
 # %% ../nbs/06_learner.ipynb #79b09dc7
 def _model_config(model, arch, fusion, n_vision, model_kw, pooling='avg', loss='ce', loss_kw=None) -> dict|None:
-    "The `medvision_learner` arguments that rebuild this model (and its loss, when named), when they are plain values (None for a model passed in)"
+    ("The `medvision_learner` arguments that rebuild this model (and its loss, when named), when they are plain values "
+     "(None for a model passed in)")
     cfg = {'arch': arch, 'fusion': fusion, 'n_vision': n_vision, 'model_kw': model_kw or {}, 'pooling': pooling,
            'loss': loss if isinstance(loss, str) else None, 'loss_kw': loss_kw if isinstance(loss, str) else None}
     if model is not None or not isinstance(arch, str) or not isinstance(fusion, str): return None
@@ -90,45 +93,62 @@ def medvision_learner(dls, # `medvision_dataloaders` output (with its input `spe
                       cbs=None, # more callbacks
                       n_vision:int=2, # backbone parameter groups
                       pooling:str='avg', # backbone feature pooling: 'avg', 'max', 'concat' or 'token'
-                      model_kw:dict=None, # more `MultimodalModel` arguments (aux, modality_dropout, projection_dim, ...)
+                      # more `MultimodalModel` arguments (aux, modality_dropout, projection_dim, ...)
+                      model_kw:dict=None,
                       **kwargs # `fastai.learner.Learner` arguments (opt_func, wd, path, train_bn, ...)
                      ) -> Learner:
     "A fastai `Learner` for a medvision model on `dls`"
-    if getattr(dls, 'spec', None) is None: raise MedvisionError("dls has no input `spec`: build it with medvision_dataloaders")
+    if getattr(dls, 'spec', None) is None: raise MedvisionError("dls has no input `spec`: build it with "
+                                                                "medvision_dataloaders")
     losses = {t: _task_loss(dls, i, t, loss, loss_kw, class_weights, pos_weight) for i, t in enumerate(dls.tasks)}
     n_out = {t: 1 if getattr(losses[t], 'binary', False) else len(dls.vocabs[t]) for t in dls.tasks}
     for t, l in losses.items():
-        if getattr(l, 'binary', False) and len(dls.vocabs[t]) != 2: raise MedvisionError(f"loss {loss!r} is binary but task '{t}' has {len(dls.vocabs[t])} classes; use 'ce' or 'focal'")
+        if getattr(l, 'binary', False) and len(dls.vocabs[t]) != 2: raise MedvisionError(f"loss {loss!r} is binary but "
+                f"task '{t}' has {len(dls.vocabs[t])} classes; use 'ce' or 'focal'")
     cfg = _model_config(model, arch, fusion, n_vision, model_kw, pooling, loss, loss_kw)
     if model is None:
-        vis = vision_backbone(arch, pretrained=pretrained, in_chans=dls.spec.channels, pooling=pooling, img_size=dls.spec.image_size) if isinstance(arch, str) else arch
+        vis = (
+            vision_backbone(
+                arch, pretrained=pretrained, in_chans=dls.spec.channels, pooling=pooling, img_size=dls.spec.image_size
+            )
+            if isinstance(arch, str)
+            else arch
+        )
         tab = dls.spec.n_tab or None
-        model = MultimodalModel(vis, text=_text_branch(dls, text), tabular=tab, fusion=fusion, tasks=n_out, **(model_kw or {}))
+        model = MultimodalModel(vis, text=_text_branch(dls, text), tabular=tab, fusion=fusion, tasks=n_out,
+                                **(model_kw or {}))
     ms = default_metrics({t: len(dls.vocabs[t]) for t in dls.tasks}) if metrics is None else metrics
     if not isinstance(model, MultimodalModel) and 'splitter' not in kwargs:
-        raise MedvisionError(f"model is a {type(model).__name__}, not a MultimodalModel: pass `splitter=` (a function model -> parameter groups, e.g. fastai's trainable_params)")
-    splitter = partial(medvision_splitter, n_vision=n_vision) if isinstance(model, MultimodalModel) else kwargs.pop('splitter')
+        raise MedvisionError(f"model is a {type(model).__name__}, not a MultimodalModel: pass `splitter=` (a function "
+                             "model -> parameter groups, e.g. fastai's trainable_params)")
+    splitter = (
+        partial(medvision_splitter, n_vision=n_vision) if isinstance(model, MultimodalModel) else kwargs.pop('splitter')
+    )
     learn = Learner(dls, model, loss_func=MultiTaskLoss(losses, task_weights), metrics=ms, splitter=splitter,
                     cbs=[NaNStopCallback(), *fcL(cbs)], **kwargs)
     learn.arch = arch if isinstance(arch, str) else getattr(arch, 'name', 'model')
     learn.diverged = None   # set by `NaNStopCallback`: the weights are not to be used
     sp = dls.spec
-    sp.outputs = {t: 'logit' if n == 1 else 'softmax' for t, n in n_out.items()}   # each task's output kind, for the checkpoints
+    # each task's output kind, for the checkpoints
+    sp.outputs = {t: 'logit' if n == 1 else 'softmax' for t, n in n_out.items()}
     learn.loss_func.thresholds = sp.thresholds   # one dict: a threshold chosen on validation decides `decodes`
     if sp.normalize == 'model' and isinstance(arch, str) and sp.arch != arch:
-        warnings.warn(f"the DataLoaders normalise with the statistics of {sp.arch}, the model is {arch}; build them with arch='{arch}'", stacklevel=2)
+        warnings.warn(f"the DataLoaders normalise with the statistics of {sp.arch}, the model is {arch}; build them "
+                      f"with arch='{arch}'", stacklevel=2)
     learn.model_config = cfg  # what `learner_from_checkpoint` rebuilds the model from
     return learn
 
 # %% ../nbs/06_learner.ipynb #2ba9d16b
 class NaNStopCallback(TerminateOnNaNCallback):
-    "fastai's `TerminateOnNaNCallback` that also says where training stopped, records it in `learn.diverged`, and refuses to train a diverged model on (a second stage, a second `fit`)"
+    ("fastai's `TerminateOnNaNCallback` that also says where training stopped, records it in `learn.diverged`, and "
+     "refuses to train a diverged model on (a second stage, a second `fit`)")
     def before_fit(self):
         if getattr(self.learn, 'diverged', None): raise CancelFitException
     def after_batch(self):
         if torch.isfinite(self.loss).all(): return
         self.learn.diverged = {'loss': self.loss.item(), 'epoch': self.epoch, 'batch': self.iter}
-        print(f"training stopped: the loss is {self.loss.item()} at epoch {self.epoch}, batch {self.iter}. Lower the learning rate or check the inputs.")
+        print(f"training stopped: the loss is {self.loss.item()} at epoch {self.epoch}, batch {self.iter}. Lower the "
+              "learning rate or check the inputs.")
         raise CancelFitException
 
 # %% ../nbs/06_learner.ipynb #269df5c5
@@ -136,7 +156,8 @@ class NaNStopCallback(TerminateOnNaNCallback):
 def pretrain_vision(self:Learner, epochs:int, lr=1e-3, **kwargs):
     "Fit `epochs` one-cycle epochs with every modality but the image masked, then switch them back on"
     m = bare(self.model)
-    if not isinstance(m, MultimodalModel) or len(m.modalities) == 1: raise MedvisionError("pretrain_vision needs a MultimodalModel with text or tabular inputs")
+    if not isinstance(m, MultimodalModel) or len(m.modalities) == 1: raise MedvisionError("pretrain_vision needs a "
+            "MultimodalModel with text or tabular inputs")
     old = m.off
     m.set_off(*[k for k in m.modalities if k != 'image'])
     try: self.fit_one_cycle(epochs, lr, **kwargs)

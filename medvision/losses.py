@@ -1,4 +1,4 @@
-"""Focal losses, label smoothing, class weights and pos_weight, and one multi-task loss over the model's output dict with scheduled auxiliary losses.
+"""Focal losses, label smoothing, class weights, pos_weight, and one multi-task loss with auxiliary losses.
 
 Docs: https://medvision-team.github.io/medvision/losses.html.md"""
 
@@ -48,10 +48,12 @@ class BCELoss(nn.Module):
     binary = True
     def __init__(self, pos_weight=None, reduction:str='mean'):
         super().__init__(); self.reduction = reduction
-        self.register_buffer('pos_weight', None if pos_weight is None else torch.as_tensor(pos_weight, dtype=torch.float).view(-1))
+        self.register_buffer('pos_weight',
+                             None if pos_weight is None else torch.as_tensor(pos_weight, dtype=torch.float).view(-1))
 
     def forward(self, inp, targ):
-        l = F.binary_cross_entropy_with_logits(binary_logit(inp), targ.float().view(-1), pos_weight=self.pos_weight, reduction='none')
+        l = F.binary_cross_entropy_with_logits(binary_logit(inp), targ.float().view(-1), pos_weight=self.pos_weight,
+                                               reduction='none')
         return _reduce(l, self.reduction)
 
 # %% ../nbs/05_losses.ipynb #15bdfc2c
@@ -72,13 +74,23 @@ class SoftmaxFocalLoss(nn.Module):
         logp = F.log_softmax(inp.float(), 1)
         logpt = logp.gather(1, t[:, None])[:, 0]
         w = torch.ones_like(logpt) if self.weight is None else self.weight[t]
-        nll = -logpt if not self.label_smoothing else -(1 - self.label_smoothing)*logpt - self.label_smoothing*logp.mean(1)
+        nll = (
+            -logpt
+            if not self.label_smoothing
+            else -(1 - self.label_smoothing) * logpt - self.label_smoothing * logp.mean(1)
+        )
         loss = w * (1 - logpt.exp()) ** self.gamma * nll
         return _reduce(loss, self.reduction, w.sum())
 
 # %% ../nbs/05_losses.ipynb #d47f29f6
 LOSSES = Registry('loss')
-for _n,_l in [('ce', CrossEntropyLoss), ('focal', SoftmaxFocalLoss), ('bce', BCELoss), ('binary_focal', BinaryFocalLoss)]: LOSSES.add(_n, _l)
+for _n, _l in [
+    ('ce', CrossEntropyLoss),
+    ('focal', SoftmaxFocalLoss),
+    ('bce', BCELoss),
+    ('binary_focal', BinaryFocalLoss),
+]:
+    LOSSES.add(_n, _l)
 
 def get_loss(loss='ce', **kwargs) -> nn.Module:
     "The loss `loss` (a name in `LOSSES`, or a module returned as it is) built with `kwargs`"
@@ -90,17 +102,20 @@ def get_loss(loss='ce', **kwargs) -> nn.Module:
 
 # %% ../nbs/05_losses.ipynb #f729831e
 class MultiTaskLoss(nn.Module):
-    "Weighted sum over `tasks` of `losses[task]` on `logits_<task>`, plus `aux_weight` (one weight, or modality -> weight) times the auxiliary heads' losses"
+    ("Weighted sum over `tasks` of `losses[task]` on `logits_<task>`, plus `aux_weight` (one weight, or modality -> "
+     "weight) times the auxiliary heads' losses")
     y_int = True  # integer targets: fastai's MixUp/CutMix mix the losses, not the targets
     def __init__(self, losses:dict, weights:dict=None,
-                 aux_weight:float|dict=0., # weight of every auxiliary head's loss, or modality ('image', 'text') -> weight of its heads'
+                 # weight of every auxiliary head's loss, or modality ('image', 'text') -> weight of its heads'
+                 aux_weight:float|dict=0.,
                  reduction:str='mean'):
         super().__init__()
         if not losses: raise MedvisionError("MultiTaskLoss needs at least one task loss")
         self.tasks = list(losses)
         self.losses = TaskDict(losses)
         self.weights = {t: 1. for t in self.tasks} | dict(weights or {})
-        if extra := set(self.weights) - set(self.tasks): raise MedvisionError(f"loss weights for unknown task(s) {sorted(extra)}; tasks are {self.tasks}")
+        if extra := set(self.weights) - set(self.tasks): raise MedvisionError("loss weights for unknown task(s) "
+                f"{sorted(extra)}; tasks are {self.tasks}")
         self.aux_weight,self.reduction,self.last,self.thresholds = aux_weight,reduction,{},{}
 
     @property
@@ -116,8 +131,10 @@ class MultiTaskLoss(nn.Module):
         return l
 
     def forward(self, pred:dict, *targs):
-        if len(targs) != len(self.tasks): raise MedvisionError(f"the batch has {len(targs)} target(s) but the loss has tasks {self.tasks}")
-        if missing := [t for t in self.tasks if f'logits_{t}' not in pred]: raise MedvisionError(f"the model output has no logits for task(s) {missing}; its keys: {sorted(pred)}")
+        if len(targs) != len(self.tasks): raise MedvisionError(f"the batch has {len(targs)} target(s) but the loss has "
+                                                               f"tasks {self.tasks}")
+        if missing := [t for t in self.tasks if f'logits_{t}' not in pred]: raise MedvisionError("the model output "
+                f"has no logits for task(s) {missing}; its keys: {sorted(pred)}")
         total = sum(self.weights[t] * self._task_loss(t, pred[f'logits_{t}'], y) for t, y in zip(self.tasks, targs))
         for t, y in zip(self.tasks, targs):
             for mod, k in (('image', f'aux_img_{t}'), ('text', f'aux_txt_{t}')):
@@ -125,27 +142,31 @@ class MultiTaskLoss(nn.Module):
         return total
 
     def aux_w(self, mod:str) -> float:
-        "The weight of modality `mod`'s auxiliary losses: `aux_weight`, or its entry when that is a mapping (0 when it has none)"
+        ("The weight of modality `mod`'s auxiliary losses: `aux_weight`, or its entry when that is a mapping (0 when "
+         "it has none)")
         return self.aux_weight.get(mod, 0.) if isinstance(self.aux_weight, dict) else self.aux_weight
 
 # %% ../nbs/05_losses.ipynb #550d15bb
 from fastcore.basics import patch
 
 def _task_probs(loss, logits) -> torch.Tensor:
-    "`(B, n_classes)` probabilities of one task: softmax, or `[1 - p, p]` with the sigmoid `p` of a binary loss's one logit"
+    ("`(B, n_classes)` probabilities of one task: softmax, or `[1 - p, p]` with the sigmoid `p` of a binary loss's one "
+     "logit")
     if not getattr(loss, 'binary', False): return F.softmax(logits, -1)
     p = torch.sigmoid(binary_logit(logits))
     return torch.stack([1 - p, p], -1)
 
 @patch
 def activation(self:MultiTaskLoss, pred:dict):
-    "fastai's activation (`get_preds`, `predict`, `tta`): per task `(B, n_classes)` probabilities; one tensor for one task, else a tuple in task order"
+    ("fastai's activation (`get_preds`, `predict`, `tta`): per task `(B, n_classes)` probabilities; one tensor for one "
+     "task, else a tuple in task order")
     ps = tuple(_task_probs(self.losses[t], pred[f'logits_{t}']) for t in self.tasks)
     return ps[0] if len(ps) == 1 else ps
 
 @patch
 def decodes(self:MultiTaskLoss, probs):
-    "Class indices of `activation`'s probabilities: a two-class task's second class when its probability reaches `thresholds[task]` (default 0.5), else the most probable class"
+    ("Class indices of `activation`'s probabilities: a two-class task's second class when its probability reaches "
+     "`thresholds[task]` (default 0.5), else the most probable class")
     ps = probs if isinstance(probs, (tuple, list)) else (probs,)
     out = tuple((p[:, 1] >= self.thresholds[t]).long() if t in self.thresholds and p.shape[-1] == 2 else p.argmax(-1)
                 for t, p in zip(self.tasks, ps))

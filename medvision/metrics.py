@@ -1,4 +1,4 @@
-"""The metrics that clinics and challenges report (ROC AUC, the ISIC 2024 partial AUC, HTER, FAR, FRR, EER, F1, balanced accuracy, sensitivity, specificity, calibration error), as plain functions of `(y_true, y_prob)`, as per-task fastai metrics, and as tables.
+"""The metrics clinics and challenges report, as functions of `(y_true, y_prob)`, fastai metrics and tables.
 
 Docs: https://medvision-team.github.io/medvision/metrics.html.md"""
 
@@ -29,11 +29,13 @@ def _is_binary(p:np.ndarray) -> bool: return _n_classes(p) == 2
 def _pos(p:np.ndarray) -> np.ndarray: return p if p.ndim == 1 else p[:, 1]
 
 def _check_labels(y:np.ndarray, n_cls:int, shape, where:str) -> np.ndarray:
-    if y.dtype.kind not in 'biuf': raise MedvisionError(f"{where}: y_true must hold class indices, got dtype {y.dtype}; map labels to indices (the task's vocab) first")
+    if y.dtype.kind not in 'biuf': raise MedvisionError(f"{where}: y_true must hold class indices, got dtype "
+                                                        f"{y.dtype}; map labels to indices (the task's vocab) first")
     yi = y.astype(np.int64)
     if not np.array_equal(yi, y) or yi.min() < 0 or yi.max() >= n_cls:
         bad = sorted(set(y[(yi != y) | (yi < 0) | (yi >= n_cls)].tolist()))[:5]
-        raise MedvisionError(f"{where}: y_true must hold class indices 0..{n_cls - 1} for y_prob of shape {shape}; found {bad}")
+        raise MedvisionError(f"{where}: y_true must hold class indices 0..{n_cls - 1} for y_prob of shape {shape}; "
+                             f"found {bad}")
     return yi
 
 def check_probs(y, # true class indices, `(n,)`
@@ -41,20 +43,26 @@ def check_probs(y, # true class indices, `(n,)`
                 binary:bool=False, # require a two-class `p`
                 where:str='metric', # the caller, named in error messages
                ) -> tuple:
-    "`y` as integer labels and `p` as float probabilities (`(n, 1)` flattened), or a `MedvisionError` saying what is wrong"
+    ("`y` as integer labels and `p` as float probabilities (`(n, 1)` flattened), or a `MedvisionError` saying what is "
+     "wrong")
     y, p = np.asarray(y), np.asarray(p, dtype=np.float64)
     if p.ndim == 2 and p.shape[1] == 1: p = p[:, 0]
     if y.ndim != 1: raise MedvisionError(f"{where}: y_true must be 1-D class indices, got shape {y.shape}")
     if p.ndim not in (1, 2): raise MedvisionError(f"{where}: y_prob must be (n,) or (n, C), got shape {p.shape}")
-    if len(y) != len(p): raise MedvisionError(f"{where}: {len(y)} labels but {len(p)} predictions; pass one probability (row) per sample")
+    if len(y) != len(p): raise MedvisionError(f"{where}: {len(y)} labels but {len(p)} predictions; pass one "
+                                              "probability (row) per sample")
     if len(y) == 0: raise MedvisionError(f"{where}: no samples")
-    if not np.isfinite(p).all(): raise MedvisionError(f"{where}: {int((~np.isfinite(p)).sum())} probabilities are NaN or infinite")
+    if not np.isfinite(p).all(): raise MedvisionError(f"{where}: {int((~np.isfinite(p)).sum())} probabilities are NaN "
+                                                      "or infinite")
     if p.min() < -_TOL or p.max() > 1 + _TOL:
-        raise MedvisionError(f"{where}: probabilities must lie in [0, 1], got values in [{p.min():.4g}, {p.max():.4g}]; pass probabilities (`task_probs` of the logits), not logits")
+        raise MedvisionError(f"{where}: probabilities must lie in [0, 1], got values in [{p.min():.4g}, "
+                             f"{p.max():.4g}]; pass probabilities (`task_probs` of the logits), not logits")
     p = p.clip(0, 1)
     if p.ndim == 2 and not np.allclose(p.sum(1), 1, atol=1e-3):
-        raise MedvisionError(f"{where}: rows of y_prob must sum to 1 (softmax probabilities), got sums in [{p.sum(1).min():.4g}, {p.sum(1).max():.4g}]")
-    if binary and not _is_binary(p): raise MedvisionError(f"{where} is a binary metric but y_prob has {p.shape[1]} columns; pass (n,) or (n, 2) probabilities")
+        raise MedvisionError(f"{where}: rows of y_prob must sum to 1 (softmax probabilities), got sums in "
+                             f"[{p.sum(1).min():.4g}, {p.sum(1).max():.4g}]")
+    if binary and not _is_binary(p): raise MedvisionError(f"{where} is a binary metric but y_prob has {p.shape[1]} "
+                                                          "columns; pass (n,) or (n, 2) probabilities")
     return _check_labels(y, _n_classes(p), p.shape, where), p
 
 def pred_labels(p:np.ndarray, # checked probabilities, `(n,)` or `(n, C)`
@@ -89,7 +97,8 @@ def lower_is_better(name:str) -> bool:
     return str(name).endswith(LOWER_IS_BETTER)
 
 # %% ../nbs/08_metrics.ipynb #70ab5d10
-@METRICS.register('accuracy')   # (`accuracy_score`, not `accuracy`: `from fastai.vision.all import *` has its own `accuracy`)
+# (`accuracy_score`, not `accuracy`: `from fastai.vision.all import *` has its own `accuracy`)
+@METRICS.register('accuracy')
 def accuracy_score(y, p, threshold:float=0.5) -> float:
     "Fraction of correct decisions (positive where the probability `>= threshold` for binary `p`, else argmax)"
     y, p = check_probs(y, p, where='accuracy')
@@ -122,7 +131,8 @@ def f1(y, p, threshold:float=0.5) -> float:
 
 @METRICS.register()
 def auc(y, p) -> float:
-    "ROC AUC (scikit-learn): binary on the positive class, else the macro mean of one-vs-rest AUCs over the classes in `y`; nan for one class"
+    ("ROC AUC (scikit-learn): binary on the positive class, else the macro mean of one-vs-rest AUCs over the classes "
+     "in `y`; nan for one class")
     y, p = check_probs(y, p, where='auc')
     present = np.unique(y)
     if len(present) < 2: return float('nan')
@@ -140,7 +150,8 @@ def pauc(y, p,
     if len(np.unique(y)) < 2: return float('nan')
     max_fpr = 1 - min_tpr
     v_gt, v_pred = np.abs(y - 1), -_pos(p)                                   # flip labels and scores
-    return float(_pauc_of(skm.roc_auc_score(v_gt, v_pred, max_fpr=max_fpr), max_fpr))   # scikit-learn's is McClish-standardised
+    # scikit-learn's is McClish-standardised
+    return float(_pauc_of(skm.roc_auc_score(v_gt, v_pred, max_fpr=max_fpr), max_fpr))
 
 def _pauc_of(scaled, max_fpr:float):
     "ISIC's partial AUC (0 to `max_fpr`) from scikit-learn's McClish-standardised one"
@@ -169,7 +180,8 @@ def hter(y, p, threshold:float=0.5) -> float:
     return (far(y, p, threshold) + frr(y, p, threshold)) / 2
 
 def _roc(y, p, where) -> tuple:
-    "FAR, FRR and thresholds of scikit-learn's ROC curve at every score (its `inf` point, where nothing is accepted, dropped)"
+    ("FAR, FRR and thresholds of scikit-learn's ROC curve at every score (its `inf` point, where nothing is accepted, "
+     "dropped)")
     y, p = check_probs(y, p, binary=True, where=where)
     fpr, tpr, thr = skm.roc_curve(y, _pos(p), drop_intermediate=False)
     return fpr[1:], 1 - tpr[1:], thr[1:]
@@ -202,8 +214,10 @@ def select_threshold(y, # validation labels
                     ) -> float:
     "The decision threshold that `criterion` picks on validation labels `y` and probabilities `p`"
     y, p = check_probs(y, p, binary=True, where='select_threshold')
-    if len(np.unique(y)) < 2: raise MedvisionError("select_threshold: the validation labels hold one class; a threshold needs both")
-    if isinstance(criterion, (tuple, list)) and len(criterion) == 2 and criterion[0] in ('tpr', 'fpr'): return _at_rate(*criterion, y, p)
+    if len(np.unique(y)) < 2: raise MedvisionError("select_threshold: the validation labels hold one class; a "
+                                                   "threshold needs both")
+    if isinstance(criterion, (tuple, list)) and len(criterion) == 2 and criterion[0] in ('tpr', 'fpr'):
+        return _at_rate(*criterion, y, p)
     if criterion == 'eer': return eer(y, p)[1]
     if criterion in ('youden', 'min_hter'):
         fa, fr, thr = _roc(y, p, 'select_threshold')
@@ -230,7 +244,8 @@ def _average(r:np.ndarray, binary:bool, average):
 def sensitivity(y, p, threshold:float=0.5,
                 average='auto', # 'auto' (positive class if binary, else macro), 'macro', or None (per class)
                ):
-    "True-positive rate (recall): of the positive class of a binary task, else the macro mean (per class with `average=None`)"
+    ("True-positive rate (recall): of the positive class of a binary task, else the macro mean (per class with "
+     "`average=None`)")
     (tn, fp, fn, tp), binary = _ovr_counts(y, p, threshold, 'sensitivity')
     return _average(_div(tp, tp + fn), binary, average)
 
@@ -252,7 +267,8 @@ def ece(y, p,
     if n_bins < 1: raise MedvisionError(f"ece: n_bins={n_bins} must be at least 1")
     conf, hit = (_pos(p), y == 1) if _is_binary(p) else (p.max(1), p.argmax(1) == y)
     b = np.minimum((conf * n_bins).astype(np.int64), n_bins - 1)
-    gap = np.bincount(b, hit.astype(np.float64), n_bins) - np.bincount(b, conf, n_bins)   # per bin: n_b * (freq_b - conf_b)
+    # per bin: n_b * (freq_b - conf_b)
+    gap = np.bincount(b, hit.astype(np.float64), n_bins) - np.bincount(b, conf, n_bins)
     return float(np.abs(gap).sum() / len(y))
 
 # %% ../nbs/08_metrics.ipynb #ce189e16
@@ -270,7 +286,8 @@ def metrics_table(y, p,
     "One row of metrics of labels `y` and probabilities `p`: every applicable metric of `METRICS` (or `names`)"
     y, p = check_probs(y, p, where='metrics_table')
     names = _applicable(sorted(METRICS) if names is None else names, _is_binary(p))
-    row = {'task': task, 'n': len(y)} | {n if isinstance(n, str) else n.__name__: _call(get_metric(n), y, p, threshold) for n in names}
+    row = {'task': task, 'n': len(y)} | {n if isinstance(n, str) else n.__name__: _call(get_metric(n), y, p, threshold)
+                                         for n in names}
     return pd.DataFrame([row])
 
 def per_class_table(y, p,
@@ -281,8 +298,10 @@ def per_class_table(y, p,
     y, p = check_probs(y, p, where='per_class_table')
     n = _n_classes(p); classes = list(range(n)) if classes is None else list(classes)
     if len(classes) != n: raise MedvisionError(f"per_class_table: {len(classes)} class names for {n} classes")
-    prec, rec, f, sup = skm.precision_recall_fscore_support(y, pred_labels(p, threshold), labels=list(range(n)), zero_division=np.nan)
-    return pd.DataFrame({'class': classes, 'sensitivity': rec, 'specificity': specificity(y, p, threshold, average=None),
+    prec, rec, f, sup = skm.precision_recall_fscore_support(y, pred_labels(p, threshold), labels=list(range(n)),
+                                                            zero_division=np.nan)
+    return pd.DataFrame({'class': classes, 'sensitivity': rec,
+                         'specificity': specificity(y, p, threshold, average=None),
                          'precision': prec, 'f1': f, 'support': sup})
 
 # %% ../nbs/08_metrics.ipynb #0cf54831
@@ -291,14 +310,16 @@ def bootstrap_indices(y, # true class indices, `(n,)`
                       n_boot:int=1000, # resamples
                       seed:int=0,
                      ):
-    "Yield `n_boot` index arrays, each a stratified bootstrap resample: rows with replacement within each class, or with `groups` whole groups with replacement within each class of groups (a group's most frequent label)"
+    ("Yield `n_boot` index arrays, each a stratified bootstrap resample: rows with replacement within each class, or "
+     "with `groups` whole groups with replacement within each class of groups (a group's most frequent label)")
     rng, y = np.random.default_rng(seed), np.asarray(y)
     if groups is None:
         strata = [np.flatnonzero(y == c) for c in np.unique(y)]
         for _ in range(n_boot): yield np.concatenate([s[rng.integers(0, len(s), len(s))] for s in strata])
         return
     groups = np.asarray(groups)
-    if len(groups) != len(y): raise MedvisionError(f"bootstrap: {len(groups)} groups for {len(y)} rows; give one group (patient) per row")
+    if len(groups) != len(y): raise MedvisionError(f"bootstrap: {len(groups)} groups for {len(y)} rows; give one group "
+                                                   "(patient) per row")
     rows = list(pd.Series(np.arange(len(y))).groupby(groups, sort=True).indices.values())
     gy = np.array([np.bincount(y[r]).argmax() for r in rows])
     strata = [np.flatnonzero(gy == c) for c in np.unique(gy)]
@@ -310,7 +331,8 @@ def bootstrap_ci(y, p, # labels and probabilities, as every metric here takes th
                  groups=None, # a group (patient) per row: resample patients
                  n_boot:int=1000, level:float=0.95, seed:int=0,
                 ) -> tuple:
-    "`(value, lo, hi)`: `metric` of `y` and `p`, and its stratified percentile bootstrap interval at `level` (resamples where the metric is undefined are left out)"
+    ("`(value, lo, hi)`: `metric` of `y` and `p`, and its stratified percentile bootstrap interval at `level` "
+     "(resamples where the metric is undefined are left out)")
     y, p = check_probs(y, p, where='bootstrap_ci')
     if not 0 < level < 1: raise MedvisionError(f"bootstrap_ci: level={level!r}; give a coverage in (0, 1), e.g. 0.95")
     f = get_metric(metric)
@@ -321,7 +343,8 @@ def bootstrap_ci(y, p, # labels and probabilities, as every metric here takes th
     return float(_call(f, y, p, threshold)), float(lo), float(hi)
 
 # %% ../nbs/08_metrics.ipynb #34a3afcf
-CI_METRICS = ('auc', 'accuracy', 'f1', 'f1_macro', 'sensitivity', 'specificity', 'hter', 'pauc')   # the report's intervals
+# the report's intervals
+CI_METRICS = ('auc', 'accuracy', 'f1', 'f1_macro', 'sensitivity', 'specificity', 'hter', 'pauc')
 
 def _weights(idxs:list, n:int) -> np.ndarray:
     "`(len(idxs), n)` multiplicity of each row in each resample"
@@ -334,20 +357,24 @@ def _w_counts(pos:np.ndarray, score:np.ndarray, W:np.ndarray) -> tuple:
     return np.add.reduceat(W[:, o] * pos[o], starts, axis=1), np.add.reduceat(W[:, o] * ~pos[o], starts, axis=1)
 
 def _w_auc(pos:np.ndarray, score:np.ndarray, W:np.ndarray) -> np.ndarray:
-    "Weighted Mann-Whitney AUC of `score` for the boolean labels `pos`, one per row of weights `W` (ties count one half)"
+    ("Weighted Mann-Whitney AUC of `score` for the boolean labels `pos`, one per row of weights `W` (ties count one "
+     "half)")
     wp, wn = _w_counts(pos, score, W)
     below = np.cumsum(wn, 1) - wn
     return _div((wp * (below + 0.5 * wn)).sum(1), wp.sum(1) * wn.sum(1))
 
 def _w_pauc(y, p, W, min_tpr:float=0.8) -> np.ndarray:
-    "`pauc` of every row of weights `W`: the weighted ROC of the flipped task, its area up to FPR `1 - min_tpr` (interpolated there, as scikit-learn does), McClish-standardised, then mapped as `pauc` maps it"
-    m = 1 - min_tpr                                                        # the flipped task: negatives are positives, low scores high
+    ("`pauc` of every row of weights `W`: the weighted ROC of the flipped task, its area up to FPR `1 - min_tpr` "
+     "(interpolated there, as scikit-learn does), McClish-standardised, then mapped as `pauc` maps it")
+    # the flipped task: negatives are positives, low scores high
+    m = 1 - min_tpr
     tp, fp = (np.cumsum(w, 1) for w in _w_counts(y == 0, _pos(p), W))
     z = np.zeros((len(W), 1))
     x, t = np.hstack([z, _div(fp, fp[:, -1:])]), np.hstack([z, _div(tp, tp[:, -1:])])
     x0, x1, t0, t1 = x[:, :-1], x[:, 1:], t[:, :-1], t[:, 1:]
     xe = np.minimum(x1, m)
-    te = t0 + (t1 - t0) * np.clip(np.nan_to_num(_div(xe - x0, x1 - x0)), 0, 1)   # a vertical step (x0 == x1) adds no area
+    # a vertical step (x0 == x1) adds no area
+    te = t0 + (t1 - t0) * np.clip(np.nan_to_num(_div(xe - x0, x1 - x0)), 0, 1)
     area = np.where(x0 < m, (xe - x0) * (t0 + te) / 2, 0.).sum(1)
     return _pauc_of(0.5 * (1 + (area - 0.5 * m**2) / (m - 0.5 * m**2)), m)
 
@@ -359,11 +386,13 @@ def _fast(name:str, y, p, pred, W, binary:bool):
         if binary: return _w_auc(y == 1, _pos(p), W)
         return np.mean([_w_auc(y == c, p[:, c], W) for c in np.unique(y)], 0)
     C = _n_classes(p)
-    tp = np.stack([W @ ((y == c) & (pred == c)) for c in range(C)], 1); P = np.stack([W @ (y == c) for c in range(C)], 1)
+    tp = np.stack([W @ ((y == c) & (pred == c)) for c in range(C)], 1)
+    P = np.stack([W @ (y == c) for c in range(C)], 1)
     pp = np.stack([W @ (pred == c) for c in range(C)], 1); tot = W.sum(1)[:, None]
     fn, fp = P - tp, pp - tp; tn = tot - tp - fn - fp
     rec, spec = _div(tp, P), _div(tn, tn + fp)
-    avg = lambda r: r[:, 1] if binary else np.nanmean(r, 1)               # (every resample holds every class of `y`: no row is all nan)
+    # (every resample holds every class of `y`: no row is all nan)
+    avg = lambda r: r[:, 1] if binary else np.nanmean(r, 1)
     if name == 'sensitivity': return avg(rec)
     if name == 'specificity': return avg(spec)
     if name == 'balanced_accuracy': return np.nanmean(np.where(P > 0, rec, np.nan), 1)
@@ -376,31 +405,44 @@ def _fast(name:str, y, p, pred, W, binary:bool):
     return None
 
 def bootstrap_table(y, p, # labels and probabilities
-                    names=CI_METRICS, # metrics (those that do not apply to `p`, e.g. pAUC of a 5-class task, are left out)
+                    # metrics (those that do not apply to `p`, e.g. pAUC of a 5-class task, are left out)
+                    names=CI_METRICS,
                     threshold:float=0.5, groups=None, n_boot:int=1000, level:float=0.95, seed:int=0,
                    ) -> pd.DataFrame:
-    "`metric, value, lo, hi`: each metric of `names` and its stratified percentile bootstrap interval, every metric on the same resamples (as `bootstrap_ci` draws them)"
+    ("`metric, value, lo, hi`: each metric of `names` and its stratified percentile bootstrap interval, every metric "
+     "on the same resamples (as `bootstrap_ci` draws them)")
     y, p = check_probs(y, p, where='bootstrap_table')
-    if not 0 < level < 1: raise MedvisionError(f"bootstrap_table: level={level!r}; give a coverage in (0, 1), e.g. 0.95")
+    if not 0 < level < 1:
+        raise MedvisionError(f"bootstrap_table: level={level!r}; give a coverage in (0, 1), e.g. 0.95")
     names, binary = _applicable(list(names), _is_binary(p)), _is_binary(p)
-    idxs, pred, q = list(bootstrap_indices(y, groups, n_boot, seed)), pred_labels(p, threshold), [(1 - level) / 2, (1 + level) / 2]
+    idxs, pred, q = (
+        list(bootstrap_indices(y, groups, n_boot, seed)),
+        pred_labels(p, threshold),
+        [(1 - level) / 2, (1 + level) / 2],
+    )
     vals = {n: [] for n in names}
     for c in range(0, n_boot, 128):                                      # chunks of resamples bound the memory of W
         W = _weights(idxs[c:c + 128], len(y))
         for n in names:
             v = _fast(n, y, p, pred, W, binary)
-            vals[n].append(v if v is not None else np.array([_call(get_metric(n), y[i], p[i], threshold) for i in idxs[c:c + 128]], dtype=float))
+            vals[n].append(v if v is not None else np.array([_call(get_metric(n), y[i], p[i], threshold)
+                                                             for i in idxs[c:c + 128]], dtype=float))
     rows = []
     for n in names:
         v = np.concatenate(vals[n]); v = v[np.isfinite(v)]
         lo, hi = np.quantile(v, q) if len(v) else (np.nan, np.nan)
-        rows.append({'metric': n, 'value': float(_call(get_metric(n), y, p, threshold)), 'lo': float(lo), 'hi': float(hi)})
+        rows.append({'metric': n, 'value': float(_call(get_metric(n), y, p, threshold)), 'lo': float(lo),
+                     'hi': float(hi)})
     return pd.DataFrame(rows)
 
 # %% ../nbs/08_metrics.ipynb #0d639e28
 def task_probs(logits:torch.Tensor) -> torch.Tensor:
     "Class probabilities of `logits`: softmax, or `(B,)` sigmoid probabilities of a one-logit head"
-    return torch.sigmoid(logits.view(-1).float()) if logits.ndim == 1 or logits.shape[-1] == 1 else torch.softmax(logits.float(), -1)
+    return (
+        torch.sigmoid(logits.view(-1).float())
+        if logits.ndim == 1 or logits.shape[-1] == 1
+        else torch.softmax(logits.float(), -1)
+    )
 
 def _metric_name(func) -> str:
     "The name `func` is registered under in `METRICS`, else its `__name__`"
@@ -424,7 +466,8 @@ class TaskMetric(Metric):
 # %% ../nbs/08_metrics.ipynb #97f9ba21
 def default_metrics(tasks:dict) -> list:
     "Accuracy per task (`tasks`: name -> number of classes), plus ROC AUC for two-class tasks"
-    return [m for i, (t, n) in enumerate(tasks.items()) for m in [TaskMetric(accuracy_score, t, i)] + ([TaskMetric(auc, t, i)] if n <= 2 else [])]
+    return [m for i, (t, n) in enumerate(tasks.items())
+            for m in [TaskMetric(accuracy_score, t, i)] + ([TaskMetric(auc, t, i)] if n <= 2 else [])]
 
 # %% ../nbs/08_metrics.ipynb #57c7c347
 def _task_metric(name, task:str, idx:int, threshold:float) -> TaskMetric:
@@ -437,7 +480,8 @@ def task_metrics(tasks:dict, # task -> number of classes (or its vocab), in the 
                  threshold:float=0.5, # decision threshold of binary tasks
                 ) -> list:
     "A `TaskMetric` named `<task>_<name>` per task and metric (binary-only metrics for two-class tasks only)"
-    if not isinstance(tasks, dict): raise MedvisionError(f"task_metrics needs a dict task -> number of classes (e.g. dls.vocabs), got {type(tasks).__name__}")
+    if not isinstance(tasks, dict): raise MedvisionError("task_metrics needs a dict task -> number of classes (e.g. "
+                                                         f"dls.vocabs), got {type(tasks).__name__}")
     names = [names] if isinstance(names, str) or callable(names) else list(names)
     for n in names: get_metric(n)
     return [_task_metric(n, t, i, threshold) for i, (t, c) in enumerate(tasks.items())

@@ -20,7 +20,13 @@ from fastai.callback.schedule import SchedCos, ParamScheduler
 from fastai.optimizer import Adam
 from fastai.torch_core import rank_distrib
 from .core import MedvisionError
-from .checkpoint import CheckpointCallback, checkpoint_stem, checkpoint_header, write_atomic_text, resumed_epoch
+from .atomic import write_atomic_text
+from medvision.checkpoint import (
+    CheckpointCallback,
+    checkpoint_stem,
+    checkpoint_header,
+    resumed_epoch,
+)
 
 # %% auto #0
 __all__ = ['StagesCallback', 'training_stages']
@@ -35,8 +41,10 @@ def _trim_csv(f:Path, at:tuple):
     write_atomic_text('\n'.join([lines[0]] + [l for l in lines[1:] if pos(l.split(',')) <= tuple(at)]) + '\n', f)
 
 class StagesCallback(Callback):
-    "Number the fits of one training (its stages); with `path`, a `-last` checkpoint, skip the stages and epochs it had done, unseen by other callbacks, and restore its state"
-    order = TrackerCallback.order + 1   # after the Recorder and the progress bar start an epoch, before any callback acts on it
+    ("Number the fits of one training (its stages); with `path`, a `-last` checkpoint, skip the stages and epochs it "
+     "had done, unseen by other callbacks, and restore its state")
+    # after the Recorder and the progress bar start an epoch, before any callback acts on it
+    order = TrackerCallback.order + 1
     def __init__(self, path=None, n_stages:int=1):
         self.ckpt, self.n_stages, self.stage, self.meta, self.at, self.muted = path, n_stages, 0, {}, None, []
         if path is not None: self._check(checkpoint_stem(path))
@@ -44,25 +52,37 @@ class StagesCallback(Callback):
     def _check(self, base:Path):
         m = self.meta = checkpoint_header(base)   # not the JSON copy: it may be a kill behind
         if not any(base.with_name(base.name + s).exists() for s in ('.state.safetensors', '.state.prev.safetensors')):
-            raise MedvisionError(f"checkpoint {base} has no training state ({base.name}.state.safetensors): resume from the run's `-last` checkpoint (e.g. runs/<run>/models/resnet18-last)")
-        if 'epoch' not in m: raise MedvisionError(f"checkpoint {base} records no epoch: resume from a `-last` checkpoint written during training")
+            raise MedvisionError(f"checkpoint {base} has no training state ({base.name}.state.safetensors): resume "
+                                 "from the run's `-last` checkpoint (e.g. runs/<run>/models/resnet18-last)")
+        if 'epoch' not in m: raise MedvisionError(f"checkpoint {base} records no epoch: resume from a `-last` "
+                                                  "checkpoint written during training")
         st, ns = m.get('stage', 1), m.get('n_stages', 1)
-        if ns != self.n_stages: raise MedvisionError(f"checkpoint {base} was written in stage {st} of {ns}; this training has {self.n_stages} stage(s): resume it with the schedule it was trained with (scheduler.name, training.pretrain_vision_epochs)")
+        if ns != self.n_stages: raise MedvisionError(f"checkpoint {base} was written in stage {st} of {ns}; this "
+                                                     f"training has {self.n_stages} stage(s): resume it with the "
+                                                     "schedule it was trained with (scheduler.name, "
+                                                     "training.pretrain_vision_epochs)")
         self.at = (st, int(m['epoch']))
 
     def before_fit(self):
         self.stage += 1
         if not self.at or self.stage != self.at[0]: return
-        if self.n_epoch != self.meta['n_epoch']: raise MedvisionError(f"checkpoint {checkpoint_stem(self.ckpt)} was written at epoch {self.at[1] + 1} of {self.meta['n_epoch']} (stage {self.at[0]}); this stage has {self.n_epoch} epochs: resume it with the config it was trained with (training.epochs, scheduler.freeze_epochs)")
-        self.learn.resume(self.ckpt)      # after this stage's set-up (its optimizer, its frozen groups), before its first epoch
+        if self.n_epoch != self.meta['n_epoch']: raise MedvisionError(f"checkpoint {checkpoint_stem(self.ckpt)} was "
+                f"written at epoch {self.at[1] + 1} of {self.meta['n_epoch']} (stage {self.at[0]}); this stage has "
+                f"{self.n_epoch} epochs: resume it with the config it was trained with (training.epochs, "
+                "scheduler.freeze_epochs)")
+        # after this stage's set-up (its optimizer, its frozen groups), before its first epoch
+        self.learn.resume(self.ckpt)
 
     def trim_logs(self):
-        "Cut each appending `CSVLogger`'s file back to the epochs the checkpoint had finished (before the loggers open them)"
+        ("Cut each appending `CSVLogger`'s file back to the epochs the checkpoint had finished (before the loggers "
+         "open them)")
         if not self.at or rank_distrib(): return
         for c in self.learn.cbs:
             if isinstance(c, CSVLogger) and c.append: _trim_csv(Path(self.learn.path)/c.fname, self.at)
 
-    def _skipped(self) -> bool: return (self.at is not None and (self.stage, self.epoch) <= self.at) or self.epoch < resumed_epoch(self.learn)
+    def _skipped(self) -> bool:
+        return (self.at is not None and (self.stage, self.epoch) <= self.at) or self.epoch < resumed_epoch(self.learn)
+
     def _unmute(self, cbs=None):
         "Give back `run` to the muted callbacks (of `cbs`, default all)"
         for c, run in self.muted:
@@ -75,20 +95,25 @@ class StagesCallback(Callback):
         self.muted = [(c, c.run) for c in self.learn.cbs if c is not self]
         for c, _ in self.muted: c.run = False
         raise CancelEpochException
-    def after_epoch(self):   # the callbacks before this one are done with the skipped epoch: they see the next event (e.g. `after_fit`)
+    # the callbacks before this one are done with the skipped epoch: they see the next event (e.g. `after_fit`)
+    def after_epoch(self):
         cbs = list(self.learn.cbs.sorted('order')); self._unmute(cbs[:cbs.index(self)])
     def after_fit(self): self._unmute()
 
 def _stage_metrics(learn, st:StagesCallback) -> list:
-    "The stage and each parameter group's learning rate, as fastai `ValueMetric`s (columns of the progress table and the CSV log)"
+    ("The stage and each parameter group's learning rate, as fastai `ValueMetric`s (columns of the progress table and "
+     "the CSV log)")
     lr_of = lambda i: (lambda: learn.opt.hypers[i]['lr'])
-    return [ValueMetric(lambda: st.stage, 'stage')] + [ValueMetric(lr_of(i), f'lr_{i}') for i in range(len(learn.splitter(learn.model)))]
+    return [ValueMetric(lambda: st.stage, 'stage')] + [ValueMetric(lr_of(i), f'lr_{i}')
+                                                       for i in range(len(learn.splitter(learn.model)))]
 
 @contextlib.contextmanager
 def training_stages(learn:Learner, n_stages:int=1, # how many fits the block runs
                     resume=None): # a `-last` checkpoint of this training to continue
-    "Within the block, the fits of `learn` are the `n_stages` stages of one training (inside another such block: of that one)"
-    if (st := getattr(learn, 'stages', None)) is not None: yield st; return   # fastai names a callback's attribute after it
+    ("Within the block, the fits of `learn` are the `n_stages` stages of one training (inside another such block: of "
+     "that one)")
+    # fastai names a callback's attribute after it
+    if (st := getattr(learn, 'stages', None)) is not None: yield st; return
     st, old = StagesCallback(resume, n_stages), learn.metrics
     if n_stages > 1: learn.metrics = fcL(old) + _stage_metrics(learn, st)
     try:
@@ -113,14 +138,18 @@ def fine_tune_medical(self:Learner,
                       schedule:str='cosine', # stage 2 schedule: 'cosine' or 'one_cycle'
                       opt_func=None, # the optimizer of both stages (default: fastai's Adam with decoupled weight decay)
                       patience:int=5, monitor:str='valid_loss', min_delta:float=0., # early stopping
-                      comp=None, # early stopping's comparison (default fastai's: `np.less` for a loss or an error, else `np.greater`)
+                      # early stopping's comparison (default fastai's: `np.less` for a loss or an error, else
+                      # `np.greater`)
+                      comp=None,
                       save_metric:str=None, # the metric choosing the best checkpoint (default: `monitor`)
                       fname:str=None, cbs=None,
                       resume=None): # a `-last` checkpoint of this recipe to continue
     "The two-stage medical fine-tuning recipe: frozen head training, then all layers with a lower backbone rate"
-    if schedule not in ('cosine', 'one_cycle'): raise MedvisionError(f"schedule={schedule!r}: use 'cosine' or 'one_cycle'")
+    if schedule not in ('cosine', 'one_cycle'): raise MedvisionError(f"schedule={schedule!r}: use 'cosine' or "
+            "'one_cycle'")
     rows, old_opt = [], self.opt_func
-    own = [] if any(isinstance(c, CheckpointCallback) for c in self.cbs) else [CheckpointCallback(save_metric or monitor, fname=fname)]
+    has = any(isinstance(c, CheckpointCallback) for c in self.cbs)
+    own = [] if has else [CheckpointCallback(save_metric or monitor, fname=fname)]
     extra = [_History(rows), *own, *fcL(cbs)]
     try:
         with training_stages(self, 2, resume):
@@ -129,7 +158,8 @@ def fine_tune_medical(self:Learner,
             self.create_opt(); self.unfreeze()
             lrs = np.array([backbone_lr] * (len(self.splitter(self.model)) - 1) + [head_lr])
             cbs2 = [EarlyStoppingCallback(monitor=monitor, comp=comp, min_delta=min_delta, patience=patience), *extra]
-            if schedule == 'cosine': self.fit(stage2_epochs, lrs, wd=wd, cbs=[ParamScheduler({'lr': SchedCos(lrs, eta_min)}), *cbs2])
+            if schedule == 'cosine': self.fit(stage2_epochs, lrs, wd=wd,
+                                              cbs=[ParamScheduler({'lr': SchedCos(lrs, eta_min)}), *cbs2])
             else: self.fit_one_cycle(stage2_epochs, lrs, wd=wd, cbs=cbs2)
     finally: self.opt_func = old_opt
     import pandas as pd

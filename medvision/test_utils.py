@@ -18,9 +18,11 @@ __all__ = ['tmp_dir', 'save_image', 'synth_dataset', 'synth_image_folder', 'tiny
 
 # %% ../nbs/90_test_utils.ipynb #13ea0b72
 def tmp_dir(prefix:str='mv_', keep:bool=False) -> Path:
-    "A new empty temporary folder, removed when the process exits unless `keep` (test runs write checkpoints: gigabytes otherwise)"
+    ("A new empty temporary folder, removed when the process exits unless `keep` (test runs write checkpoints: "
+     "gigabytes otherwise)")
     p = Path(tempfile.mkdtemp(prefix=prefix))
-    if not keep:   # at exit; in a multiprocessing worker (nbdev-test's pool), atexit does not run but multiprocessing's finalizers do
+    # at exit; in a multiprocessing worker (nbdev-test's pool), atexit does not run but multiprocessing's finalizers do
+    if not keep:
         atexit.register(shutil.rmtree, p, ignore_errors=True)
         multiprocessing.util.Finalize(None, shutil.rmtree, args=(p,), kwargs={'ignore_errors': True}, exitpriority=10)
     return p
@@ -86,10 +88,12 @@ def synth_image_folder(path=None, # folder to write into (a new temporary one by
 # %% ../nbs/90_test_utils.ipynb #a1b2c3d1
 def tiny_run_config(root:Path, # the folder of `tiny.yaml`; the runs go to `root/runs`
                    ) -> Path:
-    "Write `root/tiny.yaml`, a one-epoch 32 px run on the synthetic source with a tabular input and a threshold chosen on validation"
+    ("Write `root/tiny.yaml`, a one-epoch 32 px run on the synthetic source with a tabular input and a threshold "
+     "chosen on validation")
     (root/'tiny.yaml').write_text(f"""
 experiment: {{name: tiny, output_dir: {root/'runs'}, seed: 0}}
-data: {{sources: [{{reader: synthetic, n: 60}}], tasks: [label], image_size: 32, tabular: [age, sex], text: null, limit: 20}}
+data: {{sources: [{{reader: synthetic, n: 60}}], tasks: [label], image_size: 32, tabular: [age, sex], text: null,
+       limit: 20}}
 augmentation: {{preset: light}}
 vision: {{arch: resnet18, pretrained: false}}
 training: {{batch_size: 16, epochs: 1, lr: 0.002}}
@@ -112,7 +116,8 @@ def tiny_dls(n:int=48, # images of `synth_dataset` (its test split is dropped)
                          split_col='split', group_col='patient_id', tabular=['age', 'sex'])
     t = t[t.split != 'test'].reset_index(drop=True)
     if text == 'embeddings': kw['text_emb'] = np.random.default_rng(0).normal(size=(len(t), 12)).astype('f')
-    return medvision_dataloaders(t, ['type'], img_size=32, bs=bs, aug='none', text=text, tabular=list(tabular or []), seed=seed, **kw)
+    return medvision_dataloaders(t, ['type'], img_size=32, bs=bs, aug='none', text=text, tabular=list(tabular or []),
+                                 seed=seed, **kw)
 
 # %% ../nbs/90_test_utils.ipynb #7d458fe2
 def rand_batch(bs:int=4, sz:int=32, n_ch:int=3, n_classes:int=3, seed:int=0):
@@ -122,10 +127,17 @@ def rand_batch(bs:int=4, sz:int=32, n_ch:int=3, n_classes:int=3, seed:int=0):
 
 # %% ../nbs/90_test_utils.ipynb #18e686c2
 def png_header_only(w:int, h:int, path) -> Path:
-    "Write to `path` a PNG whose header says `w` x `h` (8-bit grey) and whose pixel data is one empty deflate block; returns the path"
+    ("Write to `path` a PNG whose header says `w` x `h` (8-bit grey) and whose pixel data is one empty deflate block; "
+     "returns the path")
     import zlib, struct
-    chunk = lambda t, b: struct.pack('>I', len(b)) + t + b + struct.pack('>I', zlib.crc32(t + b))   # length, type, data, CRC (PNG spec, section 5.3)
-    Path(path).write_bytes(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 8, 0, 0, 0, 0)) + chunk(b'IDAT', zlib.compress(b'')) + chunk(b'IEND', b''))
+    # length, type, data, CRC (PNG spec, section 5.3)
+    chunk = lambda t, b: struct.pack('>I', len(b)) + t + b + struct.pack('>I', zlib.crc32(t + b))
+    Path(path).write_bytes(
+        b'\x89PNG\r\n\x1a\n'
+        + chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 8, 0, 0, 0, 0))
+        + chunk(b'IDAT', zlib.compress(b''))
+        + chunk(b'IEND', b'')
+    )
     return Path(path)
 
 # %% ../nbs/90_test_utils.ipynb #51e71aad
@@ -138,6 +150,7 @@ def real_data(name:str) -> Path|None:
     if p is not None and p.exists(): return p
     why = f"{p} does not exist" if p is not None else "MEDVISION_DATA is not set"
     if _truthy(os.environ.get('CI')) and not _truthy(os.environ.get('MEDVISION_ALLOW_MISSING_DATA')):
-        raise MedvisionError(f"real data '{name}' is required under CI but {why}; point MEDVISION_DATA at the shared data folder")
+        raise MedvisionError(f"real data '{name}' is required under CI but {why}; point MEDVISION_DATA at the shared "
+                             "data folder")
     print(f"skipping real-data cell: {why}")
     return None

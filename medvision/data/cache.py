@@ -1,4 +1,4 @@
-"""The image reader of the DataLoaders with its memory and disk cache, sample-table rows as fastai items, and the images' statistics
+"""The DataLoaders' image reader and its memory and disk cache, table rows as items, image statistics.
 
 Docs: https://medvision-team.github.io/medvision/data.cache.html.md"""
 
@@ -12,7 +12,7 @@ import numpy as np, pandas as pd, torch
 from fastai.vision.all import Datasets, PILImage, PILImageBW, TensorImage, TensorImageBW, Transform
 from fastai.data.core import TfmdDL
 from fastai.callback.data import WeightedDL
-from fastcore.basics import patch
+from fastcore.basics import patch, store_attr
 from fastcore.foundation import is_indexer
 from ..core import MedvisionError
 from .images import read_image, H5_SEP
@@ -50,17 +50,24 @@ def image_hw(size) -> tuple|None:
     return hw
 
 class ImageReader(Transform):
-    "Load the image of a table row (or a path/array): a fastai PIL image, or squished to `size`, optionally cached, a uint8 `TensorImage` (a fasttransform `Transform`, so a pipeline holds it as it is)"
+    ("Load the image of a table row (or a path/array): a fastai PIL image, or squished to `size`, optionally cached, a "
+     "uint8 `TensorImage` (a fasttransform `Transform`, so a pipeline holds it as it is)")
     def __init__(self, n_ch:int=3, size=None,
-                 cache:str=None, # None, 'memory' (a slab shared with the DataLoader workers) or 'disk' (.npy files in `cache_dir`)
+                 # None, 'memory' (a slab shared with the DataLoader workers) or 'disk' (.npy files in `cache_dir`)
+                 cache:str=None,
                  cache_dir=None, intensity:str='auto', window=None,
-                 sources=None, # the images the cache may hold (a table's `image` column); others are decoded (or read from the disk cache)
+                 # the images the cache may hold (a table's `image` column); others are decoded (or read from the disk
+                 # cache)
+                 sources=None,
                  max_gb:float=4.0): # the most the cache holds, in GiB (`data.cache_max_gb`)
         if cache not in (None, 'memory', 'disk'): raise MedvisionError(f"cache={cache!r}: use None, 'memory' or 'disk'")
-        if cache and size is None: raise MedvisionError("an image cache needs the training `size` (it stores resized images)")
-        if cache and sources is None: raise MedvisionError("an image cache needs the `sources` it holds: the table's `image` column")
-        if cache and not (isinstance(max_gb, (int, float)) and max_gb > 0): raise MedvisionError(f"data.cache_max_gb={max_gb!r}: give the cache's size in GiB, a number above 0")
-        self.n_ch,self.size,self.cache,self.intensity,self.window,self.max_gb = n_ch,image_hw(size),cache,intensity,window,max_gb
+        if cache and size is None: raise MedvisionError("an image cache needs the training `size` (it stores resized "
+                                                        "images)")
+        if cache and sources is None: raise MedvisionError("an image cache needs the `sources` it holds: the table's "
+                                                           "`image` column")
+        if cache and not (isinstance(max_gb, (int, float)) and max_gb > 0):
+            raise MedvisionError(f"data.cache_max_gb={max_gb!r}: give the cache's size in GiB, a number above 0")
+        store_attr('n_ch,cache,intensity,window,max_gb'); self.size = image_hw(size)
         self.slots,self.slab,self.writable = {},None,set()
         self.cache_dir = Path(cache_dir or Path.home()/'.cache'/'medvision'/'images') if cache == 'disk' else None
         if self.cache_dir: self.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -70,28 +77,38 @@ class ImageReader(Transform):
     @property
     def shape(self) -> tuple: return (*self.size, 3) if self.n_ch == 3 else self.size   # of a decoded, resized image
     @property
-    def planes_shape(self) -> tuple: return (3, *self.size) if self.n_ch == 3 else self.size   # the same, channels first
+    # the same, channels first
+    def planes_shape(self) -> tuple: return (3, *self.size) if self.n_ch == 3 else self.size
 
     def _ident(self, s, stamp:bool=False) -> str:
-        "What identifies source `s`: an array's shape, dtype and digest, or its path (with `stamp`, and the file's modification time)"
+        ("What identifies source `s`: an array's shape, dtype and digest, or its path (with `stamp`, and the file's "
+         "modification time)")
         if isinstance(s, np.ndarray): return f"{s.shape}:{s.dtype}:{hashlib.sha1(s.tobytes()).hexdigest()}"
         if not stamp: return str(s)
         try: return f"{s}:{Path(str(s).split(H5_SEP)[0]).stat().st_mtime_ns}"
-        except OSError as e: raise MedvisionError(f"{s}: {e.strerror or e}; the image cache cannot read the file") from e
+        except OSError as e:
+            raise MedvisionError(f"{s}: {e.strerror or e}; the image cache cannot read the file") from e
+
+    def _key(self, ident:str) -> bytes:
+        "What a disk-cache file holds: the stamped source `ident`, the size, channels and intensity rule"
+        return _KEY_TAG + f"{ident}|{self.size}|{self.n_ch}|{self.intensity}|{self.window}".encode()
 
     def _file(self, ident:str) -> Path:
-        "The disk cache's file of the stamped source `ident`: a hash of it, the size, channels and intensity rule"
-        return self.cache_dir/(hashlib.sha1(f"{ident}|{self.size}|{self.n_ch}|{self.intensity}|{self.window}".encode()).hexdigest() + '.npy')
+        "The disk cache's file of the stamped source `ident`: named by a hash of its key"
+        return self.cache_dir/(hashlib.sha1(self._key(ident)).hexdigest() + '.npy')
 
     @staticmethod
-    def _image(s): return s['image'] if isinstance(s, (pd.Series, TableRow)) else s   # a table row's image, or the source itself
+    # a table row's image, or the source itself
+    def _image(s): return s['image'] if isinstance(s, (pd.Series, TableRow)) else s
 
     def _load(self, s) -> np.ndarray:
-        a = read_image(self._image(s), n_ch=self.n_ch, draft=max(self.size) if self.size else None, size=self.size, intensity=self.intensity, window=self.window)
+        a = read_image(self._image(s), n_ch=self.n_ch, draft=max(self.size) if self.size else None, size=self.size,
+                       intensity=self.intensity, window=self.window)
         return a if self.size is None or self.n_ch == 3 else a[..., 0]
 
     def planes(self, s) -> np.ndarray:
-        "Source `s` (a table row, a path or an array) decoded and resized, channels first: `(3, H, W)` or `(H, W)`; from the memory cache a view of its slab, not to be changed"
+        ("Source `s` (a table row, a path or an array) decoded and resized, channels first: `(3, H, W)` or `(H, W)`; "
+         "from the memory cache a view of its slab, not to be changed")
         s = self._image(s)
         if self.cache == 'memory': return self._from_slab(s)
         a = self._from_disk(s) if self.cache == 'disk' else self._load(s)
@@ -104,8 +121,11 @@ class ImageReader(Transform):
         return np.ascontiguousarray(a.transpose(1, 2, 0)) if a.ndim == 3 else np.array(a)
 
     def __call__(self, s, **kwargs):   # (a pipeline passes its `split_idx`: a reader applies to every split)
-        if self.size is not None:   # already at the training size: straight to a uint8 tensor image (fastai's ToTensor passes it on)
-            t = torch.from_numpy(np.array(self.planes(s)))   # one copy, channels first and contiguous (from the memory cache it transposes nothing): the batch stacks it as it is
+        # already at the training size: straight to a uint8 tensor image (fastai's ToTensor passes it on)
+        if self.size is not None:
+            # one copy, channels first and contiguous (from the memory cache it transposes nothing): the batch stacks it
+            # as it is
+            t = torch.from_numpy(np.array(self.planes(s)))
             return TensorImage(t) if self.n_ch == 3 else TensorImageBW(t[None])
         a = self._load(s)
         return PILImage.create(a) if self.n_ch == 3 else PILImageBW.create(a.reshape(a.shape[:2]))
@@ -129,23 +149,28 @@ def _alive(pid:int) -> bool:
     return True
 
 def _unlink_own(path, pid:int, getpid=os.getpid, unlink=os.unlink):
-    "Remove `path` when this is process `pid`, the one that made it (a forked worker leaves it alone); bound functions, as it may run at exit"
+    ("Remove `path` when this is process `pid`, the one that made it (a forked worker leaves it alone); bound "
+     "functions, as it may run at exit")
     if getpid() != pid: return
     try: unlink(path)
     except FileNotFoundError: pass
 
 class _Slab:
-    "`n` uint8 images of `shape` and a filled flag each, in one memory-mapped file of `folder`: forked workers inherit the mapping, spawned ones (and copies) open the file by name"
+    ("`n` uint8 images of `shape` and a filled flag each, in one memory-mapped file of `folder`: forked workers "
+     "inherit the mapping, spawned ones (and copies) open the file by name")
     def __init__(self, n:int, shape:tuple, folder):
-        self.n,self.shape,self.off = n,tuple(shape),-(-n // 4096) * 4096   # the flags, then the images from a page boundary
+        # the flags, then the images from a page boundary
+        self.n,self.shape,self.off = n,tuple(shape),-(-n // 4096) * 4096
         for f in Path(folder).glob('medvision-images-*.slab'):              # left by a process that was killed
             if f.name.split('-')[2].isdigit() and not _alive(int(f.name.split('-')[2])): f.unlink(missing_ok=True)
         fd, self.path = tempfile.mkstemp(prefix=f'medvision-images-{os.getpid()}-', suffix='.slab', dir=folder)
         weakref.finalize(self, _unlink_own, self.path, os.getpid())
         try:
-            if hasattr(os, 'posix_fallocate'): os.posix_fallocate(fd, 0, self.nbytes)   # reserved now: a full /dev/shm fails here, not with SIGBUS in a worker
+            # reserved now: a full /dev/shm fails here, not with SIGBUS in a worker
+            if hasattr(os, 'posix_fallocate'): os.posix_fallocate(fd, 0, self.nbytes)
             else: os.ftruncate(fd, self.nbytes)
-        except OSError as e: raise MedvisionError(f"image cache: cannot reserve {self.nbytes / 2**30:.2f} GiB in {folder} ({e}); lower data.cache_max_gb") from e
+        except OSError as e: raise MedvisionError(f"image cache: cannot reserve {self.nbytes / 2**30:.2f} GiB in "
+                                                  f"{folder} ({e}); lower data.cache_max_gb") from e
         finally: os.close(fd)
         self._open()
 
@@ -170,26 +195,31 @@ class _Slab:
     def __setstate__(self, d): self.__dict__.update(d); self._open()
 
 def _slab_folder(nbytes:int) -> tuple:
-    "`(folder, room)` for a slab of `nbytes`: /dev/shm when half its free space holds it, else the temporary folder (the OS keeps a mapped file there in its page cache), else the roomier"
+    ("`(folder, room)` for a slab of `nbytes`: /dev/shm when half its free space holds it, else the temporary folder "
+     "(the OS keeps a mapped file there in its page cache), else the roomier")
     room = [(d, _free_bytes(d) // 2) for d in map(Path, ('/dev/shm', tempfile.gettempdir())) if d.is_dir()]
     return next(((d, r) for d, r in room if r >= nbytes), max(room, key=lambda o: o[1]))
 
 @patch
 def _plan_memory(self:ImageReader, sources):
-    "A slot of a shared slab for each of the first images of `sources`, as many as `max_gb` and half the free shared memory hold"
+    ("A slot of a shared slab for each of the first images of `sources`, as many as `max_gb` and half the free shared "
+     "memory hold")
     ids = list(dict.fromkeys(self._ident(s) for s in sources))   # duplicates share a slot
     per = int(np.prod(self.shape)) + 1                           # the pixels and the filled flag
     k = min(len(ids), int(self.max_gb * 2**30) // per)
     folder, room = _slab_folder(k * per + 4096)
     why = f"data.cache_max_gb={self.max_gb:g}"
-    if room < k * per + 4096: k, why = max(room - 4096, 0) // per, f"half the free space of {folder} ({2 * room / 2**30:.2f} GiB free)"
-    if k < len(ids): warnings.warn(f"image cache: {k} of {len(ids)} images fit in {why}; the rest are decoded every epoch", stacklevel=4)
+    if room < k * per + 4096: k, why = max(room - 4096, 0) // per, (f"half the free space of {folder} "
+                                                                    f"({2 * room / 2**30:.2f} GiB free)")
+    if k < len(ids): warnings.warn(f"image cache: {k} of {len(ids)} images fit in {why}; the rest are decoded every "
+                                   "epoch", stacklevel=4)
     self.slots = dict(zip(ids[:k], range(k)))
     self.slab = _Slab(k, self.planes_shape, folder) if k else None   # channels first
 
 @patch
 def _from_slab(self:ImageReader, s) -> np.ndarray:
-    "Image `s`, channels first, from its slot of the shared slab (a view), decoded into it on first use; decoded every time when it has no slot"
+    ("Image `s`, channels first, from its slot of the shared slab (a view), decoded into it on first use; decoded "
+     "every time when it has no slot")
     i = self.slots.get(self._ident(s))
     a = self.slab.get(i) if i is not None else None
     if a is None:
@@ -208,25 +238,46 @@ def _folder_bytes(folder) -> int:
 
 @patch
 def _plan_disk(self:ImageReader, sources):
-    "Let the images of `sources` not yet in `cache_dir` be written there, as many as fit in `max_gb` beside the files already there"
-    per = int(np.prod(self.shape)) + 128                      # a .npy file: the pixels and its header
+    ("Let the images of `sources` not yet in `cache_dir` be written there, as many as fit in `max_gb` beside the files "
+     "already there")
+    per = int(np.prod(self.shape)) + 512                      # a .npy file: the pixels, its header and its key
     ids = list(dict.fromkeys(self._ident(s, stamp=True) for s in sources))
-    todo = [i for i in ids if not self._file(i).exists()]
+    todo = [i for i in ids if not _holds(self._file(i), self._key(i))]
     used = _folder_bytes(self.cache_dir)
     k = min(len(todo), max(int(self.max_gb * 2**30) - used, 0) // per)
-    if k < len(todo): warnings.warn(f"image cache: {len(ids) - len(todo) + k} of {len(ids)} images fit in data.cache_max_gb={self.max_gb:g} "
-                                    f"at {self.cache_dir} ({used / 2**30:.2f} GiB there already); the rest are decoded every epoch", stacklevel=4)
+    if k < len(todo): warnings.warn(f"image cache: {len(ids) - len(todo) + k} of {len(ids)} images fit in "
+                                    f"data.cache_max_gb={self.max_gb:g} "
+                                    f"at {self.cache_dir} ({used / 2**30:.2f} GiB there already); the rest are decoded "
+                                    "every epoch", stacklevel=4)
     self.writable = set(todo[:k])
 
 @patch
 def _from_disk(self:ImageReader, s) -> np.ndarray:
     "Image `s` from its file in `cache_dir`; else decoded, and written there when `_plan_disk` let it"
-    i = self._ident(s, stamp=True); f = self._file(i)
-    if f.exists(): return np.load(f)
+    i = self._ident(s, stamp=True); f, key = self._file(i), self._key(i)
+    if (a := _cached(f, key, self.shape)) is not None: return a
     a = self._load(s)
     if i in self.writable:
-        tmp = f.with_suffix(f'.{os.getpid()}.tmp.npy'); np.save(tmp, a); tmp.replace(f)
+        tmp = f.with_suffix(f'.{os.getpid()}.tmp.npy')
+        with open(tmp, 'wb') as fh: np.save(fh, a); fh.write(key)
+        tmp.replace(f)
     return a
+
+_KEY_TAG = b'\nmedvision image cache key: '
+
+def _holds(f:Path, key:bytes) -> bool:
+    "Whether disk-cache file `f` ends with `key` (its pixels are checked when read)"
+    try:
+        with open(f, 'rb') as fh: fh.seek(-len(key), os.SEEK_END); return fh.read() == key
+    except OSError: return False
+
+def _cached(f:Path, key:bytes, shape:tuple) -> np.ndarray|None:
+    ("The image in disk-cache file `f` when the file holds `key` and an image of `shape` after the pixels; None when "
+     "it is missing, another image's, or cut short")
+    try:
+        with open(f, 'rb') as fh: a = np.lib.format.read_array(fh); rest = fh.read()
+    except (OSError, ValueError, EOFError): return None
+    return a if rest == key and a.shape == tuple(shape) and a.dtype == np.uint8 else None
 
 # %% ../../nbs/01c_data.cache.ipynb #e34241ec
 @patch
@@ -256,7 +307,8 @@ class MedvisionDL(_CachedInMain, TfmdDL):
     "fastai's `TfmdDL`; an epoch served wholly from the memory image cache runs without worker processes"
 
 class MedvisionWeightedDL(_CachedInMain, WeightedDL):
-    "fastai's `WeightedDL`, drawing from the loader's own `rng` (fastai's draws from NumPy's global generator); and likewise"
+    ("fastai's `WeightedDL`, drawing from the loader's own `rng` (fastai's draws from NumPy's global generator); and "
+     "likewise")
     def get_idxs(self):
         if self.n == 0 or not self.shuffle: return super().get_idxs()
         return np.random.default_rng(self.rng.getrandbits(64)).choice(self.n, self.n, p=self.wgts).tolist()
@@ -264,7 +316,8 @@ class MedvisionWeightedDL(_CachedInMain, WeightedDL):
 TableDatasets._dl_type = MedvisionDL   # what `TableDatasets.dataloaders` makes
 
 # %% ../../nbs/01c_data.cache.ipynb #6a098b11
-def compute_stats(df:pd.DataFrame, img_size, n_ch:int=3, max_images:int=2000, seed:int=0, intensity:str='auto', window=None) -> tuple:
+def compute_stats(df:pd.DataFrame, img_size, n_ch:int=3, max_images:int=2000, seed:int=0, intensity:str='auto',
+                  window=None) -> tuple:
     "Per-channel `(mean, std)` in [0, 1] of up to `max_images` training images of `df`, resized to `img_size`"
     t = df[df.split == 'train'] if (df.split == 'train').any() else df
     if len(t) > max_images: t = t.sample(max_images, random_state=seed)

@@ -6,11 +6,11 @@ Docs: https://medvision-team.github.io/medvision/data.images.html.md"""
 
 # %% ../../nbs/01_data.images.ipynb #dataiim01
 from __future__ import annotations
-import io, re, stat
+import io, re, stat, warnings
 from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
-from ..core import MedvisionError, did_you_mean
+from ..core import MedvisionError, MedvisionWarning, did_you_mean
 
 # %% auto #0
 __all__ = ['MAX_PIXELS', 'DICOM_EXTS', 'IMAGE_EXTS', 'H5_SEP', 'INTENSITIES', 'PERCENTILES', 'WINDOW_PRESETS', 'h5_bytes',
@@ -51,16 +51,24 @@ def _window(x, centre:float, width:float) -> np.ndarray:
 
 # %% ../../nbs/01_data.images.ipynb #0d7d11a6
 def _window_of(window, ds=None, where:str='') -> tuple|None:
-    "(centre, width) of `window`, a pair or a `WINDOW_PRESETS` name; without one, DICOM dataset `ds`'s own first window, if any"
+    ("(centre, width) of `window`, a pair or a `WINDOW_PRESETS` name; without one, DICOM dataset `ds`'s own first "
+     "window, if any")
     if isinstance(window, str):
-        if window not in WINDOW_PRESETS: raise MedvisionError(where + did_you_mean(window, WINDOW_PRESETS, 'window preset'))
+        if window not in WINDOW_PRESETS:
+            raise MedvisionError(where + did_you_mean(window, WINDOW_PRESETS, 'window preset'))
         return WINDOW_PRESETS[window]
-    if window is None and ds is not None and ds.get('WindowCenter') not in (None, '') and ds.get('WindowWidth') not in (None, ''):
-        window = [np.ravel(np.asarray(ds.WindowCenter, dtype=float))[0], np.ravel(np.asarray(ds.WindowWidth, dtype=float))[0]]
+    if window is None and ds is not None and all(ds.get(k) not in (None, '') for k in ('WindowCenter', 'WindowWidth')):
+        c, w = (np.ravel(np.asarray(ds.get(k), dtype=float))[0] for k in ('WindowCenter', 'WindowWidth'))
+        if np.isfinite(c) and np.isfinite(w) and w >= 1: return c, w
+        warnings.warn(f"{where}its window (WindowCenter {c:g}, WindowWidth {w:g}) is not one: DICOM requires a "
+                      "width of at least 1; the file's window is not used (give data.window to set one)",
+                      MedvisionWarning, stacklevel=4)
+        return None
     if window is None: return None
     try: c,w = map(float, window)
     except (TypeError, ValueError): c,w = 0.,0.
-    if w < 1: raise MedvisionError(f"{where}window={window!r}: give [centre, width] with width >= 1, or a preset ({', '.join(sorted(WINDOW_PRESETS))})")
+    if w < 1: raise MedvisionError(f"{where}window={window!r}: give [centre, width] with width >= 1, or a preset "
+                                   f"({', '.join(sorted(WINDOW_PRESETS))})")
     return c,w
 
 def _rule(intensity:str, auto:str, where:str='') -> str:
@@ -69,9 +77,12 @@ def _rule(intensity:str, auto:str, where:str='') -> str:
     return auto if intensity == 'auto' else intensity
 
 def _map(x, rule:str, win:tuple=None, rng:tuple=None, where:str='') -> np.ndarray:
-    "uint8 array of `x` through `rule`: `window` `win` (centre, width), `bits` range `rng` (lo, hi), `minmax` or `percentile`"
+    ("uint8 array of `x` through `rule`: `window` `win` (centre, width), `bits` range `rng` (lo, hi), `minmax` or "
+     "`percentile`")
     if rule == 'window':
-        if win is None: raise MedvisionError(f"{where}no window to apply (no DICOM WindowCenter/WindowWidth); pass window=[centre, width] or a preset ({', '.join(sorted(WINDOW_PRESETS))})")
+        if win is None: raise MedvisionError(f"{where}no window to apply (no valid DICOM WindowCenter/WindowWidth); "
+                                             "pass window=[centre, width] or a preset "
+                                             f"({', '.join(sorted(WINDOW_PRESETS))})")
         return _window(x, *win)
     if rule == 'bits': return _linear(x, *rng)
     if rule == 'minmax': return _linear(x, x.min(), x.max())
@@ -84,8 +95,10 @@ def _source(src) -> tuple:
     if H5_SEP in s: return io.BytesIO(h5_bytes(s)),s
     p = Path(s)
     try: st = p.stat()   # one system call for every check (this runs for every image of every epoch)
-    except (FileNotFoundError, NotADirectoryError): raise MedvisionError(f"{p}: file not found; check the image path or folder") from None
-    except OSError as e: raise MedvisionError(f"{p}: cannot read it ({e.strerror or e}); check the path, its links and permissions") from None
+    except (FileNotFoundError, NotADirectoryError): raise MedvisionError(f"{p}: file not found; check the image path "
+            "or folder") from None
+    except OSError as e: raise MedvisionError(f"{p}: cannot read it ({e.strerror or e}); check the path, its links and "
+                                              "permissions") from None
     if not stat.S_ISREG(st.st_mode): raise MedvisionError(f"{p}: not a file (a folder?); give the image file itself")
     if st.st_size == 0: raise MedvisionError(f"{p}: empty file (0 bytes); re-export or remove it")
     return p,str(p)
@@ -99,11 +112,15 @@ def _is_dicom(fp, name:str) -> bool:
 def _open(fp, name:str, max_pixels:int) -> Image.Image:
     "PIL image of `fp` named `name`, checking that PIL reads it and the pixel limit"
     try: im = Image.open(fp)
-    except UnidentifiedImageError: raise MedvisionError(f"{name}: not an image PIL can read; check the file's format") from None
-    except Image.DecompressionBombError: raise MedvisionError(f"{name}: image over PIL's decompression-bomb limit; raise `max_pixels` only if you trust the file") from None
-    except (OSError, SyntaxError, ValueError) as e: raise MedvisionError(f"{name}: cannot read the image header ({e}); the file is truncated or corrupt, re-export or remove it") from None
+    except UnidentifiedImageError:
+        raise MedvisionError(f"{name}: not an image PIL can read; check the file's format") from None
+    except Image.DecompressionBombError: raise MedvisionError(f"{name}: image over PIL's decompression-bomb limit; "
+                                                              "raise `max_pixels` only if you trust the file") from None
+    except (OSError, SyntaxError, ValueError) as e: raise MedvisionError(f"{name}: cannot read the image header ({e}); "
+            "the file is truncated or corrupt, re-export or remove it") from None
     if im.width * im.height > max_pixels:
-        raise MedvisionError(f"{name}: {im.width}x{im.height} px is over the limit of {max_pixels:,} pixels; raise `max_pixels` if the file is trusted")
+        raise MedvisionError(f"{name}: {im.width}x{im.height} px is over the limit of {max_pixels:,} pixels; raise "
+                             "`max_pixels` if the file is trusted")
     return im
 
 # %% ../../nbs/01_data.images.ipynb #c64c3e4f
@@ -118,7 +135,8 @@ def _png_sbit(fp) -> int|None:
     return None
 
 def _bits_range(x:np.ndarray, sbit:int=None) -> tuple:
-    "(0, 2**depth - 1) of integer image `x`: `sbit` bits when given, else the smallest of 8, 10, 12, 14, 16 that holds its maximum; (0, max) past 16 bits"
+    ("(0, 2**depth - 1) of integer image `x`: `sbit` bits when given, else the smallest of 8, 10, 12, 14, 16 that "
+     "holds its maximum; (0, max) past 16 bits")
     m = float(x.max())
     if sbit: return 0.,2.**sbit - 1
     if m > 65535: return 0.,m
@@ -126,16 +144,22 @@ def _bits_range(x:np.ndarray, sbit:int=None) -> tuple:
 
 # %% ../../nbs/01_data.images.ipynb #802b62e0
 def _to_rgb(im:Image.Image, hw:tuple=None, intensity:str='auto', window=None, fp=None, where:str='') -> np.ndarray:
-    "8-bit RGB array of PIL image `im` (read from `fp`) through `intensity`, whatever its mode, squished to `hw` (height, width) when given"
+    ("8-bit RGB array of PIL image `im` (read from `fp`) through `intensity`, whatever its mode, squished to `hw` "
+     "(height, width) when given")
     auto = 'minmax' if im.mode == 'F' else 'percentile' if im.mode.startswith('I') else 'bits'   # 8-bit: unchanged
     rule = _rule(intensity, auto, where)
     win = _window_of(window, where=where)
-    if im.mode != 'F' and not im.mode.startswith('I'):                       # 8-bit modes: `bits` leaves them as they are
+    # 8-bit modes: `bits` leaves them as they are
+    if im.mode != 'F' and not im.mode.startswith('I'):
         if im.mode == 'P': im = im.convert('RGBA')
-        if hw and rule == 'bits': return np.array((im if im.mode == 'RGB' else im.convert('RGB')).resize(hw[::-1], Image.BILINEAR))   # resized before the array: one small copy
+        # resized before the array: one small copy
+        if hw and rule == 'bits':
+            return np.array((im if im.mode == 'RGB' else im.convert('RGB')).resize(hw[::-1], Image.BILINEAR))
         a = np.asarray(im.convert('RGB'))
         return a if rule == 'bits' else _map(a, rule, win, where=where)
-    if rule == 'bits' and im.mode == 'F': raise MedvisionError(f"{where}intensity='bits' needs integer pixels; read a float ('F') image with 'minmax', 'percentile' or 'window'")
+    if rule == 'bits' and im.mode == 'F': raise MedvisionError(f"{where}intensity='bits' needs integer pixels; read a "
+                                                               "float ('F') image with 'minmax', 'percentile' or "
+                                                               "'window'")
     x = np.asarray(im).astype(np.float64)
     rng = _bits_range(x, _png_sbit(fp) if im.format == 'PNG' and fp is not None else None) if rule == 'bits' else None
     return np.repeat(_map(x, rule, win, rng, where)[..., None], 3, axis=2)
@@ -145,7 +169,8 @@ def _array_image(a:np.ndarray) -> np.ndarray:
     "8-bit `(H, W, 3)` array of in-memory image `a` (`(H, W)`, `(H, W, 1|3|4)`, uint8/uint16/float in [0, 1])"
     a = np.asarray(a)
     if a.ndim == 2: a = a[..., None]
-    if a.ndim != 3 or a.shape[2] not in (1, 3, 4): raise MedvisionError(f"in-memory image of shape {a.shape}: expected (H, W) or (H, W, 1|3|4)")
+    if a.ndim != 3 or a.shape[2] not in (1, 3, 4): raise MedvisionError(f"in-memory image of shape {a.shape}: expected "
+            "(H, W) or (H, W, 1|3|4)")
     if a.dtype == np.uint16: a = np.round(a / 257).astype(np.uint8)
     elif a.dtype.kind == 'f': a = np.round(a.clip(0, 1) * 255).astype(np.uint8)
     elif a.dtype != np.uint8: a = a.clip(0, 255).astype(np.uint8)
@@ -164,18 +189,22 @@ def _read_pil(fp, name:str, max_pixels:int, draft, hw:tuple, intensity:str, wind
     "8-bit RGB array of the image PIL reads from `fp`, EXIF-oriented, squished to `hw` when given"
     im = _open(fp, name, max_pixels)
     try:
-        if draft: im.draft(None, (int(max(draft) if isinstance(draft, (tuple, list)) else draft),)*2)   # of a (height, width) pair, the larger side
+        # of a (height, width) pair, the larger side
+        if draft: im.draft(None, (int(max(draft) if isinstance(draft, (tuple, list)) else draft),)*2)
         ImageOps.exif_transpose(im, in_place=True)   # (no copy)
         return _to_rgb(im, hw, intensity, window, fp, f"{name}: ")
     except (OSError, SyntaxError, ValueError) as e:
-        raise MedvisionError(f"{name}: cannot decode image ({e}); the file is truncated or corrupt, re-export or remove it") from None
+        raise MedvisionError(f"{name}: cannot decode image ({e}); the file is truncated or corrupt, re-export or "
+                             "remove it") from None
 
 # %% ../../nbs/01_data.images.ipynb #0e8c43d5
 def read_image(src, # a path (a PIL format or DICOM), `<file>.hdf5::<key>`, or an in-memory array
                n_ch:int=3, # 3 for RGB, 1 for grayscale (ITU-R 601 luma)
                as_float:bool=False, # float32 in [0, 1] instead of uint8
                max_pixels:int=None, # refuse larger images (default `MAX_PIXELS`)
-               draft:int|tuple=None, # decode JPEGs at a reduced scale that keeps at least `draft` px a side (of a pair, the larger; PIL's `draft`: far faster for large photos)
+               # decode JPEGs at a reduced scale that keeps at least `draft` px a side (of a pair, the larger; PIL's
+               # `draft`: far faster for large photos)
+               draft:int|tuple=None,
                size:int|tuple=None, # squish to `size` x `size`, or to a (height, width) pair (bilinear)
                intensity:str='auto', # `auto` (a DICOM's window, else `percentile` past 8 bits) or one of `INTENSITIES`
                window=None, # for `window`: [centre, width] or a `WINDOW_PRESETS` name (default: a DICOM file's own)
@@ -199,15 +228,18 @@ def _dcmread(fp, name:str, **kwargs):
     import pydicom
     try: return pydicom.dcmread(fp, **kwargs)
     except pydicom.errors.InvalidDicomError:
-        raise MedvisionError(f"{name}: not a DICOM file (no 'DICM' marker after the 128-byte preamble); re-export it as DICOM or remove it") from None
+        raise MedvisionError(f"{name}: not a DICOM file (no 'DICM' marker after the 128-byte preamble); re-export it "
+                             "as DICOM or remove it") from None
     except Exception as e:
-        raise MedvisionError(f"{name}: cannot read DICOM ({type(e).__name__}: {e}); the file is truncated or corrupt, re-export or remove it") from None
+        raise MedvisionError(f"{name}: cannot read DICOM ({type(e).__name__}: {e}); the file is truncated or corrupt, "
+                             "re-export or remove it") from None
 
 # %% ../../nbs/01_data.images.ipynb #5ebd8ad8
 _PIP_NAMES = {'gdcm': 'python-gdcm'}   # pydicom names the module; pip wants the distribution
 
 def _install_hint(dec) -> str:
-    "`pip install` commands for the plugins that pydicom decoder `dec` reports missing (e.g. 'pyjpegls - requires numpy and pyjpegls>=1.2')"
+    ("`pip install` commands for the plugins that pydicom decoder `dec` reports missing (e.g. 'pyjpegls - requires "
+     "numpy and pyjpegls>=1.2')")
     cmds = []
     for m in dec.missing_dependencies:
         pkgs = [re.match(r'[\w.-]*', p.strip()).group(0) for p in m.split('requires', 1)[-1].split(' and ')]
@@ -215,6 +247,17 @@ def _install_hint(dec) -> str:
     return ' or '.join(f"`pip install {c}`" for c in cmds if c)
 
 # %% ../../nbs/01_data.images.ipynb #39fe18d3
+def _check_rescale(ds, name:str):
+    "Refuse a RescaleSlope of 0 (every pixel one value), or a slope or intercept that is not a finite number"
+    for k in ('RescaleSlope', 'RescaleIntercept'):
+        if (v := ds.get(k)) in (None, ''): continue
+        try: f = float(v)
+        except (TypeError, ValueError): f = float('nan')
+        if np.isfinite(f) and not (k == 'RescaleSlope' and f == 0): continue
+        why = 'maps every pixel to one value' if f == 0 else 'is not a finite number'
+        raise MedvisionError(f"{name}: its {k} is {v!r}, which {why}; fix the file's {k} (slope 1 and intercept 0 "
+                             "when the stored values are the modality's own)")
+
 def _stored_range(ds) -> tuple:
     "(lo, hi) that dataset `ds`'s BitsStored and PixelRepresentation allow, through its rescale slope and intercept"
     b = int(ds.BitsStored)
@@ -223,25 +266,38 @@ def _stored_range(ds) -> tuple:
     return tuple(sorted((lo*m + c, hi*m + c)))
 
 def _dicom_values(ds, name:str, max_pixels:int) -> tuple:
-    "(values, (lo, hi)): the middle frame of dataset `ds` in modality units (HU for CT; palette and YBR as RGB), and the range its stored bits allow"
+    ("(values, (lo, hi)): the middle frame of dataset `ds` in modality units (HU for CT; palette and YBR as RGB), and "
+     "the range its stored bits allow")
     from pydicom.pixels import get_decoder, pixel_array, apply_modality_lut, apply_color_lut
-    if 'PixelData' not in ds: raise MedvisionError(f"{name}: no pixel data (Modality {ds.get('Modality') or 'unknown'}: an RT plan, a report or another non-image object, or a file cut short); remove it from the images")
+    if 'PixelData' not in ds: raise MedvisionError(f"{name}: no pixel data (Modality "
+                                                   f"{ds.get('Modality') or 'unknown'}: an RT plan, a report or "
+                                                   "another non-image object, or a file cut short); remove it from "
+                                                   "the images")
     ts = getattr(ds, 'file_meta', {}).get('TransferSyntaxUID')
     if ts is None: raise MedvisionError(f"{name}: no transfer syntax in its file meta information; re-export the file")
     if (ds.get('Rows') or 0) * (ds.get('Columns') or 0) > max_pixels:
-        raise MedvisionError(f"{name}: {ds.Columns}x{ds.Rows} px is over the limit of {max_pixels:,} pixels; raise `max_pixels` if the file is trusted")
+        raise MedvisionError(f"{name}: {ds.Columns}x{ds.Rows} px is over the limit of {max_pixels:,} pixels; raise "
+                             "`max_pixels` if the file is trusted")
+    _check_rescale(ds, name)
     try: dec = get_decoder(ts)
-    except NotImplementedError: raise MedvisionError(f"{name}: pydicom cannot decode transfer syntax '{ts.name}'; convert the file to an uncompressed one (e.g. `gdcmconv --raw`)") from None
-    if not dec.is_available: raise MedvisionError(f"{name}: no decoder for its '{ts.name}' pixel data is installed; {_install_hint(dec)}")
+    except NotImplementedError: raise MedvisionError(f"{name}: pydicom cannot decode transfer syntax '{ts.name}'; "
+                                                     "convert the file to an uncompressed one (e.g. `gdcmconv "
+                                                     "--raw`)") from None
+    if not dec.is_available: raise MedvisionError(f"{name}: no decoder for its '{ts.name}' pixel data is installed; "
+                                                  f"{_install_hint(dec)}")
     try:
         x = pixel_array(ds, index=int(ds.get('NumberOfFrames') or 1) // 2)          # only the middle frame is decoded
-        if ds.PhotometricInterpretation == 'PALETTE COLOR': return apply_color_lut(x, ds),(0, 2**ds.RedPaletteColorLookupTableDescriptor[2] - 1)
+        if ds.PhotometricInterpretation == 'PALETTE COLOR':
+            return apply_color_lut(x, ds),(0, 2**ds.RedPaletteColorLookupTableDescriptor[2] - 1)
         if ds.SamplesPerPixel == 3: return x,(0, 2**ds.BitsStored - 1)
         return apply_modality_lut(x, ds),_stored_range(ds)
     except Exception as e:
         why = ' '.join(str(e).split())
-        if dec.missing_dependencies: raise MedvisionError(f"{name}: the installed decoders cannot decode its '{ts.name}' pixel data ({why}); install another: {_install_hint(dec)}") from None
-        raise MedvisionError(f"{name}: cannot decode its '{ts.name}' pixel data ({why}); the file is truncated or corrupt, re-export or remove it") from None
+        if dec.missing_dependencies: raise MedvisionError(f"{name}: the installed decoders cannot decode its "
+                                                          f"'{ts.name}' pixel data ({why}); install another: "
+                                                          f"{_install_hint(dec)}") from None
+        raise MedvisionError(f"{name}: cannot decode its '{ts.name}' pixel data ({why}); the file is truncated or "
+                             "corrupt, re-export or remove it") from None
 
 # %% ../../nbs/01_data.images.ipynb #fe9cf197
 def _auto_dicom(mono:bool, win:tuple=None) -> str:
@@ -263,13 +319,15 @@ def read_dicom(path, # a DICOM file, or `<file>.hdf5::<key>` holding one
                window=None, # [centre, width] or a `WINDOW_PRESETS` name (default: the file's own)
                max_pixels:int=None, # refuse larger images (default `MAX_PIXELS`)
               ) -> np.ndarray:
-    "8-bit `(H, W)` array (`(H, W, 3)` for colour) of DICOM file `path`, before any resize; of a multi-frame file, the middle frame"
+    ("8-bit `(H, W)` array (`(H, W, 3)` for colour) of DICOM file `path`, before any resize; of a multi-frame file, "
+     "the middle frame")
     fp,name = _source(path)
     return _read_dicom(fp, name, intensity, window, max_pixels or MAX_PIXELS)
 
 # %% ../../nbs/01_data.images.ipynb #acbf2725
 def dicom_meta(path) -> dict:
-    "How DICOM file `path` reads: size, frames, depth, photometric, first window, rescale, transfer syntax, `auto`'s rule"
+    ("How DICOM file `path` reads: size, frames, depth, photometric, first window, rescale, transfer syntax, `auto`'s "
+     "rule")
     fp,name = _source(path)
     ds = _dcmread(fp, name, stop_before_pixels=True)
     win = _window_of(None, ds, f"{name}: ")
@@ -286,13 +344,15 @@ def dicom_meta(path) -> dict:
 def image_header(src, # a path (a PIL format or DICOM) or `<file>.hdf5::<key>`
                  data:bytes=None, # the file's bytes, when already read (e.g. to hash them)
                 ) -> tuple:
-    "`(height, width, frames)` of image `src` from its header alone (PIL's lazy open; DICOM's Rows, Columns, NumberOfFrames), no pixels decoded"
+    ("`(height, width, frames)` of image `src` from its header alone (PIL's lazy open; DICOM's Rows, Columns, "
+     "NumberOfFrames), no pixels decoded")
     if data is None: fp,name = _source(src)
     elif not len(data): raise MedvisionError(f"{src}: empty file (0 bytes); re-export or remove it")
     else: fp,name = io.BytesIO(data),str(src)
     if _is_dicom(fp, name):
         ds = _dcmread(fp, name, stop_before_pixels=True)
         if 'Rows' not in ds or 'Columns' not in ds:
-            raise MedvisionError(f"{name}: a DICOM without an image ({ds.get('Modality', 'no modality')}, SOP class {ds.get('SOPClassUID', 'unknown')}); remove it from the images")
+            raise MedvisionError(f"{name}: a DICOM without an image ({ds.get('Modality', 'no modality')}, SOP class "
+                                 f"{ds.get('SOPClassUID', 'unknown')}); remove it from the images")
         return int(ds.Rows),int(ds.Columns),int(ds.get('NumberOfFrames', 1) or 1)
     with _open(fp, name, max_pixels=2**62) as im: return im.height,im.width,getattr(im, 'n_frames', 1)

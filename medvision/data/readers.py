@@ -6,144 +6,18 @@ Docs: https://medvision-team.github.io/medvision/data.readers.html.md"""
 
 # %% ../../nbs/01_data.readers.ipynb #df0baa49
 from __future__ import annotations
-import os, re, json, difflib, warnings, contextvars, urllib.request
+import os, re, json, warnings, urllib.request
 from pathlib import Path
 import numpy as np, pandas as pd
 from PIL import Image
 from ..core import MedvisionError, Registry, did_you_mean
-from .images import H5_SEP, IMAGE_EXTS, read_image
+from .images import H5_SEP, IMAGE_EXTS
+from .table import (SPLIT_ALIASES, norm_split, sample_table, need_cols, check_exist, check_case,
+                                  strip_label, report_rows, label_case_later, check_label_case)
 
 # %% auto #0
-__all__ = ['SPLITS', 'SPLIT_ALIASES', 'BASE_COLS', 'MEDMNIST_URL', 'MEDMNIST_NAMES', 'ISIC_TABULAR', 'READERS', 'norm_split',
-           'check_label_case', 'sample_table', 'check_images', 'read_image_folder', 'need_cols', 'read_csv_dataset',
-           'read_medpix', 'cache_dir', 'medmnist_file', 'read_medmnist', 'read_isic', 'read_sources', 'synth_image',
-           'read_synthetic']
-
-# %% ../../nbs/01_data.readers.ipynb #ded2ff94
-SPLITS = ('train', 'valid', 'test')
-SPLIT_ALIASES = {'train': 'train', 'training': 'train', 'val': 'valid', 'valid': 'valid', 'validation': 'valid',
-                 'dev': 'valid', 'test': 'test', '': ''}
-BASE_COLS = ['image', 'split', 'group', 'source', 'text']
-
-# %% ../../nbs/01_data.readers.ipynb #d6318fa7
-def norm_split(v, where:str='') -> str:
-    "Contract name (`train`, `valid`, `test` or empty) of split value `v`"
-    if v is None or (isinstance(v, float) and np.isnan(v)): return ''
-    s = str(v).strip().lower()
-    if s not in SPLIT_ALIASES:
-        raise MedvisionError(f"{where}unknown split '{v}'; use one of train, valid (val, dev), test, or leave it empty")
-    return SPLIT_ALIASES[s]
-
-# %% ../../nbs/01_data.readers.ipynb #41d57ad9
-def _report(msg:str, idx) -> None:
-    "Warn about the rows `idx` with `msg`, naming the count and the first few"
-    idx = list(idx)
-    if idx: warnings.warn(f"{msg}: {len(idx)} row(s), first {idx[:5]}", stacklevel=3)
-
-# %% ../../nbs/01_data.readers.ipynb #c7d3a9e2
-def _strip(v):
-    "`v` without surrounding whitespace when it is a string; anything else as it is"
-    return v.strip() if isinstance(v, str) else v
-
-def _case_groups(labels) -> list[list]:
-    "Sorted groups of two or more string `labels` that are equal but for case and surrounding whitespace"
-    by = {}
-    for v in labels:
-        if isinstance(v, str): by.setdefault(v.strip().casefold(), []).append(v)
-    return sorted(sorted(g) for g in by.values() if len(g) > 1)
-
-def _flow(m:dict) -> str:
-    "Mapping `m` written as a YAML flow mapping: strings in double quotes (so also JSON), numbers bare"
-    q = lambda v: _flow(v) if isinstance(v, dict) else json.dumps(v, ensure_ascii=False) if isinstance(v, str) else str(v)
-    return '{' + ', '.join(f"{q(k)}: {q(v)}" for k,v in m.items()) + '}'
-
-def _and(xs) -> str:
-    "`xs` as 'a, b and c'"
-    return ', '.join(xs[:-1]) + ' and ' + xs[-1]
-
-# %% ../../nbs/01_data.readers.ipynb #3e8b0d54
-def check_label_case(df:pd.DataFrame, # the sample table
-                     tasks:str|list, # task column(s)
-                     where:str='', # prefix of the error message (the file or source)
-                     label_map:dict=None, # the source's `label_map` (task -> raw label -> label), which the suggested map extends
-                     by:str=None, # column naming where each spelling comes from (e.g. `source`)
-                     fix:str="merge them with label_map: {m} in the source, or fix the data", # what to do; `{m}` is the suggested `label_map`, `{t}` the task, `{d}` the task's mapping
-                    ) -> None:
-    "Raise when string labels of one of `tasks` differ only by case or surrounding whitespace, naming every spelling, the task and the `label_map` that merges them"
-    for t in [tasks] if isinstance(tasks, str) else tasks:
-        n = df[t].value_counts()
-        groups = _case_groups(n.index)
-        if not groups: continue
-        keep = {v: max(g, key=lambda s: (n[s], s)).strip() for g in groups for v in g}
-        raw = ((label_map or {}).get(t)) or {v: v for v in sorted(n.index, key=str)}
-        d = {k: keep.get(v, keep.get(_strip(v), _strip(v))) for k,v in raw.items()}   # a source's map: its values were stripped
-        name = lambda v: repr(v) + (f" ({', '.join(sorted(map(str, df.loc[df[t] == v, by].unique())))})" if by else '')
-        cs,ws = any(len({v.strip() for v in g}) > 1 for g in groups),any(v != v.strip() for g in groups for v in g)
-        how = ' or '.join(w for w,b in (('case', cs), ('surrounding whitespace', ws)) if b)
-        raise MedvisionError(f"{where}task '{t}': labels {'; '.join(_and([name(v) for v in g]) for g in groups)} differ only by {how}; "
-                             + fix.format(t=t, m=_flow({t: d}), d=_flow(d)))
-
-# %% ../../nbs/01_data.readers.ipynb #7f79158c
-def sample_table(image, # image paths (made absolute) or in-memory arrays
-                 targets:dict, # task name -> labels
-                 split=None, group=None, source:str='', text=None,
-                 tabular:dict=None, # column name -> values
-                 where:str='', # prefix of error messages (the file read)
-                ) -> pd.DataFrame:
-    "A validated sample table from column values; string labels stripped of surrounding whitespace, labels of a task differing only by case refused"
-    n = len(image)
-    col = lambda v, dflt: [dflt]*n if v is None else list(v)
-    img = [a if isinstance(a, np.ndarray) else (s if H5_SEP in (s := str(a)) else str(Path(s).absolute())) for a in image]
-    df = pd.DataFrame({'image': pd.Series(img, dtype=object), 'split': col(split, ''), 'group': col(group, None),
-                       'source': source, 'text': col(text, '')})
-    df['split'] = [norm_split(v, f"{where}row {i}: ") for i,v in enumerate(df.split)]
-    df['group'] = [str(g) if g is not None and g == g else f"{source or 'img'}_{i}" for i,g in enumerate(df.group)]
-    df['text'] = [t if isinstance(t, str) else '' for t in df.text]
-    for t,v in targets.items(): df[t] = [_strip(x) for x in v]
-    for c,v in (tabular or {}).items(): df[c] = list(v)
-    _check_targets(df, targets, where)
-    _check_case(df, targets, where)
-    if not isinstance(image[0] if n else '', np.ndarray):
-        _report(f"{where}duplicate rows (same image and targets) kept", df.index[df.duplicated(['image', *targets])])
-    return df
-
-def _check_targets(df, targets, where):
-    "Every task column of `df` is labelled"
-    for t in targets:
-        bad = df.index[df[t].isna() | df[t].map(lambda x: isinstance(x, str) and not x)].tolist()   # NaN, or blank (stripped)
-        if bad: raise MedvisionError(f"{where}task '{t}' has no label in row(s) {bad[:5]} ({len(bad)} in all); label or remove them")
-
-_CASE_LATER = contextvars.ContextVar('case_later', default=None)   # while `read_sources` reads a source: its tasks, checked after its label_map
-
-def _check_case(df, tasks, where):
-    "`check_label_case` of `tasks`, or, while `read_sources` reads a source, note them for its check after the `label_map`"
-    later = _CASE_LATER.get()
-    if later is None: check_label_case(df, tasks, where)
-    else: later.extend(t for t in tasks if t not in later)
-
-# %% ../../nbs/01_data.readers.ipynb #426846f4
-def _check_exist(df:pd.DataFrame, where:str=''):
-    "Raise naming the first rows whose image file is missing"
-    miss = [i for i,s in zip(df.index, df.image) if isinstance(s, str) and H5_SEP not in s and not os.path.exists(s)]
-    if miss: raise MedvisionError(f"{where}{df.image[miss[0]]} (row {miss[0]}): file not found; {len(miss)} missing file(s) in all, rows {miss[:5]}")
-
-# %% ../../nbs/01_data.readers.ipynb #e9c0f327
-def check_images(df:pd.DataFrame, skip:bool=False, min_side:int=8, max_pixels:int=None,
-                 intensity:str='auto', # `read_image`'s intensity rule, as training reads the images
-                 window=None, # `read_image`'s window: [centre, width] or a `WINDOW_PRESETS` name
-                ) -> pd.DataFrame:
-    "Decode every image of `df`; raise on a bad one, or with `skip` drop and report the bad rows"
-    from fastprogress.fastprogress import progress_bar
-    bad,small = [],[]
-    for i,src in progress_bar(list(zip(df.index, df.image)), leave=False):
-        try: a = read_image(src, max_pixels=max_pixels, intensity=intensity, window=window)
-        except MedvisionError as e:
-            if not skip: raise MedvisionError(f"row {i}: {e}") from None
-            bad.append((i, str(e))); continue
-        if min(a.shape[:2]) < min_side: small.append(i)
-    _report(f"images smaller than {min_side} px", small)
-    if bad: warnings.warn(f"skipped {len(bad)} unreadable image(s); first: {bad[:3]}", stacklevel=2)
-    return df.drop(index=[i for i,_ in bad])
+__all__ = ['MEDMNIST_URL', 'MEDMNIST_NAMES', 'ISIC_TABULAR', 'READERS', 'read_image_folder', 'read_csv_dataset', 'read_medpix',
+           'cache_dir', 'medmnist_file', 'read_medmnist', 'read_isic', 'read_sources', 'synth_image', 'read_synthetic']
 
 # %% ../../nbs/01_data.readers.ipynb #b21f1ddc
 def _images_in(folder:Path, exts) -> tuple[list, list]:
@@ -170,10 +44,12 @@ def read_image_folder(path, # root folder
             others += oth
             rows += [(f, split, c.name) for f in imgs]
     if not rows: raise MedvisionError(f"{path}: no images found; expected {path}/<split>/<class>/* or {path}/<class>/*")
-    if others: warnings.warn(f"{path}: {len(others)} file(s) are not images ({', '.join(exts)}) and were not read; first: {[str(o) for o in others[:3]]}", stacklevel=2)
+    if others: warnings.warn(f"{path}: {len(others)} file(s) are not images ({', '.join(exts)}) and were not read; "
+                             f"first: {[str(o) for o in others[:3]]}", stacklevel=2)
     fs,splits,labels = zip(*rows)
     groups = [_group_of(f, group_re) for f in fs]
-    return sample_table(fs, {'label': labels}, split=splits, group=groups, source=source or path.name, where=f"{path}: ")
+    return sample_table(fs, {'label': labels}, split=splits, group=groups, source=source or path.name,
+                        where=f"{path}: ")
 
 def _group_of(f:Path, group_re:str|None) -> str:
     "Patient id of file `f` from `group_re`, or the file's own path"
@@ -182,22 +58,14 @@ def _group_of(f:Path, group_re:str|None) -> str:
     if m is None: raise MedvisionError(f"{f}: group_re {group_re!r} does not match the file name; fix the pattern")
     return m.group(1) if m.groups() else m.group(0)
 
-# %% ../../nbs/01_data.readers.ipynb #52c1e984
-def need_cols(df:pd.DataFrame, cols, where:str):
-    "Raise naming the first of `cols` missing from `df`, and the closest existing column"
-    for c in cols:
-        if c is not None and c not in df.columns:
-            close = difflib.get_close_matches(str(c), list(map(str, df.columns)), n=1)
-            hint = f"did you mean '{close[0]}'?" if close else f"its columns are: {', '.join(map(str, df.columns))}"
-            raise MedvisionError(f"{where}column '{c}' is not in the table; {hint}")
-
 # %% ../../nbs/01_data.readers.ipynb #0644ae38
 def _read_csv(f) -> pd.DataFrame:
     "Table of CSV file `f`, naming the file when it is missing or malformed"
     if not Path(f).exists(): raise MedvisionError(f"{f}: CSV file not found")
     try: return pd.read_csv(f, low_memory=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise MedvisionError(f"{f}: cannot be read as CSV ({str(e).strip()}); check its delimiter, quoting and encoding") from None
+        raise MedvisionError(f"{f}: cannot be read as CSV ({str(e).strip()}); check its delimiter, quoting and "
+                             "encoding") from None
 
 def _read_csvs(csv) -> list[tuple[str, Path, pd.DataFrame]]:
     "(split, file, table) for a CSV file or a `{split}` pattern"
@@ -227,17 +95,18 @@ def read_csv_dataset(csv, # a CSV file, or a pattern with `{split}`
         df = sample_table([Path(image_dir)/str(v) for v in t[image_col]], {k:t[c] for k,c in targets.items()},
                           split=sp, group=t[group_col] if group_col else None, source=source or f.stem,
                           text=t[text_col] if text_col else None, tabular={c:t[c] for c in tabular or []}, where=where)
-        _check_exist(df, where)
+        check_exist(df, where)
         parts.append(df)
     df = pd.concat(parts, ignore_index=True)
-    _check_case(df, targets, f"{csv}: ")                                           # the split files together
+    check_case(df, targets, f"{csv}: ")                                           # the split files together
     if group_col is None: df['group'] = [f"{g}_{i}" for i,g in enumerate(df.group)]
     return df
 
 # %% ../../nbs/01_data.readers.ipynb #6ae0934b
 def _jsonl(f:Path) -> list[dict]:
     "Records of JSON-lines file `f`, naming the line of a broken record"
-    if not f.exists(): raise MedvisionError(f"{f}: file not found; is this the MedPix 2.0 folder (with splitted_dataset/)?")
+    if not f.exists(): raise MedvisionError(f"{f}: file not found; is this the MedPix 2.0 folder (with "
+                                            "splitted_dataset/)?")
     out = []
     for i,l in enumerate(f.read_text().splitlines(), 1):
         if not l.strip(): continue
@@ -262,25 +131,37 @@ def read_medpix(path, # the MedPix 2.0 folder (with `splitted_dataset/` and `ima
     "Sample table of MedPix 2.0: tasks `modality` and `location`, text, `age` and `sex`"
     path = Path(path)
     if text not in ('caption', 'caption+case'): raise MedvisionError(f"text={text!r}: use 'caption' or 'caption+case'")
-    imgs = {f.stem: f for f in (path/'images').iterdir() if f.suffix.lower() in IMAGE_EXTS} if (path/'images').is_dir() else {}
+    imgs = (
+        {f.stem: f for f in (path / 'images').iterdir() if f.suffix.lower() in IMAGE_EXTS}
+        if (path / 'images').is_dir()
+        else {}
+    )
     if not imgs: raise MedvisionError(f"{path/'images'}: no images found; is this the MedPix 2.0 folder?")
     parts = []
     for split in ('train', 'dev', 'test'):
         f = path/'splitted_dataset'/f"descriptions_{split}.jsonl"
         recs = _jsonl(f)
-        cases = {c['U_id']: _case_text(c) for c in _jsonl(path/'splitted_dataset'/f"data_{split}.jsonl")} if text != 'caption' else {}
+        cases = (
+            {c['U_id']: _case_text(c) for c in _jsonl(path / 'splitted_dataset' / f"data_{split}.jsonl")}
+            if text != 'caption'
+            else {}
+        )
         for i,r in enumerate(recs, 1):
-            if r.get('image') not in imgs: raise MedvisionError(f"{f} (line {i}): no image file for id '{r.get('image')}' in {path/'images'}")
+            if r.get('image') not in imgs: raise MedvisionError(f"{f} (line {i}): no image file for id "
+                                                                f"'{r.get('image')}' in {path/'images'}")
         desc = [r.get('Description') or {} for r in recs]
         txt = [' '.join(t for t in (d.get('Caption') or '', cases.get(r['U_id'], '')) if t) for d,r in zip(desc, recs)]
         parts.append(sample_table([imgs[r['image']] for r in recs],
-                                  {'modality': [r.get('Type') for r in recs], 'location': [r.get('Location Category') for r in recs]},
-                                  split=[split]*len(recs), group=[r.get('U_id') for r in recs], source='medpix', text=txt,
+                                  {'modality': [r.get('Type') for r in recs],
+                                   'location': [r.get('Location Category') for r in recs]},
+                                  split=[split]*len(recs), group=[r.get('U_id') for r in recs], source='medpix',
+                                  text=txt,
                                   tabular={'age': [_num(d.get('Age')) for d in desc],
-                                           'sex': [d.get('Sex') if d.get('Sex') in ('male', 'female') else np.nan for d in desc]},
+                                           'sex': [d.get('Sex') if d.get('Sex') in ('male', 'female') else np.nan
+                                                   for d in desc]},
                                   where=f"{f}: "))
     df = pd.concat(parts, ignore_index=True)
-    _check_case(df, ['modality', 'location'], f"{path}: ")
+    check_case(df, ['modality', 'location'], f"{path}: ")
     return df
 
 # %% ../../nbs/01_data.readers.ipynb #a7928ebd
@@ -304,7 +185,8 @@ def medmnist_file(name:str, size:int=28) -> Path:
     try: urllib.request.urlretrieve(url, tmp)
     except OSError as e:
         tmp.unlink(missing_ok=True)
-        raise MedvisionError(f"could not download {url} ({e}); download it by hand and put it at {dst}, or pass the .npz file's path") from None
+        raise MedvisionError(f"could not download {url} ({e}); download it by hand and put it at {dst}, or pass the "
+                             ".npz file's path") from None
     tmp.replace(dst)
     return dst
 
@@ -321,11 +203,14 @@ def read_medmnist(path_or_name, # an `.npz` file, or a MedMNIST name such as `pn
     parts = []
     with np.load(f) as z:
         for split in ('train', 'val', 'test'):
-            if f"{split}_images" not in z: raise MedvisionError(f"{f}: no '{split}_images' array; is this a MedMNIST file?")
+            if f"{split}_images" not in z: raise MedvisionError(f"{f}: no '{split}_images' array; is this a MedMNIST "
+                                                                "file?")
             x,y = z[f"{split}_images"],z[f"{split}_labels"]
-            if y.ndim == 2 and y.shape[1] > 1: raise MedvisionError(f"{f}: {y.shape[1]} labels per image (multi-label); read_medmnist reads single-label files")
+            if y.ndim == 2 and y.shape[1] > 1: raise MedvisionError(f"{f}: {y.shape[1]} labels per image "
+                    "(multi-label); read_medmnist reads single-label files")
             parts.append(sample_table(list(x), {'label': y.reshape(len(y)).astype(int)}, split=[split]*len(x),
-                                      group=[f"{name}_{split}_{i}" for i in range(len(x))], source=name, where=f"{f}: "))
+                                      group=[f"{name}_{split}_{i}" for i in range(len(x))], source=name,
+                                      where=f"{f}: "))
     return pd.concat(parts, ignore_index=True)
 
 # %% ../../nbs/01_data.readers.ipynb #c4ca427b
@@ -345,16 +230,18 @@ def read_isic(csv, # the metadata CSV (`isic_id`, `target`, `patient_id`, ...)
     h5 = images.suffix.lower() in ('.h5', '.hdf5')
     if not images.exists(): raise MedvisionError(f"{images}: not found; give the image folder or the .hdf5 file")
     srcs = [f"{images}{H5_SEP}{i}" if h5 else images/f"{i}.jpg" for i in t.isic_id]
-    df = sample_table(srcs, {'target': t.target}, group=t.patient_id, source='isic', tabular={c:t[c] for c in tab}, where=where)
+    df = sample_table(srcs, {'target': t.target}, group=t.patient_id, source='isic', tabular={c:t[c] for c in tab},
+                      where=where)
     if h5: _check_h5_keys(images, t.isic_id, where)
-    else: _check_exist(df, where)
+    else: check_exist(df, where)
     return df
 
 def _check_h5_keys(fn:Path, ids, where:str):
     "Raise naming the first ids that have no image in HDF5 file `fn`"
     import h5py
     with h5py.File(fn, 'r') as f: miss = [(i, k) for i,k in enumerate(ids) if k not in f]
-    if miss: raise MedvisionError(f"{where}{fn} has no image for isic_id '{miss[0][1]}' (row {miss[0][0]}); {len(miss)} missing in all")
+    if miss: raise MedvisionError(f"{where}{fn} has no image for isic_id '{miss[0][1]}' (row {miss[0][0]}); "
+                                  f"{len(miss)} missing in all")
 
 # %% ../../nbs/01_data.readers.ipynb #04c4fc7b
 READERS = Registry('reader')
@@ -373,11 +260,12 @@ def _harmonise(df:pd.DataFrame, label_map:dict, drop:bool, where:str) -> pd.Data
     "Map each task's raw labels to common ones; unmapped labels raise, or are dropped and reported with `drop`"
     need_cols(df, label_map, where)
     for t,m in label_map.items():
-        m = {_strip(k): _strip(v) for k,v in m.items()}
+        m = {strip_label(k): strip_label(v) for k,v in m.items()}
         bad = ~df[t].isin(list(m))
         if bad.any() and not drop:
-            raise MedvisionError(f"{where}task '{t}': label(s) {sorted(map(str, df[t][bad].unique()))[:5]} not in label_map; map them or set drop_unmapped: true")
-        _report(f"{where}task '{t}': rows with unmapped labels dropped", df.index[bad])
+            raise MedvisionError(f"{where}task '{t}': label(s) {sorted(map(str, df[t][bad].unique()))[:5]} not in "
+                                 "label_map; map them or set drop_unmapped: true")
+        report_rows(f"{where}task '{t}': rows with unmapped labels dropped", df.index[bad])
         df = df[~bad].copy()
         df[t] = df[t].map(m)
     return df
@@ -402,25 +290,27 @@ def read_sources(cfg:list|dict, # a list of source dicts, or `{'sources': [...],
         reader = s.pop('reader', 'csv')
         if reader not in READERS: raise MedvisionError(where + did_you_mean(reader, READERS, 'reader'))
         opts = {k:s.pop(k) for k in list(s) if k in _SOURCE_KEYS}
-        ts = []
-        tok = _CASE_LATER.set(ts)                                                  # the reader's case check waits for the label_map
-        try: df = READERS[reader](**s)
-        except TypeError as e: raise MedvisionError(f"{where}bad options for reader '{reader}': {e}") from None
-        finally: _CASE_LATER.reset(tok)
+        with label_case_later() as ts:   # the reader's case check waits for the label_map
+            try: df = READERS[reader](**s)
+            except TypeError as e: raise MedvisionError(f"{where}bad options for reader '{reader}': {e}") from None
         if 'name' in opts: df['source'] = opts['name']
         df = _filter(df, opts.get('filters') or {}, where)
         df = _harmonise(df, opts.get('label_map') or {}, opts.get('drop_unmapped', False), where)
         check_label_case(df, ts, where, opts.get('label_map'))
         ht = opts.get('has_text', top.get('has_text'))
-        if ht not in (None, True, False): raise MedvisionError(f"{where}has_text={ht!r}: true keeps the rows with a text, false the rows without, null (the default) all rows")
+        if ht not in (None, True, False): raise MedvisionError(f"{where}has_text={ht!r}: true keeps the rows with a "
+                                                               "text, false the rows without, null (the default) "
+                                                               "all rows")
         if ht is not None: df = df[(df.text.str.len() > 0) == ht]
         df = _fraction(df, opts.get('data_fraction', top.get('data_fraction', 1.0)), top.get('seed', 0), where)
         if df.empty: raise MedvisionError(f"{where}no rows left after filters; check filters, label_map and has_text")
         parts.append(df); tasks += [t for t in ts if t not in tasks]
     if not parts: raise MedvisionError("read_sources: no sources configured; give a list under 'sources'")
     df = pd.concat(parts, ignore_index=True)
-    if len(parts) > 1 and 'group' in df: df['group'] = df.source.astype(str) + '/' + df.group.astype(str)   # patient P01 of one data set is not P01 of another
-    check_label_case(df, tasks, 'read_sources: ', by='source', fix="merge them with label_map: {m} in each of those sources, or fix the data")
+    # patient P01 of one data set is not P01 of another
+    if len(parts) > 1 and 'group' in df: df['group'] = df.source.astype(str) + '/' + df.group.astype(str)
+    check_label_case(df, tasks, 'read_sources: ', by='source', fix="merge them with label_map: {m} in each of those "
+            "sources, or fix the data")
     return df
 
 # %% ../../nbs/01_data.readers.ipynb #73044775
@@ -445,9 +335,12 @@ def _write_png(a:np.ndarray, f:Path):
 def read_synthetic(n:int=240, # images, two per patient
                    size:int=32, # image side in pixels
                    seed:int=0, # seeds the labels, the images and the other columns
-                   path=None, # folder of the PNG files (default: `cache_dir()/synthetic/<size>px_seed<seed>`); files there are reused
+                   # folder of the PNG files (default: `cache_dir()/synthetic/<size>px_seed<seed>`); files there are
+                   # reused
+                   path=None,
                   ) -> pd.DataFrame:
-    "The built-in synthetic image+text+tabular set: a binary `label` seen in the image, the text and `age`; patient-grouped and split"
+    ("The built-in synthetic image+text+tabular set: a binary `label` seen in the image, the text and `age`; "
+     "patient-grouped and split")
     path = Path(path) if path is not None else cache_dir()/'synthetic'/f"{size}px_seed{seed}"
     rng,rows = np.random.default_rng(seed),[]
     for i in range(n):
@@ -455,9 +348,12 @@ def read_synthetic(n:int=240, # images, two per patient
         f = path/'images'/f"synth_{i:04d}.png"
         if not f.exists(): _write_png(synth_image(size, 2*y, seed + i), f)
         age = float(np.clip(rng.normal(45 + 15*y, 12), 18, 95))
-        txt = f"synthetic case: {'irregular bright lesion' if y else 'regular faint spot'} on {['arm', 'leg', 'back'][i % 3]}"
+        txt = (f"synthetic case: {'irregular bright lesion' if y else 'regular faint spot'} on "
+               f"{['arm', 'leg', 'back'][i % 3]}")
         rows.append(dict(image=f, label=['normal', 'abnormal'][y], group=g, text=txt if rng.random() < 0.8 else '',
-                         age=age, sex=['female', 'male'][int(rng.random() < 0.5)], split=['train', 'train', 'train', 'valid', 'test'][int(g[1:]) % 5]))
+                         age=age, sex=['female', 'male'][int(rng.random() < 0.5)],
+                         split=['train', 'train', 'train', 'valid', 'test'][int(g[1:]) % 5]))
     t = pd.DataFrame(rows)
-    return sample_table(list(t.image), {'label': t.label}, split=t.split, group=t.group, source='synthetic', text=t.text,
+    return sample_table(list(t.image), {'label': t.label}, split=t.split, group=t.group, source='synthetic',
+                        text=t.text,
                         tabular={'age': t.age, 'sex': t.sex}, where='synthetic: ')

@@ -1,4 +1,4 @@
-"""Patient-grouped, stratified train/valid/test splits and k-folds of the sample table, label filters, class weights and leakage checks.
+"""Patient-grouped, stratified splits and k-folds, label filters, class weights and leakage checks.
 
 Docs: https://medvision-team.github.io/medvision/data.splits.html.md"""
 
@@ -12,7 +12,7 @@ import numpy as np, pandas as pd, torch
 from sklearn.model_selection import StratifiedGroupKFold, GroupKFold, StratifiedKFold, KFold
 from sklearn.utils.class_weight import compute_class_weight
 from ..core import MedvisionError, MedvisionWarning
-from .readers import SPLITS, need_cols, check_label_case
+from .table import SPLITS, need_cols, check_label_case
 from .images import H5_SEP, MAX_PIXELS, h5_bytes, image_header
 
 # %% auto #0
@@ -72,9 +72,11 @@ def _fold_ids(df:pd.DataFrame, k:int, by:str|None, stratify:str|None, seed:int) 
     with warnings.catch_warnings():
         warnings.filterwarnings('ignore', message='The least populated class')
         try:
-            for i,(_,te) in enumerate(_splitter(k, by is not None, y is not None, seed).split(fold, y, None if by is None else g)):
+            parts = _splitter(k, by is not None, y is not None, seed).split(fold, y, None if by is None else g)
+            for i,(_,te) in enumerate(parts):
                 fold[te] = i
-        except ValueError as e: raise MedvisionError(f"cannot make {k} folds of {len(df)} rows stratified by '{stratify}': {e}") from None
+        except ValueError as e: raise MedvisionError(f"cannot make {k} folds of {len(df)} rows stratified by "
+                                                     f"'{stratify}': {e}") from None
     return fold
 
 # %% ../../nbs/01a_data.splits.ipynb #d0fd554d
@@ -88,7 +90,8 @@ def _pair(v, t, pre:str='') -> tuple:
     "The `(valid, test)` fractions `v`, `t` checked; `pre` prefixes the keys in errors"
     kv,kt = (f"{pre}[{k!r}]" if pre else repr(k) for k in ('valid', 'test'))
     v,t = _frac(v, kv),_frac(t, kt)
-    if v + t >= 1: raise MedvisionError(f"split fractions {kv} + {kt} = {v+t:g} leave no rows to train on; make their sum < 1")
+    if v + t >= 1: raise MedvisionError(f"split fractions {kv} + {kt} = {v+t:g} leave no rows to train on; make their "
+                                        "sum < 1")
     return v,t
 
 # %% ../../nbs/01a_data.splits.ipynb #9d6fcb2e
@@ -96,19 +99,23 @@ def _source_pair(src, r, default:tuple) -> tuple:
     "`(valid, test)` of `per_source` entry `r` (a dict or a pair) for source `src`, over `default`"
     pre = f"per_source[{src!r}]"
     if isinstance(r, (tuple, list)) and len(r) == 2: r = dict(valid=r[0], test=r[1])
-    if not isinstance(r, dict): raise MedvisionError(f"{pre} must be {{'valid': f, 'test': f}} or a pair (valid, test), got {r!r}")
+    if not isinstance(r, dict): raise MedvisionError(f"{pre} must be {{'valid': f, 'test': f}} or a pair (valid, "
+                                                     f"test), got {r!r}")
     extra = sorted(set(r) - {'valid', 'test'})
     if extra: raise MedvisionError(f"{pre} has unknown key {extra[0]!r}; use 'valid' and 'test'")
     return _pair(r.get('valid', default[0]), r.get('test', default[1]), pre)
 
 def _chunks(df:pd.DataFrame, per_source:dict|None, default:tuple) -> list:
-    "`(mask, (valid, test), name)` for each part of `df` split on its own: each source with `per_source`, else the table"
+    ("`(mask, (valid, test), name)` for each part of `df` split on its own: each source with `per_source`, else the "
+     "table")
     if not per_source: return [(np.ones(len(df), bool), default, 'the table')]
     src = df['source'].fillna('').to_numpy(dtype=object)
     srcs = sorted(set(src), key=str)
     for s in per_source:
-        if s not in srcs: raise MedvisionError(f"per_source names source {s!r}, which is not in column 'source' (sources: {_first(srcs, 10)})")
-    return [(src == s, _source_pair(s, per_source[s], default) if s in per_source else default, f"source {s!r}") for s in srcs]
+        if s not in srcs: raise MedvisionError(f"per_source names source {s!r}, which is not in column 'source' "
+                                               f"(sources: {_first(srcs, 10)})")
+    return [(src == s, _source_pair(s, per_source[s], default) if s in per_source else default, f"source {s!r}")
+            for s in srcs]
 
 # %% ../../nbs/01a_data.splits.ipynb #f536e5ab
 def _check_defined(df:pd.DataFrame, s:np.ndarray, g:np.ndarray, by:str|None):
@@ -119,8 +126,10 @@ def _check_defined(df:pd.DataFrame, s:np.ndarray, g:np.ndarray, by:str|None):
     if (n > 1).any():
         i = n.index[n > 1][0]
         name,sp = df[by].iloc[np.argmax(g == i)],d.s[d.g == i]
-        raise MedvisionError(f"group {name!r} (column '{by}') lies in splits {', '.join(x for x in SPLITS if x in set(sp))} "
-                             f"as its source defines them ({(n > 1).sum()} such groups); one patient must stay in one split: "
+        raise MedvisionError(f"group {name!r} (column '{by}') lies in splits "
+                             f"{', '.join(x for x in SPLITS if x in set(sp))} "
+                             f"as its source defines them ({(n > 1).sum()} such groups); one patient must stay in one "
+                             "split: "
                              f"fix the 'split' column, or group by another column")
 
 def _inherit(s:np.ndarray, g:np.ndarray) -> np.ndarray:
@@ -131,7 +140,8 @@ def _inherit(s:np.ndarray, g:np.ndarray) -> np.ndarray:
 
 # %% ../../nbs/01a_data.splits.ipynb #b7de7d50
 def _n_folds(valid:float, test:float, n:int) -> tuple|None:
-    "`(k, n_valid, n_test)`: whole folds of `k` (2 to 20, at most `n`) closest to `valid`, `test`; `None` when none leaves a train fold"
+    ("`(k, n_valid, n_test)`: whole folds of `k` (2 to 20, at most `n`) closest to `valid`, `test`; `None` when none "
+     "leaves a train fold")
     def plan(k):
         nv,nt = (max(round(f*k), int(f > 0)) for f in (valid, test))
         return round(abs(nv/k - valid) + abs(nt/k - test), 9), k, nv, nt
@@ -143,8 +153,10 @@ def _assign(sub:pd.DataFrame, v:float, t:float, by, stratify, seed:int, name:str
     if v == t == 0: return np.full(len(sub), 'train', dtype=object)
     n = len(np.unique(_groups(sub, by)))
     plan = _n_folds(v, t, n)
-    if plan is None: raise MedvisionError(f"{name}: {n} {by or 'row'}s are too few for train, valid ({v:g}) and test ({t:g}); "
-                                          f"add data, give it other fractions in `per_source`, or set its 'split' column")
+    if plan is None: raise MedvisionError(f"{name}: {n} {by or 'row'}s are too few for train, valid ({v:g}) and test "
+                                          f"({t:g}); "
+                                          "add data, give it other fractions in `per_source`, or set its 'split' "
+                                          "column")
     k,nv,nt = plan
     f = _fold_ids(sub, k, by, stratify, seed)
     return np.where(f < nt, 'test', np.where(f < nt + nv, 'valid', 'train')).astype(object)
@@ -257,7 +269,8 @@ def _labels_in(df:pd.DataFrame, task:str, split:str|None) -> pd.Series:
     "Labels of `task` in the rows of `split` (every row when `None`), missing labels left out"
     _need(df, task)
     y = (df[task] if split is None else df.loc[_norm_split(df) == split, task]).dropna()
-    if not len(y): raise MedvisionError(f"no rows of split {split!r} have a '{task}' label; split the table first (split_table) or pass split=None")
+    if not len(y): raise MedvisionError(f"no rows of split {split!r} have a '{task}' label; split the table first "
+                                        "(split_table) or pass split=None")
     return y
 
 # %% ../../nbs/01a_data.splits.ipynb #2d80fd3e
@@ -270,9 +283,12 @@ def class_weights(df:pd.DataFrame, # the sample table
     y = _labels_in(df, task, split)
     classes = np.array(sorted(y.unique()) if vocab is None else list(vocab), dtype=object)
     miss,extra = [c for c in classes if c not in set(y)],[c for c in y.unique() if c not in set(classes)]
-    if miss: raise MedvisionError(f"class_weights: vocab label(s) {_first(map(repr, miss))} of '{task}' have no rows in {split!r}; drop them from vocab")
-    if extra: raise MedvisionError(f"class_weights: label(s) {_first(map(repr, extra))} of '{task}' in {split!r} are not in vocab; add them")
-    return torch.tensor(compute_class_weight('balanced', classes=classes, y=y.to_numpy(dtype=object)), dtype=torch.float32)
+    if miss: raise MedvisionError(f"class_weights: vocab label(s) {_first(map(repr, miss))} of '{task}' have no rows "
+                                  f"in {split!r}; drop them from vocab")
+    if extra: raise MedvisionError(f"class_weights: label(s) {_first(map(repr, extra))} of '{task}' in {split!r} are "
+                                   "not in vocab; add them")
+    return torch.tensor(compute_class_weight('balanced', classes=classes, y=y.to_numpy(dtype=object)),
+                        dtype=torch.float32)
 
 # %% ../../nbs/01a_data.splits.ipynb #bac89d7d
 def pos_weight(df:pd.DataFrame, # the sample table
@@ -283,7 +299,8 @@ def pos_weight(df:pd.DataFrame, # the sample table
     "`n_neg/n_pos` of binary `task` in `split`, shape `(1,)`, for `BCEWithLogitsLoss(pos_weight=...)`"
     y = _labels_in(df, task, split)
     labels = sorted(y.unique())
-    if len(labels) != 2: raise MedvisionError(f"pos_weight: task '{task}' has {len(labels)} label(s) in {split!r} ({_first(map(repr, labels))}), not 2; use class_weights")
+    if len(labels) != 2: raise MedvisionError(f"pos_weight: task '{task}' has {len(labels)} label(s) in {split!r} "
+                                              f"({_first(map(repr, labels))}), not 2; use class_weights")
     if pos is not None and pos not in labels:
         raise MedvisionError(f"pos_weight: pos={pos!r} is not a label of '{task}' ({labels[0]!r}, {labels[1]!r})")
     pos = positive_label(labels, task, pos)[0]
@@ -294,17 +311,21 @@ def pos_weight(df:pd.DataFrame, # the sample table
 def check_labels(df:pd.DataFrame, # the sample table
                  tasks:str|list, # task column(s)
                 ) -> pd.DataFrame:
-    "Counts of the labels of `tasks` per split; raise when a label of valid or test has no train rows, or labels differ only by case"
+    ("Counts of the labels of `tasks` per split; raise when a label of valid or test has no train rows, or labels "
+     "differ only by case")
     tasks = [tasks] if isinstance(tasks, str) else list(tasks)
     _need(df, *tasks)
-    check_label_case(df, tasks, fix="merge them with df[{t!r}] = df[{t!r}].map({d}) (a configured source: label_map: {m}), or fix the data")
+    check_label_case(df, tasks, fix="merge them with df[{t!r}] = df[{t!r}].map({d}) (a configured source: label_map: "
+                                    "{m}), or fix the data")
     s,out = _norm_split(df),{}
     for t in tasks:
         c = pd.crosstab(df[t].to_numpy(), s).reindex(columns=list(SPLITS), fill_value=0)
         for x in ('valid', 'test'):
             bad = c.index[(c[x] > 0) & (c['train'] == 0)]
-            if len(bad): raise MedvisionError(f"task '{t}': label {bad[0]!r} has {c.loc[bad[0], x]} rows in {x} but none in train "
-                                              f"({len(bad)} such labels); move some of its groups to train, or drop it (filter_min_samples)")
+            if len(bad): raise MedvisionError(f"task '{t}': label {bad[0]!r} has {c.loc[bad[0], x]} rows in {x} but "
+                                              "none in train "
+                                              f"({len(bad)} such labels); move some of its groups to train, or drop it "
+                                              "(filter_min_samples)")
         out[t] = c.rename_axis(index='label', columns=None)
     return pd.concat(out, names=['task', 'label'])
 
@@ -315,8 +336,10 @@ def _digest(img, row) -> str:
     if isinstance(img, (str, Path)):
         try:
             with open(img, 'rb') as f: return hashlib.file_digest(f, 'sha1').hexdigest()
-        except OSError as e: raise MedvisionError(f"{img} (row {row}): cannot read the image to hash it ({e.strerror}); fix the path") from None
-    if img is None or (np.ndim(img) == 0 and pd.isna(img)): raise MedvisionError(f"row {row}: column 'image' is empty; every row needs an image")
+        except OSError as e: raise MedvisionError(f"{img} (row {row}): cannot read the image to hash it "
+                                                  f"({e.strerror}); fix the path") from None
+    if img is None or (np.ndim(img) == 0 and pd.isna(img)): raise MedvisionError(f"row {row}: column 'image' is empty; "
+            "every row needs an image")
     a = np.ascontiguousarray(np.asarray(img))
     return hashlib.sha1(f"{a.dtype}{a.shape}".encode() + a.tobytes()).hexdigest()
 
@@ -328,7 +351,8 @@ def image_hashes(df:pd.DataFrame) -> pd.Series:
         if not isinstance(img, (str, Path)): return _digest(img, row)
         if str(img) not in cache: cache[str(img)] = _digest(img, row)
         return cache[str(img)]
-    return pd.Series([one(img, row) for row,img in zip(df.index, df['image'])], index=df.index, name='hash', dtype=object)
+    return pd.Series([one(img, row) for row,img in zip(df.index, df['image'])], index=df.index, name='hash',
+                     dtype=object)
 
 # %% ../../nbs/01a_data.splits.ipynb #478ed845
 _LEAK_COLS = ['kind', 'key', 'splits', 'n_rows', 'rows']
@@ -349,7 +373,8 @@ def check_leakage(df:pd.DataFrame, # the sample table
                   content:bool=True, # also look for identical images in two splits
                   raise_on_leak:bool=False, # raise a `MedvisionError` instead of returning the leaks
                  ) -> pd.DataFrame:
-    "Groups and identical images found in two splits (`kind`, `key`, `splits`, `n_rows`, first `rows`); empty when clean"
+    ("Groups and identical images found in two splits (`kind`, `key`, `splits`, `n_rows`, first `rows`); empty when "
+     "clean")
     _need(df, by)
     s = _norm_split(df)
     parts = [] if by is None else [_straddlers(df[by].to_numpy(), s, df.index, 'group')]
@@ -357,8 +382,11 @@ def check_leakage(df:pd.DataFrame, # the sample table
     parts = [p for p in parts if len(p)]
     out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=_LEAK_COLS)
     if raise_on_leak and len(out):
-        raise MedvisionError(f"{len(out)} leak(s) between splits: " + _first(f"{k} {v!r} in {sp}" for k,v,sp in out[['kind', 'key', 'splits']].to_numpy())
-                             + "; re-split with split_table, or drop duplicate images (drop_duplicates_reported)")
+        raise MedvisionError(
+            f"{len(out)} leak(s) between splits: "
+            + _first(f"{k} {v!r} in {sp}" for k, v, sp in out[['kind', 'key', 'splits']].to_numpy())
+            + "; re-split with split_table, or drop duplicate images (drop_duplicates_reported)"
+        )
     return out
 
 # %% ../../nbs/01a_data.splits.ipynb #d6d1a149
@@ -368,18 +396,21 @@ def _scan_file(img, max_pixels:int) -> tuple:
     "`_SCAN_COLS` of image file `img`"
     s = str(img)
     try: data = h5_bytes(s) if H5_SEP in s else Path(s).read_bytes()
-    except (OSError, MedvisionError) as e: return None,0,0,0,f"{s}: cannot read the file ({getattr(e, 'strerror', None) or e})"
+    except (OSError, MedvisionError) as e: return None,0,0,0,(f"{s}: cannot read the file "
+                                                              f"({getattr(e, 'strerror', None) or e})")
     h = hashlib.sha1(data).hexdigest()
     try: hw = image_header(s, data)
     except MedvisionError as e: return h,0,0,0,str(e)
     n = hw[0] * hw[1] * hw[2]
-    big = f"{s}: {hw[1]}x{hw[0]}{f' x {hw[2]} frames' if hw[2] > 1 else ''} = {n:,} pixels, over max_pixels={max_pixels:,}" if n > max_pixels else None
+    big = (f"{s}: {hw[1]}x{hw[0]}{f' x {hw[2]} frames' if hw[2] > 1 else ''} = {n:,} pixels, over "
+           f"max_pixels={max_pixels:,}") if n > max_pixels else None
     return h,*hw,big
 
 def scan_images(df:pd.DataFrame, # the sample table
                 max_pixels:int=MAX_PIXELS, # images larger than this (height x width x frames) get a `problem`
                ) -> pd.DataFrame:
-    "Each row's image read once: content hash, `height`, `width`, `frames` from its header, and the `problem` that keeps it from training (None when fine)"
+    ("Each row's image read once: content hash, `height`, `width`, `frames` from its header, and the `problem` that "
+     "keeps it from training (None when fine)")
     from fastprogress.fastprogress import progress_bar
     _need(df, 'image')
     seen, rows = {}, []
@@ -388,7 +419,8 @@ def scan_images(df:pd.DataFrame, # the sample table
             if str(img) not in seen: seen[str(img)] = _scan_file(img, max_pixels)
             rows.append(seen[str(img)]); continue
         h = _digest(img, r); a = np.asarray(img)   # in memory: its shape is its header
-        rows.append((h, a.shape[0], a.shape[1], 1, None if a.shape[0] * a.shape[1] <= max_pixels else f"row {r}: array of {a.shape[0]}x{a.shape[1]} pixels, over max_pixels={max_pixels:,}"))
+        rows.append((h, a.shape[0], a.shape[1], 1, None if a.shape[0] * a.shape[1] <= max_pixels else f"row {r}: array "
+                f"of {a.shape[0]}x{a.shape[1]} pixels, over max_pixels={max_pixels:,}"))
     return pd.DataFrame(rows, index=df.index, columns=_SCAN_COLS)
 
 def _name(img) -> str: return str(img) if isinstance(img, (str, Path)) else f"array {np.shape(img)}"
@@ -396,22 +428,29 @@ def _name(img) -> str: return str(img) if isinstance(img, (str, Path)) else f"ar
 def duplicate_pairs(df:pd.DataFrame, # the sample table
                     hashes:pd.Series=None, # content hash per row (default: `image_hashes(df)`)
                    ) -> pd.DataFrame:
-    "Images found in two splits: for each, the row of its first split beside each row of another (`hash`, `row_a`, `split_a`, `image_a`, `row_b`, `split_b`, `image_b`)"
+    ("Images found in two splits: for each, the row of its first split beside each row of another (`hash`, `row_a`, "
+     "`split_a`, `image_a`, `row_b`, `split_b`, `image_b`)")
     h = image_hashes(df) if hashes is None else hashes
-    d = pd.DataFrame(dict(hash=h.to_numpy(), split=_norm_split(df), row=df.index, image=[_name(i) for i in df['image']]))
+    d = pd.DataFrame(dict(hash=h.to_numpy(), split=_norm_split(df), row=df.index,
+                          image=[_name(i) for i in df['image']]))
     d = d[d.split != ''].assign(order=lambda x: x.split.map({s: i for i,s in enumerate(SPLITS)}))
-    d = d[d.hash.isin(d.groupby('hash').split.nunique().loc[lambda n: n > 1].index)].sort_values(['order', 'row'], kind='stable')
+    d = d[d.hash.isin(d.groupby('hash').split.nunique().loc[lambda n: n > 1].index)].sort_values(
+        ['order', 'row'], kind='stable'
+    )
     out = []
     for k,g in d.groupby('hash', sort=False):
         a = g.iloc[0]
         out += [(k, a.row, a.split, a.image, b.row, b.split, b.image) for b in g.itertuples() if b.split != a.split]
-    return pd.DataFrame(out, columns=['hash', 'row_a', 'split_a', 'image_a', 'row_b', 'split_b', 'image_b']).sort_values(['row_a', 'row_b'], ignore_index=True)
+    return pd.DataFrame(
+        out, columns=['hash', 'row_a', 'split_a', 'image_a', 'row_b', 'split_b', 'image_b']
+    ).sort_values(['row_a', 'row_b'], ignore_index=True)
 
 # %% ../../nbs/01a_data.splits.ipynb #0b3217d0
 def _image_keys(df:pd.DataFrame, content:bool) -> np.ndarray:
     "Content hash of each row's image, or with `content=False` its path (arrays, which have none, by content)"
     if content: return image_hashes(df).to_numpy()
-    return np.array([str(i) if isinstance(i, (str, Path)) else _digest(i, r) for r,i in zip(df.index, df['image'])], dtype=object)
+    return np.array([str(i) if isinstance(i, (str, Path)) else _digest(i, r) for r,i in zip(df.index, df['image'])],
+                    dtype=object)
 
 def drop_duplicates_reported(df:pd.DataFrame, # the sample table
                              cols:list|None=None, # columns that must match too (default: all but `image` and `split`)
@@ -427,6 +466,7 @@ def drop_duplicates_reported(df:pd.DataFrame, # the sample table
                       "their row labels are in .attrs['dropped']", stacklevel=2)
     odd = d[~drop].duplicated('_img', keep=False).to_numpy()
     if odd.any():
-        warnings.warn(f"drop_duplicates_reported: kept {odd.sum()} rows that share an image but differ in {', '.join(map(str, cols))} "
+        warnings.warn(f"drop_duplicates_reported: kept {odd.sum()} rows that share an image but differ in "
+                      f"{', '.join(map(str, cols))} "
                       f"({_first(df.index[~drop][odd])}); check their labels", stacklevel=2)
     return _record(df, df[~drop].copy(), 'drop_duplicates_reported', drop)

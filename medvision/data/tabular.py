@@ -7,16 +7,18 @@ Docs: https://medvision-team.github.io/medvision/data.tabular.html.md"""
 # %% ../../nbs/01d_data.tabular.ipynb #01da00003
 from __future__ import annotations
 import numpy as np, pandas as pd
-from .readers import need_cols
+from .table import need_cols
 
 # %% auto #0
 __all__ = ['TabularProcs', 'tabular_matrix']
 
 # %% ../../nbs/01d_data.tabular.ipynb #58d679ea
 class TabularProcs:
-    "fastai's tabular processing (`FillMissing`, `Categorify`, `Normalize`) fitted on the training rows, kept as plain values: a checkpoint stores it and new rows are encoded without the training table"
+    ("fastai's tabular processing (`FillMissing`, `Categorify`, `Normalize`) fitted on the training rows, kept as "
+     "plain values: a checkpoint stores it and new rows are encoded without the training table")
     def __init__(self, conts:dict, cats:dict, na:list):
-        self.conts,self.cats,self.na = conts,cats,list(na)   # cont column -> {fill, mean, std}; cat column -> classes; columns with an `_na` flag
+        # cont column -> {fill, mean, std}; cat column -> classes; columns with an `_na` flag
+        self.conts,self.cats,self.na = conts,cats,list(na)
 
     @classmethod
     def fit(cls, train:pd.DataFrame, cols:list):
@@ -27,23 +29,28 @@ class TabularProcs:
         cats = [c for c in cols if not pd.api.types.is_numeric_dtype(t[c])]
         conts = [c for c in cols if c not in cats]
         for c in cats: t[c] = t[c].astype(str).where(t[c].notna(), None)
-        to = TabularPandas(t, procs=[Categorify, FillMissing, TabNormalize], cat_names=list(cats), cont_names=list(conts), do_setup=True)   # copies: FillMissing appends its `_na` columns to fastai's list
+        # copies: FillMissing appends its `_na` columns to fastai's list
+        to = TabularPandas(t, procs=[Categorify, FillMissing, TabNormalize], cat_names=list(cats),
+                           cont_names=list(conts), do_setup=True)
         na = to.procs.fill_missing.na_dict
         norm = to.procs.normalize
-        fill = {c: float(na[c]) if c in na else float(t[c].median()) for c in conts}   # a column with no gap in training is filled with its median
+        # a column with no gap in training is filled with its median
+        fill = {c: float(na[c]) if c in na else float(t[c].median()) for c in conts}
         return cls({c: {'fill': fill[c], 'mean': float(norm.means[c]), 'std': float(norm.stds[c])} for c in conts},
                    {c: [str(v) for v in to.classes[c]] for c in cats}, [c for c in conts if c in na])
 
     @property
     def names(self) -> list:
         "Feature names, in the order of `encode`'s columns"
-        return [*self.conts, *(f"{c}={v}" for c, voc in self.cats.items() for v in voc), *(f"{c}_na={v}" for c in self.na for v in ('#na#', 'False', 'True'))]
+        return [*self.conts, *(f"{c}={v}" for c, voc in self.cats.items() for v in voc),
+                *(f"{c}_na={v}" for c in self.na for v in ('#na#', 'False', 'True'))]
 
     @property
     def columns(self) -> list: return [*self.conts, *self.cats]
 
     def encode_row(self, row) -> np.ndarray:
-        "Feature vector of one row (a mapping of column -> value): filled and standardised numbers, one-hot categories (unknown: `#na#`), missing-value flags"
+        ("Feature vector of one row (a mapping of column -> value): filled and standardised numbers, one-hot "
+         "categories (unknown: `#na#`), missing-value flags")
         out = []
         for c, p in self.conts.items():
             v = row[c]; v = p['fill'] if v is None or v != v else float(v)
@@ -60,12 +67,14 @@ class TabularProcs:
         "Feature matrix of the rows of `df`"
         need_cols(df, self.columns, 'tabular: ')
         cols = self.columns
-        return np.stack([self.encode_row(dict(zip(cols, r))) for r in df[cols].itertuples(index=False)]) if len(df) else np.zeros((0, len(self.names)), np.float32)
+        if not len(df): return np.zeros((0, len(self.names)), np.float32)
+        return np.stack([self.encode_row(dict(zip(cols, r))) for r in df[cols].itertuples(index=False)])
 
     def to_dict(self) -> dict: return {'conts': self.conts, 'cats': self.cats, 'na': self.na}
     @classmethod
     def from_dict(cls, d:dict): return cls(d['conts'], d['cats'], d['na'])
-    def __repr__(self): return f"TabularProcs({len(self.conts)} numeric, {len(self.cats)} categorical -> {len(self.names)} features)"
+    def __repr__(self): return (f"TabularProcs({len(self.conts)} numeric, {len(self.cats)} categorical -> "
+                                f"{len(self.names)} features)")
 
 def tabular_matrix(df:pd.DataFrame, cols:list, train_idx) -> tuple[np.ndarray, list]:
     "Float matrix (rows of `df`) of tabular `cols` processed as fitted on the rows `train_idx`, and its feature names"

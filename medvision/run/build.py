@@ -14,13 +14,22 @@ import numpy as np, pandas as pd
 from fastai.learner import ValueMetric
 from fastai.optimizer import Adam, SGD, ranger, Lamb
 from fastai.torch_core import rank_distrib
-from ..core import MedvisionError, Registry, RunConfig, load_config, parse_overrides, get_device
+from ..core import MedvisionError, Registry, get_device
+from ..config import RunConfig, load_config, parse_overrides
 from ..data.readers import read_sources, READERS
 from ..data.splits import split_table, kfold, filter_min_samples
 from ..data.block import medvision_dataloaders
 from ..learner import medvision_learner
 from ..fusion import MultimodalModel
-from ..callbacks import mixed_precision, CompileModel, EMACallback, tracking_callbacks, default_mlflow_uri, ModalityDropoutScheduleCallback, AuxLossScheduleCallback
+from medvision.callbacks import (
+    mixed_precision,
+    CompileModel,
+    EMACallback,
+    tracking_callbacks,
+    default_mlflow_uri,
+    ModalityDropoutScheduleCallback,
+    AuxLossScheduleCallback,
+)
 from ..checkpoint import CheckpointCallback
 from ..metrics import task_metrics, lower_is_better
 from .distributed import main_process_first
@@ -40,9 +49,11 @@ def as_config(cfg=None, # a YAML path, a `RunConfig`, a dict of sections, or `No
              ) -> RunConfig:
     "`cfg` with `overrides`, validated against `SCHEMA` (and the registries), as a `RunConfig`"
     if cfg is None or isinstance(cfg, (str, Path)): return load_config(cfg, overrides)
-    if not isinstance(cfg, dict): raise MedvisionError(f"a run's config is a YAML path, a RunConfig or a dict of sections, not {type(cfg).__name__}")
+    if not isinstance(cfg, dict): raise MedvisionError("a run's config is a YAML path, a RunConfig or a dict of "
+                                                       f"sections, not {type(cfg).__name__}")
     for s, v in cfg.items():
-        if v is not None and not isinstance(v, dict): raise MedvisionError(f"config section '{s}' must be a mapping of keys, e.g. {{'{s}': {{...}}}}, got {v!r}")
+        if v is not None and not isinstance(v, dict): raise MedvisionError(f"config section '{s}' must be a mapping of "
+                f"keys, e.g. {{'{s}': {{...}}}}, got {v!r}")
     return load_config(overrides={**dotted_keys(RunConfig(cfg).to_dict()), **dotted_keys(parse_overrides(overrides))})
 
 # %% ../../nbs/09a_run.build.ipynb #f060b680
@@ -56,8 +67,11 @@ def data_root(cfg:RunConfig) -> Path|None:
 def _resolve_source(s:dict, root:Path|None, i:int) -> dict:
     s = dict(s)
     for k in _PATH_KEYS:
-        if k in s and isinstance(s[k], str) and not Path(s[k]).expanduser().is_absolute() and not (k == 'path_or_name' and '/' not in s[k] and not s[k].endswith('.npz')):
-            if root is None: raise MedvisionError(f"data.sources[{i}].{k}: {s[k]!r} is relative but no data.root is set and $MEDVISION_DATA is empty; set one of them or give an absolute path")
+        name_only = k == 'path_or_name' and '/' not in str(s.get(k)) and not str(s.get(k)).endswith('.npz')
+        if k in s and isinstance(s[k], str) and not Path(s[k]).expanduser().is_absolute() and not name_only:
+            if root is None: raise MedvisionError(f"data.sources[{i}].{k}: {s[k]!r} is relative but no data.root is "
+                                                  "set and $MEDVISION_DATA is empty; set one of them or give an "
+                                                  "absolute path")
             s[k] = str(root/s[k])
     return s
 
@@ -65,46 +79,62 @@ def _check_split_per_source(per:dict, df:pd.DataFrame) -> None:
     "Each source `data.split_per_source` names is in the table and has rows without a split (which its fractions split)"
     srcs = df.source.unique() if 'source' in df else []
     for s in per:
-        if s not in srcs: raise MedvisionError(f"data.split_per_source: {s!r} names no source (the sources are {', '.join(map(str, srcs)) or 'unnamed'}); use the sources' `name`s")
+        if s not in srcs: raise MedvisionError(f"data.split_per_source: {s!r} names no source (the sources are "
+                                               f"{', '.join(map(str, srcs)) or 'unnamed'}); use the sources' `name`s")
         if not (df.split[df.source == s].fillna('') == '').any():
-            raise MedvisionError(f"data.split_per_source: every row of source {s!r} has its own split, so its fractions would split nothing; remove it from data.split_per_source")
+            raise MedvisionError(f"data.split_per_source: every row of source {s!r} has its own split, so its "
+                                 "fractions would split nothing; remove it from data.split_per_source")
 
 def build_table(cfg:RunConfig) -> pd.DataFrame:
     "The sample table of `cfg.data`: every source read, harmonised, split (or folded) and limited"
     d = cfg.data
-    if not d.sources: raise MedvisionError("data.sources is empty: list at least one source, e.g. [{reader: medmnist, path_or_name: pneumoniamnist.npz}]")
+    if not d.sources: raise MedvisionError("data.sources is empty: list at least one source, e.g. [{reader: medmnist, "
+                                           "path_or_name: pneumoniamnist.npz}]")
     if not d.tasks: raise MedvisionError("data.tasks is empty: name the target column(s), e.g. [label]")
     root, srcs = data_root(cfg), []
     for i, s in enumerate(d.sources):
-        if not isinstance(s, dict) or 'reader' not in s: raise MedvisionError(f"data.sources[{i}] must be a mapping with a 'reader' ({', '.join(sorted(READERS))})")
+        if not isinstance(s, dict) or 'reader' not in s: raise MedvisionError(f"data.sources[{i}] must be a mapping "
+                f"with a 'reader' ({', '.join(sorted(READERS))})")
         srcs.append(_resolve_source(s, root, i))
-    df = read_sources({'sources': srcs, 'seed': cfg.experiment.seed, 'has_text': d.has_text, 'data_fraction': d.data_fraction})
+    df = read_sources({'sources': srcs, 'seed': cfg.experiment.seed, 'has_text': d.has_text,
+                       'data_fraction': d.data_fraction})
     for t in d.tasks:
-        if t not in df: raise MedvisionError(f"data.tasks: column {t!r} is not in the table (columns: {', '.join(df.columns)}); use a column name or a label_map")
+        if t not in df: raise MedvisionError(f"data.tasks: column {t!r} is not in the table (columns: "
+                                             f"{', '.join(df.columns)}); use a column name or a label_map")
         if d.min_samples_per_label: df = filter_min_samples(df, t, d.min_samples_per_label)
     if 'split' not in df: df['split'] = ''
     _check_split_per_source(d.split_per_source, df)
     if (df.split.fillna('') == '').any():
-        try: df = split_table(df, valid=d.valid, test=d.test, by='group' if 'group' in df else None, stratify=d.tasks[0],
+        try: df = split_table(df, valid=d.valid, test=d.test, by='group' if 'group' in df else None,
+                              stratify=d.tasks[0],
                               per_source=dict(d.split_per_source) or None, seed=cfg.experiment.seed)
-        except MedvisionError as e: raise MedvisionError(f"data.split_per_source: {e}" if d.split_per_source and 'per_source' in str(e) else str(e)) from None
+        except MedvisionError as e: raise MedvisionError(f"data.split_per_source: {e}" if d.split_per_source
+                                                         and 'per_source' in str(e) else str(e)) from None
     if d.fold is not None:
-        if isinstance(d.fold, str): raise MedvisionError(f"data.fold: {d.fold!r} is not a fold here: give a number in 0..{d.folds - 1} (`all` is for `medvision train`, which trains every fold in turn; each fold's own config is <run>/fold<k>/config.yaml)")
-        if not 0 <= d.fold < d.folds: raise MedvisionError(f"data.fold={d.fold} must be in 0..{d.folds - 1} (data.folds={d.folds})")
+        if isinstance(d.fold, str): raise MedvisionError(f"data.fold: {d.fold!r} is not a fold here: give a number in "
+                                                         f"0..{d.folds - 1} (`all` is for `medvision train`, which "
+                                                         "trains every fold in turn; each fold's own config is "
+                                                         "<run>/fold<k>/config.yaml)")
+        if not 0 <= d.fold < d.folds: raise MedvisionError(f"data.fold={d.fold} must be in 0..{d.folds - 1} "
+                                                           f"(data.folds={d.folds})")
         tv = df.split.isin(['train', 'valid'])
-        f = kfold(df[tv], d.folds, by='group' if 'group' in df else None, stratify=d.tasks[0], seed=cfg.experiment.seed)['fold']
+        f = kfold(df[tv], d.folds, by='group' if 'group' in df else None, stratify=d.tasks[0],
+                  seed=cfg.experiment.seed)['fold']
         df.loc[tv, 'split'] = np.where(f == d.fold, 'valid', 'train')
     if d.limit:
-        df = pd.concat([g.sample(min(len(g), d.limit), random_state=cfg.experiment.seed) for _, g in df.groupby('split')]).sort_index()
+        df = pd.concat([g.sample(min(len(g), d.limit), random_state=cfg.experiment.seed)
+                        for _, g in df.groupby('split')]).sort_index()
     return df.reset_index(drop=True)
 
 # %% ../../nbs/09a_run.build.ipynb #703b3bc4
 def with_text_emb(cfg:RunConfig, df:pd.DataFrame) -> pd.DataFrame:
-    "`df` with `text_emb`, its texts embedded by `text.encoder` (cached; `attrs['embedder']` says by what), when `data.text` "
+    ("`df` with `text_emb`, its texts embedded by `text.encoder` (cached; `attrs['embedder']` says by what), when "
+     "`data.text` ")
     "is `embeddings`; a table's own `text_emb` column is kept"
     if cfg.data.text != 'embeddings' or 'text_emb' in df: return df
     from medvision.text import embed_texts, text_encoder
-    if 'text' not in df: raise MedvisionError("data.text is 'embeddings' but the table has no text column; set data.text: null")
+    if 'text' not in df: raise MedvisionError("data.text is 'embeddings' but the table has no text column; set "
+                                              "data.text: null")
     cache = Path(cfg.experiment.output_dir)/'text_cache.npz'
     enc = text_encoder(cfg.text.encoder, max_length=cfg.text.max_length)
     with main_process_first():   # one process writes the cache, the others read it
@@ -113,10 +143,13 @@ def with_text_emb(cfg:RunConfig, df:pd.DataFrame) -> pd.DataFrame:
     out.attrs['embedder'] = enc.identity   # recorded in the spec, so new texts are embedded alike
     return out
 
-def build_dls(cfg:RunConfig, df:pd.DataFrame, valid_split:str='valid', image_size=None, batch_size:int=None, arch:str=None,
-              stats=False, # a `(mean, std)` pair (or None: no normalisation) in place of `data.normalize`: a trained model's own
+def build_dls(cfg:RunConfig, df:pd.DataFrame, valid_split:str='valid', image_size=None, batch_size:int=None,
+              arch:str=None,
+              # a `(mean, std)` pair (or None: no normalisation) in place of `data.normalize`: a trained model's own
+              stats=False,
              ):
-    "fastai DataLoaders of `df` as `cfg` describes, normalised for backbone `arch` (default `vision.arch`); `valid_split='test'` serves the test rows as `valid`"
+    ("fastai DataLoaders of `df` as `cfg` describes, normalised for backbone `arch` (default `vision.arch`); "
+     "`valid_split='test'` serves the test rows as `valid`")
     from medvision.augment import aug_from_config
     d, a = cfg.data, cfg.augmentation
     kw = {}
@@ -126,36 +159,47 @@ def build_dls(cfg:RunConfig, df:pd.DataFrame, valid_split:str='valid', image_siz
     elif d.text == 'tokens':
         from medvision.text import text_encoder
         kw['tokenizer'] = text_encoder(cfg.text.encoder, max_length=cfg.text.max_length, trainable=cfg.text.trainable)
-    dls = medvision_dataloaders(df, list(d.tasks), img_size=image_size or d.image_size, bs=batch_size or cfg.training.batch_size,
-                                 text=d.text, tabular=list(d.tabular) or None, weighted=d.weighted, aug=aug_from_config(a),
-                                 normalize=d.normalize if stats is False else stats, arch=arch or cfg.vision.arch, num_workers=d.num_workers, n_ch=d.channels, cache=d.cache, cache_max_gb=d.cache_max_gb,
+    dls = medvision_dataloaders(df, list(d.tasks), img_size=image_size or d.image_size, bs=batch_size
+                                or cfg.training.batch_size,
+                                 text=d.text, tabular=list(d.tabular) or None, weighted=d.weighted,
+                                 aug=aug_from_config(a),
+                                 normalize=d.normalize if stats is False else stats, arch=arch or cfg.vision.arch,
+                                 num_workers=d.num_workers, n_ch=d.channels, cache=d.cache, cache_max_gb=d.cache_max_gb,
                                  intensity=d.intensity, window=d.window, positive=dict(d.positive) or None,
-                                 class_aug=list(a.class_aug) or None, class_aug_ops=list(a.class_aug_ops) or None, valid_split=valid_split, seed=cfg.experiment.seed,
+                                 class_aug=list(a.class_aug) or None, class_aug_ops=list(a.class_aug_ops) or None,
+                                 valid_split=valid_split, seed=cfg.experiment.seed,
                                  device=get_device(cfg.experiment.device), **kw)
-    for dl in dls.loaders: dl.fake_l.prefetch_factor = d.prefetch_factor   # fastai's `_FakeLoader` fixes torch's prefetch_factor at 2 (a class attribute)
+    # fastai's `_FakeLoader` fixes torch's prefetch_factor at 2 (a class attribute)
+    for dl in dls.loaders: dl.fake_l.prefetch_factor = d.prefetch_factor
     return dls
 
 # %% ../../nbs/09a_run.build.ipynb #100f6d6f
 @dataclass(frozen=True)
 class OptimizerChoice:
-    "An `optimizer.name`: fastai's optimizer function, its fixed arguments, and whether it keeps a second moment (`betas`, `eps`)"
+    ("An `optimizer.name`: fastai's optimizer function, its fixed arguments, and whether it keeps a second moment "
+     "(`betas`, `eps`)")
     func: callable
     kw: dict = field(default_factory=dict)
     moments: bool = True
 
 OPTIMIZERS = Registry('optimizer')   # optimizer.name -> its `OptimizerChoice`; the schema's choices read it
-OPTIMIZERS.add('adam', OptimizerChoice(Adam, {'decouple_wd': True}))   # AdamW: fastai's Adam with decoupled weight decay
+# AdamW: fastai's Adam with decoupled weight decay
+OPTIMIZERS.add('adam', OptimizerChoice(Adam, {'decouple_wd': True}))
 OPTIMIZERS.add('sgd', OptimizerChoice(SGD, moments=False))
 OPTIMIZERS.add('ranger', OptimizerChoice(ranger))
 OPTIMIZERS.add('lamb', OptimizerChoice(Lamb))
 
 def _opt_func(o) -> callable:
-    "The fastai optimizer of config section `o` (`optimizer`: `OPTIMIZERS[name]`) with the betas, momentum and epsilon it sets"
+    ("The fastai optimizer of config section `o` (`optimizer`: `OPTIMIZERS[name]`) with the betas, momentum and "
+     "epsilon it sets")
     spec = OPTIMIZERS[o.name]
     if not spec.moments and (o.betas is not None or o.eps is not None):
-        raise MedvisionError(f"optimizer.{'betas' if o.betas is not None else 'eps'}: {o.name} has no second moment nor epsilon; "
-                             f"set optimizer.momentum, or use {', '.join(n for n in OPTIMIZERS.names() if OPTIMIZERS[n].moments)}")
-    if spec.moments and o.momentum is not None: raise MedvisionError(f"optimizer.momentum is sgd's; {o.name} takes optimizer.betas: [beta1, beta2]")
+        raise MedvisionError(f"optimizer.{'betas' if o.betas is not None else 'eps'}: {o.name} has no second moment "
+                             "nor epsilon; "
+                             "set optimizer.momentum, or use "
+                             f"{', '.join(n for n in OPTIMIZERS.names() if OPTIMIZERS[n].moments)}")
+    if spec.moments and o.momentum is not None: raise MedvisionError(f"optimizer.momentum is sgd's; {o.name} takes "
+            "optimizer.betas: [beta1, beta2]")
     kw = dict(spec.kw)
     if o.betas is not None: kw.update(mom=float(o.betas[0]), sqr_mom=float(o.betas[1]))
     if o.momentum is not None: kw['mom'] = o.momentum
@@ -163,24 +207,28 @@ def _opt_func(o) -> callable:
     return partial(spec.func, **kw) if kw else spec.func
 
 def _group_wd(o, n:int) -> float|list:
-    "The weight decay of config section `o` (`optimizer`) for `n` parameter groups: one number, or the backbone's for all but the last group and the head's for the last"
+    ("The weight decay of config section `o` (`optimizer`) for `n` parameter groups: one number, or the backbone's for "
+     "all but the last group and the head's for the last")
     if o.backbone_weight_decay is None and o.head_weight_decay is None: return o.weight_decay
     bb, hd = (o.weight_decay if w is None else w for w in (o.backbone_weight_decay, o.head_weight_decay))
     return [bb] * (n - 1) + [hd]
 
 def monitor_comp(monitor:str):
-    "`np.less` for metrics where lower is better (`metrics.lower_is_better`: losses, error rates, HTER, ECE), else `np.greater`"
+    ("`np.less` for metrics where lower is better (`metrics.lower_is_better`: losses, error rates, HTER, ECE), else "
+     "`np.greater`")
     return np.less if lower_is_better(monitor) else np.greater
 
 def run_metrics(dls) -> list:
-    "The metrics a run reports per epoch: accuracy, macro F1 and AUC per task, pAUC and HTER for two-class tasks, and with several tasks their mean macro F1 (`mean_f1_macro`)"
+    ("The metrics a run reports per epoch: accuracy, macro F1 and AUC per task, pAUC and HTER for two-class tasks, and "
+     "with several tasks their mean macro F1 (`mean_f1_macro`)")
     ms = task_metrics({t: len(dls.vocabs[t]) for t in dls.tasks}, names=('accuracy', 'f1_macro', 'auc', 'pauc', 'hter'))
     if len(dls.tasks) < 2: return ms
     f1s = [m for m in ms if m.name.endswith('_f1_macro')]
     return ms + [ValueMetric(lambda: float(np.mean([m.value for m in f1s])), 'mean_f1_macro')]
 
 def config_callbacks(cfg:RunConfig, bs:int) -> list:
-    "The training callbacks `cfg` asks for (`bs`: the batch size): mixed precision, gradient accumulation and clipping, MixUp/CutMix, EMA, the modality-dropout and auxiliary-loss schedules"
+    ("The training callbacks `cfg` asks for (`bs`: the batch size): mixed precision, gradient accumulation and "
+     "clipping, MixUp/CutMix, EMA, the modality-dropout and auxiliary-loss schedules")
     from fastai.callback.training import GradientAccumulation, GradientClip
     from fastai.callback.channelslast import ChannelsLast
     from fastai.callback.mixup import MixUp, CutMix
@@ -193,19 +241,26 @@ def config_callbacks(cfg:RunConfig, bs:int) -> list:
     if t.ema: cbs.append(EMACallback(t.ema))
     if t.channels_last: cbs.append(ChannelsLast())
     if t.compile: cbs.append(CompileModel())
-    if cfg.masking.end: cbs.append(ModalityDropoutScheduleCallback(dict(cfg.masking.modality_dropout), dict(cfg.masking.end)))
-    if isinstance(t.aux_weight, dict) and not cfg.model.aux: raise MedvisionError("training.aux_weight gives a schedule per modality but model.aux is false (no auxiliary heads); set model.aux: true, or leave aux_weight out")
-    if cfg.model.aux: cbs.append(AuxLossScheduleCallback.from_pairs(RunConfig(t).to_dict()['aux_weight'], 'training.aux_weight'))   # [start, end], or modality -> [start, end]
+    if cfg.masking.end: cbs.append(ModalityDropoutScheduleCallback(dict(cfg.masking.modality_dropout),
+                                                                   dict(cfg.masking.end)))
+    if isinstance(t.aux_weight, dict) and not cfg.model.aux: raise MedvisionError("training.aux_weight gives a "
+            "schedule per modality but model.aux is false (no auxiliary heads); set model.aux: true, or leave "
+            "aux_weight out")
+    # [start, end], or modality -> [start, end]
+    if cfg.model.aux: cbs.append(AuxLossScheduleCallback.from_pairs(RunConfig(t).to_dict()['aux_weight'],
+                                                                    'training.aux_weight'))
     return cbs
 
 MODEL_ARGS = {'activation': 'act'}   # a `model.*` key -> the `MultimodalModel` argument it sets, where the names differ
 
 def model_kwargs(cfg:RunConfig) -> dict:
-    "The `MultimodalModel` arguments that config section `model` sets: every key but `fusion`, named by `MODEL_ARGS` (lists as tuples, an empty mapping as None), and `masking.modality_dropout`"
+    ("The `MultimodalModel` arguments that config section `model` sets: every key but `fusion`, named by `MODEL_ARGS` "
+     "(lists as tuples, an empty mapping as None), and `masking.modality_dropout`")
     kw = {MODEL_ARGS.get(k, k): tuple(v) if isinstance(v, list) else (v or None) if isinstance(v, dict) else v
           for k, v in RunConfig(cfg.model).to_dict().items() if k != 'fusion'}
     if bad := set(kw) - set(inspect.signature(MultimodalModel).parameters):
-        raise MedvisionError(f"model.{sorted(bad)[0]}: MultimodalModel has no such argument; name it in run.build.MODEL_ARGS")
+        raise MedvisionError(f"model.{sorted(bad)[0]}: MultimodalModel has no such argument; name it in "
+                             "run.build.MODEL_ARGS")
     return kw | {'modality_dropout': dict(cfg.masking.modality_dropout) or None}
 
 def build_learner(cfg:RunConfig, dls, run:Path,
@@ -219,17 +274,24 @@ def build_learner(cfg:RunConfig, dls, run:Path,
     arch = arch or v.arch
     weights = v.weights if arch == v.arch else None
     cbs = [*(cbs or []), *config_callbacks(cfg, dls.bs),
-           CheckpointCallback(ck.monitor, comp=monitor_comp(ck.monitor), every=ck.every, keep=ck.keep, folder=run/'models', best_name=best_name, last_name=last_name),
-           *(tracking_callbacks(run, csv=tr.csv, wandb=tr.wandb, tensorboard=tr.tensorboard, project=tr.project, name=cfg.experiment.name, config=cfg.to_dict(),
-                                mlflow=tr.mlflow, mlflow_uri=tr.mlflow_uri or default_mlflow_uri(cfg.experiment.output_dir), wandb_artifacts=tr.wandb_artifacts)
+           CheckpointCallback(ck.monitor, comp=monitor_comp(ck.monitor), every=ck.every, keep=ck.keep,
+                              folder=run/'models', best_name=best_name, last_name=last_name),
+           *(tracking_callbacks(run, csv=tr.csv, wandb=tr.wandb, tensorboard=tr.tensorboard, project=tr.project,
+                                name=cfg.experiment.name, config=cfg.to_dict(),
+                                mlflow=tr.mlflow, mlflow_uri=tr.mlflow_uri
+                                or default_mlflow_uri(cfg.experiment.output_dir), wandb_artifacts=tr.wandb_artifacts)
              if not rank_distrib() else [])]   # one process logs
-    learn = medvision_learner(dls, arch=arch, pretrained=v.pretrained and not weights, fusion=fusion or m.fusion, loss=t.loss,
+    learn = medvision_learner(dls, arch=arch, pretrained=v.pretrained and not weights, fusion=fusion or m.fusion,
+                              loss=t.loss,
                               loss_kw=dict(t.loss_kw) or None, class_weights=t.class_weights, pos_weight=t.pos_weight,
                               task_weights=dict(t.task_weights) or None, n_vision=o.vision_groups, pooling=v.pooling,
-                              model_kw=model_kwargs(cfg), cbs=cbs, metrics=run_metrics(dls), opt_func=_opt_func(o), wd=o.weight_decay, path=run, model_dir='models')
+                              model_kw=model_kwargs(cfg), cbs=cbs, metrics=run_metrics(dls), opt_func=_opt_func(o),
+                              wd=o.weight_decay, path=run, model_dir='models')
     learn.imports = list(cfg.experiment.imports)   # recorded in every checkpoint and imported again where one is loaded
-    learn.wd = _group_wd(o, len(learn.splitter(learn.model)))           # `Learner.fit` sets it on the optimizer, group by group
-    if (mom := o.momentum if o.betas is None else o.betas[0]) is not None: learn.moms = (mom,) * 3   # one_cycle keeps the momentum given
+    # `Learner.fit` sets it on the optimizer, group by group
+    learn.wd = _group_wd(o, len(learn.splitter(learn.model)))
+    # one_cycle keeps the momentum given
+    if (mom := o.momentum if o.betas is None else o.betas[0]) is not None: learn.moms = (mom,) * 3
     if weights:
         from medvision.backbones import load_weights
         load_weights(learn.model.vision.model, weights)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 import pandas as pd
-from ..core import MedvisionError, RunConfig
+from ..core import MedvisionError
+from ..config import RunConfig
 from ..checkpoint import learner_from_checkpoint, checkpoint_stem, checkpoint_spec
 from ..evaluate import compare
 from .build import as_config, build_table
@@ -27,11 +28,13 @@ def check_positive(cfg:RunConfig, checkpoint) -> None:
         have = spec.positive_of(t) if t in spec.vocabs else None
         if have is not None and str(have) == str(lab): continue
         was = f"no two-class task {t!r}" if have is None else f"{have!r} as the positive class of {t!r}"
-        raise MedvisionError(f"data.positive: {t}: {lab!r}, but {checkpoint_stem(checkpoint).name} was trained with {was}; "
+        raise MedvisionError(f"data.positive: {t}: {lab!r}, but {checkpoint_stem(checkpoint).name} was trained with "
+                             f"{was}; "
                              "its probabilities are of that class: remove the key, or train with it")
 
 def evaluate_checkpoint(cfg, checkpoint, out:Path):
-    "The report of `checkpoint` on `cfg`'s data, preprocessed by the checkpoint's own spec (threshold chosen on validation when `evaluate.threshold` names a criterion)"
+    ("The report of `checkpoint` on `cfg`'s data, preprocessed by the checkpoint's own spec (threshold chosen on "
+     "validation when `evaluate.threshold` names a criterion)")
     cfg = as_config(cfg)
     check_positive(cfg, checkpoint)
     df = build_table(cfg)
@@ -40,38 +43,53 @@ def evaluate_checkpoint(cfg, checkpoint, out:Path):
 
 def _has_final(folder:Path) -> bool: return (folder/'models'/'final.safetensors').exists()
 
-_OUTPUT_RUN = r'-(compare|evaluate|embed)-\d{8}-\d{6}(~\d+)?$'   # the folders `new_run` makes for the commands that read checkpoints
+# the folders `new_run` makes for the commands that read checkpoints
+_OUTPUT_RUN = r'-(compare|evaluate|embed)-\d{8}-\d{6}(~\d+)?$'
 
 def run_checkpoints(runs:list) -> dict:
-    "The final checkpoint of each run folder in `runs`, named by the run: its `models/final`, else one per sub-run (`vision.models` backbones, distill's teacher and students, `data.fold: all` folds) named `<run>/<sub-run>`"
+    ("The final checkpoint of each run folder in `runs`, named by the run: its `models/final`, else one per sub-run "
+     "(`vision.models` backbones, distill's teacher and students, `data.fold: all` folds) named `<run>/<sub-run>`")
     import re
     out = {}
     for r in map(Path, runs):
-        if r.name in out or any(k.startswith(r.name + '/') for k in out): raise MedvisionError(f"--runs {r}: a run folder of this name is given twice; give each run once")
-        if not r.is_dir(): raise MedvisionError(f"--runs {r}: not a folder; give run folders of `medvision train` or `distill` (e.g. runs/isic-*)")
+        if r.name in out or any(k.startswith(r.name + '/') for k in out): raise MedvisionError(f"--runs {r}: a run "
+                "folder of this name is given twice; give each run once")
+        if not r.is_dir(): raise MedvisionError(f"--runs {r}: not a folder; give run folders of `medvision train` or "
+                                                "`distill` (e.g. runs/isic-*)")
         if _has_final(r): out[r.name] = r/'models'/'final'; continue
         subs = sorted(s for s in r.iterdir() if s.is_dir() and _has_final(s))
-        if not subs and re.search(_OUTPUT_RUN, r.name):   # e.g. an earlier `compare`'s own folder among runs/*: no model in it, by design
-            print(f"medvision compare: {r} is the output of `medvision {re.search(_OUTPUT_RUN, r.name)[1]}` (no model); left out", file=sys.stderr); continue
-        if not subs: raise MedvisionError(f"--runs {r}: no checkpoint in it (neither models/final.safetensors nor <sub-run>/models/final.safetensors); leave it out, or give run folders of `medvision train` or `distill`")
+        # e.g. an earlier `compare`'s own folder among runs/*: no model in it, by design
+        if not subs and re.search(_OUTPUT_RUN, r.name):
+            print(f"medvision compare: {r} is the output of `medvision {re.search(_OUTPUT_RUN, r.name)[1]}` (no "
+                  "model); left out", file=sys.stderr); continue
+        if not subs: raise MedvisionError(f"--runs {r}: no checkpoint in it (neither models/final.safetensors nor "
+                                          "<sub-run>/models/final.safetensors); leave it out, or give run folders "
+                                          "of `medvision train` or `distill`")
         out.update({f"{r.name}/{s.name}": s/'models'/'final' for s in subs})
     return out
 
 def compare_checkpoints(cfg, checkpoints:list=None, run:Path=None,
-                        runs:list|dict=None, # run folders: their final checkpoints (`run_checkpoints`, or its answer) are compared too
+                        # run folders: their final checkpoints (`run_checkpoints`, or its answer) are compared too
+                        runs:list|dict=None,
                        ) -> pd.DataFrame:
-    "Evaluate `checkpoints` (and the final ones of `runs`) on the `evaluate.split` rows of `cfg`'s data, each preprocessed by its own spec (its size, statistics, inputs); one table, best first"
+    ("Evaluate `checkpoints` (and the final ones of `runs`) on the `evaluate.split` rows of `cfg`'s data, each "
+     "preprocessed by its own spec (its size, statistics, inputs); one table, best first")
     cfg = as_config(cfg)
     checkpoints = list(checkpoints or [])
     stems = [checkpoint_stem(c) for c in checkpoints]
     names = [s.name for s in stems]
-    if len(set(names)) < len(names): names = [f"{(s.parent.parent if s.parent.name == 'models' else s.parent).name}-{s.name}" for s in stems]   # e.g. two runs' `final`
+    # e.g. two runs' `final`
+    if len(set(names)) < len(names):
+        names = [f"{(s.parent.parent if s.parent.name == 'models' else s.parent).name}-{s.name}" for s in stems]
     from_runs = runs if isinstance(runs, dict) else run_checkpoints(runs or [])
     named = {**dict(zip(names, checkpoints)), **from_runs}
-    if len(named) < len(names) + len(from_runs): raise MedvisionError(f"compare: checkpoints {', '.join(map(str, checkpoints + list(runs or [])))} share names; give each once")
+    if len(named) < len(names) + len(from_runs): raise MedvisionError("compare: checkpoints "
+            f"{', '.join(map(str, checkpoints + list(runs or [])))} share names; give each once")
     if not named: raise MedvisionError("compare: no checkpoints; give --checkpoints and/or --runs")
     for ck in named.values(): check_positive(cfg, ck)
-    rows = split_rows(build_table(cfg), cfg.evaluate.split).assign(split='valid')   # the rows evaluated, served as each learner's `valid`
+    # the rows evaluated, served as each learner's `valid`
+    rows = split_rows(build_table(cfg), cfg.evaluate.split).assign(split='valid')
     models = {n: learner_from_checkpoint(c, table=rows) for n, c in named.items()}
-    return compare(models, metric=cfg.evaluate.metric, out=run, cams=0, bootstrap=cfg.evaluate.bootstrap, ci_level=cfg.evaluate.ci_level)
+    return compare(models, metric=cfg.evaluate.metric, out=run, cams=0, bootstrap=cfg.evaluate.bootstrap,
+                   ci_level=cfg.evaluate.ci_level)
 

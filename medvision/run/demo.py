@@ -9,7 +9,8 @@ from __future__ import annotations
 import json, os
 from pathlib import Path
 import pandas as pd
-from ..core import MedvisionError, RunConfig, load_config
+from ..core import MedvisionError
+from ..config import RunConfig, load_config
 from .train import train
 
 
@@ -17,13 +18,15 @@ from .train import train
 __all__ = ['MEDMNIST_V2_RESNET18_28', 'demo_config', 'demo', 'demo_rows']
 
 # %% ../../nbs/09i_run.demo.ipynb #b607a01e
-MEDMNIST_V2_RESNET18_28 = {'auc': 0.944, 'accuracy': 0.854}  # Yang et al., Scientific Data 10:41 (2023), Table 3, PneumoniaMNIST
+# Yang et al., Scientific Data 10:41 (2023), Table 3, PneumoniaMNIST
+MEDMNIST_V2_RESNET18_28 = {'auc': 0.944, 'accuracy': 0.854}
 
 def _pneumonia_file() -> Path|None:
     "PneumoniaMNIST: `$MEDVISION_DATA`, the user cache, else the download (None when offline)"
     from medvision.data.readers import cache_dir, medmnist_file
     env = os.environ.get('MEDVISION_DATA')
-    for f in ([Path(env)/'pneumoniamnist.npz'] if env else []) + [cache_dir()/'pneumoniamnist.npz', cache_dir()/'pneumoniamnist_28.npz']:
+    for f in ([Path(env)/'pneumoniamnist.npz'] if env else []) + [cache_dir()/'pneumoniamnist.npz',
+                                                                  cache_dir()/'pneumoniamnist_28.npz']:
         if f.exists(): return f
     if os.environ.get('MEDVISION_OFFLINE') == '1': return None
     try: return medmnist_file('pneumoniamnist', 28)
@@ -35,11 +38,17 @@ def demo_config(output_dir='runs', epochs:int=4, synthetic:bool=None) -> RunConf
     if f is None:
         src, extra = [{'reader': 'synthetic', 'n': 400}], {'data.tabular': '[age, sex]', 'data.image_size': 32}
     else: src, extra = [{'reader': 'medmnist', 'path_or_name': str(f)}], {'data.channels': 1, 'data.image_size': 28,
-                                                                          'data.allow_duplicates': True}   # MedMNIST's splits, as its figures use them: 8 images in train and valid (none in test), listed in the report
-    ov = {'experiment.name': 'demo' if f is not None else 'demo-synthetic', 'experiment.output_dir': str(output_dir), 'experiment.seed': 0,
+                                                                          # MedMNIST's splits, as its figures use them:
+                                                                          # 8 images in train and valid (none in test),
+                                                                          # listed in the report
+                                                                          'data.allow_duplicates': True}
+    ov = {'experiment.name': 'demo' if f is not None else 'demo-synthetic', 'experiment.output_dir': str(output_dir),
+          'experiment.seed': 0,
           'data.sources': json.dumps(src), 'data.tasks': '[label]', 'data.normalize': 'dataset', 'data.cache': 'memory',
-          'augmentation.preset': 'light', 'vision.pretrained': False, 'training.batch_size': 128, 'training.epochs': epochs,
-          'training.lr': 3e-3, 'optimizer.backbone_lr_mult': 1.0, 'checkpoint.monitor': 'label_auc', 'evaluate.threshold': 'youden',
+          'augmentation.preset': 'light', 'vision.pretrained': False, 'training.batch_size': 128,
+          'training.epochs': epochs,
+          'training.lr': 3e-3, 'optimizer.backbone_lr_mult': 1.0, 'checkpoint.monitor': 'label_auc',
+          'evaluate.threshold': 'youden',
           'evaluate.cams': 4, **extra}
     return load_config(overrides=ov)
 
@@ -47,29 +56,44 @@ def demo(output_dir='runs', epochs:int=4, synthetic:bool=None) -> Path:
     "Train and evaluate the demo; print its test metrics beside the published ones; returns the run folder"
     cfg = demo_config(output_dir, epochs, synthetic)
     synth = cfg.experiment.name.endswith('synthetic')
-    if synth: print("medvision demo: running on the built-in SYNTHETIC set " + ("(--synthetic)" if synthetic else "instead: PneumoniaMNIST is not in $MEDVISION_DATA or the cache and cannot be downloaded (offline)"))
+    if synth:
+        print(
+            "medvision demo: running on the built-in SYNTHETIC set "
+            + (
+                "(--synthetic)"
+                if synthetic
+                else "instead: PneumoniaMNIST is not in $MEDVISION_DATA or the cache and cannot be downloaded (offline)"
+            )
+        )
     run, _ = train(cfg)
     for line in demo_rows(run, cfg, synth): print(line)
     print(f"report: {run/'report'}")
     return run
 
 def demo_rows(run:Path, cfg:RunConfig, synth:bool=False) -> list:
-    "The demo's table: each figure under the rule of the published one beside it (MedMNIST's evaluator: AUC, and accuracy at 0.5), with 95% intervals; the figures at the validation threshold below, labelled"
+    ("The demo's table: each figure under the rule of the published one beside it (MedMNIST's evaluator: AUC, and "
+     "accuracy at 0.5), with 95% intervals; the figures at the validation threshold below, labelled")
     from medvision.metrics import bootstrap_table
     js = json.loads((run/'metrics.json').read_text()); m, th = js['tasks'][0], js['threshold']
     pr = pd.read_csv(run/'report'/'predictions.csv')
     prob = next(c for c in pr if c.startswith('label_prob_'))
     y, p = (pr.label_true.astype(str) == prob[len('label_prob_'):]).to_numpy().astype(int), pr[prob].to_numpy()
-    at_half = bootstrap_table(y, p, ['auc', 'accuracy'], threshold=0.5, n_boot=cfg.evaluate.bootstrap or 1000).set_index('metric')
-    at_th = bootstrap_table(y, p, ['accuracy', 'hter'], threshold=th, n_boot=cfg.evaluate.bootstrap or 1000).set_index('metric')
+    at_half = bootstrap_table(y, p, ['auc', 'accuracy'], threshold=0.5, n_boot=cfg.evaluate.bootstrap
+                              or 1000).set_index('metric')
+    at_th = bootstrap_table(y, p, ['accuracy', 'hter'], threshold=th, n_boot=cfg.evaluate.bootstrap
+                            or 1000).set_index('metric')
     ref = lambda k: '-' if synth else f"{MEDMNIST_V2_RESNET18_28[k]:.3f}"
     f = lambda r: f"{r.value:.3f} [{r.lo:.3f}, {r.hi:.3f}]"
     pos = js.get('positive', {}).get(cfg.data.tasks[0], prob[len('label_prob_'):])
-    return [f"\n{'SYNTHETIC data (not PneumoniaMNIST)' if synth else 'PneumoniaMNIST'} test set, {m['n']} images, positive class {pos!r}; ResNet-18 from scratch at {cfg.data.image_size} px, "
-            f"{cfg.training.epochs} epochs (MedMNIST v2: the same network and size, 100 epochs). MedMNIST's rule: AUC, and accuracy at threshold 0.5.",
-            f"{'metric':<44}{'medvision demo [95% CI]':>26}{'MedMNIST v2 ResNet-18 (28)':>30}",
-            f"{'AUC':<44}{f(at_half.loc['auc']):>26}{ref('auc'):>30}",
-            f"{'accuracy at 0.5':<44}{f(at_half.loc['accuracy']):>26}{ref('accuracy'):>30}",
-            f"{f'accuracy at the validation threshold {th:.3f}':<44}{f(at_th.loc['accuracy']):>26}{'- (other rule)':>30}",
-            f"{f'HTER at the validation threshold {th:.3f}':<44}{f(at_th.loc['hter']):>26}{'-':>30}",
-            f"{'pAUC (TPR > 0.8)':<44}{m.get('pauc', float('nan')):>26.3f}{'-':>30}"]
+    return [
+        f"\n{'SYNTHETIC data (not PneumoniaMNIST)' if synth else 'PneumoniaMNIST'} test set, {m['n']} images, "
+        f"positive class {pos!r}; ResNet-18 from scratch at {cfg.data.image_size} px, "
+        f"{cfg.training.epochs} epochs (MedMNIST v2: the same network and size, 100 epochs). MedMNIST's rule: AUC, "
+        "and accuracy at threshold 0.5.",
+        f"{'metric':<44}{'medvision demo [95% CI]':>26}{'MedMNIST v2 ResNet-18 (28)':>30}",
+        f"{'AUC':<44}{f(at_half.loc['auc']):>26}{ref('auc'):>30}",
+        f"{'accuracy at 0.5':<44}{f(at_half.loc['accuracy']):>26}{ref('accuracy'):>30}",
+        f"{f'accuracy at the validation threshold {th:.3f}':<44}{f(at_th.loc['accuracy']):>26}{'- (other rule)':>30}",
+        f"{f'HTER at the validation threshold {th:.3f}':<44}{f(at_th.loc['hter']):>26}{'-':>30}",
+        f"{'pAUC (TPR > 0.8)':<44}{m.get('pauc', float('nan')):>26.3f}{'-':>30}",
+    ]

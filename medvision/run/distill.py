@@ -10,7 +10,9 @@ import json
 from pathlib import Path
 import numpy as np, pandas as pd
 from fastai.torch_core import rank_distrib
-from ..core import MedvisionError, RunConfig, SCHEMA, seed_everything
+from ..core import MedvisionError, seed_everything
+from ..schema import SCHEMA
+from ..config import RunConfig
 from ..learner import bare
 from ..checkpoint import learner_from_checkpoint, checkpoint_spec
 from ..metrics import lower_is_better
@@ -27,11 +29,13 @@ __all__ = ['distill', 'distill_results', 'distill_table']
 # %% ../../nbs/09j_run.distill.ipynb #f0122097
 def _text_side(cfg:RunConfig, encoder:str=None, max_length:int=None, lr:float=None) -> RunConfig:
     "`cfg` with one model's own `text.encoder`, `text.max_length` and `training.lr` (None: `cfg`'s)"
-    o = {k: v for k, v in (('text.encoder', encoder), ('text.max_length', max_length), ('training.lr', lr)) if v is not None}
+    o = {k: v for k, v in (('text.encoder', encoder), ('text.max_length', max_length), ('training.lr', lr))
+         if v is not None}
     return as_config(cfg, o) if o else cfg
 
 def _side_emb(cfg:RunConfig, c:RunConfig, df:pd.DataFrame) -> pd.DataFrame:
-    "`with_text_emb` by one model's encoder (config `c`); one not `text.encoder` has its own cache file (a cache holds one width)"
+    ("`with_text_emb` by one model's encoder (config `c`); one not `text.encoder` has its own cache file (a cache "
+     "holds one width)")
     if c.data.text != 'embeddings' or c.text.encoder == cfg.text.encoder: return with_text_emb(c, df)
     import hashlib
     from medvision.text import embed_texts, text_encoder
@@ -50,77 +54,105 @@ def _teacher_text(cfg:RunConfig, df_s:pd.DataFrame, df_t:pd.DataFrame, dls, dls_
     return TeacherText(df_s.text, dls.text_encoder, dls_t.text_encoder)
 
 def _stats_of(spec) -> tuple:
-    "`(mean, std)` of an input spec, rounded to 6 places (a checkpoint's JSON and the DataLoaders' floats agree to that); `(None, None)` unnormalised"
+    ("`(mean, std)` of an input spec, rounded to 6 places (a checkpoint's JSON and the DataLoaders' floats agree to "
+     "that); `(None, None)` unnormalised")
     r = lambda v: None if v is None else tuple(round(float(x), 6) for x in v)
     return r(spec.mean), r(spec.std)
 
 def _teacher_text_keys(cfg:RunConfig) -> dict:
-    "distill.teacher_text_encoder and teacher_max_length as the `distill.teacher` checkpoint records them, each checked against the config's"
+    ("distill.teacher_text_encoder and teacher_max_length as the `distill.teacher` checkpoint records them, each "
+     "checked against the config's")
     d = cfg.distill
     spec = checkpoint_spec(d.teacher)
     if spec.text != cfg.data.text:
-        raise MedvisionError(f"distill.teacher: {d.teacher} reads text as {spec.text}, this run gives the models {cfg.data.text} (data.text); "
-                             f"set data.text: {'null' if spec.text is None else spec.text}, or give a teacher trained with data.text: {cfg.data.text}")
+        raise MedvisionError(f"distill.teacher: {d.teacher} reads text as {spec.text}, this run gives the models "
+                             f"{cfg.data.text} (data.text); "
+                             f"set data.text: {'null' if spec.text is None else spec.text}, or give a teacher trained "
+                             f"with data.text: {cfg.data.text}")
     te = spec.embedder if spec.text == 'embeddings' else spec.text_encoder
     if not spec.text or not te: return {}
     out = {}
     for key, want in (('teacher_text_encoder', te['name']), ('teacher_max_length', te['max_length'])):
         if d[key] is not None and d[key] != want:
             raise MedvisionError(f"distill.{key}: {d[key]!r}, but the teacher {d.teacher} was trained with {want!r}; "
-                                 f"remove distill.{key} (the checkpoint's is used), or give a teacher trained with {d[key]!r}")
+                                 f"remove distill.{key} (the checkpoint's is used), or give a teacher trained with "
+                                 f"{d[key]!r}")
         out[f'distill.{key}'] = want
     return out
 
-_DISTILL_REFUSES = {'vision.models': "it compares backbones in `train`; distill trains distill.teacher_arch and distill.student_arch",
+_DISTILL_REFUSES = {'vision.models': "it compares backbones in `train`; distill trains distill.teacher_arch and "
+                                     "distill.student_arch",
                     'checkpoint.resume': "a distillation run trains two or three models; start it again",
-                    'embed': "embed.gbdt follows `train`; run `medvision embed --checkpoint <run>/student_kd/models/final`"}
+                    'embed': "embed.gbdt follows `train`; run `medvision embed --checkpoint "
+                             "<run>/student_kd/models/final`"}
 
 def distill(cfg, # a YAML path, a `RunConfig` or a dict of sections
             overrides:dict|list=None, # dotted keys over `cfg`
             run:Path=None) -> tuple:
-    "Teacher -> student distillation as `cfg.distill` describes; returns `(run folder, {name: learner})` for the teacher, `student_kd` and (with `distill.baseline`) `student_alone`"
-    from medvision.distill import DistillationCallback, TeacherImage, chain_inputs
+    ("Teacher -> student distillation as `cfg.distill` describes; returns `(run folder, {name: learner})` for the "
+     "teacher, `student_kd` and (with `distill.baseline`) `student_alone`")
+    from medvision.distill import DistillationCallback
     cfg = as_config(cfg, overrides)
-    d, v = cfg.distill, cfg.vision
-    refuse_keys(cfg, _DISTILL_REFUSES, 'distill'); note_unread(cfg, 'distill')
-    if (v.weights or v.arch != SCHEMA['vision']['arch'].default) and v.arch not in (d.teacher_arch, d.student_arch):
-        raise MedvisionError(f"vision.arch: {v.arch!r} is neither distill.teacher_arch ({d.teacher_arch}) nor distill.student_arch ({d.student_arch}); "
-                             "distill trains those two, and vision.arch only names the backbone vision.weights are for")
-    for k in ('teacher_text_encoder', 'teacher_max_length', 'student_text_encoder', 'student_max_length'):
-        if d[k] is not None and not cfg.data.text: raise MedvisionError(f"distill.{k}: data.text is null, so no model reads text; remove distill.{k} or set data.text to embeddings or tokens")
-    if d.teacher: cfg = as_config(cfg, _teacher_text_keys(cfg)); d = cfg.distill   # a trained teacher reads its texts as it was trained to
+    _check_distill(cfg)
+    d = cfg.distill
+    # a trained teacher reads its texts as it was trained to
+    if d.teacher: cfg = as_config(cfg, _teacher_text_keys(cfg)); d = cfg.distill
     init_distributed(cfg)
     run = run or new_run(cfg, 'distill')
-    ct, cs = _text_side(cfg, d.teacher_text_encoder, d.teacher_max_length, d.teacher_lr), _text_side(cfg, d.student_text_encoder, d.student_max_length)
+    ct = _text_side(cfg, d.teacher_text_encoder, d.teacher_max_length, d.teacher_lr)
+    cs = _text_side(cfg, d.student_text_encoder, d.student_max_length)
     own_text = bool(cfg.data.text) and (ct.text.encoder, ct.text.max_length) != (cs.text.encoder, cs.text.max_length)
     with run_log(run/'run.log'):
         seed_everything(cfg.experiment.seed)
         with main_process_first(): df = build_table(cfg)
         df.attrs['duplicates'] = preflight(cfg, df, run).to_dict('records')   # plain records: pandas copies attrs along
-        df_s = _side_emb(cfg, cs, df)                     # the students' text inputs (the text cache keys each encoder apart)
-        dls = build_dls(cs, df_s, arch=d.student_arch)   # normalised for the student (the model that is deployed); the teacher's differ only in their text
+        # the students' text inputs (the text cache keys each encoder apart)
+        df_s = _side_emb(cfg, cs, df)
+        # normalised for the student (the model that is deployed); the teacher's differ only in their text
+        dls = build_dls(cs, df_s, arch=d.student_arch)
         df_t, dls_t, swap = df_s, dls, None
         if own_text:
             df_t = _side_emb(cfg, ct, df); dls_t = build_dls(ct, df_t, arch=d.student_arch)
             swap = _teacher_text(cfg, df_s, df_t, dls, dls_t)
-        if d.teacher:
-            t_st, s_st = _stats_of(checkpoint_spec(d.teacher)), _stats_of(dls.spec)
-            if t_st != s_st:   # trained on other statistics: its own DataLoaders for its report, its images renormalised in the KD fit
-                dls_t = build_dls(ct, df_t, arch=d.student_arch, stats=t_st if t_st[0] is not None else None)
-                swap = chain_inputs(TeacherImage(s_st, t_st), swap)
-            learners = {'teacher': learner_from_checkpoint(d.teacher, dls_t)}
-            if not rank_distrib(): (run/'teacher').mkdir(parents=True, exist_ok=True)
-            reps = {'teacher': report(ct, learners['teacher'], df_t, run/'teacher') if not rank_distrib() else None}
-        else:
-            learners, reps = {}, {}
-            learners['teacher'], reps['teacher'] = fit_and_report(ct, df_t, dls_t, run/'teacher', epochs=d.teacher_epochs, arch=d.teacher_arch, fusion=d.teacher_fusion)
+        learners, reps, swap = _teacher_of(cfg, ct, df_t, dls_t, dls, swap, run)
         teacher = bare(learners['teacher'].model)
         for name, loss in [('student_kd', d.loss)] + ([('student_alone', None)] if d.baseline else []):
             seed_everything(cfg.experiment.seed)
-            cbs = [DistillationCallback(teacher, loss, cache=d.cache, teacher_inputs=swap, **dict(d.loss_kw))] if loss else []
+            cbs = [DistillationCallback(teacher, loss, cache=d.cache, teacher_inputs=swap,
+                                        **dict(d.loss_kw))] if loss else []
             learners[name], reps[name] = fit_and_report(cs, df_s, dls, run/name, arch=d.student_arch, cbs=cbs)
         if not rank_distrib(): distill_results(cfg, run, learners, reps, dls, swap, {'teacher': ct, 'student': cs})
     return run, learners
+
+def _check_distill(cfg:RunConfig):
+    "Refuse what a distillation cannot honour: a `vision.arch` it does not train, text encoders no model reads"
+    d, v = cfg.distill, cfg.vision
+    refuse_keys(cfg, _DISTILL_REFUSES, 'distill'); note_unread(cfg, 'distill')
+    if (v.weights or v.arch != SCHEMA['vision']['arch'].default) and v.arch not in (d.teacher_arch, d.student_arch):
+        raise MedvisionError(f"vision.arch: {v.arch!r} is neither distill.teacher_arch ({d.teacher_arch}) nor "
+                             f"distill.student_arch ({d.student_arch}); "
+                             "distill trains those two, and vision.arch only names the backbone vision.weights are for")
+    for k in ('teacher_text_encoder', 'teacher_max_length', 'student_text_encoder', 'student_max_length'):
+        if d[k] is not None and not cfg.data.text: raise MedvisionError(f"distill.{k}: data.text is null, so no model "
+                f"reads text; remove distill.{k} or set data.text to embeddings or tokens")
+
+def _teacher_of(cfg:RunConfig, ct, df_t, dls_t, dls, swap, run:Path) -> tuple:
+    ("`(learners, reports, teacher inputs)` with the teacher: `distill.teacher` loaded (its images renormalised in the "
+     "KD fit where it was trained on other statistics, with its own DataLoaders for its report), else trained")
+    from medvision.distill import TeacherImage, chain_inputs
+    d = cfg.distill
+    if not d.teacher:
+        learn, rep = fit_and_report(ct, df_t, dls_t, run/'teacher', epochs=d.teacher_epochs, arch=d.teacher_arch,
+                                    fusion=d.teacher_fusion)
+        return {'teacher': learn}, {'teacher': rep}, swap
+    t_st, s_st = _stats_of(checkpoint_spec(d.teacher)), _stats_of(dls.spec)
+    if t_st != s_st:
+        dls_t = build_dls(ct, df_t, arch=d.student_arch, stats=t_st if t_st[0] is not None else None)
+        swap = chain_inputs(TeacherImage(s_st, t_st), swap)
+    learners = {'teacher': learner_from_checkpoint(d.teacher, dls_t)}
+    if not rank_distrib(): (run/'teacher').mkdir(parents=True, exist_ok=True)
+    reps = {'teacher': report(ct, learners['teacher'], df_t, run/'teacher') if not rank_distrib() else None}
+    return learners, reps, swap
 
 # %% ../../nbs/09j_run.distill.ipynb #8806d7c5
 def _lohi(model:dict, task:str, metric:str) -> dict:
@@ -129,25 +161,39 @@ def _lohi(model:dict, task:str, metric:str) -> dict:
     return {f'{metric}_lo': lh[0], f'{metric}_hi': lh[1]} if lh else {}
 
 def distill_results(cfg:RunConfig, run:Path, learners:dict, reps:dict, dls,
-                    swap=None, # the teacher's text input of a batch (`distill.TeacherText`), when it has its own encoder
-                    cfgs:dict=None, # the teacher's and the students' own configs ({'teacher': ..., 'student': ...}: their text encoder)
+                    # the teacher's text input of a batch (`distill.TeacherText`), when it has its own encoder
+                    swap=None,
+                    # the teacher's and the students' own configs ({'teacher': ..., 'student': ...}: their text encoder)
+                    cfgs:dict=None,
                    ) -> pd.DataFrame:
-    "`distill.csv` and `results.json` of a distillation run: each model's `evaluate.split` metrics, parameters, time per image (one batch of `dls.valid`, the same for all) and ratios to the teacher"
+    ("`distill.csv` and `results.json` of a distillation run: each model's `evaluate.split` metrics, parameters, time "
+     "per image (one batch of `dls.valid`, the same for all) and ratios to the teacher")
     from medvision.distill import inference_time, teacher_ratios
     d, m, cfgs = cfg.distill, cfg.evaluate.metric, cfgs or {}
     xb = tuple(dls.valid.one_batch()[:dls.n_inp])
     models = {}
     for name, l in learners.items():
         c = cfgs.get('teacher' if name == 'teacher' else 'student', cfg)
-        models[name] = {'arch': getattr(l, 'arch', None) or bare(l.model).vision.name, 'text_encoder': c.text.encoder if cfg.data.text else None,
-                        'distill_loss': d.loss if name == 'student_kd' else None, 'n_params': int(sum(p.numel() for p in bare(l.model).parameters())),
+        models[name] = {'arch': getattr(l, 'arch', None) or bare(l.model).vision.name,
+                        'text_encoder': c.text.encoder if cfg.data.text else None,
+                        'distill_loss': d.loss if name == 'student_kd' else None,
+                        'n_params': int(sum(p.numel() for p in bare(l.model).parameters())),
                         'time_per_image': inference_time(l.model, swap(*xb) if swap and name == 'teacher' else xb),
-                        'metrics': reps[name].metrics.to_dict(orient='records'), **({'ci': reps[name].ci_json()} if cfg.evaluate.bootstrap else {})}
+                        'metrics': reps[name].metrics.to_dict(orient='records'),
+                        **({'ci': reps[name].ci_json()} if cfg.evaluate.bootstrap else {})}
     models = teacher_ratios(models)
-    table = pd.DataFrame([{'model': n, 'arch': r['arch'], **t, **_lohi(r, t['task'], m), **{k: r.get(k) for k in ('n_params', 'time_per_image', 'param_ratio', 'time_ratio')}}
+    table = pd.DataFrame([{'model': n, 'arch': r['arch'], **t, **_lohi(r, t['task'], m),
+                           **{k: r.get(k) for k in ('n_params', 'time_per_image', 'param_ratio', 'time_ratio')}}
                           for n, r in models.items() for t in r['metrics']])
-    if m not in table: raise MedvisionError(f"evaluate.metric: {m!r} is not in the reports ({', '.join(reps['teacher'].metrics.columns[2:])})")
-    best = table[table.model != 'teacher'].groupby('model', sort=False)[m].mean().sort_values(ascending=lower_is_better(m)).index[0]
+    if m not in table: raise MedvisionError(f"evaluate.metric: {m!r} is not in the reports "
+                                            f"({', '.join(reps['teacher'].metrics.columns[2:])})")
+    best = (
+        table[table.model != 'teacher']
+        .groupby('model', sort=False)[m]
+        .mean()
+        .sort_values(ascending=lower_is_better(m))
+        .index[0]
+    )
     table.to_csv(run/'distill.csv', index=False)
     res = {'split': cfg.evaluate.split, 'metric': m, 'loss': d.loss, 'loss_kw': dict(d.loss_kw), 'best_student': best,
            'time_batch': len(xb[0]), 'device': str(xb[0].device), 'models': models}
@@ -157,14 +203,19 @@ def distill_results(cfg:RunConfig, run:Path, learners:dict, reps:dict, dls,
 
 def distill_table(runs:list, # distillation run folders (each with the `results.json` that `distill` writes)
                  ) -> pd.DataFrame:
-    "One table of several distillation runs: per run, model and task its distillation loss, metrics, parameters, time per image and ratios to the teacher"
+    ("One table of several distillation runs: per run, model and task its distillation loss, metrics, parameters, time "
+     "per image and ratios to the teacher")
     rows = []
     for r in map(Path, runs):
         f = r/'results.json'
-        if not f.is_file(): raise MedvisionError(f"{r}: no results.json; give folders that `medvision distill` finished (runs/<name>-distill-...)")
+        if not f.is_file(): raise MedvisionError(f"{r}: no results.json; give folders that `medvision distill` "
+                                                 "finished (runs/<name>-distill-...)")
         try: res = json.loads(f.read_text()); ms = res['models']
-        except (ValueError, KeyError) as e: raise MedvisionError(f"{f}: not a distillation results file ({type(e).__name__}: {e}); run `medvision distill` again")
-        rows += [{'run': str(r), 'loss': res.get('loss'), 'model': n, **t, **_lohi(v, t['task'], res.get('metric')), 'n_params': v['n_params'], 'time_per_image': v['time_per_image'],
-                  'param_ratio': v.get('param_ratio'), 'time_ratio': v.get('time_ratio')} for n, v in ms.items() for t in v['metrics']]
+        except (ValueError, KeyError) as e: raise MedvisionError(f"{f}: not a distillation results file "
+                f"({type(e).__name__}: {e}); run `medvision distill` again")
+        rows += [{'run': str(r), 'loss': res.get('loss'), 'model': n, **t, **_lohi(v, t['task'], res.get('metric')),
+                  'n_params': v['n_params'], 'time_per_image': v['time_per_image'],
+                  'param_ratio': v.get('param_ratio'), 'time_ratio': v.get('time_ratio')} for n, v in ms.items()
+                  for t in v['metrics']]
     if not rows: raise MedvisionError("distill_table: no run folders given")
     return pd.DataFrame(rows)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import contextlib
 import torch
 from fastai.torch_core import rank_distrib, num_distrib
-from ..core import MedvisionError, RunConfig, get_device
+from ..core import MedvisionError, get_device
+from ..config import RunConfig
 
 
 # %% auto #0
@@ -24,7 +25,8 @@ def init_distributed(cfg:RunConfig) -> None:
     "Join the process group when several processes run: accelerate's `PartialState` (gloo on the CPU, NCCL on GPUs)"
     if world_size() < 2 or torch.distributed.is_initialized(): return
     try: from accelerate import PartialState
-    except ImportError: raise MedvisionError("several processes need accelerate: pip install 'medvision-fastai[distributed]'") from None
+    except ImportError: raise MedvisionError("several processes need accelerate: pip install "
+                                             "'medvision-fastai[distributed]'") from None
     PartialState(cpu=get_device(cfg.experiment.device).type == 'cpu')
 
 def _group() -> bool: return world_size() > 1 and torch.distributed.is_initialized()

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 import pandas as pd
-from ..core import MedvisionError, RunConfig
+from ..core import MedvisionError
+from ..config import RunConfig
 from ..checkpoint import learner_from_checkpoint
 from .build import build_table
 
@@ -19,28 +20,44 @@ __all__ = ['embed']
 
 # %% ../../nbs/09g_run.embed.ipynb #88d48a8f
 def embed(cfg:RunConfig, checkpoint, run:Path, df:pd.DataFrame=None, learn=None) -> dict:
-    "Embeddings of the train, valid and test rows with the model of `checkpoint` (preprocessed by its spec), and the GBDT ensemble when `embed.gbdt`"
+    ("Embeddings of the train, valid and test rows with the model of `checkpoint` (preprocessed by its spec), and the "
+     "GBDT ensemble when `embed.gbdt`")
     from medvision.embeddings import extract_embeddings, gbdt_ensemble, submission
     df = df if df is not None else build_table(cfg)
     if cfg.embed.gbdt and cfg.embed.id_col and cfg.embed.id_col not in df:
-        raise MedvisionError(f"embed.id_col: {cfg.embed.id_col!r} is not a column of the table ({', '.join(map(str, df.columns))}); name the test rows' id column, or remove the key (ids from the image file names)")
+        raise MedvisionError(f"embed.id_col: {cfg.embed.id_col!r} is not a column of the table "
+                             f"({', '.join(map(str, df.columns))}); name the test rows' id column, or remove the key "
+                             "(ids from the image file names)")
     if learn is None: learn = learner_from_checkpoint(checkpoint, table=df)
-    embs = {s: extract_embeddings(learn, df[df.split == s].reset_index(drop=True), path=run/f'embeddings_{s}.npz')   # every row once, in order, unaugmented
+    # every row once, in order, unaugmented
+    embs = {s: extract_embeddings(learn, df[df.split == s].reset_index(drop=True), path=run/f'embeddings_{s}.npz')
             for s in ('train', 'valid', 'test') if (df.split == s).any()}
     out = {s: len(e) for s, e in embs.items()}
     if cfg.embed.gbdt:
         rows = df[df.split.isin(['train', 'valid'])].reset_index(drop=True)
         target = cfg.embed.target or cfg.data.tasks[0]
-        res = gbdt_ensemble(rows, pd.concat([embs[s] for s in ('train', 'valid') if s in embs]), target, folds=cfg.embed.folds,
+        res = gbdt_ensemble(rows, pd.concat([embs[s] for s in ('train', 'valid') if s in embs]), target,
+                            folds=cfg.embed.folds,
                             tabular=list(cfg.embed.tabular) or None, model=cfg.embed.model, seed=cfg.experiment.seed)
-        pd.DataFrame({'image': rows.image, 'group': rows.group, 'fold': res.fold, 'oof': res.oof}).to_csv(run/'gbdt_oof.csv', index=False)
+        pd.DataFrame({'image': rows.image, 'group': rows.group, 'fold': res.fold, 'oof': res.oof}).to_csv(
+            run / 'gbdt_oof.csv', index=False
+        )
         out['gbdt'] = {'auc': float(res.auc), 'pauc': float(res.pauc), 'folds': int(cfg.embed.folds)}
-        if 'test' in embs:   # every fold's trees predict the test rows; their mean, and the challenge's `id, probability`
+        # every fold's trees predict the test rows; their mean, and the challenge's `id, probability`
+        if 'test' in embs:
             test = df[df.split == 'test'].reset_index(drop=True)
             p = res.predict(test, embs['test'])
-            pd.DataFrame({'image': test.image, **({'group': test.group} if 'group' in test else {}), 'probability': p, 'n_folds': len(res.models)}).to_csv(run/'gbdt_test.csv', index=False)
+            pd.DataFrame(
+                {
+                    'image': test.image,
+                    **({'group': test.group} if 'group' in test else {}),
+                    'probability': p,
+                    'n_folds': len(res.models),
+                }
+            ).to_csv(run / 'gbdt_test.csv', index=False)
             submission(test, p, id_col=cfg.embed.id_col, path=run/'gbdt_submission.csv')
             out['gbdt']['test'] = len(test)
         (run/'gbdt.json').write_text(json.dumps(out['gbdt'], indent=1))
-        print(f"GBDT ({cfg.embed.model}) on {len(rows)} rows, {cfg.embed.folds} patient-grouped folds: OOF AUC {res.auc:.3f}, pAUC {res.pauc:.3f}")
+        print(f"GBDT ({cfg.embed.model}) on {len(rows)} rows, {cfg.embed.folds} patient-grouped folds: OOF AUC "
+              f"{res.auc:.3f}, pAUC {res.pauc:.3f}")
     return out

@@ -10,12 +10,13 @@ import os, sys, datetime, contextlib, io
 from pathlib import Path
 import pandas as pd
 from fastai.torch_core import rank_distrib
-from ..core import MedvisionError, RunConfig, save_config
+from ..core import MedvisionError
+from ..config import RunConfig, save_config
 from .distributed import from_main
 
 
 # %% auto #0
-__all__ = ['run_log', 'new_run', 'checkpoint_files', 'output_apart', 'preflight']
+__all__ = ['run_log', 'new_run', 'checkpoint_files', 'output_apart', 'out_folder', 'preflight']
 
 # %% ../../nbs/09d_run.folders.ipynb #13280590
 class _Tee(io.TextIOBase):
@@ -29,7 +30,8 @@ class _Tee(io.TextIOBase):
 
 @contextlib.contextmanager
 def run_log(path:Path):
-    "Copy everything printed (stdout and stderr) and the error that ends the block to `path`; other processes print nothing"
+    ("Copy everything printed (stdout and stderr) and the error that ends the block to `path`; other processes print "
+     "nothing")
     if rank_distrib():
         with open(os.devnull, 'w') as f, contextlib.redirect_stdout(f): yield
         return
@@ -40,15 +42,18 @@ def run_log(path:Path):
             f.write(f"medvision: error: {e if isinstance(e, MedvisionError) else f'{type(e).__name__}: {e}'}\n"); raise
 
 def new_run(cfg:RunConfig, kind:str='') -> Path:
-    "A new run folder `<output_dir>/<name>[-kind]-<time>[~i]` with the resolved config in it (made by the main process, named in all)"
+    ("A new run folder `<output_dir>/<name>[-kind]-<time>[~i]` with the resolved config in it (made by the main "
+     "process, named in all)")
     run, name = None, cfg.experiment.name
     if not name or name in ('.', '..') or any(s in name for s in ('/', '\\', '\x00')):
         raise MedvisionError(f"experiment.name: {name!r} is not a plain folder name (the run folder is "
-                             "<output_dir>/<name>-<time>); use letters, digits, '-', '_' and '.', and experiment.output_dir for where")
+                             "<output_dir>/<name>-<time>); use letters, digits, '-', '_' and '.', and "
+                             "experiment.output_dir for where")
     if not rank_distrib():
         stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
         base, i = Path(cfg.experiment.output_dir)/f"{cfg.experiment.name}{'-' + kind if kind else ''}-{stamp}", 0
-        while True:   # `mkdir` is atomic: of two runs started in the same second, the one that comes second takes the next `~i`
+        # `mkdir` is atomic: of two runs started in the same second, the one that comes second takes the next `~i`
+        while True:
             run = base.with_name(f"{base.name}~{i}") if i else base
             try: run.mkdir(parents=True, exist_ok=False); break
             except FileExistsError: i += 1
@@ -73,17 +78,37 @@ def output_apart(output, # a file the command is about to write
                                  "write elsewhere")
     return out
 
+def out_folder(out, # the folder a command writes its outputs into (`--out`)
+               inputs:list, # the files it reads (its checkpoints, its config)
+               flag:str='--out') -> Path:
+    ("`out`, made; a `MedvisionError` when it holds one of `inputs` or is a training run's folder (with `models/`), "
+     "whose files the outputs would overwrite")
+    out = Path(out)
+    for f in inputs:
+        if f is not None and out.resolve() in Path(f).resolve().parents:
+            raise MedvisionError(f"{flag} {out}: it holds {f}, an input of this command, beside which the outputs "
+                                 "would overwrite its run's files; write to a new folder")
+    if (out/'models').is_dir():
+        raise MedvisionError(f"{flag} {out}: a training run's folder (it has models/), whose report and metrics the "
+                             "outputs would overwrite; write to a new folder")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
 # %% ../../nbs/09d_run.folders.ipynb #42f2fb16
 def _need_rows(cfg:RunConfig, df:pd.DataFrame) -> None:
     "Raise before training when a split the run uses (train, valid, `evaluate.split`) has no rows"
     n = df.split.value_counts()
     has = ', '.join(f"{k} {v}" for k, v in n.items()) or 'no rows at all'
-    fix = {'train': "give some rows the split 'train', or leave their split empty so that data.valid and data.test split them",
-           'valid': "set data.valid > 0 (it splits rows without a split), data.fold to validate on a fold of train, or give some rows the split 'valid'"}
+    fix = {'train': "give some rows the split 'train', or leave their split empty so that data.valid and data.test "
+                    "split them",
+           'valid': "set data.valid > 0 (it splits rows without a split), data.fold to validate on a fold of train, or "
+                    "give some rows the split 'valid'"}
     for s in ['train', 'valid'] + ([cfg.evaluate.split] if cfg.evaluate.split not in ('train', 'valid') else []):
         if n.get(s, 0): continue
         if s in fix: raise MedvisionError(f"data: the table has no '{s}' rows ({has}); {fix[s]}")
-        raise MedvisionError(f"evaluate.split: the table has no '{s}' rows ({has}), found before training; set data.test > 0 to split off test rows, or evaluate.split: valid to evaluate on the validation rows")
+        raise MedvisionError(f"evaluate.split: the table has no '{s}' rows ({has}), found before training; set "
+                             "data.test > 0 to split off test rows, or evaluate.split: valid to evaluate on the "
+                             "validation rows")
 
 def _need_classes(cfg:RunConfig, df:pd.DataFrame) -> None:
     "Raise before training when a task has fewer than two classes among the train rows"
@@ -91,28 +116,36 @@ def _need_classes(cfg:RunConfig, df:pd.DataFrame) -> None:
     for t in cfg.data.tasks:
         y = trn[t][trn[t].notna() & (trn[t].astype(str) != '')]
         if y.nunique() < 2:
-            raise MedvisionError(f"data.tasks: task '{t}' has {y.nunique()} class(es) among the {len(trn)} train rows ({', '.join(map(repr, y.unique()[:3])) or 'no labels'}); "
-                                 "a classifier needs two: check the sources' label column, filters and label_map, or data.limit")
+            raise MedvisionError(f"data.tasks: task '{t}' has {y.nunique()} class(es) among the {len(trn)} train rows "
+                                 f"({', '.join(map(repr, y.unique()[:3])) or 'no labels'}); "
+                                 "a classifier needs two: check the sources' label column, filters and label_map, or "
+                                 "data.limit")
 
 def _pairs_text(p:pd.DataFrame, n:int=3) -> str:
-    return '; '.join(f"{r.image_a} ({r.split_a}, row {r.row_a}) = {r.image_b} ({r.split_b}, row {r.row_b})" for r in p.head(n).itertuples())
+    return '; '.join(f"{r.image_a} ({r.split_a}, row {r.row_a}) = {r.image_b} ({r.split_b}, row {r.row_b})"
+                     for r in p.head(n).itertuples())
 
 def preflight(cfg:RunConfig, df:pd.DataFrame, run:Path=None) -> pd.DataFrame:
-    "Check `df` before training as `cfg` asks (splits, classes, image headers and sizes, images in two splits); returns the duplicate pairs, written to `run/duplicates.csv`"
+    ("Check `df` before training as `cfg` asks (splits, classes, image headers and sizes, images in two splits); "
+     "returns the duplicate pairs, written to `run/duplicates.csv`")
     from medvision.data.splits import scan_images, duplicate_pairs
-    from medvision.data.readers import check_images
+    from medvision.data.table import check_images
     d = cfg.data
     _need_rows(cfg, df); _need_classes(cfg, df)
     scan = scan_images(df, d.max_pixels)
     if len(bad := scan[scan.problem.notna()]):
-        raise MedvisionError(f"{len(bad)} image(s) cannot be trained on (found before training, rows {bad.index[:5].tolist()}): {bad.problem.iloc[0]}"
-                             + (f"; {bad.problem.iloc[1]}" if len(bad) > 1 else '') + "; fix or remove them (data.max_pixels sets the size limit)")
+        raise MedvisionError(f"{len(bad)} image(s) cannot be trained on (found before training, rows "
+                             f"{bad.index[:5].tolist()}): {bad.problem.iloc[0]}"
+                             + (f"; {bad.problem.iloc[1]}" if len(bad) > 1 else '') + "; fix or remove them "
+                                     "(data.max_pixels sets the size limit)")
     if d.check == 'decode': check_images(df, max_pixels=d.max_pixels, intensity=d.intensity, window=d.window)
     pairs = duplicate_pairs(df, scan.hash)
     if len(pairs) and run is not None and not rank_distrib(): pairs.to_csv(run/'duplicates.csv', index=False)
     if len(pairs) and not d.allow_duplicates:
         raise MedvisionError(f"{len(pairs)} image(s) sit in two splits with identical content: {_pairs_text(pairs)}"
-                             + (f" (all in {run/'duplicates.csv'})" if run is not None else '') + "; remove the copies or re-split, or set data.allow_duplicates: true to train with them knowingly")
+                             + (f" (all in {run/'duplicates.csv'})" if run is not None else '') + "; remove the copies "
+                                     "or re-split, or set data.allow_duplicates: true to train with them knowingly")
     print(f"medvision: {len(scan)} images checked before training (headers, at most {d.max_pixels:,} pixels"
-          + (", decoded" if d.check == 'decode' else '') + f"); {len(pairs)} in two splits" + (" (data.allow_duplicates: listed in duplicates.csv and the report)" if len(pairs) else ''))
+          + (", decoded" if d.check == 'decode' else '') + f"); {len(pairs)} in two splits" + (" "
+                  "(data.allow_duplicates: listed in duplicates.csv and the report)" if len(pairs) else ''))
     return pairs

@@ -8,7 +8,9 @@ Docs: https://medvision-team.github.io/medvision/run.keys.html.md"""
 from __future__ import annotations
 import warnings
 from fastai.torch_core import rank_distrib
-from ..core import MedvisionError, MedvisionWarning, RunConfig, SCHEMA, parse_overrides
+from ..core import MedvisionError, MedvisionWarning
+from ..schema import SCHEMA
+from ..config import RunConfig, parse_overrides
 from .build import dotted_keys
 from .schedules import SCHEDULES
 
@@ -31,7 +33,8 @@ def unread_keys(cfg:RunConfig, command:str='train') -> list:
         out += [f"distill.{k} is set but `medvision train` trains one model; distill.* is read by `medvision distill`"
                 for k in SCHEMA['distill'] if _is_set(cfg, f'distill.{k}')]
     for k in SCHEMA['scheduler']:
-        if k in ('name', 'patience', 'monitor') or k in SCHEDULES[s.name].keys or not _is_set(cfg, f'scheduler.{k}'): continue
+        if k in ('name', 'patience', 'monitor') or k in SCHEDULES[s.name].keys or not _is_set(cfg, f'scheduler.{k}'):
+            continue
         users = ', '.join(n for n in SCHEDULES.names() if k in SCHEDULES[n].keys)
         out.append(f"scheduler.{k} is set but scheduler.name {s.name} does not read it (read by {users})")
     models = [m for m in cfg.vision.models if isinstance(m, dict)]
@@ -60,23 +63,28 @@ def note_unread(cfg:RunConfig, command:str='train') -> list:
 
 # %% ../../nbs/09e_run.keys.ipynb #1fc5ff97
 _DATA_KEYS = ('experiment', 'data', 'text', 'augmentation.preset', 'training.batch_size', 'evaluate')
-COMMAND_KEYS = {   # what each command reads of a config (`distill` refuses the few keys it cannot use itself, `refuse_keys`)
+# what each command reads of a config (`distill` refuses the few keys it cannot use itself, `refuse_keys`)
+COMMAND_KEYS = {
     'train': tuple(s for s in SCHEMA if s != 'distill'), 'distill': tuple(SCHEMA),
     'evaluate': _DATA_KEYS, 'compare': _DATA_KEYS, 'embed': _DATA_KEYS + ('embed',)}
 
 def check_overrides(command:str, overrides:dict|list) -> None:
-    "Refuse dotted `overrides` that `command` would ignore (`evaluate`, `compare` and `embed` take the model from a checkpoint; `train` trains no teacher)"
+    ("Refuse dotted `overrides` that `command` would ignore (`evaluate`, `compare` and `embed` take the model from a "
+     "checkpoint; `train` trains no teacher)")
     keys = COMMAND_KEYS[command]
     for dk in dotted_keys(parse_overrides(overrides)):
         if not any(dk == k or dk.startswith(k + '.') for k in keys):
-            why = 'takes the model from the checkpoint' if command != 'train' else 'trains one model (distill.* is for `medvision distill`)'
+            why = 'takes the model from the checkpoint' if command != 'train' else ('trains one model (distill.* is '
+                                                                                    'for `medvision distill`)')
             raise MedvisionError(f"--{dk}: `{command}` {why} and does not use it; it reads {', '.join(keys)}")
 
 # %% ../../nbs/09e_run.keys.ipynb #609606d3
 def refuse_keys(cfg:RunConfig, why:dict, command:str) -> None:
-    "A one-line `MedvisionError` for the first dotted key of `why` (a section name stands for all its keys) that differs from its default: `command` does not use it"
+    ("A one-line `MedvisionError` for the first dotted key of `why` (a section name stands for all its keys) that "
+     "differs from its default: `command` does not use it")
     for k, reason in why.items():
         for dk in ([f"{k}.{n}" for n in SCHEMA[k]] if '.' not in k else [k]):
             s, n = dk.split('.')
-            if cfg[s][n] != SCHEMA[s][n].default: raise MedvisionError(f"{dk}: `{command}` does not use it ({reason}); remove it from the config or the command line")
+            if cfg[s][n] != SCHEMA[s][n].default: raise MedvisionError(f"{dk}: `{command}` does not use it ({reason}); "
+                    "remove it from the config or the command line")
 

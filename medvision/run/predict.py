@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from ..core import MedvisionError
+from ..schema import SCHEMA
 from ..data.images import read_image, IMAGE_EXTS
 from ..checkpoint import learner_from_checkpoint, model_from_checkpoint, checkpoint_stem, checkpoint_spec
 from ..evaluate import proba_sidecar
@@ -21,17 +22,24 @@ __all__ = ['PREDICT_CHUNK', 'skipped_file', 'predict_files', 'export_model']
 
 # %% ../../nbs/09h_run.predict.ipynb #e2fb3cc4
 def _input_table(inp) -> tuple:
-    "`(rows, skipped)`: the rows to predict (every image file, DICOM too, under folder `inp`, or CSV `inp` with an `image` column, relative paths from the CSV's folder, and the model's other inputs), and the files left out with the reason"
+    ("`(rows, skipped)`: the rows to predict (every image file, DICOM too, under folder `inp`, or CSV `inp` with an "
+     "`image` column, relative paths from the CSV's folder, and the model's other inputs), and the files left out "
+     "with the reason")
     p = Path(inp)
     if p.is_dir():
-        fs = sorted(f for f in p.rglob('*') if f.is_file() and not f.name.startswith('.'))
+        every = sorted(f for f in p.rglob('*') if not f.name.startswith('.'))
+        fs = [f for f in every if f.is_file()]
         files = [f for f in fs if f.suffix.lower() in IMAGE_EXTS]
         if not files: raise MedvisionError(f"--input {p}: no images ({', '.join(sorted(IMAGE_EXTS))}) in this folder")
-        skipped = [(str(f), f"not an image file ({f.suffix or 'no extension'}; images are {', '.join(sorted(IMAGE_EXTS))})") for f in fs if f.suffix.lower() not in IMAGE_EXTS]
+        skipped = [(str(f), f"not an image file ({f.suffix or 'no extension'}; images are "
+                            f"{', '.join(sorted(IMAGE_EXTS))})") for f in fs if f.suffix.lower() not in IMAGE_EXTS]
+        skipped += [(str(f), "a symbolic link to no file (broken, or a loop)")
+                    for f in every if f.is_symlink() and not f.exists()]
         return pd.DataFrame({'image': [str(f) for f in files]}), skipped
     if p.suffix.lower() == '.csv' and p.exists():
         t = pd.read_csv(p)
-        if 'image' not in t: raise MedvisionError(f"--input {p}: the CSV needs an 'image' column of file paths (it has {', '.join(t.columns)})")
+        if 'image' not in t: raise MedvisionError(f"--input {p}: the CSV needs an 'image' column of file paths (it has "
+                                                  f"{', '.join(t.columns)})")
         t['image'] = [str(x) if Path(str(x)).is_absolute() else str(p.parent/str(x)) for x in t.image]
         return t, []
     raise MedvisionError(f"--input {p}: give a folder of images or a .csv file with an 'image' column")
@@ -39,26 +47,34 @@ def _input_table(inp) -> tuple:
 PREDICT_CHUNK = 1024   # rows decoded, held and predicted at a time by `predict_files` (at 224 px, 150 MB of images)
 
 def _decoded(t:pd.DataFrame, spec) -> tuple:
-    "`(rows, files, skipped)`: the rows of `t` whose image decodes as the spec reads it, with the decoded image (at the spec's size) in `image`; their files; the others with `read_image`'s reason"
+    ("`(rows, files, skipped)`: the rows of `t` whose image decodes as the spec reads it, with the decoded image (at "
+     "the spec's size) in `image`; their files; the others with `read_image`'s reason")
     ok, ims, skipped = [], [], []
     for i, src in enumerate(t.image):
-        try: ims.append(read_image(src, n_ch=spec.channels, draft=max(spec.image_size), size=spec.image_size, intensity=spec.intensity, window=spec.window)); ok.append(i)
+        try: ims.append(read_image(src, n_ch=spec.channels, draft=max(spec.image_size), size=spec.image_size,
+                                   intensity=spec.intensity, window=spec.window)); ok.append(i)
         except MedvisionError as e: skipped.append((str(src), str(e)))
+        except OSError as e:   # e.g. no permission
+            skipped.append((str(src), f"cannot read the file ({e.strerror or e})"))
     rows = t.iloc[ok].reset_index(drop=True)
     files, rows['image'] = rows.image.copy(), pd.Series(ims, dtype=object)
     return rows, files, skipped
 
 def _proba_column(spec, output) -> str:
-    "The column of `predict_files`' table that a `.proba` `output` holds: the positive class of the one two-class task; else a `MedvisionError` saying what to write instead"
+    ("The column of `predict_files`' table that a `.proba` `output` holds: the positive class of the one two-class "
+     "task; else a `MedvisionError` saying what to write instead")
     vs = list(spec.vocabs.items())
     if len(vs) != 1 or len(vs[0][1]) != 2:
-        raise MedvisionError(f"--output {output}: a .proba file holds one probability a line, of a model with one two-class task; this one has {', '.join(f'{k}: {len(n)} classes' for k, n in spec.vocabs.items())}; "
+        raise MedvisionError(f"--output {output}: a .proba file holds one probability a line, of a model with one "
+                             "two-class task; this one has "
+                             f"{', '.join(f'{k}: {len(n)} classes' for k, n in spec.vocabs.items())}; "
                              f"write a .csv with --proba instead (a column per task and class)")
     t, v = vs[0]
     return f'{t}_prob_{v[1]}'
 
 def skipped_file(output) -> Path:
-    "Where `predict_files` lists the inputs it left out for `output`: `x.skipped.csv` for `x.csv`, else `<name>.skipped.csv`"
+    ("Where `predict_files` lists the inputs it left out for `output`: `x.skipped.csv` for `x.csv`, else "
+     "`<name>.skipped.csv`")
     o = Path(output)
     return o.with_suffix('.skipped.csv') if o.suffix.lower() == '.csv' else o.with_name(o.name + '.skipped.csv')
 
@@ -72,31 +88,44 @@ def _save_predictions(res:pd.DataFrame, output, col:str=None) -> Path:
 def predict_files(checkpoint, # a medvision checkpoint
                   inp, # a folder of images, or a CSV with `image` and the model's other inputs (text, tabular columns)
                   bs:int=64,
-                  threshold:float=None, # decision threshold of the two-class tasks (default: the one the checkpoint's spec records, else the most probable class)
+                  # decision threshold of the two-class tasks (default: the one the checkpoint's spec records, else the
+                  # most probable class)
+                  threshold:float=None,
                   proba:bool=False, # also each class's probability
-                  output=None, # also write the predictions here: a CSV, or a `.proba` file (the positive-class probability a line, for a model with one two-class task)
+                  # also write the predictions here: a CSV, or a `.proba` file (the positive-class probability a line,
+                  # for a model with one two-class task)
+                  output=None,
                  ) -> pd.DataFrame:
-    "Predictions of the model in `checkpoint` for the rows of `inp`: its spec's preprocessing (`dls.test_dl`) and fastai's `get_preds`; the files left out (not images, unreadable) with the reason in `.attrs['skipped']`, written beside `output` (`<output stem>.skipped.csv`)"
+    ("Predictions of the model in `checkpoint` for the rows of `inp`: its spec's preprocessing (`dls.test_dl`) and "
+     "fastai's `get_preds`; the files left out (not images, unreadable) with the reason in `.attrs['skipped']`, "
+     "written beside `output` (`<output stem>.skipped.csv`)")
     spec = checkpoint_spec(checkpoint)
-    if threshold is not None and not 0 <= threshold <= 1:
-        raise MedvisionError(f"--threshold {threshold}: a probability, in [0, 1]")
+    key = SCHEMA['evaluate']['threshold']   # one range for the key, the flag and this argument
+    if threshold is not None and not key.inside(threshold):
+        raise MedvisionError(f"--threshold {threshold}: a probability, {key.rule}")
     if threshold is not None and not any(len(v) == 2 for v in spec.vocabs.values()):
-        raise MedvisionError(f"--threshold: it applies to two-class tasks; the tasks of {checkpoint_stem(checkpoint).name} have {', '.join(f'{t}: {len(v)} classes' for t, v in spec.vocabs.items())}")
+        raise MedvisionError("--threshold: it applies to two-class tasks; the tasks of "
+                             f"{checkpoint_stem(checkpoint).name} have "
+                             f"{', '.join(f'{t}: {len(v)} classes' for t, v in spec.vocabs.items())}")
     col = _proba_column(spec, output) if output is not None and Path(output).suffix.lower() == '.proba' else None
-    if col and threshold is not None: raise MedvisionError("--threshold: a .proba file holds probabilities, which no threshold changes; drop --threshold, or write a .csv to get the classes at it")
+    if col and threshold is not None: raise MedvisionError("--threshold: a .proba file holds probabilities, which no "
+                                                           "threshold changes; drop --threshold, or write a .csv to "
+                                                           "get the classes at it")
     proba = proba or col is not None
     if output is not None:
         ins = [*checkpoint_files(checkpoint), inp if Path(inp).is_file() else None]
         for o in (output, skipped_file(output), f'{output}.json'): output_apart(o, ins)
     t, skipped = _input_table(inp)
     learn, parts, files = None, [], []
-    for s in range(0, len(t), PREDICT_CHUNK):   # each image decoded once: the check that it reads gives the loader its pixels
+    # each image decoded once: the check that it reads gives the loader its pixels
+    for s in range(0, len(t), PREDICT_CHUNK):
         rows, fs, bad = _decoded(t.iloc[s:s + PREDICT_CHUNK], spec); skipped += bad
         if rows.empty: continue
         if learn is None: learn = learner_from_checkpoint(checkpoint, table=rows)
         ps = learn.get_preds(dl=learn.dls.test_dl(rows, bs=bs))[0]
         parts.append(ps if isinstance(ps, tuple) else (ps,)); files.append(fs)
-    if learn is None: raise MedvisionError(f"--input {inp}: none of its {len(skipped)} file(s) can be read, e.g. {skipped[0][1]}")
+    if learn is None: raise MedvisionError(f"--input {inp}: none of its {len(skipped)} file(s) can be read, e.g. "
+                                           f"{skipped[0][1]}")
     res = pd.DataFrame({'image': pd.concat(files, ignore_index=True)})
     for task, p in zip(spec.tasks, [torch.cat(p) for p in zip(*parts)]):
         p, names = p.numpy(), spec.vocabs[task]
@@ -130,10 +159,12 @@ def _example_inputs(spec) -> tuple:
     return tuple(xs)
 
 def export_model(checkpoint, fmt:str='onnx', output=None) -> Path:
-    "Write the model of `checkpoint` as `fmt` ('onnx' or 'torchscript') to `output`, its input spec beside it (`<output>.json`); returns the path"
+    ("Write the model of `checkpoint` as `fmt` ('onnx' or 'torchscript') to `output`, its input spec beside it "
+     "(`<output>.json`); returns the path")
     if fmt not in ('onnx', 'torchscript'): raise MedvisionError(f"--format {fmt}: use onnx or torchscript")
     output = Path(output or str(checkpoint_stem(checkpoint)) + ('.onnx' if fmt == 'onnx' else '.pt'))
-    for o in (output, output.with_name(output.name + '.json')): output_apart(o, checkpoint_files(checkpoint))   # model, spec
+    # model, spec
+    for o in (output, output.with_name(output.name + '.json')): output_apart(o, checkpoint_files(checkpoint))
     model, meta = model_from_checkpoint(checkpoint)
     spec = checkpoint_spec(checkpoint)
     m, xs = _TupleOut(model, spec.tasks).eval(), _example_inputs(spec)
@@ -141,10 +172,12 @@ def export_model(checkpoint, fmt:str='onnx', output=None) -> Path:
     outs = [f'logits_{t}' for t in spec.tasks]
     if fmt == 'onnx':
         try: import onnx  # noqa: F401
-        except ImportError: raise MedvisionError("ONNX export needs the onnx package: pip install 'medvision-fastai[export]'") from None
+        except ImportError: raise MedvisionError("ONNX export needs the onnx package: pip install "
+                                                 "'medvision-fastai[export]'") from None
         torch.onnx.export(m, xs, str(output), input_names=names, output_names=outs,
                           dynamic_axes={n: {0: 'batch'} for n in names + outs}, dynamo=False)
     else:
         with torch.no_grad(): torch.jit.save(torch.jit.trace(m, xs), str(output))
-    (output.with_name(output.name + '.json')).write_text(json.dumps({'spec': spec.to_dict(), 'input_names': names, 'output_names': outs}, indent=1))
+    (output.with_name(output.name + '.json')).write_text(json.dumps({'spec': spec.to_dict(), 'input_names': names,
+                                                                     'output_names': outs}, indent=1))
     return output

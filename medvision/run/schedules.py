@@ -18,7 +18,8 @@ from fastai.callback.schedule import ParamScheduler, SchedCos, SchedLin, combine
 from fastcore.basics import even_mults
 from fastai.learner import ValueMetric
 from fastai.torch_core import rank_distrib, num_distrib
-from ..core import MedvisionError, Registry, RunConfig
+from ..core import MedvisionError, Registry
+from ..config import RunConfig
 from ..checkpoint import checkpoint_stem
 from ..stages import training_stages
 from .build import monitor_comp, as_config, dotted_keys
@@ -30,15 +31,18 @@ __all__ = ['SCHEDULES', 'RESUME_MAY_DIFFER', 'BatchCountCallback', 'ValidationIn
 
 # %% ../../nbs/09b_run.schedules.ipynb #f9df9586
 class BatchCountCallback(Callback):
-    "Count the training batches this process runs (`n_train`); with several processes each says it on the console at the end of a fit"
+    ("Count the training batches this process runs (`n_train`); with several processes each says it on the console at "
+     "the end of a fit")
     order, run_valid = 100, False
     def before_fit(self): self.n_train = 0
     def after_batch(self): self.n_train += 1
     def after_fit(self):
-        if num_distrib() > 1: print(f"medvision: process {rank_distrib()} of {num_distrib()} ran {self.n_train} training batches", file=sys.__stdout__, flush=True)
+        if num_distrib() > 1: print(f"medvision: process {rank_distrib()} of {num_distrib()} ran {self.n_train} "
+                                    "training batches", file=sys.__stdout__, flush=True)
 
 class ValidationIntervalCallback(Callback):
-    "Validate at every `every`-th epoch of a fit and at its last; the others log NaN as loss and metrics, and early stopping and plateau do not see them"
+    ("Validate at every `every`-th epoch of a fit and at its last; the others log NaN as loss and metrics, and early "
+     "stopping and plateau do not see them")
     order = 51   # after the Recorder
     def __init__(self, every:int=1): self.every, self.muted, self.skipped = every, [], False
     def _due(self) -> bool: return (self.epoch + 1) % self.every == 0 or self.epoch == self.n_epoch - 1
@@ -48,9 +52,11 @@ class ValidationIntervalCallback(Callback):
     def before_epoch(self): self._unmute(); self.skipped = False
     def before_validate(self):
         if not self._due(): self.skipped = True; raise CancelValidException
-    def after_cancel_validate(self):   # the Recorder logs no valid values then: NaN in their columns (the stage and rates are known)
+    # the Recorder logs no valid values then: NaN in their columns (the stage and rates are known)
+    def after_cancel_validate(self):
         known = lambda m: isinstance(m, ValueMetric) and (m.name == 'stage' or m.name.startswith('lr_'))
-        if self.skipped and self.recorder.valid_metrics: self.recorder.log += [np.nan] + [m.value if known(m) else np.nan for m in self.learn.metrics]
+        if self.skipped and self.recorder.valid_metrics:
+            self.recorder.log += [np.nan] + [m.value if known(m) else np.nan for m in self.learn.metrics]
     def after_epoch(self):
         if not self.skipped: return
         self.muted = [c for c in self.learn.cbs if isinstance(c, (EarlyStoppingCallback, ReduceLROnPlateau)) and c.run]
@@ -60,37 +66,44 @@ class ValidationIntervalCallback(Callback):
 def _monitor(learn, key:str, mon:str) -> str:
     "`mon` when it is `valid_loss` or a metric of `learn`, else a `MedvisionError` naming config `key`"
     names = [m.name for m in learn.metrics]
-    if mon != 'valid_loss' and mon not in names: raise MedvisionError(f"{key}: {mon!r} is not a metric of this run; use valid_loss or one of {', '.join(names)}")
+    if mon != 'valid_loss' and mon not in names: raise MedvisionError(f"{key}: {mon!r} is not a metric of this run; "
+            f"use valid_loss or one of {', '.join(names)}")
     return mon
 
 def _group_lrs(learn, lr:slice) -> np.ndarray:
-    "The rate of each parameter group that `lr` gives, spaced as fastai's `set_hyper` spaces a slice, its ends exactly `lr.start` and `lr.stop`"
+    ("The rate of each parameter group that `lr` gives, spaced as fastai's `set_hyper` spaces a slice, its ends "
+     "exactly `lr.start` and `lr.stop`")
     n = len(learn.splitter(learn.model))
     if n == 1: return np.array([lr.stop])
     r = np.array(even_mults(lr.start, lr.stop, n)); r[0], r[-1] = lr.start, lr.stop
     return r
 
 def _warmup_cos(lrs:np.ndarray, eta_min:float, pct_start:float=0.):
-    "Each group's rate in `lrs` reached linearly from `eta_min` over the first `pct_start` of training, then a cosine down to `eta_min`"
+    ("Each group's rate in `lrs` reached linearly from `eta_min` over the first `pct_start` of training, then a cosine "
+     "down to `eta_min`")
     down = SchedCos(lrs, eta_min)
     return combine_scheds([pct_start, 1 - pct_start], [SchedLin(eta_min, lrs), down]) if pct_start else down
 
 def _plateau(s, mon:str) -> ReduceLROnPlateau:
-    "fastai's `ReduceLROnPlateau` as `scheduler` section `s` asks, acting before the checkpoint writes `-last` (which keeps its state)"
-    cb = ReduceLROnPlateau(monitor=mon, comp=monitor_comp(mon), patience=s.plateau_patience, factor=1 / s.factor, min_lr=s.min_lr)
+    ("fastai's `ReduceLROnPlateau` as `scheduler` section `s` asks, acting before the checkpoint writes `-last` (which "
+     "keeps its state)")
+    cb = ReduceLROnPlateau(monitor=mon, comp=monitor_comp(mon), patience=s.plateau_patience, factor=1 / s.factor,
+                           min_lr=s.min_lr)
     cb.order = EarlyStoppingCallback.order
     return cb
 
 @dataclass(frozen=True)
 class Schedule:
-    "A `scheduler.name`: the fits it runs (`fits(learn, epochs, ctx)`), the `scheduler.*` keys it reads besides name, patience and monitor, its stages"
+    ("A `scheduler.name`: the fits it runs (`fits(learn, epochs, ctx)`), the `scheduler.*` keys it reads besides name, "
+     "patience and monitor, its stages")
     fits: callable
     keys: tuple = ()
     stages: int = 1             # fits counted as stages (fastai's `fine_tune` and the medical recipe fit twice)
     unfreezes: bool = False     # a second stage trains the backbone too (so training.freeze_backbone cannot hold)
     early_stop: bool = True     # fastai's early stopping on scheduler.monitor (the medical recipe has its own)
 
-SCHEDULES = Registry('schedule')   # scheduler.name -> its `Schedule`; the schema's choices and `keys.unread_keys` read it
+# scheduler.name -> its `Schedule`; the schema's choices and `keys.unread_keys` read it
+SCHEDULES = Registry('schedule')
 
 def _one_cycle(learn, n, c): return [lambda: learn.fit_one_cycle(n, c.lr, pct_start=c.s.pct_start, cbs=c.cbs)]
 
@@ -100,7 +113,8 @@ def _cosine(learn, n, c, warm:bool=True):
     return [lambda: learn.fit(n, lrs, cbs=[ParamScheduler({'lr': sched}), *c.cbs])]
 
 def _plateau_fit(learn, n, c): return [lambda: learn.fit(n, c.lr, cbs=[_plateau(c.s, c.es_mon), *c.cbs])]
-def _fine_tune(learn, n, c): return [lambda: learn.fine_tune(n, base_lr=c.t.lr, freeze_epochs=c.s.freeze_epochs, cbs=c.cbs)]
+def _fine_tune(learn, n, c): return [lambda: learn.fine_tune(n, base_lr=c.t.lr, freeze_epochs=c.s.freeze_epochs,
+                                                             cbs=c.cbs)]
 
 def _freeze_then_fit(learn, n, c):
     return [lambda: (learn.freeze(), learn.fit(c.s.freeze_epochs, c.lr1, cbs=c.cbs)),
@@ -108,9 +122,12 @@ def _freeze_then_fit(learn, n, c):
 
 def _medical(learn, n, c):
     s, t = c.s, c.t
-    return [lambda: learn.fine_tune_medical(stage1_epochs=s.freeze_epochs, stage1_lr=c.lr1, stage2_epochs=n, head_lr=t.lr,
-                                            backbone_lr=t.lr / s.backbone_ratio, wd=learn.wd, eta_min=s.eta_min, opt_func=learn.opt_func,
-                                            patience=s.patience or n, monitor=c.es_mon, comp=monitor_comp(c.es_mon), cbs=c.cbs)]
+    return [lambda: learn.fine_tune_medical(stage1_epochs=s.freeze_epochs, stage1_lr=c.lr1, stage2_epochs=n,
+                                            head_lr=t.lr,
+                                            backbone_lr=t.lr / s.backbone_ratio, wd=learn.wd, eta_min=s.eta_min,
+                                            opt_func=learn.opt_func,
+                                            patience=s.patience or n, monitor=c.es_mon, comp=monitor_comp(c.es_mon),
+                                            cbs=c.cbs)]
 
 SCHEDULES.add('one_cycle', Schedule(_one_cycle, ('pct_start',)))
 SCHEDULES.add('cosine', Schedule(_cosine, ('pct_start', 'eta_min')))
@@ -118,31 +135,40 @@ SCHEDULES.add('cosine_anneal', Schedule(partial(_cosine, warm=False), ('eta_min'
 SCHEDULES.add('plateau', Schedule(_plateau_fit, ('factor', 'plateau_patience', 'min_lr')))
 SCHEDULES.add('fine_tune', Schedule(_fine_tune, ('freeze_epochs',), stages=2, unfreezes=True))
 SCHEDULES.add('freeze_then_fit', Schedule(_freeze_then_fit, ('freeze_epochs', 'stage1_lr'), stages=2, unfreezes=True))
-SCHEDULES.add('medical', Schedule(_medical, ('freeze_epochs', 'stage1_lr', 'backbone_ratio', 'eta_min'), stages=2, unfreezes=True,
+SCHEDULES.add('medical',
+              Schedule(_medical, ('freeze_epochs', 'stage1_lr', 'backbone_ratio', 'eta_min'), stages=2, unfreezes=True,
                                   early_stop=False))
 
 def _freeze_backbone(learn, sched:str) -> None:
     "Freeze every parameter group but the head, batch-norm weights too, for the whole run"
     if SCHEDULES[sched].unfreezes:
         keep = ', '.join(k for k in SCHEDULES.names() if not SCHEDULES[k].unfreezes)
-        raise MedvisionError(f"training.freeze_backbone: scheduler.name {sched} unfreezes the backbone in its second stage; use {keep}")
+        raise MedvisionError(f"training.freeze_backbone: scheduler.name {sched} unfreezes the backbone in its second "
+                             f"stage; use {keep}")
     learn.train_bn = False; learn.create_opt(); learn.freeze()
 
 def _no_batch(dls) -> MedvisionError:
-    "The error for a training set that gives no batch (fastai drops its last partial one): the model would be saved untrained"
+    ("The error for a training set that gives no batch (fastai drops its last partial one): the model would be saved "
+     "untrained")
     n, bs = len(dls.train_ds), dls.train.bs
-    return MedvisionError(f"training.batch_size {bs} is larger than the {n} training rows: fastai drops the last partial batch of the training "
-                          f"set (drop_last), so no step would be taken and the model saved untrained; set training.batch_size to at most {n}")
+    return MedvisionError(f"training.batch_size {bs} is larger than the {n} training rows: fastai drops the last "
+                          "partial batch of the training "
+                          "set (drop_last), so no step would be taken and the model saved untrained; set "
+                          f"training.batch_size to at most {n}")
 
 def _diverged(learn) -> None:
     "A `MedvisionError` when the loss of `learn` turned NaN or infinite: no final checkpoint, no report"
     if not (d := getattr(learn, 'diverged', None)): return
     last = getattr(learn, 'last_checkpoint', None)
-    raise MedvisionError(f"training diverged: the loss was {d['loss']} at epoch {d['epoch']}, batch {d['batch']}; no final checkpoint was written. "
-                         + (f"The last good checkpoint is {checkpoint_stem(last)} (resume it with checkpoint.resume, with a lower training.lr)" if last else "No epoch finished; lower training.lr or check the inputs"))
+    raise MedvisionError(f"training diverged: the loss was {d['loss']} at epoch {d['epoch']}, batch {d['batch']}; no "
+                         "final checkpoint was written. "
+                         + (f"The last good checkpoint is {checkpoint_stem(last)} (resume it with checkpoint.resume, "
+                            "with a lower training.lr)" if last else "No epoch finished; lower training.lr or check "
+                                    "the inputs"))
 
 def fit(cfg:RunConfig, learn, epochs:int=None) -> None:
-    "Train `learn` with the schedule of `cfg` (`SCHEDULES[scheduler.name]`, for `epochs`, default `training.epochs`), data-parallel when started with several processes"
+    ("Train `learn` with the schedule of `cfg` (`SCHEDULES[scheduler.name]`, for `epochs`, default `training.epochs`), "
+     "data-parallel when started with several processes")
     s, t = cfg.scheduler, cfg.training
     n, sched = epochs or t.epochs, SCHEDULES[s.name]
     mon = _monitor(learn, 'checkpoint.monitor', cfg.checkpoint.monitor)
@@ -151,33 +177,45 @@ def fit(cfg:RunConfig, learn, epochs:int=None) -> None:
     if s.patience and sched.early_stop:
         c.cbs.append(EarlyStoppingCallback(monitor=c.es_mon, comp=monitor_comp(c.es_mon), patience=s.patience))
     if t.freeze_backbone: _freeze_backbone(learn, s.name)
-    if not len(learn.dls.train): raise _no_batch(learn.dls)   # no step would be taken: the model would be saved untrained
+    # no step would be taken: the model would be saved untrained
+    if not len(learn.dls.train): raise _no_batch(learn.dls)
     pre = [lambda: learn.pretrain_vision(t.pretrain_vision_epochs, t.lr)] if t.pretrain_vision_epochs else []
     fits, n_stages = pre + sched.fits(learn, n, c), len(pre) + sched.stages
     every = [ValidationIntervalCallback(t.validation_interval)] if t.validation_interval > 1 else []
-    with distributed(learn, cfg), training_stages(learn, n_stages, resume=cfg.checkpoint.resume) as st, learn.added_cbs(every):
-        if st.at: print(f"medvision: resuming {checkpoint_stem(cfg.checkpoint.resume)} after epoch {st.at[1] + 1} of stage {st.at[0]} of {n_stages}")
+    stages = training_stages(learn, n_stages, resume=cfg.checkpoint.resume)
+    with distributed(learn, cfg), stages as st, learn.added_cbs(every):
+        if st.at: print(f"medvision: resuming {checkpoint_stem(cfg.checkpoint.resume)} after epoch {st.at[1] + 1} of "
+                        f"stage {st.at[0]} of {n_stages}")
         for f in fits: f()
     _diverged(learn)
 
 def resume_run(cfg:RunConfig) -> Path|None:
-    "The run folder that `checkpoint.resume` (`<run>/models/<arch>-last`) belongs to, which the resumed run continues; None without one"
+    ("The run folder that `checkpoint.resume` (`<run>/models/<arch>-last`) belongs to, which the resumed run "
+     "continues; None without one")
     if not cfg.checkpoint.resume: return None
     ck = checkpoint_stem(cfg.checkpoint.resume)
     if not ck.with_name(ck.name + '.safetensors').exists():
-        raise MedvisionError(f"checkpoint.resume: {ck}.safetensors does not exist; give the `-last` checkpoint of the run to continue, e.g. runs/<run>/models/resnet18-last")
+        raise MedvisionError(f"checkpoint.resume: {ck}.safetensors does not exist; give the `-last` checkpoint of the "
+                             "run to continue, e.g. runs/<run>/models/resnet18-last")
     run = ck.parent.parent
     if ck.parent.name != 'models' or not (run/'config.yaml').exists(): return None
     if (run/'models'/'final.safetensors').exists():
-        raise MedvisionError(f"checkpoint.resume: run {run} is finished (models/final.safetensors): its results stay as they are; evaluate it "
-                             f"(medvision evaluate --checkpoint {run/'models'/'final'}), or train a new run from these weights (vision.weights: {ck})")
+        raise MedvisionError(f"checkpoint.resume: run {run} is finished (models/final.safetensors): its results stay "
+                             "as they are; evaluate it "
+                             f"(medvision evaluate --checkpoint {run/'models'/'final'}), or train a new run from these "
+                             f"weights (vision.weights: {ck})")
     old, new = (dotted_keys(as_config(c)) for c in (run/'config.yaml', cfg))
-    if diff := [k for k in sorted(old.keys() | new.keys()) if k not in RESUME_MAY_DIFFER and _js(old.get(k)) != _js(new.get(k))]:
-        raise MedvisionError(f"checkpoint.resume: run {run} was trained with other settings ({'; '.join(f'{k}: {old.get(k)!r} -> {new.get(k)!r}' for k in diff[:4])}"
-                             f"{f'; {len(diff) - 4} more' if len(diff) > 4 else ''}); resume it with its own config ({run/'config.yaml'}), "
+    if diff := [k for k in sorted(old.keys() | new.keys()) if k not in RESUME_MAY_DIFFER
+                and _js(old.get(k)) != _js(new.get(k))]:
+        raise MedvisionError(f"checkpoint.resume: run {run} was trained with other settings "
+                             f"({'; '.join(f'{k}: {old.get(k)!r} -> {new.get(k)!r}' for k in diff[:4])}"
+                             f"{f'; {len(diff) - 4} more' if len(diff) > 4 else ''}); resume it with its own config "
+                             f"({run/'config.yaml'}), "
                              f"or train a new run from these weights (vision.weights: {ck})")
     return run
 
-RESUME_MAY_DIFFER = {'checkpoint.resume', 'experiment.device', 'experiment.output_dir', 'data.root', 'data.num_workers', 'data.prefetch_factor',
-                     'data.cache', 'data.cache_max_gb'}   # where and how fast, not what is trained (the data itself is checked by its digest)
+RESUME_MAY_DIFFER = {'checkpoint.resume', 'experiment.device', 'experiment.output_dir', 'data.root',
+                     'data.num_workers', 'data.prefetch_factor',
+                     # where and how fast, not what is trained (the data itself is checked by its digest)
+                     'data.cache', 'data.cache_max_gb'}
 def _js(v) -> str: return json.dumps(v, sort_keys=True, default=str)

@@ -10,7 +10,8 @@ import hashlib, json, sys, time
 from pathlib import Path
 import numpy as np, pandas as pd
 from fastai.torch_core import rank_distrib
-from ..core import MedvisionError, RunConfig, save_config, seed_everything
+from ..core import MedvisionError, seed_everything
+from ..config import RunConfig, save_config
 from ..callbacks import tracked
 from ..checkpoint import CheckpointCallback, save_checkpoint
 from ..metrics import lower_is_better, select_threshold
@@ -36,32 +37,41 @@ def _threshold(cfg:RunConfig, learn, dls) -> float:
     crit = {'hter': 'min_hter', 'youden': 'youden', 'f1': 'f1', 'eer': 'eer'}.get(th)
     if crit is None: raise MedvisionError(f"evaluate.threshold: {th!r} is not a number or one of hter, youden, f1, eer")
     y, p = predict(learn, dls.valid, progress=False)[dls.tasks[0]]
-    if (p.ndim == 2 and p.shape[1] != 2): raise MedvisionError(f"evaluate.threshold: {th!r} needs a binary first task; '{dls.tasks[0]}' has {p.shape[1]} classes")
+    if (p.ndim == 2 and p.shape[1] != 2): raise MedvisionError(f"evaluate.threshold: {th!r} needs a binary first task; "
+                                                               f"'{dls.tasks[0]}' has {p.shape[1]} classes")
     return float(select_threshold(y, p, crit))
 
 def keep_threshold(cfg:RunConfig, learn, th:float) -> None:
-    "Record the threshold `evaluate.threshold` gave the first task (when it has two classes) in the learner's input spec: the final checkpoint carries it, and `predict` applies it"
+    ("Record the threshold `evaluate.threshold` gave the first task (when it has two classes) in the learner's input "
+     "spec: the final checkpoint carries it, and `predict` applies it")
     t = learn.dls.tasks[0]
     if cfg.evaluate.threshold is not None and len(learn.dls.vocabs[t]) == 2: learn.dls.spec.thresholds[t] = float(th)
 
 def split_rows(df:pd.DataFrame, split:str) -> pd.DataFrame:
     "The rows of `split` in `df`, naming the splits there are when there is none"
     rows = df[df.split == split]
-    if rows.empty: raise MedvisionError(f"evaluate.split: the table has no '{split}' rows (it has {', '.join(sorted(df.split.unique()))}); set evaluate.split to one of them")
+    if rows.empty: raise MedvisionError(f"evaluate.split: the table has no '{split}' rows (it has "
+                                        f"{', '.join(sorted(df.split.unique()))}); set evaluate.split to one of them")
     return rows.reset_index(drop=True)
 
 def proba_splits(cfg:RunConfig, vocabs:dict, df:pd.DataFrame=None) -> list:
-    "The splits of `evaluate.proba_splits`, checked: known names with rows in `df`, and a two-class task among `vocabs` to write"
+    ("The splits of `evaluate.proba_splits`, checked: known names with rows in `df`, and a two-class task among "
+     "`vocabs` to write")
     ss = list(cfg.evaluate.proba_splits)
-    if bad := [s for s in ss if s not in ('train', 'valid', 'test')]: raise MedvisionError(f"evaluate.proba_splits: {bad[0]!r} is not a split; use train, valid and/or test")
+    if bad := [s for s in ss if s not in ('train', 'valid', 'test')]: raise MedvisionError("evaluate.proba_splits: "
+            f"{bad[0]!r} is not a split; use train, valid and/or test")
     if df is not None and (none := [s for s in ss if not (df.split == s).any()]):
-        raise MedvisionError(f"evaluate.proba_splits: the table has no '{none[0]}' rows (it has {', '.join(sorted(df.split.unique()))}); remove it from the list")
+        raise MedvisionError(f"evaluate.proba_splits: the table has no '{none[0]}' rows (it has "
+                             f"{', '.join(sorted(df.split.unique()))}); remove it from the list")
     if ss and not any(len(v) == 2 for v in vocabs.values()):
-        raise MedvisionError(f"evaluate.proba_splits: a .proba file holds a two-class task's positive-class probability; the tasks here have {', '.join(f'{t}: {len(v)} classes' for t, v in vocabs.items())}; remove the key")
+        raise MedvisionError("evaluate.proba_splits: a .proba file holds a two-class task's positive-class "
+                             "probability; the tasks here have "
+                             f"{', '.join(f'{t}: {len(v)} classes' for t, v in vocabs.items())}; remove the key")
     return ss
 
 def save_split_proba(cfg:RunConfig, learn, df:pd.DataFrame, folder:Path) -> list:
-    "For each split of `evaluate.proba_splits`: its rows of `df` in table order, without augmentation (`test_dl`), one positive-class probability a line in `folder/<split>_<task>.proba`"
+    ("For each split of `evaluate.proba_splits`: its rows of `df` in table order, without augmentation (`test_dl`), "
+     "one positive-class probability a line in `folder/<split>_<task>.proba`")
     from medvision.evaluate import save_proba
     out = []
     for s in proba_splits(cfg, learn.dls.vocabs, df):
@@ -70,21 +80,41 @@ def save_split_proba(cfg:RunConfig, learn, df:pd.DataFrame, folder:Path) -> list
     return out
 
 def report(cfg:RunConfig, learn, df:pd.DataFrame, run:Path, name:str=None, threshold:float=None):
-    "Evaluate `learn` on the `evaluate.split` rows of `df`, preprocessed by its input spec, at `threshold` (default: `evaluate.threshold`, chosen on validation); writes `run/report` and `run/metrics.json`"
+    ("Evaluate `learn` on the `evaluate.split` rows of `df`, preprocessed by its input spec, at `threshold` (default: "
+     "`evaluate.threshold`, chosen on validation); writes `run/report` and `run/metrics.json`")
     th = _threshold(cfg, learn, learn.dls) if threshold is None else threshold
     e = cfg.evaluate
-    dl = learn.dls.valid if e.split == 'valid' else learn.dls.test_dl(split_rows(df, e.split), with_labels=True, bs=learn.dls.bs)
-    rep = evaluate(learn, dl, out=run/'report', subgroups=list(e.subgroups), threshold=th, tta=e.tta, cams=e.cams, name=name or learn.arch,
+    dl = learn.dls.valid if e.split == 'valid' else learn.dls.test_dl(split_rows(df, e.split), with_labels=True,
+                                                                      bs=learn.dls.bs)
+    rep = evaluate(learn, dl, out=run/'report', subgroups=list(e.subgroups), threshold=th, tta=e.tta, cams=e.cams,
+                   name=name or learn.arch,
                    bootstrap=e.bootstrap, ci_level=e.ci_level)
     save_split_proba(cfg, learn, df, run/'report'/'proba')
     for t, c in rep.one_class.items():   # a warning, not a refusal: a tiny test run does this honestly
-        print(f"medvision: warning: the model predicts {c!r} for every one of the {len(rep.preds[t][0])} {e.split} rows of task {t}: it "
-              "learnt nothing that separates them (try a lower training.lr, more epochs) or the split is too small to tell", file=sys.stderr)
+        print(f"medvision: warning: the model predicts {c!r} for every one of the {len(rep.preds[t][0])} {e.split} "
+              f"rows of task {t}: it "
+              "learnt nothing that separates them (try a lower training.lr, more epochs) or the split is too small to "
+              "tell", file=sys.stderr)
     dups = df.attrs.get('duplicates') or []
-    if dups: pd.DataFrame(dups).to_csv(run/'report'/'duplicates.csv', index=False)   # trained knowingly (data.allow_duplicates): the report lists them
-    (run/'metrics.json').write_text(json.dumps({'split': e.split, 'threshold': th, 'positive': rep.positives, 'one_class': rep.one_class, 'model': rep.name, 'world_size': world_size(),
-                                                'duplicates_across_splits': len(dups),
-                                                'tasks': rep.metrics.to_dict(orient='records'), **({'ci': rep.ci_json()} if e.bootstrap else {})}, indent=1, default=float))
+    # trained knowingly (data.allow_duplicates): the report lists them
+    if dups: pd.DataFrame(dups).to_csv(run/'report'/'duplicates.csv', index=False)
+    (run / 'metrics.json').write_text(
+        json.dumps(
+            {
+                'split': e.split,
+                'threshold': th,
+                'positive': rep.positives,
+                'one_class': rep.one_class,
+                'model': rep.name,
+                'world_size': world_size(),
+                'duplicates_across_splits': len(dups),
+                'tasks': rep.metrics.to_dict(orient='records'),
+                **({'ci': rep.ci_json()} if e.bootstrap else {}),
+            },
+            indent=1,
+            default=float,
+        )
+    )
     return rep
 
 def ci_text(rep, metric:str=None) -> str:
@@ -92,16 +122,19 @@ def ci_text(rep, metric:str=None) -> str:
     ci = rep.intervals()
     if not len(ci): return ''
     head = f"{rep.ci_level:.0%} intervals (stratified bootstrap, {rep.bootstrap} resamples of {rep.ci_unit}):"
-    return '\n'.join([head] + [f"  {t}: " + ', '.join(f"{r.metric} {r.value:.3f} [{r.lo:.3f}, {r.hi:.3f}]" for r in g.itertuples() if metric in (None, r.metric))
+    return '\n'.join([head] + [f"  {t}: " + ', '.join(f"{r.metric} {r.value:.3f} [{r.lo:.3f}, {r.hi:.3f}]"
+                                                      for r in g.itertuples() if metric in (None, r.metric))
                                for t, g in ci.groupby('task', sort=False)])
 
 def fit_and_report(cfg:RunConfig, df:pd.DataFrame, dls, run:Path, epochs:int=None, **kwargs) -> tuple:
-    "`build_learner` (with `kwargs`), `fit`, the threshold, the final checkpoint and the report, in `run`; returns `(learner, report)` (the report is None outside the main process)"
+    ("`build_learner` (with `kwargs`), `fit`, the threshold, the final checkpoint and the report, in `run`; returns "
+     "`(learner, report)` (the report is None outside the main process)")
     if not rank_distrib(): run.mkdir(parents=True, exist_ok=True)
     dls.spec.thresholds.clear()   # DataLoaders shared by several models (distill, vision.models): each chooses its own
     proba_splits(cfg, dls.vocabs, df)   # a bad evaluate.proba_splits ends the run before training, not after
     learn = build_learner(cfg, dls, run, **kwargs)
-    with tracked(learn, run):   # then the trackers log the report and the checkpoints (MLflow, W&B); an error marks the MLflow run failed
+    # then the trackers log the report and the checkpoints (MLflow, W&B); an error marks the MLflow run failed
+    with tracked(learn, run):
         fit(cfg, learn, epochs)
         if rank_distrib(): return learn, None
         th = _threshold(cfg, learn, learn.dls); keep_threshold(cfg, learn, th)
@@ -110,11 +143,14 @@ def fit_and_report(cfg:RunConfig, df:pd.DataFrame, dls, run:Path, epochs:int=Non
     return learn, rep
 
 def _models_table(cfg:RunConfig, df:pd.DataFrame, run:Path) -> tuple:
-    "Each backbone of `vision.models` trained in its own sub-folder, with its own statistics and size; `compare.csv` ranks them"
+    ("Each backbone of `vision.models` trained in its own sub-folder, with its own statistics and size; `compare.csv` "
+     "ranks them")
     rows, learners = [], {}
     for spec in cfg.vision.models:
-        if not isinstance(spec, dict) or 'arch' not in spec: raise MedvisionError(f"vision.models: each entry needs an 'arch' ({spec})")
-        if bad := set(spec) - {'arch', 'image_size', 'batch_size', 'lr'}: raise MedvisionError(f"vision.models ({spec['arch']}): unknown key(s) {sorted(bad)}; use arch, image_size, batch_size, lr")
+        if not isinstance(spec, dict) or 'arch' not in spec: raise MedvisionError("vision.models: each entry needs an "
+                f"'arch' ({spec})")
+        if bad := set(spec) - {'arch', 'image_size', 'batch_size', 'lr'}: raise MedvisionError("vision.models "
+                f"({spec['arch']}): unknown key(s) {sorted(bad)}; use arch, image_size, batch_size, lr")
         sub = run/spec['arch']
         if not rank_distrib(): sub.mkdir()
         seed_everything(cfg.experiment.seed)
@@ -123,29 +159,44 @@ def _models_table(cfg:RunConfig, df:pd.DataFrame, run:Path) -> tuple:
         learners[spec['arch']], rep = fit_and_report(c, df, dls, sub, arch=spec['arch'])
         if rep is None: continue
         ci = rep.intervals().set_index('metric').query(f"task == '{rep.tasks[0]}'")
-        lohi = {f'{cfg.evaluate.metric}_{b}': ci.loc[cfg.evaluate.metric, b] for b in ('lo', 'hi')} if cfg.evaluate.metric in ci.index else {}
-        rows.append({'model': spec['arch'], 'image_size': 'x'.join(map(str, dls.spec.image_size)), **rep.metrics.iloc[0].drop(['task', 'n']).to_dict(), **lohi})
+        lohi = (
+            {f'{cfg.evaluate.metric}_{b}': ci.loc[cfg.evaluate.metric, b] for b in ('lo', 'hi')}
+            if cfg.evaluate.metric in ci.index
+            else {}
+        )
+        rows.append({'model': spec['arch'], 'image_size': 'x'.join(map(str, dls.spec.image_size)),
+                     **rep.metrics.iloc[0].drop(['task', 'n']).to_dict(), **lohi})
     if rank_distrib(): return None, learners[cfg.vision.models[0]['arch']]
-    if cfg.evaluate.metric not in rows[0]: raise MedvisionError(f"evaluate.metric: {cfg.evaluate.metric!r} is not in the reports ({', '.join(list(rows[0])[2:])})")
+    if cfg.evaluate.metric not in rows[0]: raise MedvisionError(f"evaluate.metric: {cfg.evaluate.metric!r} is not in "
+                                                                f"the reports ({', '.join(list(rows[0])[2:])})")
     table = pd.DataFrame(rows).sort_values(cfg.evaluate.metric, ascending=lower_is_better(cfg.evaluate.metric))
     table.to_csv(run/'compare.csv', index=False)
     return table, learners[table.model.iloc[0]]
 
 def same_data(cfg:RunConfig, df:pd.DataFrame, run:Path) -> None:
-    "Record the digest of the table a run trains on (`table.json`); a resumed run on another table (rows, splits, labels) is refused"
+    ("Record the digest of the table a run trains on (`table.json`); a resumed run on another table (rows, splits, "
+     "labels) is refused")
     cols = [c for c in ('image', 'split', 'group', *cfg.data.tasks) if c in df]
-    dig = {'rows': len(df), 'sha1': hashlib.sha1(pd.util.hash_pandas_object(df[cols].astype(str), index=False).values.tobytes()).hexdigest()}
+    dig = {
+        'rows': len(df),
+        'sha1': hashlib.sha1(
+            pd.util.hash_pandas_object(df[cols].astype(str), index=False).values.tobytes()
+        ).hexdigest(),
+    }
     f = run/'table.json'
     if cfg.checkpoint.resume and f.exists() and (old := json.loads(f.read_text())) != dig:
-        raise MedvisionError(f"checkpoint.resume: run {run} trained on another table ({old['rows']} rows, digest {old['sha1'][:10]}; now {dig['rows']} "
-                             f"rows, {dig['sha1'][:10]}): resume it on its own data, or train a new run from its weights (vision.weights)")
+        raise MedvisionError(f"checkpoint.resume: run {run} trained on another table ({old['rows']} rows, digest "
+                             f"{old['sha1'][:10]}; now {dig['rows']} "
+                             f"rows, {dig['sha1'][:10]}): resume it on its own data, or train a new run from its "
+                             "weights (vision.weights)")
     if not rank_distrib(): f.write_text(json.dumps(dig))
 
 def train(cfg, # a YAML path, a `RunConfig` or a dict of sections
           overrides:dict|list=None, # dotted keys over `cfg`
           run:Path=None, # the run folder (default: a new one under `experiment.output_dir`)
          ) -> tuple:
-    "Train and evaluate the run `cfg` describes; returns `(run folder, learner)` (with `vision.models`, the best model's learner)"
+    ("Train and evaluate the run `cfg` describes; returns `(run folder, learner)` (with `vision.models`, the best "
+     "model's learner)")
     cfg = as_config(cfg, overrides)
     note_unread(cfg, 'train')   # before the folds: once
     if cfg.data.fold == 'all': return train_folds(cfg, run)
@@ -156,11 +207,14 @@ def train(cfg, # a YAML path, a `RunConfig` or a dict of sections
         with main_process_first(): df = build_table(cfg)   # a reader that writes files (synthetic) writes them once
         same_data(cfg, df, run)
         dups = preflight(cfg, df, run)
-        df = with_text_emb(cfg, df); df.attrs['duplicates'] = dups.to_dict('records')   # plain records: pandas copies attrs along
-        print(f"medvision train: {len(df)} rows ({', '.join(f'{k} {v}' for k, v in df.split.value_counts().items())}), tasks {list(cfg.data.tasks)}; run folder {run}")
+        # plain records: pandas copies attrs along
+        df = with_text_emb(cfg, df); df.attrs['duplicates'] = dups.to_dict('records')
+        print(f"medvision train: {len(df)} rows ({', '.join(f'{k} {v}' for k, v in df.split.value_counts().items())}), "
+              f"tasks {list(cfg.data.tasks)}; run folder {run}")
         if cfg.vision.models:
             table, learn = _models_table(cfg, df, run)
-            if table is not None: print(table.to_string(index=False)); print(f"best by {cfg.evaluate.metric}: {table.model.iloc[0]}")
+            if table is not None: print(table.to_string(index=False)); print(f"best by {cfg.evaluate.metric}: "
+                    f"{table.model.iloc[0]}")
         else:
             learn, rep = fit_and_report(cfg, df, build_dls(cfg, df), run)
             if rep is not None: print(rep.metrics.to_string(index=False)); print(ci_text(rep))
@@ -173,11 +227,13 @@ def _prob_table(learn, dl) -> pd.DataFrame:
     "The rows `dl` serves (image, group) with each task's true label and class probabilities, in its order"
     from medvision.evaluate import rows_of
     rows = rows_of(dl)
-    out = pd.DataFrame({c: rows[c].map(lambda v: v if isinstance(v, str) else '<array>') if c == 'image' else rows[c] for c in ('image', 'group') if c in rows})
+    out = pd.DataFrame({c: rows[c].map(lambda v: v if isinstance(v, str) else '<array>') if c == 'image' else rows[c]
+                        for c in ('image', 'group') if c in rows})
     for t, (y, p) in predict(learn, dl, progress=False).items():
         names = [str(v) for v in learn.dls.vocabs[t]]
         out[f'{t}_true'] = [names[i] for i in y]
-        for i, n in ([(None, names[-1])] if p.ndim == 1 else enumerate(names)): out[f'{t}_prob_{n}'] = p if i is None else p[:, i]
+        for i, n in ([(None, names[-1])] if p.ndim == 1 else enumerate(names)):
+            out[f'{t}_prob_{n}'] = p if i is None else p[:, i]
     return out
 
 def _monitored(learn) -> float:
@@ -187,9 +243,13 @@ def _monitored(learn) -> float:
 def train_folds(cfg, # a YAML path, a `RunConfig` or a dict of sections, with `data.fold: all`
                 run:Path=None, # the run folder (default: a new one under `experiment.output_dir`)
                ) -> tuple:
-    "Every patient-grouped fold of `data.folds` trained in turn as validation, each a whole run in `run/fold<k>`; writes the out-of-fold and fold-averaged test predictions and the metrics over folds; returns `(run, {fold: learner})`"
+    ("Every patient-grouped fold of `data.folds` trained in turn as validation, each a whole run in `run/fold<k>`; "
+     "writes the out-of-fold and fold-averaged test predictions and the metrics over folds; returns `(run, {fold: "
+     "learner})`")
     cfg = as_config(cfg)
-    if cfg.checkpoint.resume: raise MedvisionError("checkpoint.resume with data.fold: all: resume the fold that was interrupted (data.fold: k, checkpoint.resume: <run>/fold<k>/models/<arch>-last)")
+    if cfg.checkpoint.resume: raise MedvisionError("checkpoint.resume with data.fold: all: resume the fold that was "
+                                                   "interrupted (data.fold: k, checkpoint.resume: "
+                                                   "<run>/fold<k>/models/<arch>-last)")
     init_distributed(cfg)
     run = run or new_run(cfg)
     learners, oof, test, rows = {}, [], [], []
@@ -201,18 +261,25 @@ def train_folds(cfg, # a YAML path, a `RunConfig` or a dict of sections, with `d
         oof.append(_prob_table(learn, learn.dls.valid).assign(fold=k))
         if c.evaluate.split != 'valid':
             df = build_table(c)
-            test.append(_prob_table(learn, learn.dls.test_dl(split_rows(df, c.evaluate.split), with_labels=True, bs=learn.dls.bs)))
+            test.append(_prob_table(learn, learn.dls.test_dl(split_rows(df, c.evaluate.split), with_labels=True,
+                                                             bs=learn.dls.bs)))
         m = json.loads((sub/'metrics.json').read_text())['tasks'][0]
-        rows.append({'fold': k, f'best {c.checkpoint.monitor} (valid)': _monitored(learn), f'{c.evaluate.metric} ({c.evaluate.split})': m.get(c.evaluate.metric)})
+        rows.append({'fold': k, f'best {c.checkpoint.monitor} (valid)': _monitored(learn), f'{c.evaluate.metric} '
+                f'({c.evaluate.split})': m.get(c.evaluate.metric)})
     if rank_distrib(): return run, learners
     pd.concat(oof, ignore_index=True).to_csv(run/'oof_predictions.csv', index=False)
     if test:
         probs = [p for p in test[0] if '_prob_' in p]
-        if any(not t['image'].equals(test[0]['image']) for t in test): raise MedvisionError("data.fold: all: the folds' test rows differ; the test split must not depend on the fold (give the sources a test split, or set data.test)")
-        test[0].drop(columns=probs).assign(**{p: np.mean([t[p] for t in test], axis=0) for p in probs}, n_folds=len(test)).to_csv(run/'test_predictions.csv', index=False)
+        if any(not t['image'].equals(test[0]['image']) for t in test): raise MedvisionError("data.fold: all: the "
+                "folds' test rows differ; the test split must not depend on the fold (give the sources a test split, "
+                "or set data.test)")
+        test[0].drop(columns=probs).assign(
+            **{p: np.mean([t[p] for t in test], axis=0) for p in probs}, n_folds=len(test)
+        ).to_csv(run / 'test_predictions.csv', index=False)
     table = pd.DataFrame(rows)
     table.to_csv(run/'folds.csv', index=False)
-    summary = {c: {'mean': float(table[c].mean()), 'std': float(table[c].std(ddof=1)), 'folds': table[c].tolist()} for c in table.columns[1:]}
+    summary = {c: {'mean': float(table[c].mean()), 'std': float(table[c].std(ddof=1)), 'folds': table[c].tolist()}
+               for c in table.columns[1:]}
     (run/'folds.json').write_text(json.dumps(summary, indent=1))
     with run_log(run/'run.log'):
         print(table.to_string(index=False))
