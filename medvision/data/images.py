@@ -58,7 +58,8 @@ def _window_of(window, ds=None, where:str='') -> tuple|None:
             raise MedvisionError(where + did_you_mean(window, WINDOW_PRESETS, 'window preset'))
         return WINDOW_PRESETS[window]
     if window is None and ds is not None and all(ds.get(k) not in (None, '') for k in ('WindowCenter', 'WindowWidth')):
-        c, w = (np.ravel(np.asarray(ds.get(k), dtype=float))[0] for k in ('WindowCenter', 'WindowWidth'))
+        try: c, w = (np.ravel(np.asarray(ds.get(k), dtype=float))[0] for k in ('WindowCenter', 'WindowWidth'))
+        except (TypeError, ValueError): c, w = float('nan'), float('nan')   # a value that is not a number
         if np.isfinite(c) and np.isfinite(w) and w >= 1: return c, w
         warnings.warn(f"{where}its window (WindowCenter {c:g}, WindowWidth {w:g}) is not one: DICOM requires a "
                       "width of at least 1; the file's window is not used (give data.window to set one)",
