@@ -69,7 +69,7 @@ def tensor_dls(xs, ys, bs, n_classes=2):
     dls = DataLoaders(DataLoader(batches, bs=None, shuffle=False), DataLoader(batches[:1], bs=None), device=OPTS.dev)
     from medvision.data.block import InputSpec
     dls.spec = InputSpec(['label'], {'label': list(range(n_classes))}, tuple(xs.shape[-2:]), xs.shape[1])
-    dls.tasks, dls.vocabs, dls.n_ch, dls.text, dls.n_inp = ['label'], {'label': list(range(n_classes))}, 3, None, 1
+    dls.tasks, dls.vocabs, dls.text, dls.n_inp = ["label"], {"label": list(range(n_classes))}, None, 1
     return dls
 
 def fixed_data(nb:int, bs:int=32, sz:int=64):

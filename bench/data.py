@@ -22,8 +22,8 @@ def bench_data(quick:bool) -> list:
     reps, rows, nb = (3 if quick else 5), [], len(files)
     for nw in (0, 2):
         plain = torch.utils.data.DataLoader(Plain(), batch_size=32, shuffle=True, num_workers=nw, pin_memory=OPTS.dev == 'cuda')
-        mv = medvision_dataloaders(df, 'modality', img_size=224, bs=32, aug='none', seed=0, num_workers=nw, device=OPTS.dev)
-        cached = medvision_dataloaders(df, 'modality', img_size=224, bs=32, aug='none', cache='memory', seed=0, num_workers=nw, device=OPTS.dev)
+        mv = medvision_dataloaders(df, 'modality', image_size=224, batch_size=32, aug='none', seed=0, num_workers=nw, device=OPTS.dev)
+        cached = medvision_dataloaders(df, 'modality', image_size=224, batch_size=32, aug='none', cache='memory', seed=0, num_workers=nw, device=OPTS.dev)
         timed(plain); timed(mv.train)                              # warm-up: the files in the OS cache for both
         t_first = timed(cached.train)                              # decodes and fills the cache (in the workers, with workers)
         tp, tm, tc = [], [], []
@@ -69,9 +69,9 @@ def bench_growth(quick:bool) -> list:
             parts.append(base.assign(image=links) if c == 0 else base[base.split == 'train'].assign(image=[l for l, s in zip(links, base.split) if s == 'train']))
         df = pd.concat(parts).reset_index(drop=True)
         rows = int((df.split == 'train').sum())
-        t0 = time.perf_counter(); dls = medvision_dataloaders(df, 'modality', img_size=64, bs=32, aug='none', arch='resnet18', seed=0, device=OPTS.dev); t_setup = time.perf_counter() - t0
+        t0 = time.perf_counter(); dls = medvision_dataloaders(df, 'modality', image_size=64, batch_size=32, aug='none', arch='resnet18', seed=0, device=OPTS.dev); t_setup = time.perf_counter() - t0
         t_load = median_time(lambda: [None for _ in dls.train], 2 if quick else 3, warmup=1)
-        t0 = time.perf_counter(); cdl = medvision_dataloaders(df, 'modality', img_size=64, bs=32, aug='none', arch='resnet18', cache='memory', seed=0, device=OPTS.dev)
+        t0 = time.perf_counter(); cdl = medvision_dataloaders(df, 'modality', image_size=64, batch_size=32, aug='none', arch='resnet18', cache='memory', seed=0, device=OPTS.dev)
         t_csetup = time.perf_counter() - t0
         [None for _ in cdl.train]                                                  # fills the cache
         t_cached = median_time(lambda: [None for _ in cdl.train], 2 if quick else 3, warmup=0)

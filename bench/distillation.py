@@ -51,7 +51,7 @@ def bench_distill_pays(quick:bool) -> list:
     if quick: df = pd.concat([df[df.split == 'train'].sample(n=150, random_state=0), df[df.split != 'train']]).reset_index(drop=True)
     df['emb'] = list(embed_texts(df.text, text_encoder('minilm', max_length=64), cache=CACHE/'medpix_minilm.npz', progress=False))
     sz, t_epochs, s_epochs, seeds = (64, 1, 1, (0,)) if quick else (96, 6, 10, (0, 1, 2))
-    kw = dict(img_size=sz, bs=32, text='embeddings', text_emb='emb', arch=DISTILL_TEACHER)   # one preprocessing (the teacher's statistics) for all
+    kw = dict(image_size=sz, batch_size=32, text='embeddings', text_emb='emb', arch=DISTILL_TEACHER)   # one preprocessing (the teacher's statistics) for all
     tasks = ['modality', 'location']
     dls_t = medvision_dataloaders(df, tasks, seed=0, aug='light', **kw)          # the teacher trains with augmentation
     dls = medvision_dataloaders(df, tasks, seed=0, aug='none', **kw)             # the students without, so the teacher's outputs are cached (cache=True)

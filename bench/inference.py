@@ -21,7 +21,7 @@ def bench_inference(quick:bool) -> list:
     imgs = tmp/'images'; imgs.mkdir()
     files = df[df.split == 'train'].image.tolist()
     for i, f in enumerate(files): (imgs/f'{i:05d}.jpg').symlink_to(Path(f).resolve())
-    dls = medvision_dataloaders(df, 'modality', img_size=224, bs=64, aug='none', arch='resnet18', seed=0)
+    dls = medvision_dataloaders(df, 'modality', image_size=224, batch_size=64, aug='none', arch='resnet18', seed=0)
     learn = medvision_learner(dls, arch='resnet18', pretrained=False, metrics=[])
     ck = save_checkpoint(learn, tmp/'resnet18')
     onnx_file = export_model(ck, 'onnx', tmp/'resnet18.onnx')
@@ -38,7 +38,7 @@ def bench_inference(quick:bool) -> list:
     def onnx_run():
         for x, _ in loader(): sess.run(None, {'image': x.numpy()})
     def mv():
-        with warnings.catch_warnings(): warnings.simplefilter('ignore'); predict_files(ck, imgs, bs=64)
+        with warnings.catch_warnings(): warnings.simplefilter('ignore'); predict_files(ck, imgs, batch_size=64)
     t = interleaved({'mv': mv, 'plain': plain, 'onnx': onnx_run}, 2 if quick else 5)
     k = len(ordered)
     return [('inference', f'`medvision predict` (predict_files: the checkpoint loaded, {k} JPEGs read, checked, decoded once) -> 224 px, ResNet-18, bs 64 (images/s)',

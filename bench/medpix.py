@@ -24,7 +24,7 @@ def bench_medpix_recipes(quick:bool) -> list:
     grid, seeds, epochs = ({64: every}, (0,), 2) if quick else ({64: every, 96: every}, (0, 1, 2), 4)
     arch, tasks, res = 'tf_efficientnet_lite0', ['modality', 'location'], {}
     for sz, names in grid.items():
-        kw = dict(img_size=sz, bs=32, aug='light', arch=arch, cache='memory', text='embeddings', text_emb='emb')
+        kw = dict(image_size=sz, batch_size=32, aug='light', arch=arch, cache='memory', text='embeddings', text_emb='emb')
         for name in names:
             if not wanted(f'{sz} px, {name}'): continue
             pre, fit = RECIPES[name]
@@ -89,7 +89,7 @@ def bench_medpix(quick:bool) -> list:
     epochs, sz = (1, 64) if quick else (8, 96)
     tasks = ['modality', 'location']
     def dls_for(text, split='valid'):
-        kw = dict(img_size=sz, bs=32, aug='light', cache='memory', seed=0, valid_split=split)
+        kw = dict(image_size=sz, batch_size=32, aug='light', cache='memory', seed=0, valid_split=split)
         return medvision_dataloaders(df, tasks, **(kw | (dict(text='embeddings', text_emb='emb') if text else {})))
     def scores(learn, text):
         pr = predict(learn, dls_for(text, 'test').valid, progress=False)

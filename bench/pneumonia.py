@@ -19,7 +19,7 @@ def bench_pneumonia(quick:bool) -> list:
     seed_everything(0)
     df = read_medmnist(f)
     epochs = 1 if quick else 12
-    kw = dict(img_size=28, bs=128, aug='light', n_ch=1, normalize='dataset', cache='memory', seed=0)
+    kw = dict(image_size=28, batch_size=128, aug='light', channels=1, normalize='dataset', cache='memory', seed=0)
     dls = medvision_dataloaders(df, 'label', **kw)
     learn = medvision_learner(dls, arch='resnet18', pretrained=False)
     t0 = time.time()
@@ -41,7 +41,7 @@ def pneumonia_run(df, sz:int, seed:int, pretrained:bool, fit, **learner_kw) -> t
     from medvision.learner import medvision_learner
     from medvision.evaluate import predict
     from medvision.metrics import auc, accuracy_score, select_threshold
-    kw = dict(img_size=sz, bs=64, aug='light', n_ch=1, arch='tf_efficientnet_lite0', cache='memory', seed=seed)
+    kw = dict(image_size=sz, batch_size=64, aug='light', channels=1, arch='tf_efficientnet_lite0', cache='memory', seed=seed)
     seed_everything(seed)
     dls = medvision_dataloaders(df, 'label', **kw)
     learn = medvision_learner(dls, arch='tf_efficientnet_lite0', pretrained=pretrained, **learner_kw)

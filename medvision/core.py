@@ -127,13 +127,13 @@ class Key:
                  bounds:str=None,
                  # for a list of numbers: the type of each item, `int` or `float` (which takes an int too)
                  items:type=None,
-                 size:int=None, # for a list of numbers: exactly this many items
+                 length:int=None, # for a list of numbers: exactly this many items
                  # a function `(value, dotted key)` raising `MedvisionError` for what type, choices and bounds cannot
                  # say (a mapping's fields), or `'module:NAME'` of one
                  check=None,
                 ):
         self.default,self.doc,self.choices,self.field = default,doc,choices,field
-        self.bounds,self.items,self.size,self.check = bounds,items,size,check
+        self.bounds,self.items,self.length,self.check = bounds,items,length,check
         self.typ = typ or type(default)
         self.optional = optional or default is None
         self._range = _parse_bounds(bounds) if bounds else None
@@ -154,7 +154,7 @@ class Key:
     @property
     def list_rule(self) -> str:
         "What a list must be, e.g. 'a list of 2 ints, each >= 8'"
-        n = f"{self.size} " if self.size is not None else ''
+        n = f"{self.length} " if self.length is not None else ''
         each = f", each {self.rule}" if self.bounds else ''
         return f"a list of {n}{'ints' if self.items is int else 'numbers'}{each}"
     @property

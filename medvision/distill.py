@@ -387,7 +387,7 @@ def _meta(learn, role, loss, loss_kw) -> dict:
             'loss_kw': {k: v for k, v in (loss_kw or {}).items() if isinstance(v, (int, float, str))}}
 
 # %% ../nbs/07_distill.ipynb #b89dea4d
-def train_teacher(dls, # `medvision_dataloaders` with the tasks (dev split as `valid`)
+def train_teacher(dls, # `medvision_dataloaders` with the tasks (MedPix's dev split as `valid`)
                   arch:str='resnet34', pretrained:bool=True, epochs:int=5, lr:float=1e-3,
                   path='runs/distill', # run folder
                   **kwargs # `medvision_learner` arguments (fusion, model_kw, loss, ...)
@@ -431,7 +431,7 @@ def distill_student(dls, teacher=None, # the trained teacher model (None: the st
     res = {
         'config': config or {},
         'history': hist,
-        'dev': _scores(learn, dls.valid),
+        'valid': _scores(learn, dls.valid),
         'test': _scores(learn, test_dl) if test_dl is not None else None,
         'best_epoch': int(checkpoint_header(path / 'student_best')['epoch']),
         'student': _meta(learn, 'student', loss, loss_kw),

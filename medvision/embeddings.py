@@ -58,7 +58,7 @@ def extract_embeddings(learn, # a trained `Learner` (its `model` returns the med
                        df_or_dl, # the sample table, or a DataLoader
                        key:str='image', # the table's id: 'image' (path stem) or an id column
                        feature:str='img_raw', # model output to keep: 'img_raw' (backbone) or 'fused'
-                       bs:int=64, # batch size (tables only)
+                       batch_size:int=64, # batch size (tables only)
                        ids=None, # one id per row of a DataLoader (default: its item numbers)
                        path=None, # also write the embeddings here (`save_embeddings`)
                       ) -> pd.DataFrame:
@@ -67,7 +67,7 @@ def extract_embeddings(learn, # a trained `Learner` (its `model` returns the med
         if getattr(learn.dls, 'spec', None) is None: raise MedvisionError("a table needs the learner's DataLoaders to "
                 "have an input `spec` (medvision_dataloaders) to preprocess it; or pass a DataLoader")
         # the DataLoaders' own preprocessing
-        idx, dl, n = row_ids(df_or_dl, key), learn.dls.test_dl(df_or_dl, bs=bs), learn.dls.n_inp
+        idx, dl, n = row_ids(df_or_dl, key), learn.dls.test_dl(df_or_dl, bs=batch_size), learn.dls.n_inp
     else:
         dl = df_or_dl.new(shuffle=False, drop_last=False) if df_or_dl.shuffle or df_or_dl.drop_last else df_or_dl
         n = _n_inp(dl)

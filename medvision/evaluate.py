@@ -95,7 +95,7 @@ def tta_predict(learn, dl=None, n:int=4, beta:float=0.25, use_max:bool=False) ->
 
 # %% ../nbs/08a_evaluate.ipynb #c7a86b3e
 def cam_layer(vision, # a `VisionBackbone`
-              size:tuple, # the input image's (height, width)
+              image_size:tuple, # the input image's (height, width)
               min_size:int=4 # smallest feature map side worth explaining
              ) -> tuple:
     ("`(name, module)` whose output Grad-CAM weighs: a transformer's last `norm1`; a CNN's deepest stage with a map of "
@@ -107,7 +107,7 @@ def cam_layer(vision, # a `VisionBackbone`
     info = [f for f in getattr(m, 'feature_info', []) if isinstance(f, dict) and 'module' in f]
     if not info: raise MedvisionError(f"Grad-CAM: {vision.name} has no timm feature_info and no transformer blocks; "
                                       "pass `layer=` (a module name of the backbone)")
-    ok = [f for f in info if -(-min(size) // f['reduction']) >= min_size]
+    ok = [f for f in info if -(-min(image_size) // f['reduction']) >= min_size]
     f = (ok or info[:1])[-1]
     return f['module'], m.get_submodule(f['module'])
 

@@ -109,7 +109,7 @@ def medvision_learner(dls, # `medvision_dataloaders` output (with its input `spe
     if model is None:
         vis = (
             vision_backbone(
-                arch, pretrained=pretrained, in_chans=dls.spec.channels, pooling=pooling, img_size=dls.spec.image_size
+                arch, pretrained=pretrained, channels=dls.spec.channels, pooling=pooling, image_size=dls.spec.image_size
             )
             if isinstance(arch, str)
             else arch

@@ -36,7 +36,7 @@ SCHEMA = {
                            "`label_map`, `data_fraction`, `has_text`"),
         'tasks': Key([], list,
                      doc="target columns, one classification task each (e.g. [modality, location])"),
-        'image_size': Key(224, (int, list), bounds='[8, 8192]', items=int, size=2,
+        'image_size': Key(224, (int, list), bounds='[8, 8192]', items=int, length=2,
                           doc="image size fed to the model, in pixels: an int (square) or [height, width]"),
         'channels': Key(3, int, bounds='>= 1',
                         doc="image channels the model takes (1 for grey X-rays)"),
@@ -121,7 +121,7 @@ SCHEMA = {
                    doc="max shift of hue, fastai `Hue` (0: off)"),
         'rotate': Key(None, float, optional=True, bounds='[0, 180]',
                       doc="max rotation in degrees, fastai `Rotate` (0: off)"),
-        'scale': Key(None, list, optional=True, bounds='> 0', items=float, size=2,
+        'scale': Key(None, list, optional=True, bounds='> 0', items=float, length=2,
                      doc="[min, max] zoom, fastai `Zoom`; above 1 zooms in ([1, 1]: off)"),
         'translate': Key(None, float, optional=True, bounds='[0, 1)',
                          doc="max shift as a fraction of the image side (0: off)"),
@@ -219,7 +219,7 @@ SCHEMA = {
                                          "`weight_decay`)"),
         'head_weight_decay': Key(None, float, bounds='>= 0',
                                  doc="weight decay of the head group (default `weight_decay`)"),
-        'betas': Key(None, list, bounds='[0, 1)', items=float, size=2,
+        'betas': Key(None, list, bounds='[0, 1)', items=float, length=2,
                      doc="`[beta1, beta2]` of adam, ranger, lamb: fastai's `mom` and `sqr_mom` (default 0.9, 0.99); "
                          "one_cycle then keeps beta1 fixed instead of cycling it"),
         'momentum': Key(None, float, bounds='[0, 1)',
@@ -291,7 +291,7 @@ SCHEMA = {
                           doc="`balanced` or a number (bce, binary_focal)"),
         'task_weights': Key({}, dict,
                             doc="task -> weight in the multi-task loss"),
-        'aux_weight': Key([1.0, 0.1], (list, dict), bounds='>= 0', items=float, size=2,
+        'aux_weight': Key([1.0, 0.1], (list, dict), bounds='>= 0', items=float, length=2,
                           check='medvision.callbacks:check_aux_weight',
                           doc="weight of the auxiliary losses at the first and the last epoch, [start, end]; or a "
                               "schedule per modality with auxiliary heads, e.g. {image: [1.0, 0.1], text: [0.5, "

@@ -46,7 +46,7 @@ def save_image(arr:np.ndarray, path, mode:str='RGB') -> Path:
 # %% ../nbs/90_test_utils.ipynb #662f7c67
 def synth_dataset(path=None, # folder to write into (a new temporary one by default)
                   n:int=24, # images
-                  sz:int=32, # image side in pixels
+                  image_size:int=32, # image side in pixels
                   n_patients:int=8, # patients; each patient's images share one split
                   fmt:str='png', # image file format: png or jpg
                   seed:int=0) -> pd.DataFrame:
@@ -60,7 +60,7 @@ def synth_dataset(path=None, # folder to write into (a new temporary one by defa
     rows = []
     for i in range(n):
         fn = f"images/img_{i:03d}.{fmt}"
-        save_image(synth_image(sz, int(lbl[i]), seed + i), path/fn)
+        save_image(synth_image(image_size, int(lbl[i]), seed + i), path/fn)
         rows.append(dict(file_path=fn, type=types[lbl[i]], severity=sev[i % 2],
                          description=f"a {sev[i % 2]} {types[lbl[i]]} on the {['arm', 'leg', 'hand'][i % 3]}",
                          patient_id=f"P{pat[i]:02d}", age=int(rng.integers(20, 90)), sex=['F', 'M'][i % 2],
@@ -75,14 +75,14 @@ def synth_image_folder(path=None, # folder to write into (a new temporary one by
                        classes=('NORMAL', 'PNEUMONIA'), # class folder names
                        n_per_class:int=3, # images per class and split
                        splits=('train', 'valid'), # split folders, or `None` for `path/<class>/*`
-                       sz:int=32, fmt:str='jpeg', seed:int=0) -> Path:
+                       image_size:int=32, fmt:str='jpeg', seed:int=0) -> Path:
     "Write an image-folder data set to `path` and return `path`"
     path = Path(path) if path is not None else tmp_dir()
     for si,split in enumerate(splits or [None]):
         for ci,c in enumerate(classes):
             for j in range(n_per_class):
                 dst = (path/split if split else path)/c/f"{c.lower()}_{j}.{fmt}"
-                save_image(synth_image(sz, ci, seed + 1000*si + 100*ci + j), dst)
+                save_image(synth_image(image_size, ci, seed + 1000*si + 100*ci + j), dst)
     return path
 
 # %% ../nbs/90_test_utils.ipynb #a1b2c3d1
@@ -104,7 +104,7 @@ evaluate: {{cams: 2, threshold: youden}}
 # %% ../nbs/90_test_utils.ipynb #143957c9
 def tiny_dls(n:int=48, # images of `synth_dataset` (its test split is dropped)
              text='embeddings', # 'embeddings' (random 12-d vectors), another `medvision_dataloaders` text kind, or None
-             bs:int=8, seed:int=0,
+             batch_size:int=8, seed:int=0,
              tabular=('age', 'sex'), # tabular columns, or None
              **kw # more `medvision_dataloaders` arguments
             ):
@@ -116,14 +116,15 @@ def tiny_dls(n:int=48, # images of `synth_dataset` (its test split is dropped)
                          split_col='split', group_col='patient_id', tabular=['age', 'sex'])
     t = t[t.split != 'test'].reset_index(drop=True)
     if text == 'embeddings': kw['text_emb'] = np.random.default_rng(0).normal(size=(len(t), 12)).astype('f')
-    return medvision_dataloaders(t, ['type'], img_size=32, bs=bs, aug='none', text=text, tabular=list(tabular or []),
-                                 seed=seed, **kw)
+    return medvision_dataloaders(t, ['type'], image_size=32, batch_size=batch_size, aug='none', text=text,
+                                 tabular=list(tabular or []), seed=seed, **kw)
 
 # %% ../nbs/90_test_utils.ipynb #7d458fe2
-def rand_batch(bs:int=4, sz:int=32, n_ch:int=3, n_classes:int=3, seed:int=0):
-    "Seeded random images `(bs, n_ch, sz, sz)` and integer targets `(bs,)` below `n_classes`"
+def rand_batch(batch_size:int=4, image_size:int=32, channels:int=3, n_classes:int=3, seed:int=0):
+    "Seeded random images `(batch_size, channels, image_size, image_size)` and integer targets below `n_classes`"
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(bs, n_ch, sz, sz, generator=g), torch.randint(0, n_classes, (bs,), generator=g)
+    images = torch.randn(batch_size, channels, image_size, image_size, generator=g)
+    return images, torch.randint(0, n_classes, (batch_size,), generator=g)
 
 # %% ../nbs/90_test_utils.ipynb #18e686c2
 def png_header_only(w:int, h:int, path) -> Path:

@@ -220,7 +220,7 @@ def _write_cache(cache, d:dict):
 
 def embed_texts(texts, # a list or Series of texts (NaN and '' are missing text)
                 encoder='minilm', # a `TextEncoder` or a name for `text_encoder`
-                bs:int=64, # texts per encoder batch
+                batch_size:int=64, # texts per encoder batch
                 cache=None, # a .npz file to read and extend, keyed by encoder and text
                 progress:bool=True, # show a progress bar for more than one batch
                ) -> np.ndarray:
@@ -233,7 +233,7 @@ def embed_texts(texts, # a list or Series of texts (NaN and '' are missing text)
     todo = list(dict.fromkeys(k for k, t in zip(keys, texts) if t.strip() and k not in known))
     if todo:
         first = {k: t for k, t in zip(keys, texts) if k in set(todo)}
-        chunks = [todo[i:i+bs] for i in range(0, len(todo), bs)]
+        chunks = [todo[i:i+batch_size] for i in range(0, len(todo), batch_size)]
         was = enc.training; enc.eval()
         with torch.no_grad():
             for c in (progress_bar(chunks) if progress and len(chunks) > 1 else chunks):

@@ -40,7 +40,7 @@ def _check_table(df:pd.DataFrame, tasks:list, valid_split:str='valid'):
     if 'group' in df: check_leakage(df, content=False, raise_on_leak=True)
 
 # %% ../../nbs/01b_data.block.ipynb #b99891df
-def _stats(normalize, df, img_size, n_ch, arch=None, intensity='auto', window=None) -> tuple:
+def _stats(normalize, df, image_size, channels, arch=None, intensity='auto', window=None) -> tuple:
     ("`((mean, std) or None, source)` for `normalize`: 'model' (timm's data config of `arch`), 'imagenet', 'dataset', "
      "a `(mean, std)` pair, or None")
     if normalize is None: return None, None
@@ -51,12 +51,12 @@ def _stats(normalize, df, img_size, n_ch, arch=None, intensity='auto', window=No
                                                            "pass arch= its timm name, or normalize='imagenet' / "
                                                            "'dataset'")
         from medvision.backbones import model_data_config
-        c = model_data_config(arch, n_ch)
+        c = model_data_config(arch, channels)
         return (c['mean'], c['std']), 'model'
     if normalize == 'imagenet': m,s = imagenet_stats
-    elif normalize == 'dataset': m,s = compute_stats(df, img_size, n_ch, intensity=intensity, window=window)
+    elif normalize == 'dataset': m,s = compute_stats(df, image_size, channels, intensity=intensity, window=window)
     else: raise MedvisionError(f"normalize={normalize!r}: use 'model', 'imagenet', 'dataset' or a (mean, std) pair")
-    st = ([float(np.mean(m))], [float(np.mean(s))]) if n_ch == 1 and len(m) == 3 else (list(m), list(s))
+    st = ([float(np.mean(m))], [float(np.mean(s))]) if channels == 1 and len(m) == 3 else (list(m), list(s))
     return st, normalize
 
 # %% ../../nbs/01b_data.block.ipynb #4ce6b49a
@@ -296,18 +296,18 @@ class _AsPIL(Transform):
     def encodes(self, x:TensorImageBW): return PILImageBW.create(x[0].numpy())
     def encodes(self, x:TensorImage): return PILImage.create(x.permute(1, 2, 0).numpy())   # noqa: F811 (by type)
 
-def _check_item_tfms(tfms, hw:tuple, n_ch:int) -> list:
+def _check_item_tfms(tfms, hw:tuple, channels:int) -> list:
     "Reprs of the `tfms` that act on validation and new images; an error when they change the size medvision resizes to"
     if not tfms: return []
     tfms = list(tfms) if isinstance(tfms, (list, tuple)) else [tfms]
-    probe = (PILImage if n_ch == 3 else PILImageBW).create(np.zeros((*hw, 3) if n_ch == 3 else hw, np.uint8))
+    probe = (PILImage if channels == 3 else PILImageBW).create(np.zeros((*hw, 3) if channels == 3 else hw, np.uint8))
     out = Pipeline(tfms, split_idx=1)(probe)
     got = tuple(out.shape[-2:]) if isinstance(out, torch.Tensor) else (out.size[1], out.size[0])
     if got != tuple(hw):
         raise MedvisionError(f"item_tfms: {', '.join(map(repr, tfms))} turn {hw[0]}x{hw[1]} images into "
                              f"{got[0]}x{got[1]}; "
-                             "medvision resizes every image to img_size itself (the same at prediction): "
-                             f"set img_size={got[0] if got[0] == got[1] else got} instead")
+                             "medvision resizes every image to image_size itself (the same at prediction): "
+                             f"set image_size={got[0] if got[0] == got[1] else got} instead")
     return [repr(t) for t in tfms if getattr(t, 'split_idx', None) != 0]
 
 # %% ../../nbs/01b_data.block.ipynb #61751d19
@@ -320,8 +320,8 @@ def _n_workers(n:int) -> int:
 
 def medvision_dataloaders(df:pd.DataFrame, # the sample table, with `train` and `valid` rows
                           tasks:str|list, # target column(s), one categorical target each
-                          img_size=224, # image size: an int (square) or (height, width)
-                          bs:int=32,
+                          image_size=224, # image size: an int (square) or (height, width)
+                          batch_size:int=32,
                           text:str=None, # None, 'tokens' or 'embeddings'
                           tabular:list=None, # tabular columns
                           weighted:bool|str=False, # balance classes of the first task (or of the task named)
@@ -329,7 +329,7 @@ def medvision_dataloaders(df:pd.DataFrame, # the sample table, with `train` and 
                           # 'model' (timm's statistics of `arch`), 'imagenet', 'dataset', a (mean, std) pair, or None
                           normalize='model',
                           arch:str='resnet18', # the backbone whose statistics `normalize='model'` takes
-                          num_workers:int=0, n_ch:int=3,
+                          num_workers:int=0, channels:int=3,
                           # None, 'memory' (shared with the workers) or 'disk' image cache
                           cache:str=None, cache_dir=None,
                           # the most the image cache holds, in GiB; the other images are decoded every epoch
@@ -361,20 +361,20 @@ def medvision_dataloaders(df:pd.DataFrame, # the sample table, with `train` and 
     df = df[df.split.isin(['train', valid_split])].reset_index(drop=True)
     trn = np.where(df.split == 'train')[0].tolist(); val = np.where(df.split == valid_split)[0].tolist()
     df, enc, text_dim = _text_input(df, text, tokenizer, max_length, text_emb, valid_split)
-    st, source = _stats(normalize, df, img_size, n_ch, arch, intensity, window)
+    st, source = _stats(normalize, df, image_size, channels, arch, intensity, window)
     vocabs, pos = _vocabs(df.iloc[trn], tasks, positive)
-    spec = InputSpec(tasks, vocabs, image_hw(img_size), n_ch, intensity, window,
+    spec = InputSpec(tasks, vocabs, image_hw(image_size), channels, intensity, window,
                      *(st or (None, None)), normalize=source, arch=arch if source == 'model' else None, text=text,
                      text_encoder={**enc.identity, 'trainable': enc.trainable} if hasattr(enc, 'identity') else None,
                      embedder=getattr(embedder, 'identity', embedder), text_dim=text_dim,
                      text_emb_col=text_emb if isinstance(text_emb, str) else None,
                      tabular=TabularProcs.fit(df.iloc[trn], list(tabular)).to_dict() if tabular else None, positive=pos,
-                     user_item_tfms=_check_item_tfms(item_tfms, image_hw(img_size), n_ch))
+                     user_item_tfms=_check_item_tfms(item_tfms, image_hw(image_size), channels))
     tfms = spec.item_tfms(True, cache, cache_dir, enc, df.image if cache else None, cache_max_gb)
     if item_tfms: tfms[0] += [_AsPIL(), *item_tfms, ToTensor()]
     dsets = TableDatasets(df, tfms, splits=(trn, val), n_inp=1 + bool(text) + bool(tabular))
     augs = _augs(aug, class_aug, class_aug_ops, spec.vocabs[tasks[0]], tasks[0], dsets.n_inp)
-    kw = dict(bs=bs, after_batch=spec.batch_tfms([*augs, *batch_tfms]), num_workers=_n_workers(num_workers),
+    kw = dict(bs=batch_size, after_batch=spec.batch_tfms([*augs, *batch_tfms]), num_workers=_n_workers(num_workers),
               device=device)
     if weighted:
         wt = weighted if isinstance(weighted, str) else tasks[0]

@@ -42,17 +42,19 @@ class TableDatasets(Datasets):
         return tuple(tl._after_item(row) for tl in self.tls)
 
 # %% ../../nbs/01c_data.cache.ipynb #4e395fd4
-def image_hw(size) -> tuple|None:
+def image_hw(image_size) -> tuple|None:
     "`(height, width)` of an image size given as an int (square) or a `[height, width]` pair"
-    if size is None: return None
-    hw = (int(size), int(size)) if isinstance(size, (int, np.integer)) else tuple(int(s) for s in size)
-    if len(hw) != 2 or min(hw) < 1: raise MedvisionError(f"image size {size!r}: give a positive int or [height, width]")
+    if image_size is None: return None
+    square = isinstance(image_size, (int, np.integer))
+    hw = (int(image_size),) * 2 if square else tuple(int(s) for s in image_size)
+    if len(hw) != 2 or min(hw) < 1:
+        raise MedvisionError(f"image size {image_size!r}: give a positive int or [height, width]")
     return hw
 
 class ImageReader(Transform):
-    ("Load the image of a table row (or a path/array): a fastai PIL image, or squished to `size`, optionally cached, a "
-     "uint8 `TensorImage` (a fasttransform `Transform`, so a pipeline holds it as it is)")
-    def __init__(self, n_ch:int=3, size=None,
+    ("Load the image of a table row (or a path/array): a fastai PIL image, or squished to `image_size`, optionally "
+     "cached, a uint8 `TensorImage` (a fasttransform `Transform`, so a pipeline holds it as it is)")
+    def __init__(self, channels:int=3, image_size=None,
                  # None, 'memory' (a slab shared with the DataLoader workers) or 'disk' (.npy files in `cache_dir`)
                  cache:str=None,
                  cache_dir=None, intensity:str='auto', window=None,
@@ -61,13 +63,13 @@ class ImageReader(Transform):
                  sources=None,
                  max_gb:float=4.0): # the most the cache holds, in GiB (`data.cache_max_gb`)
         if cache not in (None, 'memory', 'disk'): raise MedvisionError(f"cache={cache!r}: use None, 'memory' or 'disk'")
-        if cache and size is None: raise MedvisionError("an image cache needs the training `size` (it stores resized "
-                                                        "images)")
+        if cache and image_size is None:
+            raise MedvisionError("an image cache needs the training `image_size` (it stores resized images)")
         if cache and sources is None: raise MedvisionError("an image cache needs the `sources` it holds: the table's "
                                                            "`image` column")
         if cache and not (isinstance(max_gb, (int, float)) and max_gb > 0):
             raise MedvisionError(f"data.cache_max_gb={max_gb!r}: give the cache's size in GiB, a number above 0")
-        store_attr('n_ch,cache,intensity,window,max_gb'); self.size = image_hw(size)
+        store_attr('channels,cache,intensity,window,max_gb'); self.image_size = image_hw(image_size)
         self.slots,self.slab,self.writable = {},None,set()
         self.cache_dir = Path(cache_dir or Path.home()/'.cache'/'medvision'/'images') if cache == 'disk' else None
         if self.cache_dir: self.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -75,10 +77,11 @@ class ImageReader(Transform):
         if cache == 'disk': self._plan_disk(sources)
 
     @property
-    def shape(self) -> tuple: return (*self.size, 3) if self.n_ch == 3 else self.size   # of a decoded, resized image
+    # of a decoded, resized image
+    def shape(self) -> tuple: return (*self.image_size, 3) if self.channels == 3 else self.image_size
     @property
     # the same, channels first
-    def planes_shape(self) -> tuple: return (3, *self.size) if self.n_ch == 3 else self.size
+    def planes_shape(self) -> tuple: return (3, *self.image_size) if self.channels == 3 else self.image_size
 
     def _ident(self, s, stamp:bool=False) -> str:
         ("What identifies source `s`: an array's shape, dtype and digest, or its path (with `stamp`, and the file's "
@@ -91,7 +94,7 @@ class ImageReader(Transform):
 
     def _key(self, ident:str) -> bytes:
         "What a disk-cache file holds: the stamped source `ident`, the size, channels and intensity rule"
-        return _KEY_TAG + f"{ident}|{self.size}|{self.n_ch}|{self.intensity}|{self.window}".encode()
+        return _KEY_TAG + f"{ident}|{self.image_size}|{self.channels}|{self.intensity}|{self.window}".encode()
 
     def _file(self, ident:str) -> Path:
         "The disk cache's file of the stamped source `ident`: named by a hash of its key"
@@ -102,9 +105,10 @@ class ImageReader(Transform):
     def _image(s): return s['image'] if isinstance(s, (pd.Series, TableRow)) else s
 
     def _load(self, s) -> np.ndarray:
-        a = read_image(self._image(s), n_ch=self.n_ch, draft=max(self.size) if self.size else None, size=self.size,
+        sz = self.image_size
+        a = read_image(self._image(s), channels=self.channels, draft=max(sz) if sz else None, image_size=sz,
                        intensity=self.intensity, window=self.window)
-        return a if self.size is None or self.n_ch == 3 else a[..., 0]
+        return a if self.image_size is None or self.channels == 3 else a[..., 0]
 
     def planes(self, s) -> np.ndarray:
         ("Source `s` (a table row, a path or an array) decoded and resized, channels first: `(3, H, W)` or `(H, W)`; "
@@ -116,24 +120,24 @@ class ImageReader(Transform):
 
     def array(self, s) -> np.ndarray:
         "Decoded (resized, cached) uint8 array of source `s`: `(H, W, 3)` or `(H, W)`, a copy of its own"
-        if self.size is None: return self._load(s)
+        if self.image_size is None: return self._load(s)
         a = self.planes(s)
         return np.ascontiguousarray(a.transpose(1, 2, 0)) if a.ndim == 3 else np.array(a)
 
     def __call__(self, s, **kwargs):   # (a pipeline passes its `split_idx`: a reader applies to every split)
         # already at the training size: straight to a uint8 tensor image (fastai's ToTensor passes it on)
-        if self.size is not None:
+        if self.image_size is not None:
             # one copy, channels first and contiguous (from the memory cache it transposes nothing): the batch stacks it
             # as it is
             t = torch.from_numpy(np.array(self.planes(s)))
-            return TensorImage(t) if self.n_ch == 3 else TensorImageBW(t[None])
+            return TensorImage(t) if self.channels == 3 else TensorImageBW(t[None])
         a = self._load(s)
-        return PILImage.create(a) if self.n_ch == 3 else PILImageBW.create(a.reshape(a.shape[:2]))
+        return PILImage.create(a) if self.channels == 3 else PILImageBW.create(a.reshape(a.shape[:2]))
 
     def __repr__(self):
         c = {'memory': f", memory cache: {len(self.slots)} images in {self.slab.path if self.slab else '(none)'}",
              'disk': f", disk cache in {self.cache_dir}"}.get(self.cache, '')
-        return f"ImageReader({self.n_ch} channel(s), size {self.size}{c})"
+        return f"ImageReader({self.channels} channel(s), size {self.image_size}{c})"
 
 # %% ../../nbs/01c_data.cache.ipynb #7870121b
 def _free_bytes(folder) -> int:
@@ -316,15 +320,15 @@ class MedvisionWeightedDL(_CachedInMain, WeightedDL):
 TableDatasets._dl_type = MedvisionDL   # what `TableDatasets.dataloaders` makes
 
 # %% ../../nbs/01c_data.cache.ipynb #6a098b11
-def compute_stats(df:pd.DataFrame, img_size, n_ch:int=3, max_images:int=2000, seed:int=0, intensity:str='auto',
+def compute_stats(df:pd.DataFrame, image_size, channels:int=3, max_images:int=2000, seed:int=0, intensity:str='auto',
                   window=None) -> tuple:
-    "Per-channel `(mean, std)` in [0, 1] of up to `max_images` training images of `df`, resized to `img_size`"
+    "Per-channel `(mean, std)` in [0, 1] of up to `max_images` training images of `df`, resized to `image_size`"
     t = df[df.split == 'train'] if (df.split == 'train').any() else df
     if len(t) > max_images: t = t.sample(max_images, random_state=seed)
-    g = ImageReader(n_ch=n_ch, size=img_size, intensity=intensity, window=window)
-    s = np.zeros(n_ch); s2 = np.zeros(n_ch); n = 0
+    g = ImageReader(channels=channels, image_size=image_size, intensity=intensity, window=window)
+    s = np.zeros(channels); s2 = np.zeros(channels); n = 0
     for src in t.image:
-        a = g.array(src).reshape(-1, n_ch).astype(np.float64) / 255
+        a = g.array(src).reshape(-1, channels).astype(np.float64) / 255
         s += a.sum(0); s2 += (a**2).sum(0); n += len(a)
     mean = s / n
     return mean.tolist(), np.sqrt(np.maximum(s2/n - mean**2, 0)).tolist()

@@ -179,11 +179,11 @@ def _array_image(a:np.ndarray) -> np.ndarray:
     return np.repeat(a, 3, axis=2) if a.shape[2] == 1 else a
 
 # %% ../../nbs/01_data.images.ipynb #768c0c65
-def _hw(size) -> tuple|None:
-    "(height, width) of `size`: an int (a square) or a (height, width) pair"
-    if size is None: return None
-    hw = (size, size) if np.ndim(size) == 0 else tuple(size)
-    if len(hw) != 2: raise MedvisionError(f"size={size!r}: give an int (a square) or a (height, width) pair")
+def _hw(image_size) -> tuple|None:
+    "(height, width) of `image_size`: an int (a square) or a (height, width) pair"
+    if image_size is None: return None
+    hw = (image_size, image_size) if np.ndim(image_size) == 0 else tuple(image_size)
+    if len(hw) != 2: raise MedvisionError(f"size={image_size!r}: give an int (a square) or a (height, width) pair")
     return tuple(map(int, hw))
 
 def _read_pil(fp, name:str, max_pixels:int, draft, hw:tuple, intensity:str, window) -> np.ndarray:
@@ -200,18 +200,18 @@ def _read_pil(fp, name:str, max_pixels:int, draft, hw:tuple, intensity:str, wind
 
 # %% ../../nbs/01_data.images.ipynb #0e8c43d5
 def read_image(src, # a path (a PIL format or DICOM), `<file>.hdf5::<key>`, or an in-memory array
-               n_ch:int=3, # 3 for RGB, 1 for grayscale (ITU-R 601 luma)
+               channels:int=3, # 3 for RGB, 1 for grayscale (ITU-R 601 luma)
                as_float:bool=False, # float32 in [0, 1] instead of uint8
                max_pixels:int=None, # refuse larger images (default `MAX_PIXELS`)
                # decode JPEGs at a reduced scale that keeps at least `draft` px a side (of a pair, the larger; PIL's
                # `draft`: far faster for large photos)
                draft:int|tuple=None,
-               size:int|tuple=None, # squish to `size` x `size`, or to a (height, width) pair (bilinear)
+               image_size:int|tuple=None, # squish to this side (a square), or to a (height, width) pair (bilinear)
                intensity:str='auto', # `auto` (a DICOM's window, else `percentile` past 8 bits) or one of `INTENSITIES`
                window=None, # for `window`: [centre, width] or a `WINDOW_PRESETS` name (default: a DICOM file's own)
               ) -> np.ndarray:
-    "Image `src` as an `(H, W, n_ch)` array, EXIF-oriented, whatever its mode; DICOM through `read_dicom`"
-    hw = _hw(size)
+    "Image `src` as an `(H, W, channels)` array, EXIF-oriented, whatever its mode; DICOM through `read_dicom`"
+    hw = _hw(image_size)
     if isinstance(src, np.ndarray): a = _array_image(src)
     else:
         fp,name = _source(src)
@@ -219,8 +219,8 @@ def read_image(src, # a path (a PIL format or DICOM), `<file>.hdf5::<key>`, or a
         if _is_dicom(fp, name): a = _array_image(_read_dicom(fp, name, intensity, window, mp))
         else: a = _read_pil(fp, name, mp, draft, hw, intensity, window)
     if hw and a.shape[:2] != hw: a = np.array(Image.fromarray(a).resize(hw[::-1], Image.BILINEAR))
-    if n_ch == 1: a = np.asarray(Image.fromarray(a).convert('L'))[..., None]
-    elif n_ch != 3: raise MedvisionError(f"n_ch={n_ch}: use 3 (RGB) or 1 (grayscale)")
+    if channels == 1: a = np.asarray(Image.fromarray(a).convert('L'))[..., None]
+    elif channels != 3: raise MedvisionError(f"channels={channels}: use 3 (RGB) or 1 (grayscale)")
     return a.astype(np.float32) / 255 if as_float else a
 
 # %% ../../nbs/01_data.images.ipynb #186591fb

@@ -174,9 +174,9 @@ def cache_dir() -> Path:
     return Path(os.environ.get('MEDVISION_CACHE', Path.home()/'.cache'/'medvision'))
 
 # %% ../../nbs/01_data.readers.ipynb #0abfcd59
-def medmnist_file(name:str, size:int=28) -> Path:
-    "Local `.npz` of MedMNIST `name` at `size`, downloaded into the cache when absent"
-    fname = f"{name}.npz" if size == 28 else f"{name}_{size}.npz"
+def medmnist_file(name:str, image_size:int=28) -> Path:
+    "Local `.npz` of MedMNIST `name` at `image_size`, downloaded into the cache when absent"
+    fname = f"{name}.npz" if image_size == 28 else f"{name}_{image_size}.npz"
     dst = cache_dir()/'medmnist'/fname
     if dst.exists(): return dst
     url = MEDMNIST_URL.format(fname=fname)
@@ -192,11 +192,11 @@ def medmnist_file(name:str, size:int=28) -> Path:
 
 # %% ../../nbs/01_data.readers.ipynb #857ccbb4
 def read_medmnist(path_or_name, # an `.npz` file, or a MedMNIST name such as `pneumoniamnist`
-                  size:int=28, # image side of the MedMNIST+ file to download (28, 64, 128 or 224)
+                  image_size:int=28, # image side of the MedMNIST+ file to download (28, 64, 128 or 224)
                  ) -> pd.DataFrame:
     "Sample table of a MedMNIST `.npz` file, images in memory, target column `label`"
     s = str(path_or_name)
-    if s.lower() in MEDMNIST_NAMES: f = medmnist_file(s.lower(), size)
+    if s.lower() in MEDMNIST_NAMES: f = medmnist_file(s.lower(), image_size)
     elif Path(s).exists(): f = Path(s)
     else: raise MedvisionError(f"{s}: neither an .npz file nor a MedMNIST name ({', '.join(MEDMNIST_NAMES)})")
     name = f.stem.split('_')[0]
@@ -314,12 +314,12 @@ def read_sources(cfg:list|dict, # a list of source dicts, or `{'sources': [...],
     return df
 
 # %% ../../nbs/01_data.readers.ipynb #73044775
-def synth_image(sz:int=32, label:int=0, seed:int=0) -> np.ndarray:
-    "A `sz`x`sz` RGB uint8 image: noise plus a disc whose brightness grows with `label`"
+def synth_image(image_size:int=32, label:int=0, seed:int=0) -> np.ndarray:
+    "An `image_size` x `image_size` RGB uint8 image: noise plus a disc whose brightness grows with `label`"
     rng = np.random.default_rng(seed)
-    yy,xx = np.mgrid[:sz, :sz]
-    disc = ((yy - sz/2)**2 + (xx - sz/2)**2) < (sz/4)**2
-    img = rng.integers(0, 96, (sz, sz, 3)).astype(np.float32)
+    yy,xx = np.mgrid[:image_size, :image_size]
+    disc = ((yy - image_size/2)**2 + (xx - image_size/2)**2) < (image_size/4)**2
+    img = rng.integers(0, 96, (image_size, image_size, 3)).astype(np.float32)
     img[disc] += 60 + 40*label
     return img.clip(0, 255).astype(np.uint8)
 
@@ -333,7 +333,7 @@ def _write_png(a:np.ndarray, f:Path):
 # %% ../../nbs/01_data.readers.ipynb #118c0702
 @READERS.register('synthetic')
 def read_synthetic(n:int=240, # images, two per patient
-                   size:int=32, # image side in pixels
+                   image_size:int=32, # image side in pixels
                    seed:int=0, # seeds the labels, the images and the other columns
                    # folder of the PNG files (default: `cache_dir()/synthetic/<size>px_seed<seed>`); files there are
                    # reused
@@ -341,12 +341,12 @@ def read_synthetic(n:int=240, # images, two per patient
                   ) -> pd.DataFrame:
     ("The built-in synthetic image+text+tabular set: a binary `label` seen in the image, the text and `age`; "
      "patient-grouped and split")
-    path = Path(path) if path is not None else cache_dir()/'synthetic'/f"{size}px_seed{seed}"
+    path = Path(path) if path is not None else cache_dir()/'synthetic'/f"{image_size}px_seed{seed}"
     rng,rows = np.random.default_rng(seed),[]
     for i in range(n):
         y,g = int(rng.random() < 0.3),f"S{i // 2:04d}"
         f = path/'images'/f"synth_{i:04d}.png"
-        if not f.exists(): _write_png(synth_image(size, 2*y, seed + i), f)
+        if not f.exists(): _write_png(synth_image(image_size, 2*y, seed + i), f)
         age = float(np.clip(rng.normal(45 + 15*y, 12), 18, 95))
         txt = (f"synthetic case: {'irregular bright lesion' if y else 'regular faint spot'} on "
                f"{['arm', 'leg', 'back'][i % 3]}")

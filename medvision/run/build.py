@@ -159,12 +159,13 @@ def build_dls(cfg:RunConfig, df:pd.DataFrame, valid_split:str='valid', image_siz
     elif d.text == 'tokens':
         from medvision.text import text_encoder
         kw['tokenizer'] = text_encoder(cfg.text.encoder, max_length=cfg.text.max_length, trainable=cfg.text.trainable)
-    dls = medvision_dataloaders(df, list(d.tasks), img_size=image_size or d.image_size, bs=batch_size
+    dls = medvision_dataloaders(df, list(d.tasks), image_size=image_size or d.image_size, batch_size=batch_size
                                 or cfg.training.batch_size,
                                  text=d.text, tabular=list(d.tabular) or None, weighted=d.weighted,
                                  aug=aug_from_config(a),
                                  normalize=d.normalize if stats is False else stats, arch=arch or cfg.vision.arch,
-                                 num_workers=d.num_workers, n_ch=d.channels, cache=d.cache, cache_max_gb=d.cache_max_gb,
+                                 num_workers=d.num_workers, channels=d.channels, cache=d.cache,
+                                 cache_max_gb=d.cache_max_gb,
                                  intensity=d.intensity, window=d.window, positive=dict(d.positive) or None,
                                  class_aug=list(a.class_aug) or None, class_aug_ops=list(a.class_aug_ops) or None,
                                  valid_split=valid_split, seed=cfg.experiment.seed,
@@ -226,7 +227,7 @@ def run_metrics(dls) -> list:
     f1s = [m for m in ms if m.name.endswith('_f1_macro')]
     return ms + [ValueMetric(lambda: float(np.mean([m.value for m in f1s])), 'mean_f1_macro')]
 
-def config_callbacks(cfg:RunConfig, bs:int) -> list:
+def config_callbacks(cfg:RunConfig, batch_size:int) -> list:
     ("The training callbacks `cfg` asks for (`bs`: the batch size): mixed precision, gradient accumulation and "
      "clipping, MixUp/CutMix, EMA, the modality-dropout and auxiliary-loss schedules")
     from fastai.callback.training import GradientAccumulation, GradientClip
@@ -234,7 +235,7 @@ def config_callbacks(cfg:RunConfig, bs:int) -> list:
     from fastai.callback.mixup import MixUp, CutMix
     t, o = cfg.training, cfg.optimizer
     cbs = [*mixed_precision(t.mixed_precision, get_device(cfg.experiment.device))]
-    if o.grad_accum > 1: cbs.append(GradientAccumulation(bs * o.grad_accum))
+    if o.grad_accum > 1: cbs.append(GradientAccumulation(batch_size * o.grad_accum))
     if o.grad_clip: cbs.append(GradientClip(o.grad_clip))
     if cfg.augmentation.mixup: cbs.append(MixUp(cfg.augmentation.mixup))
     if cfg.augmentation.cutmix: cbs.append(CutMix(cfg.augmentation.cutmix))

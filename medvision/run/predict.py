@@ -51,7 +51,7 @@ def _decoded(t:pd.DataFrame, spec) -> tuple:
      "the spec's size) in `image`; their files; the others with `read_image`'s reason")
     ok, ims, skipped = [], [], []
     for i, src in enumerate(t.image):
-        try: ims.append(read_image(src, n_ch=spec.channels, draft=max(spec.image_size), size=spec.image_size,
+        try: ims.append(read_image(src, channels=spec.channels, draft=max(spec.image_size), image_size=spec.image_size,
                                    intensity=spec.intensity, window=spec.window)); ok.append(i)
         except MedvisionError as e: skipped.append((str(src), str(e)))
         except OSError as e:   # e.g. no permission
@@ -87,7 +87,7 @@ def _save_predictions(res:pd.DataFrame, output, col:str=None) -> Path:
 
 def predict_files(checkpoint, # a medvision checkpoint
                   inp, # a folder of images, or a CSV with `image` and the model's other inputs (text, tabular columns)
-                  bs:int=64,
+                  batch_size:int=64,
                   # decision threshold of the two-class tasks (default: the one the checkpoint's spec records, else the
                   # most probable class)
                   threshold:float=None,
@@ -122,7 +122,7 @@ def predict_files(checkpoint, # a medvision checkpoint
         rows, fs, bad = _decoded(t.iloc[s:s + PREDICT_CHUNK], spec); skipped += bad
         if rows.empty: continue
         if learn is None: learn = learner_from_checkpoint(checkpoint, table=rows)
-        ps = learn.get_preds(dl=learn.dls.test_dl(rows, bs=bs))[0]
+        ps = learn.get_preds(dl=learn.dls.test_dl(rows, bs=batch_size))[0]
         parts.append(ps if isinstance(ps, tuple) else (ps,)); files.append(fs)
     if learn is None: raise MedvisionError(f"--input {inp}: none of its {len(skipped)} file(s) can be read, e.g. "
                                            f"{skipped[0][1]}")
