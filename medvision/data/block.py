@@ -273,6 +273,15 @@ class MedvisionDataLoaders(DataLoaders):
         ds = TableDatasets(tls=ds.tls, n_inp=self.n_inp)
         return self.valid.new(ds, **kwargs)
 
+    def new_empty(self):
+        ("fastai's `new_empty` (what `Learner.export` pickles): the same transforms without rows, keeping the input "
+         "`spec` and the text encoder, and image readers without their cache")
+        loaders = [dl.new(dl.dataset.new_empty()) for dl in self.loaders]
+        for dl in loaders:
+            for tl in dl.dataset.tls:
+                tl.tfms.fs = tl.tfms.fs.map(lambda f: f.uncached() if isinstance(f, ImageReader) else f)
+        return type(self)(*loaders, spec=self.spec, text_encoder=self.text_encoder, path=self.path, device=self.device)
+
 # %% ../../nbs/01b_data.block.ipynb #96bc5713
 def _vocabs(trn:pd.DataFrame, tasks:list, positive:dict=None) -> tuple:
     "Each task's classes in the training rows (sorted; a binary task's `[negative, positive]`) and each positive class"

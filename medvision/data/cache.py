@@ -139,6 +139,12 @@ class ImageReader(Transform):
              'disk': f", disk cache in {self.cache_dir}"}.get(self.cache, '')
         return f"ImageReader({self.channels} channel(s), size {self.image_size}{c})"
 
+    def uncached(self) -> 'ImageReader':
+        ("This reader without its cache: the images decoded as they come (what an exported learner keeps, since a "
+         "cache belongs to the process and run that filled it)")
+        return self if self.cache is None else ImageReader(self.channels, self.image_size, intensity=self.intensity,
+                                                           window=self.window)
+
 # %% ../../nbs/01c_data.cache.ipynb #7870121b
 def _free_bytes(folder) -> int:
     "Bytes free for this user in `folder`'s file system (0 when it cannot be read)"
