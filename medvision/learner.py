@@ -16,14 +16,15 @@ from fastai.learner import Learner
 from fastai.callback.core import CancelFitException
 from fastai.callback.tracker import TerminateOnNaNCallback
 from .core import MedvisionError
-from .backbones import vision_backbone
+import timm
+from .backbones import vision_backbone, model_data_config
 from .fusion import MultimodalModel
 from .losses import get_loss, MultiTaskLoss, LOSSES
 from .metrics import default_metrics
 from .data.splits import pos_weight as n_neg_over_pos
 
 # %% auto #0
-__all__ = ['bare', 'medvision_splitter', 'train_labels', 'medvision_learner', 'NaNStopCallback']
+__all__ = ['bare', 'medvision_splitter', 'train_labels', 'arch_name', 'medvision_learner', 'NaNStopCallback']
 
 # %% ../nbs/06_learner.ipynb #e4bd4265
 def bare(model:nn.Module) -> nn.Module:
@@ -78,9 +79,30 @@ def _model_config(model, arch, fusion, n_vision, model_kw, pooling='avg', loss='
     try: json.dumps(cfg); return cfg
     except TypeError: return None
 
+def arch_name(arch):
+    ("The timm name of `arch` as `medvision_learner` takes it: a name (with a pretrained tag or not) or a "
+     "`VisionBackbone` as it is, or a model function as fastai's `vision_learner` takes one: timm's (its name), or "
+     "torchvision's, whose ImageNet weights timm holds under the tag `tv_in1k` (`resnet18` -> `resnet18.tv_in1k`)")
+    if isinstance(arch, (str, nn.Module)): return arch
+    name, module = getattr(arch, '__name__', None), getattr(arch, '__module__', None) or ''
+    if callable(arch) and name and module.startswith('timm.') and timm.is_model(name): return name
+    if callable(arch) and name and module.startswith('torchvision.'):
+        if f'{name}.tv_in1k' in timm.list_pretrained(f'{name}.*'): return f'{name}.tv_in1k'
+        raise MedvisionError(f"arch={module}.{name}: timm holds no torchvision weights of {name} (no "
+                             f"'{name}.tv_in1k'); give a timm name, e.g. arch={name!r} if timm has it")
+    raise MedvisionError(f"arch={arch!r}: give a timm model name (e.g. 'resnet18'), a timm or torchvision model "
+                         "function (as fastai's vision_learner takes), or a VisionBackbone")
+
+def _other_stats(spec, arch:str) -> bool:
+    "Whether timm's statistics of `arch` differ from the ones `spec` normalises with (a name alone may differ)"
+    c = model_data_config(arch, spec.channels)
+    return not (np.allclose(c['mean'], spec.mean) and np.allclose(c['std'], spec.std))
+
 def medvision_learner(dls, # `medvision_dataloaders` output (with its input `spec`)
+                      # timm backbone name, a `VisionBackbone`, or a model function as fastai's `vision_learner` takes
+                      # it (`arch_name`)
+                      arch='resnet18',
                       model=None, # a model returning the output dict; built from the other arguments when None
-                      arch:str='resnet18', # timm backbone name, or a `VisionBackbone`
                       pretrained:bool=True, # pretrained backbone weights
                       text=None, # the `TextEncoder` for token inputs (default: the one the DataLoaders used)
                       fusion='concat_mlp', # a name in `fusion.FUSIONS` or a module
@@ -105,6 +127,7 @@ def medvision_learner(dls, # `medvision_dataloaders` output (with its input `spe
     for t, l in losses.items():
         if getattr(l, 'binary', False) and len(dls.vocabs[t]) != 2: raise MedvisionError(f"loss {loss!r} is binary but "
                 f"task '{t}' has {len(dls.vocabs[t])} classes; use 'ce' or 'focal'")
+    arch = arch_name(arch)
     cfg = _model_config(model, arch, fusion, n_vision, model_kw, pooling, loss, loss_kw)
     if model is None:
         vis = (
@@ -132,7 +155,7 @@ def medvision_learner(dls, # `medvision_dataloaders` output (with its input `spe
     # each task's output kind, for the checkpoints
     sp.outputs = {t: 'logit' if n == 1 else 'softmax' for t, n in n_out.items()}
     learn.loss_func.thresholds = sp.thresholds   # one dict: a threshold chosen on validation decides `decodes`
-    if sp.normalize == 'model' and isinstance(arch, str) and sp.arch != arch:
+    if sp.normalize == 'model' and isinstance(arch, str) and sp.arch != arch and _other_stats(sp, arch):
         warnings.warn(f"the DataLoaders normalise with the statistics of {sp.arch}, the model is {arch}; build them "
                       f"with arch='{arch}'", stacklevel=2)
     learn.model_config = cfg  # what `learner_from_checkpoint` rebuilds the model from
