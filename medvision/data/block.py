@@ -10,6 +10,7 @@ import os, random, warnings
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 import numpy as np, pandas as pd, torch
+from PIL import Image
 from fastai.vision.all import (PILImage, PILImageBW, TensorImage, TensorImageBW, IntToFloatTensor,
                                Normalize, Categorize, Transform, imagenet_stats, TensorBase, ToTensor, Pipeline)
 from fastai.data.core import DataLoaders, DataLoader, TfmdDL, test_set
@@ -183,11 +184,13 @@ class InputSpec:
         if isinstance(items, pd.DataFrame): t = items.reset_index(drop=True)
         elif isinstance(items, pd.Series): t = items.to_frame().T.reset_index(drop=True)
         else:
-            items = [items] if isinstance(items, (str, Path, np.ndarray, dict)) else list(items)
+            items = [items] if isinstance(items, (str, Path, np.ndarray, dict, Image.Image)) else list(items)
             # rows (fastai's `predict` passes `[row]`)
             if items and isinstance(items[0], (pd.Series, dict)): t = pd.DataFrame([dict(o) for o in items])
-            else: t = pd.DataFrame({'image': pd.Series([o if isinstance(o, np.ndarray) else str(o) for o in items],
-                                                       dtype=object)})
+            else:   # a PIL image (fastai's `PILImage`) as its pixels
+                ims = [np.asarray(o) if isinstance(o, Image.Image) else o if isinstance(o, np.ndarray) else str(o)
+                       for o in items]
+                t = pd.DataFrame({'image': pd.Series(ims, dtype=object)})
         need_cols(t, self.columns(with_labels), where)
         if self.text == 'embeddings': t = self._with_embeddings(t, where)
         return t
