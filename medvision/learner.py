@@ -12,7 +12,7 @@ import numpy as np, torch
 from torch import nn
 from fastcore.basics import patch
 from fastcore.foundation import L as fcL
-from fastai.learner import Learner
+from fastai.learner import Learner, Metric, ValueMetric, mk_metric
 from fastai.callback.core import CancelFitException
 from fastai.callback.tracker import TerminateOnNaNCallback
 from .core import MedvisionError
@@ -20,11 +20,12 @@ import timm
 from .backbones import vision_backbone, model_data_config
 from .fusion import MultimodalModel
 from .losses import get_loss, MultiTaskLoss, LOSSES
-from .metrics import default_metrics
+from .metrics import default_metrics, TaskMetric
 from .data.splits import pos_weight as n_neg_over_pos
 
 # %% auto #0
-__all__ = ['bare', 'medvision_splitter', 'train_labels', 'arch_name', 'medvision_learner', 'NaNStopCallback']
+__all__ = ['bare', 'medvision_splitter', 'train_labels', 'TaskOf', 'task_metrics_of', 'arch_name', 'medvision_learner',
+           'NaNStopCallback']
 
 # %% ../nbs/06_learner.ipynb #e4bd4265
 def bare(model:nn.Module) -> nn.Module:
@@ -79,6 +80,48 @@ def _model_config(model, arch, fusion, n_vision, model_kw, pooling='avg', loss='
     try: json.dumps(cfg); return cfg
     except TypeError: return None
 
+class _TaskView:
+    "The learner as a stock fastai metric of task `task` sees it: `pred` that task's logits, `yb` its target"
+    def __init__(self, learn, task:str, idx:int): self.learn,self.task,self.idx = learn,task,idx
+    def __getattr__(self, k): return getattr(self.learn, k)
+    @property
+    def pred(self):
+        z = self.learn.pred[f'logits_{self.task}']
+        if z.shape[-1] != 1: return z
+        return torch.cat([torch.zeros_like(z), z], -1)   # a binary head's one logit z: softmax([0, z]) = [1 - p, p]
+    @property
+    def yb(self): return (self.learn.yb[self.idx],)
+    @property
+    def y(self): return self.learn.yb[self.idx]
+
+class TaskOf(Metric):
+    ("A stock fastai metric (a function such as `accuracy`, an `AvgMetric`, an `AccumMetric` such as `RocAucBinary()`) "
+     "of task `task`: it sees that task's logits and target, as on a one-task `vision_learner`")
+    def __init__(self, metric, task:str, idx:int=0, prefix:bool=True):
+        self.metric,self.task,self.idx,self.prefix = mk_metric(metric),task,idx,prefix
+    def reset(self): self.metric.reset()
+    def accumulate(self, learn): self.metric.accumulate(_TaskView(learn, self.task, self.idx))
+    @property
+    def value(self): return self.metric.value
+    @property
+    def name(self): return f'{self.task}_{self.metric.name}' if self.prefix else self.metric.name
+
+def task_metrics_of(metrics, tasks:list) -> list:
+    ("`metrics` as `medvision_learner` takes them: medvision's (`TaskMetric`, `ValueMetric`s) as they are, stock "
+     "fastai metrics on the one task, or a mapping task -> metric(s) (named `<task>_<metric>`)")
+    if isinstance(metrics, dict):
+        if bad := [t for t in metrics if t not in tasks]: raise MedvisionError(f"metrics: {bad[0]!r} is not a task "
+                                                                               f"({', '.join(tasks)})")
+        return [TaskOf(m, t, tasks.index(t)) for t, ms in metrics.items() for m in fcL(ms)]
+    out = []
+    for m in fcL(metrics):
+        if isinstance(m, (TaskMetric, ValueMetric, TaskOf)): out.append(m)
+        elif len(tasks) == 1: out.append(TaskOf(m, tasks[0], 0, prefix=False))
+        else: raise MedvisionError(f"metrics: {getattr(m, '__name__', type(m).__name__)} is a one-task metric and "
+                                   f"these data have tasks {', '.join(tasks)}; give a mapping task -> metric(s), e.g. "
+                                   f"metrics={{{tasks[0]!r}: accuracy}}")
+    return out
+
 def arch_name(arch):
     ("The timm name of `arch` as `medvision_learner` takes it: a name (with a pretrained tag or not) or a "
      "`VisionBackbone` as it is, or a model function as fastai's `vision_learner` takes one: timm's (its name), or "
@@ -111,7 +154,9 @@ def medvision_learner(dls, # `medvision_dataloaders` output (with its input `spe
                       class_weights=None, # 'balanced', per-class weights, or None
                       pos_weight=None, # 'balanced', a number, or None (binary losses)
                       task_weights:dict=None, # task -> weight in the multi-task loss
-                      metrics=None, # fastai metrics (default: accuracy per task, AUC for two-class tasks)
+                      # fastai metrics, or task -> metric(s) (`task_metrics_of`; default: accuracy per task, AUC for
+                      # two-class tasks)
+                      metrics=None,
                       cbs=None, # more callbacks
                       n_vision:int=2, # backbone parameter groups
                       pooling:str='avg', # backbone feature pooling: 'avg', 'max', 'concat' or 'token'
@@ -120,6 +165,9 @@ def medvision_learner(dls, # `medvision_dataloaders` output (with its input `spe
                       **kwargs # `fastai.learner.Learner` arguments (opt_func, wd, path, train_bn, ...)
                      ) -> Learner:
     "A fastai `Learner` for a medvision model on `dls`"
+    if 'loss_func' in kwargs:   # fastai's name for it: the loss of every task
+        if loss != 'ce': raise MedvisionError("give loss= or fastai's loss_func=, not both")
+        loss = kwargs.pop('loss_func')
     if getattr(dls, 'spec', None) is None: raise MedvisionError("dls has no input `spec`: build it with "
                                                                 "medvision_dataloaders")
     losses = {t: _task_loss(dls, i, t, loss, loss_kw, class_weights, pos_weight) for i, t in enumerate(dls.tasks)}
@@ -140,7 +188,8 @@ def medvision_learner(dls, # `medvision_dataloaders` output (with its input `spe
         tab = dls.spec.n_tab or None
         model = MultimodalModel(vis, text=_text_branch(dls, text), tabular=tab, fusion=fusion, tasks=n_out,
                                 **(model_kw or {}))
-    ms = default_metrics({t: len(dls.vocabs[t]) for t in dls.tasks}) if metrics is None else metrics
+    ms = (default_metrics({t: len(dls.vocabs[t]) for t in dls.tasks}) if metrics is None
+          else task_metrics_of(metrics, dls.tasks))
     if not isinstance(model, MultimodalModel) and 'splitter' not in kwargs:
         raise MedvisionError(f"model is a {type(model).__name__}, not a MultimodalModel: pass `splitter=` (a function "
                              "model -> parameter groups, e.g. fastai's trainable_params)")

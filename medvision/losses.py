@@ -8,12 +8,13 @@ Docs: https://medvision-team.github.io/medvision/losses.html.md"""
 from __future__ import annotations
 import torch, torch.nn.functional as F
 from torch import nn
+from fastai.losses import BaseLoss
 from .core import MedvisionError, Registry
 from .fusion import TaskDict
 
 # %% auto #0
-__all__ = ['LOSSES', 'binary_logit', 'BinaryFocalLoss', 'BCELoss', 'CrossEntropyLoss', 'SoftmaxFocalLoss', 'get_loss',
-           'MultiTaskLoss']
+__all__ = ['LOSSES', 'binary_logit', 'BinaryFocalLoss', 'BCELoss', 'CrossEntropyLoss', 'SoftmaxFocalLoss', 'FastaiLoss',
+           'get_loss', 'MultiTaskLoss']
 
 # %% ../nbs/05_losses.ipynb #10b5538b
 def binary_logit(inp:torch.Tensor) -> torch.Tensor:
@@ -92,9 +93,23 @@ for _n, _l in [
 ]:
     LOSSES.add(_n, _l)
 
+class FastaiLoss(nn.Module):
+    ("A fastai loss (`CrossEntropyLossFlat()`, `FocalLossFlat()`, ...: a `BaseLoss`, not an `nn.Module`) as the module "
+     "a task's loss is in `MultiTaskLoss`; its `reduction` is the fastai loss's")
+    def __init__(self, loss:BaseLoss): super().__init__(); self.loss = loss
+    def forward(self, inp, targ): return self.loss(inp, targ)
+    @property
+    def reduction(self): return self.loss.reduction
+    @reduction.setter
+    def reduction(self, r): self.loss.reduction = r
+
 def get_loss(loss='ce', **kwargs) -> nn.Module:
-    "The loss `loss` (a name in `LOSSES`, or a module returned as it is) built with `kwargs`"
-    if isinstance(loss, nn.Module): return loss
+    ("The loss `loss` (a name in `LOSSES`) built with `kwargs`; a loss object (an `nn` loss, a fastai loss such as "
+     "`CrossEntropyLossFlat()`) as it is, and a loss class built with `kwargs`")
+    if isinstance(loss, (nn.Module, BaseLoss)):
+        if kwargs: raise MedvisionError(f"loss {loss!r} is built already, so {', '.join(sorted(kwargs))} cannot reach "
+                                        "it: build it with them, or name a loss of LOSSES")
+        return FastaiLoss(loss) if isinstance(loss, BaseLoss) else loss
     if callable(loss): return loss(**kwargs)
     f = LOSSES[loss]
     try: return f(**kwargs)
