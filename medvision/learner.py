@@ -20,7 +20,7 @@ import timm
 from .backbones import vision_backbone, model_data_config
 from .fusion import MultimodalModel
 from .losses import get_loss, MultiTaskLoss, LOSSES
-from .metrics import default_metrics, TaskMetric
+from .metrics import default_metrics
 from .data.splits import pos_weight as n_neg_over_pos
 
 # %% auto #0
@@ -107,15 +107,15 @@ class TaskOf(Metric):
     def name(self): return f'{self.task}_{self.metric.name}' if self.prefix else self.metric.name
 
 def task_metrics_of(metrics, tasks:list) -> list:
-    ("`metrics` as `medvision_learner` takes them: medvision's (`TaskMetric`, `ValueMetric`s) as they are, stock "
-     "fastai metrics on the one task, or a mapping task -> metric(s) (named `<task>_<metric>`)")
+    ("`metrics` as `medvision_learner` takes them: medvision's (those that read the output dict, `ValueMetric`s) as "
+     "they are, stock fastai metrics on the one task, or a mapping task -> metric(s) (named `<task>_<metric>`)")
     if isinstance(metrics, dict):
         if bad := [t for t in metrics if t not in tasks]: raise MedvisionError(f"metrics: {bad[0]!r} is not a task "
                                                                                f"({', '.join(tasks)})")
         return [TaskOf(m, t, tasks.index(t)) for t, ms in metrics.items() for m in fcL(ms)]
     out = []
     for m in fcL(metrics):
-        if isinstance(m, (TaskMetric, ValueMetric, TaskOf)): out.append(m)
+        if getattr(m, 'reads_outputs', False) or isinstance(m, (ValueMetric, TaskOf)): out.append(m)
         elif len(tasks) == 1: out.append(TaskOf(m, tasks[0], 0, prefix=False))
         else: raise MedvisionError(f"metrics: {getattr(m, '__name__', type(m).__name__)} is a one-task metric and "
                                    f"these data have tasks {', '.join(tasks)}; give a mapping task -> metric(s), e.g. "

@@ -450,6 +450,7 @@ def _metric_name(func) -> str:
 
 class TaskMetric(Metric):
     "fastai metric applying `func(y_true, y_prob)` to task `task` (target `idx` of the batch)"
+    reads_outputs = True   # it reads the model's output dict itself: `medvision_learner` takes it as it is
     def __init__(self, func, task:str, idx:int=0, name:str=None):
         store_attr('func,task,idx'); self._name = f"{task}_{name or _metric_name(func)}"
     def reset(self): self.ps,self.ys = [],[]
