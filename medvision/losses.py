@@ -109,6 +109,8 @@ def get_loss(loss='ce', **kwargs) -> nn.Module:
     if isinstance(loss, (nn.Module, BaseLoss)):
         if kwargs: raise MedvisionError(f"loss {loss!r} is built already, so {', '.join(sorted(kwargs))} cannot reach "
                                         "it: build it with them, or name a loss of LOSSES")
+        if isinstance(loss, BaseLoss) and loss.floatify: raise MedvisionError(f"loss {loss!r} takes float targets, and "
+                "medvision's are class indices: for a two-class task's one logit name loss='bce'")
         return FastaiLoss(loss) if isinstance(loss, BaseLoss) else loss
     if callable(loss): return loss(**kwargs)
     f = LOSSES[loss]
