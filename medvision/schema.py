@@ -359,6 +359,9 @@ SCHEMA = {
                               doc="teacher training epochs"),
         'teacher_lr': Key(None, float, bounds='> 0',
                           doc="the teacher's peak learning rate (default `training.lr`)"),
+        'teacher_pretrained': Key(None, bool,
+                                  doc="whether the teacher starts from ImageNet weights (default `vision.pretrained`): "
+                                      "a pretrained teacher and a student from scratch"),
         'teacher_text_encoder': Key(None, str,
                                     doc="the teacher's text encoder, with its own embeddings or tokenizer (default: "
                                         "a `teacher` checkpoint's own, else `text.encoder`): a preset, a local "

@@ -8,6 +8,7 @@ Docs: https://medvision-team.github.io/medvision/run.distill.html.md"""
 from __future__ import annotations
 import json
 from pathlib import Path
+from types import SimpleNamespace
 import numpy as np, pandas as pd
 from fastai.torch_core import rank_distrib
 from ..core import MedvisionError, seed_everything
@@ -27,10 +28,11 @@ from .train import fit_and_report, report
 __all__ = ['distill', 'distill_results', 'distill_table']
 
 # %% ../../nbs/09j_run.distill.ipynb #f0122097
-def _text_side(cfg:RunConfig, encoder:str=None, max_length:int=None, lr:float=None) -> RunConfig:
-    "`cfg` with one model's own `text.encoder`, `text.max_length` and `training.lr` (None: `cfg`'s)"
-    o = {k: v for k, v in (('text.encoder', encoder), ('text.max_length', max_length), ('training.lr', lr))
-         if v is not None}
+def _side(cfg:RunConfig, encoder:str=None, max_length:int=None, lr:float=None, pretrained:bool=None) -> RunConfig:
+    ("`cfg` with one model's own `text.encoder`, `text.max_length`, `training.lr` and `vision.pretrained` (None: "
+     "`cfg`'s)")
+    o = {k: v for k, v in (('text.encoder', encoder), ('text.max_length', max_length), ('training.lr', lr),
+                           ('vision.pretrained', pretrained)) if v is not None}
     return as_config(cfg, o) if o else cfg
 
 def _side_emb(cfg:RunConfig, c:RunConfig, df:pd.DataFrame) -> pd.DataFrame:
@@ -99,8 +101,8 @@ def distill(cfg, # a YAML path, a `RunConfig` or a dict of sections
     if d.teacher: cfg = as_config(cfg, _teacher_text_keys(cfg)); d = cfg.distill
     init_distributed(cfg)
     run = run or new_run(cfg, 'distill')
-    ct = _text_side(cfg, d.teacher_text_encoder, d.teacher_max_length, d.teacher_lr)
-    cs = _text_side(cfg, d.student_text_encoder, d.student_max_length)
+    ct = _side(cfg, d.teacher_text_encoder, d.teacher_max_length, d.teacher_lr, d.teacher_pretrained)
+    cs = _side(cfg, d.student_text_encoder, d.student_max_length)
     own_text = bool(cfg.data.text) and (ct.text.encoder, ct.text.max_length) != (cs.text.encoder, cs.text.max_length)
     with run_log(run/'run.log'):
         seed_everything(cfg.experiment.seed)
@@ -141,11 +143,18 @@ def _teacher_of(cfg:RunConfig, ct, df_t, dls_t, dls, swap, run:Path) -> tuple:
      "KD fit where it was trained on other statistics, with its own DataLoaders for its report), else trained")
     from medvision.distill import TeacherImage, chain_inputs
     d = cfg.distill
+    s_st = _stats_of(dls.spec)
     if not d.teacher:
+        # trained on its own backbone's statistics (its ImageNet weights expect them), as `medvision train` would
+        if cfg.data.normalize == 'model':
+            from medvision.backbones import model_data_config
+            c = model_data_config(d.teacher_arch, channels=cfg.data.channels)
+            if (t_st := _stats_of(SimpleNamespace(mean=c['mean'], std=c['std']))) != s_st:
+                dls_t, swap = build_dls(ct, df_t, arch=d.teacher_arch), chain_inputs(TeacherImage(s_st, t_st), swap)
         learn, rep = fit_and_report(ct, df_t, dls_t, run/'teacher', epochs=d.teacher_epochs, arch=d.teacher_arch,
                                     fusion=d.teacher_fusion)
         return {'teacher': learn}, {'teacher': rep}, swap
-    t_st, s_st = _stats_of(checkpoint_spec(d.teacher)), _stats_of(dls.spec)
+    t_st = _stats_of(checkpoint_spec(d.teacher))
     if t_st != s_st:
         dls_t = build_dls(ct, df_t, arch=d.student_arch, stats=t_st if t_st[0] is not None else None)
         swap = chain_inputs(TeacherImage(s_st, t_st), swap)
