@@ -1,6 +1,7 @@
 "Distillation: the cost of a live teacher, and whether distilling pays on MedPix"
 from __future__ import annotations
-import sys, time
+import contextlib, json, sys, time
+from pathlib import Path
 import numpy as np, pandas as pd
 from bench.common import *
 
@@ -33,53 +34,73 @@ DISTILL_KW = {'kd': dict(T=4.0, alpha=0.5, beta=0.5), 'combined': dict(T=4.0, al
               'crd': dict(T=4.0, alpha=0.5, beta=0.5, gamma=0.8), 'rkd': dict(T=4.0, alpha=0.5, beta=0.5, gamma=1.0),
               'mmd': dict(T=4.0, alpha=0.5, beta=0.5, gamma=1.0)}
 
+def report_preds(folder) -> dict:
+    "Per task `(y, probabilities)` of a model's test report (`<folder>/report/predictions.csv`), as `predict` gives them"
+    df, out = pd.read_csv(Path(folder)/'report'/'predictions.csv'), {}
+    for t in [c[:-5] for c in df.columns if c.endswith('_true')]:
+        probs = [c for c in df.columns if c.startswith(f'{t}_prob_')]
+        names = [c[len(f'{t}_prob_'):] for c in probs]
+        if len(probs) == 1:                                   # a binary task: the positive class's probability
+            q = df[probs[0]].to_numpy(float)
+            out[t] = ((df[f'{t}_true'].astype(str) == names[0]).to_numpy(int), np.stack([1 - q, q], 1))
+        else: out[t] = (df[f'{t}_true'].astype(str).map({n: i for i, n in enumerate(names)}).to_numpy(int),
+                        df[probs].to_numpy(float))
+    return out
+
 def bench_distill_pays(quick:bool) -> list:
     """MedPix image + caption: an ImageNet-pretrained EfficientNet-Lite2 teacher (offline weights) and a MobileNetV3-small-0.5 student
     from scratch (under 1/4 of its parameters); the five distillation losses against the same student alone, over seeds; test mean macro F1
-    (modality and location) with its mean +- std over seeds. The students train without augmentation so that the teacher's outputs are computed
-    once (`cache=True`); the student alone trains on the same batches"""
+    (modality and location) with its mean +- std over seeds. All through `medvision`'s own commands: the teacher by `train`, each student by
+    `distill` from the teacher's checkpoint. The students train without augmentation so that the teacher's outputs are computed once
+    (`distill.cache`); the student alone trains on the same batches"""
     root = data_dir('medpix2')
     if root is None: return skipped('distillation pays', 'medpix2')
-    from medvision.core import seed_everything
     from medvision.test_utils import tmp_dir
-    from medvision.data.readers import read_medpix
-    from medvision.data.block import medvision_dataloaders
-    from medvision.text import text_encoder, embed_texts
-    from medvision.distill import train_teacher, distill_student
-    from medvision.evaluate import predict
-    df = read_medpix(root)
-    if quick: df = pd.concat([df[df.split == 'train'].sample(n=150, random_state=0), df[df.split != 'train']]).reset_index(drop=True)
-    df['emb'] = list(embed_texts(df.text, text_encoder('minilm', max_length=64), cache=CACHE/'medpix_minilm.npz', progress=False))
+    from medvision.distill import distill_preset
+    from medvision.run.train import train
+    from medvision.run.distill import distill
     sz, t_epochs, s_epochs, seeds = (64, 1, 1, (0,)) if quick else (96, 6, 10, (0, 1, 2))
-    kw = dict(image_size=sz, batch_size=32, text='embeddings', text_emb='emb', arch=DISTILL_TEACHER)   # one preprocessing (the teacher's statistics) for all
-    tasks = ['modality', 'location']
-    dls_t = medvision_dataloaders(df, tasks, seed=0, aug='light', **kw)          # the teacher trains with augmentation
-    dls = medvision_dataloaders(df, tasks, seed=0, aug='none', **kw)             # the students without, so the teacher's outputs are cached (cache=True)
-    test_dl = medvision_dataloaders(df, tasks, valid_split='test', seed=0, aug='none', **kw).valid
-    run = tmp_dir(); seed_everything(0); t0 = time.time()
-    teacher = train_teacher(dls_t, arch=DISTILL_TEACHER, pretrained=True, epochs=t_epochs, lr=1e-3, path=run/'t')
+    p, tasks, out = distill_preset('cpu_pretrained'), ['modality', 'location'], tmp_dir()
+    assert (p['distill.teacher_arch'], p['distill.student_arch']) == (DISTILL_TEACHER, DISTILL_STUDENT), p
+    base = {'experiment': {'name': 'distill_pays', 'seed': 0, 'output_dir': str(out)},
+            'data': {'sources': [{'reader': 'medpix', 'name': 'medpix', 'path': str(root)}], 'tasks': tasks, 'image_size': sz,
+                     'text': 'embeddings', 'cache': 'memory', 'limit': 150 if quick else None},
+            'text': {'encoder': 'minilm', 'max_length': 64}, 'training': {'batch_size': 32},
+            'checkpoint': {'monitor': 'mean_f1_macro'}, 'evaluate': {'split': 'test', 'metric': 'f1_macro', 'bootstrap': 0, 'cams': 0},
+            'tracking': {'csv': False}}
+    t0 = time.time()
+    with contextlib.redirect_stdout(sys.stderr):     # the teacher: ImageNet weights, with augmentation
+        t_run, _ = train(base, {'vision.arch': DISTILL_TEACHER, 'vision.pretrained': True, 'augmentation.preset': 'light',
+                                'training.epochs': t_epochs, 'training.lr': 1e-3})
     t_min = (time.time() - t0) / 60
-    t_score = dict(zip(['loss', *[m.name for m in teacher.metrics]], map(float, teacher.validate(dl=test_dl))))['mean_f1_macro']
-    n_t = sum(p.numel() for p in teacher.model.parameters())
-    res, cis, n_s = {}, {}, None
+    teacher = str(t_run/'models'/'final')
+    student = {**p, 'distill.teacher': teacher, 'distill.teacher_text_encoder': None, 'distill.student_text_encoder': None,
+               'augmentation.preset': 'none', 'distill.cache': True, 'training.epochs': s_epochs, 'training.lr': 3e-3}
+    mean_f1 = lambda m: float(np.mean([r['f1_macro'] for r in m['metrics']]))
+    res, cis, n_s, n_t, t_score = {}, {}, None, None, None
     for seed in seeds:
-        for loss in (None, 'kd', 'combined', 'crd', 'rkd', 'mmd'):
-            seed_everything(seed); t0 = time.time()
-            l, r = distill_student(dls, teacher.model if loss else None, arch=DISTILL_STUDENT, pretrained=False, loss=loss, loss_kw=DISTILL_KW.get(loss),
-                                   epochs=s_epochs, lr=3e-3, path=run/f'{loss}_{seed}', test_dl=test_dl, cache=True)
-            n_s = r['student']['n_params']
-            res.setdefault(loss or 'alone', []).append(r['test']['mean_f1_macro'])
-            cis.setdefault(loss or 'alone', []).append(ci_mean_f1(predict(l, test_dl, progress=False), tasks))
-            print(f"distill_pays: {loss or 'alone'} seed {seed}: test mean macro F1 {res[loss or 'alone'][-1]:.3f} ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
+        for loss in ('kd', 'combined', 'crd', 'rkd', 'mmd'):
+            t0 = time.time()
+            with contextlib.redirect_stdout(sys.stderr):
+                run, _ = distill(base, {**student, 'experiment.seed': seed, 'distill.loss': loss, 'distill.loss_kw': DISTILL_KW[loss],
+                                        'distill.baseline': loss == 'kd'})
+            ms = json.loads((run/'results.json').read_text())['models']
+            n_t, n_s, t_score = ms['teacher']['n_params'], ms['student_kd']['n_params'], mean_f1(ms['teacher'])
+            for name, key in ((loss, 'student_kd'), *((('alone', 'student_alone'),) if loss == 'kd' else ())):
+                res.setdefault(name, []).append(mean_f1(ms[key]))
+                cis.setdefault(name, []).append(ci_mean_f1(report_preds(run/key), tasks))
+                print(f"distill_pays: {name} seed {seed}: test mean macro F1 {res[name][-1]:.3f} ({time.time() - t0:.0f} s)",
+                      file=sys.stderr, flush=True)
     alone = np.mean(res['alone'])
-    rows = [('distillation pays', f'MedPix teacher {DISTILL_TEACHER} (ImageNet) + MiniLM caption embeddings, {n_t/1e6:.2f} M params, {sz} px, {t_epochs} epochs ({t_min:.1f} CPU min): test mean macro F1 (modality, location)',
+    rows = [('distillation pays', f'MedPix teacher {DISTILL_TEACHER} (ImageNet) + MiniLM caption embeddings, {n_t/1e6:.2f} M params, {sz} px, {t_epochs} epochs ({t_min:.1f} CPU min; `medvision train`): test mean macro F1 (modality, location)',
              f'{t_score:.3f}', '-', '-', '-')]
     sd = lambda x: np.std(x, ddof=1) if len(x) > 1 else 0.
-    for name, v in res.items():
+    for name in ('alone', 'kd', 'combined', 'crd', 'rkd', 'mmd'):
+        v = res[name]
         apart = np.mean(v) - sd(v) > alone + sd(res['alone'])             # mean +- std of the two do not overlap
         goal = '-' if name == 'alone' else (f">= alone + 0.02, no overlap, >= 95% of teacher: "
                                             f"{'met' if np.mean(v) >= alone + 0.02 and apart and np.mean(v) >= 0.95 * t_score else 'MISSED'}")
-        rows.append(('distillation pays', f'student {DISTILL_STUDENT} from scratch ({n_s/1e6:.2f} M params, {n_s/n_t:.2f} of the teacher), {name}, {s_epochs} epochs (no augmentation), {len(v)} seeds: test mean macro F1; '
+        rows.append(('distillation pays', f'student {DISTILL_STUDENT} from scratch ({n_s/1e6:.2f} M params, {n_s/n_t:.2f} of the teacher), {name}, {s_epochs} epochs (no augmentation; `medvision distill`), {len(v)} seeds: test mean macro F1; '
                      f'95% bootstrap interval of one run (mean ends over seeds) {ci_text(cis[name])}',
                      mean_sd(v), f'student alone {mean_sd(res["alone"])}', f'{np.mean(v) - alone:+.3f}; {np.mean(v)/t_score:.0%} of teacher', goal))
     return rows

@@ -152,7 +152,7 @@ def bench_multimodal(quick:bool) -> list:
 def bench_mixed_precision(quick:bool) -> list:
     "Train steps of a ResNet-18 at 128 px: autocast (bf16 on CPU; fp16 and bf16 on a GPU) vs fp32, in plain PyTorch and through medvision's learner"
     import timm
-    from medvision.callbacks import mixed_precision
+    from medvision.precision import mixed_precision
     torch.manual_seed(0)
     bs, sz, n = (16, 96, 3) if quick else (32, 128, 5)
     x, y = torch.randn(bs, 3, sz, sz), torch.randint(0, 2, (bs,))

@@ -17,6 +17,7 @@ from .backbones import *
 from .fusion import *
 from .losses import *
 from .learner import *
+from .precision import *
 from .callbacks import *
 from .checkpoint import *
 from .stages import *

@@ -1,4 +1,4 @@
-"""The callbacks fastai lacks: schedules, weight EMA, bf16 autocast on CPU, and tracking.
+"""The callbacks fastai lacks: schedules, weight EMA, and tracking.
 
 Docs: https://medvision-team.github.io/medvision/callbacks.html.md"""
 
@@ -13,16 +13,13 @@ from fastcore.basics import store_attr, patch
 from fastai.callback.core import Callback
 from fastai.learner import Recorder
 from fastai.callback.progress import CSVLogger
-from fastai.callback.fp16 import MixedPrecision
-from fastai.torch_core import to_float
 from .core import MedvisionError, did_you_mean
 from .learner import bare
 
 # %% auto #0
 __all__ = ['AUX_MODALITIES', 'ModalityDropoutScheduleCallback', 'check_aux_weight', 'AuxLossScheduleCallback', 'EMACallback',
-           'CPUAutocastCallback', 'mixed_precision', 'CompileModel', 'CSVTableLogger', 'tracking_callbacks',
-           'default_mlflow_uri', 'mlflow_params', 'MLflowCallback', 'checkpoint_files', 'log_wandb_checkpoints',
-           'tracked']
+           'CompileModel', 'CSVTableLogger', 'tracking_callbacks', 'default_mlflow_uri', 'mlflow_params',
+           'MLflowCallback', 'checkpoint_files', 'log_wandb_checkpoints', 'tracked']
 
 # %% ../nbs/06a_callbacks.ipynb #17227d51
 def _lin(start, end, epoch:int, n_epoch:int): return start + (end - start) * (epoch / max(n_epoch - 1, 1))
@@ -125,29 +122,6 @@ class EMACallback(Callback):
     def after_validate(self): self._swap_out()
     def after_fit(self):
         if self.final == 'ema': bare(self.model).load_state_dict(self.shadow)
-
-# %% ../nbs/06a_callbacks.ipynb #8cbf8253
-class CPUAutocastCallback(Callback):
-    "bf16 autocast of the forward pass on CPU"
-    order = 10
-    def __init__(self, dtype=torch.bfloat16): self.dtype,self.ctx = dtype,None
-    def before_batch(self):
-        self.ctx = torch.autocast('cpu', dtype=self.dtype); self.ctx.__enter__()
-    def after_pred(self): self.learn.pred = to_float(self.pred)
-    def _exit(self):
-        if self.ctx is not None: self.ctx.__exit__(None, None, None); self.ctx = None
-    def after_loss(self): self._exit()
-    def after_batch(self): self._exit()
-    def after_cancel_batch(self): self._exit()
-
-def mixed_precision(mode:str|None='bf16', device=None) -> list:
-    "Callbacks for mixed precision `mode` ('fp16', 'bf16' or None) on `device`"
-    if mode in (None, 'no', 'fp32'): return []
-    if mode not in ('fp16', 'bf16'): raise MedvisionError(f"mixed_precision={mode!r}: use 'bf16', 'fp16' or None")
-    cuda = torch.cuda.is_available() if device is None else torch.device(device).type == 'cuda'
-    if cuda: return [MixedPrecision(amp_mode=mode)]
-    if mode == 'fp16': raise MedvisionError("fp16 mixed precision needs a CUDA GPU; on CPU use mixed_precision='bf16'")
-    return [CPUAutocastCallback()]
 
 # %% ../nbs/06a_callbacks.ipynb #bdb0f8a9
 class CompileModel(Callback):

@@ -7,23 +7,18 @@ Docs: https://medvision-team.github.io/medvision/distill.html.md"""
 # %% ../nbs/07_distill.ipynb #238e5461
 from __future__ import annotations
 import hashlib, json
-from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
 from torch import nn
 from fastcore.basics import store_attr
 from fastai.callback.core import Callback
-from fastai.learner import ValueMetric
 from .core import MedvisionError, Registry
 from .fusion import MultimodalModel
-from .learner import medvision_learner, bare, train_labels
-from .callbacks import tracking_callbacks
-from .checkpoint import CheckpointCallback, save_checkpoint, load_checkpoint, checkpoint_header
-from .metrics import f1_macro, TaskMetric
+from .learner import bare, train_labels
 
 # %% auto #0
 __all__ = ['DISTILL_LOSSES', 'DISTILL_PRESETS', 'kd_div', 'Adapter', 'FeatureMSE', 'RKDLoss', 'MMDLoss', 'CRDLoss',
            'feature_dims', 'DistillLoss', 'DistillationCallback', 'TeacherText', 'TeacherImage', 'chain_inputs',
-           'mean_f1_metrics', 'train_teacher', 'distill_student', 'inference_time', 'teacher_ratios', 'distill_preset']
+           'inference_time', 'teacher_ratios', 'distill_preset']
 
 # %% ../nbs/07_distill.ipynb #f39fba17
 def _two(z:torch.Tensor) -> torch.Tensor:
@@ -371,83 +366,6 @@ def chain_inputs(*fs):
         return xb
     return _chain
 
-# %% ../nbs/07_distill.ipynb #1752baa0
-def mean_f1_metrics(tasks:list) -> list:
-    "Per-task macro F1 and their mean, `mean_f1_macro` (the model-selection score of the distillation pipeline)"
-    ms = [TaskMetric(f1_macro, t, i) for i, t in enumerate(tasks)]
-    return ms + [ValueMetric(lambda: float(np.mean([m.value for m in ms])), 'mean_f1_macro')]
-
-def _n_params(m) -> int: return int(sum(p.numel() for p in bare(m).parameters()))
-
-def _meta(learn, role, loss, loss_kw) -> dict:
-    m = bare(learn.model)
-    return {'role': role, 'arch': learn.arch, 'n_params': _n_params(m),
-            'fusion': type(getattr(m, 'fusion', None)).__name__,
-            'modalities': list(getattr(m, 'modalities', [])), 'loss': loss or 'ce',
-            'loss_kw': {k: v for k, v in (loss_kw or {}).items() if isinstance(v, (int, float, str))}}
-
-# %% ../nbs/07_distill.ipynb #b89dea4d
-def train_teacher(dls, # `medvision_dataloaders` with the tasks (MedPix's dev split as `valid`)
-                  arch:str='resnet34', pretrained:bool=True, epochs:int=5, lr:float=1e-3,
-                  path='runs/distill', # run folder
-                  **kwargs # `medvision_learner` arguments (fusion, model_kw, loss, ...)
-                 ):
-    "Train the teacher on every task of `dls`, keeping `teacher_best` on the mean macro F1"
-    path = Path(path)
-    learn = medvision_learner(dls, arch=arch, pretrained=pretrained, metrics=mean_f1_metrics(dls.tasks), path=path,
-                              **kwargs)
-    learn.fit_one_cycle(epochs, lr, cbs=[CheckpointCallback('mean_f1_macro', folder=path, best_name='teacher_best',
-                                                            last_name='teacher_last'),
-                                         *tracking_callbacks(path/'teacher')])
-    return learn
-
-# %% ../nbs/07_distill.ipynb #50b100fb
-def _scores(learn, dl) -> dict:
-    vals = learn.validate(dl=dl)
-    return dict(zip(['loss', *[m.name for m in learn.metrics]], map(float, vals)))
-
-def distill_student(dls, teacher=None, # the trained teacher model (None: the student alone, the no-KD baseline)
-                    arch:str='resnet18', pretrained:bool=True, loss:str|None='kd', loss_kw:dict=None,
-                    epochs:int=5, lr:float=1e-3, path='runs/distill',
-                    # DataLoader of the test split (e.g. `medvision_dataloaders(..., valid_split='test').valid`)
-                    test_dl=None,
-                    config:dict=None, # the run's configuration, copied into `results.json`
-                    cache:bool=False, **kwargs):
-    ("Distil `teacher` into a student `arch` (or train it alone); writes checkpoints and results to `path`; returns "
-     "`(learner, results)`")
-    path = Path(path); path.mkdir(parents=True, exist_ok=True)
-    if loss is not None and teacher is None: raise MedvisionError(f"loss={loss!r} needs a `teacher`; pass loss=None to "
-            "train the student alone")
-    cbs = [DistillationCallback(teacher, loss, cache=cache, **(loss_kw or {}))] if loss is not None else []
-    learn = medvision_learner(dls, arch=arch, pretrained=pretrained, metrics=mean_f1_metrics(dls.tasks), path=path,
-                              cbs=cbs, **kwargs)
-    ck = CheckpointCallback('mean_f1_macro', folder=path, best_name='student_best', last_name='student_last',
-                            load_best=False)
-    learn.fit_one_cycle(epochs, lr, cbs=[ck, *tracking_callbacks(path)])
-    save_checkpoint(learn, path/'student_final', with_opt=False, epoch=epochs - 1)
-    hist = [dict(zip(learn.recorder.metric_names[1:-1], map(float, v))) | {'epoch': i}
-            for i, v in enumerate(learn.recorder.values)]
-    load_checkpoint(learn, path/'student_best')
-    res = {
-        'config': config or {},
-        'history': hist,
-        'valid': _scores(learn, dls.valid),
-        'test': _scores(learn, test_dl) if test_dl is not None else None,
-        'best_epoch': int(checkpoint_header(path / 'student_best')['epoch']),
-        'student': _meta(learn, 'student', loss, loss_kw),
-        'teacher': (
-            {
-                'arch': getattr(bare(teacher), 'vision', None) and bare(teacher).vision.name,
-                'n_params': _n_params(teacher),
-            }
-            if teacher is not None
-            else None
-        ),
-    }
-    (path/'metrics.json').write_text(json.dumps(hist, indent=1))
-    (path/'results.json').write_text(json.dumps(res, indent=1, default=str))
-    return learn, res
-
 # %% ../nbs/07_distill.ipynb #2c38c510
 def inference_time(model:nn.Module, xb:tuple, warmup:int=2, repeats:int=5) -> float:
     "Median seconds per image of `model` on batch `xb` (eval mode, no gradients) over `repeats` passes after `warmup`"
@@ -472,24 +390,29 @@ def teacher_ratios(rows:dict, teacher:str='teacher') -> dict:
 
 # %% ../nbs/07_distill.ipynb #f8da3551
 DISTILL_PRESETS = Registry('distillation preset')
-DISTILL_PRESETS.add('medpix', dict(teacher=dict(arch='vit_large_patch16_224', text='clinicalbert'),
-                                   student=dict(arch='vit_base_patch16_224', text='distilbert'),
-                                   loss='kd', loss_kw=dict(T=4.0, alpha=0.5, beta=0.5), tasks=['modality', 'location']))
-DISTILL_PRESETS.add('wound', dict(teacher=dict(arch='vit_large_patch16_224', text='clinicalbert'),
-                                  student=dict(arch='vit_small_patch16_224', text='minilm'),
-                                  loss='combined', loss_kw=dict(T=4.0, alpha=0.5, beta=0.5, gamma=1.0),
-                                  tasks=['type', 'severity']))
-DISTILL_PRESETS.add('cpu_small',
-                    dict(teacher=dict(arch='resnet34', text='minilm'), student=dict(arch='resnet18', text='minilm'),
-                                      loss='kd', loss_kw=dict(T=4.0, alpha=0.5, beta=0.5),
-                                      tasks=['modality', 'location']))
-DISTILL_PRESETS.add('cpu_pretrained', dict(teacher=dict(arch='tf_efficientnet_lite2', text='minilm', pretrained=True),
-                                           student=dict(arch='mobilenetv3_small_050', text='minilm', pretrained=False),
-                                           loss='kd', loss_kw=dict(T=4.0, alpha=0.5, beta=0.5),
-                                           tasks=['modality', 'location']))
+_KD = {'distill.loss': 'kd', 'distill.loss_kw': {'T': 4.0, 'alpha': 0.5, 'beta': 0.5}}
+DISTILL_PRESETS.add('medpix', {'distill.teacher_arch': 'vit_large_patch16_224',
+                               'distill.teacher_text_encoder': 'clinicalbert',
+                               'distill.student_arch': 'vit_base_patch16_224',
+                               'distill.student_text_encoder': 'distilbert',
+                               **_KD, 'data.tasks': ['modality', 'location']})
+DISTILL_PRESETS.add('wound', {'distill.teacher_arch': 'vit_large_patch16_224',
+                              'distill.teacher_text_encoder': 'clinicalbert',
+                              'distill.student_arch': 'vit_small_patch16_224',
+                              'distill.student_text_encoder': 'minilm',
+                              'distill.loss': 'combined',
+                              'distill.loss_kw': {'T': 4.0, 'alpha': 0.5, 'beta': 0.5, 'gamma': 1.0},
+                              'data.tasks': ['type', 'severity']})
+DISTILL_PRESETS.add('cpu_small', {'distill.teacher_arch': 'resnet34', 'distill.student_arch': 'resnet18',
+                                  'distill.teacher_text_encoder': 'minilm', 'distill.student_text_encoder': 'minilm',
+                                  **_KD, 'data.tasks': ['modality', 'location']})
+DISTILL_PRESETS.add('cpu_pretrained', {'distill.teacher_arch': 'tf_efficientnet_lite2',
+                                       'distill.teacher_pretrained': True,
+                                       'distill.student_arch': 'mobilenetv3_small_050', 'vision.pretrained': False,
+                                       'distill.teacher_text_encoder': 'minilm',
+                                       'distill.student_text_encoder': 'minilm',
+                                       **_KD, 'data.tasks': ['modality', 'location']})
 
-def distill_preset(name:str, **overrides) -> dict:
-    "The teacher/student preset `name` with `overrides` merged in (dicts merge one level deep)"
-    p = json.loads(json.dumps(DISTILL_PRESETS[name]))
-    for k, v in overrides.items(): p[k] = p[k] | v if isinstance(p.get(k), dict) and isinstance(v, dict) else v
-    return p
+def distill_preset(name:str, overrides:dict=None) -> dict:
+    "The config keys of teacher/student preset `name` (a fresh copy), with the dotted keys of `overrides` over them"
+    return json.loads(json.dumps(DISTILL_PRESETS[name])) | dict(overrides or {})

@@ -1,4 +1,4 @@
-"""`medvision_learner`: a plain fastai `Learner` with parameter groups, a NaN stop and vision-only pre-training.
+"""`medvision_learner`: a fastai `Learner`: parameter groups, NaN stop, vision-only pre-training, device-fit precision.
 
 Docs: https://medvision-team.github.io/medvision/learner.html.md"""
 
@@ -16,6 +16,8 @@ from fastai.learner import Learner, Metric, ValueMetric, mk_metric
 from fastai.callback.core import CancelFitException
 from fastai.callback.tracker import TerminateOnNaNCallback
 from .core import MedvisionError
+from .precision import CPUAutocastCallback, mixed_precision
+from fastai.callback.fp16 import MixedPrecision
 import timm
 from .backbones import vision_backbone, model_data_config
 from .fusion import MultimodalModel
@@ -24,8 +26,8 @@ from .metrics import default_metrics
 from .data.splits import pos_weight as n_neg_over_pos
 
 # %% auto #0
-__all__ = ['bare', 'medvision_splitter', 'train_labels', 'TaskOf', 'task_metrics_of', 'arch_name', 'medvision_learner',
-           'NaNStopCallback']
+__all__ = ['bare', 'medvision_splitter', 'MedvisionLearner', 'train_labels', 'TaskOf', 'task_metrics_of', 'arch_name',
+           'medvision_learner', 'NaNStopCallback']
 
 # %% ../nbs/06_learner.ipynb #e4bd4265
 def bare(model:nn.Module) -> nn.Module:
@@ -39,6 +41,26 @@ def medvision_splitter(model:MultimodalModel, n_vision:int=2) -> list:
     g = model.groups()
     txt = [p for p in g['text'] if p.requires_grad]
     return [*model.vision.param_groups(n_vision), *([txt] if txt else []), g['head']]
+
+# %% ../nbs/06_learner.ipynb #e4bd4267
+class MedvisionLearner(Learner):
+    ("fastai's `Learner` whose `to_bf16` and `to_fp16` fit the device of its DataLoaders (`precision.mixed_precision`: "
+     "fastai's `MixedPrecision` on CUDA, bf16 autocast on CPU, where fastai's would train in fp32)")
+    def _precision(self, mode:str, **kwargs):
+        self.to_fp32()
+        dev = getattr(self.dls, 'device', None)
+        if mode == 'fp16' and not (torch.cuda.is_available() if dev is None else torch.device(dev).type == 'cuda'):
+            raise MedvisionError("to_fp16: fp16 autocast needs a CUDA GPU and these DataLoaders are on the CPU; "
+                                 "use learn.to_bf16() (bf16 autocast on CPU)")
+        cbs = mixed_precision(mode, dev)
+        if kwargs: cbs = [MixedPrecision(amp_mode=mode, **kwargs)]   # the GradScaler's arguments, as fastai takes them
+        return self.add_cbs(cbs)
+
+    def to_bf16(self): return self._precision('bf16')
+    def to_fp16(self, **kwargs): return self._precision('fp16', **kwargs)
+    def to_fp32(self):
+        "Train in fp32: no mixed-precision callback of fastai's or medvision's"
+        return self.remove_cbs([c for c in self.cbs if isinstance(c, (MixedPrecision, CPUAutocastCallback))])
 
 # %% ../nbs/06_learner.ipynb #e527130d
 def train_labels(dls, i:int) -> np.ndarray:
@@ -196,7 +218,7 @@ def medvision_learner(dls, # `medvision_dataloaders` output (with its input `spe
     splitter = (
         partial(medvision_splitter, n_vision=n_vision) if isinstance(model, MultimodalModel) else kwargs.pop('splitter')
     )
-    learn = Learner(dls, model, loss_func=MultiTaskLoss(losses, task_weights), metrics=ms, splitter=splitter,
+    learn = MedvisionLearner(dls, model, loss_func=MultiTaskLoss(losses, task_weights), metrics=ms, splitter=splitter,
                     cbs=[NaNStopCallback(), *fcL(cbs)], **kwargs)
     learn.arch = arch if isinstance(arch, str) else getattr(arch, 'name', 'model')
     learn.diverged = None   # set by `NaNStopCallback`: the weights are not to be used

@@ -21,8 +21,8 @@ from ..data.splits import split_table, kfold, filter_min_samples
 from ..data.block import medvision_dataloaders
 from ..learner import medvision_learner
 from ..fusion import MultimodalModel
+from ..precision import mixed_precision
 from medvision.callbacks import (
-    mixed_precision,
     CompileModel,
     EMACallback,
     tracking_callbacks,
