@@ -21,6 +21,7 @@ from .precision import *
 from .callbacks import *
 from .checkpoint import *
 from .stages import *
+from .interpret import *
 from .metrics import *
 from .distill import *
 from .evaluate import *

@@ -43,9 +43,61 @@ def medvision_splitter(model:MultimodalModel, n_vision:int=2) -> list:
     return [*model.vision.param_groups(n_vision), *([txt] if txt else []), g['head']]
 
 # %% ../nbs/06_learner.ipynb #e4bd4267
+class _Joined:
+    "A multi-task loss whose activation puts every task's probabilities side by side in one `(B, sum of widths)` tensor"
+    def __init__(self, loss): self.loss,self.widths = loss,None
+    def __call__(self, *args, **kwargs): return self.loss(*args, **kwargs)
+    def activation(self, out:dict) -> torch.Tensor:
+        ps = self.loss.activation(out)
+        self.widths = [p.shape[1] for p in ps]
+        return torch.cat(ps, 1)
+
 class MedvisionLearner(Learner):
     ("fastai's `Learner` whose `to_bf16` and `to_fp16` fit the device of its DataLoaders (`precision.mixed_precision`: "
-     "fastai's `MixedPrecision` on CUDA, bf16 autocast on CPU, where fastai's would train in fp32)")
+     "fastai's `MixedPrecision` on CUDA, bf16 autocast on CPU, where fastai's would train in fp32), and whose "
+     "`predict`, `tta` and `show_results` give every task's (fastai's fail or keep the first task's)")
+    def show_results(self, ds_idx:int=1, dl=None, max_n:int=9, shuffle:bool=True, ncols:int=3, **kwargs):
+        ("fastai's `show_results`; with several tasks, each image of a batch titled with every task's actual / "
+         "predicted class (fastai 2.8's generic `show_results` fails on a tuple of targets)")
+        if len(getattr(self.dls, 'tasks', ())) < 2: return super().show_results(ds_idx, dl, max_n, shuffle, **kwargs)
+        import matplotlib.pyplot as plt
+        if dl is None: dl = self.dls[ds_idx].new(shuffle=shuffle)
+        b = dl.one_batch(); n = self.dls.n_inp
+        dec = self.get_preds(dl=[b], with_decoded=True)[2]
+        imgs = self.dls.valid.decode((b[0],))[0][:max_n]
+        nrows = -(-len(imgs) // ncols)
+        fig, axs = plt.subplots(nrows, ncols, figsize=(3 * ncols, 3.4 * nrows), squeeze=False)
+        for ax in axs.flat: ax.axis('off')
+        for j, (ax, img) in enumerate(zip(axs.flat, imgs)):
+            img.show(ctx=ax)
+            ax.set_title('\n'.join(f"{t}: {self.dls.vocabs[t][int(y[j])]} / {self.dls.vocabs[t][int(d[j])]}"
+                                   for t, y, d in zip(self.dls.tasks, b[n:], dec)), fontsize=8)
+        fig.suptitle('actual / predicted', fontsize=10)
+        return fig
+
+    def tta(self, ds_idx:int=1, dl=None, n:int=4, item_tfms=None, batch_tfms=None, beta:float|None=0.25,
+            use_max:bool=False):
+        ("fastai's `tta`; with several tasks, every task's probabilities (a tuple in task order), each blended as "
+         "fastai blends one task's")
+        if len(getattr(self.dls, 'tasks', ())) < 2:
+            return super().tta(ds_idx, dl, n, item_tfms, batch_tfms, beta, use_max)
+        old = self.loss_func; self.loss_func = joined = _Joined(old)   # fastai's tta stacks one tensor per pass
+        try: p, targs = super().tta(ds_idx, dl, n, item_tfms, batch_tfms, beta, use_max)
+        finally: self.loss_func = old
+        split = lambda x: tuple(torch.split(x, joined.widths, 1))
+        return (tuple(map(split, p)) if isinstance(p, tuple) else split(p)), targs
+
+    def predict(self, item, rm_type_tfms=None, with_input:bool=False):
+        ("fastai's `predict`: `(labels, class indices, probabilities)` of one item; with several tasks each is a tuple "
+         "in task order")
+        if len(getattr(self.dls, 'tasks', ())) < 2: return super().predict(item, rm_type_tfms, with_input)
+        dl = self.dls.test_dl([item], rm_type_tfms=rm_type_tfms, num_workers=0)
+        inp, preds, _, dec_preds = self.get_preds(dl=dl, with_input=True, with_decoded=True)
+        n = self.dls.n_inp
+        dec = self.dls.decode_batch((inp,) + tuple(dec_preds) if n == 1 else tuple(inp) + tuple(dec_preds))[0]
+        res = tuple(dec[n:]), tuple(d[0] for d in dec_preds), tuple(p[0] for p in preds)
+        return ((dec[0] if n == 1 else tuple(dec[:n])),) + res if with_input else res
+
     def _precision(self, mode:str, **kwargs):
         self.to_fp32()
         dev = getattr(self.dls, 'device', None)
