@@ -74,7 +74,7 @@ def bench_distill_pays(quick:bool) -> list:
                                 'training.epochs': t_epochs, 'training.lr': 1e-3})
     t_min = (time.time() - t0) / 60
     teacher = str(t_run/'models'/'final')
-    student = {**p, 'distill.teacher': teacher, 'distill.teacher_text_encoder': None, 'distill.student_text_encoder': None,
+    student = {**p, 'distill.teacher': teacher, 'distill.teacher_pretrained': None, 'distill.teacher_text_encoder': None, 'distill.student_text_encoder': None,
                'augmentation.preset': 'none', 'distill.cache': True, 'training.epochs': s_epochs, 'training.lr': 3e-3}
     mean_f1 = lambda m: float(np.mean([r['f1_macro'] for r in m['metrics']]))
     res, cis, n_s, n_t, t_score = {}, {}, None, None, None

@@ -60,6 +60,8 @@ class MedvisionLearner(Learner):
         ("fastai's `show_results`; with several tasks, each image of a batch titled with every task's actual / "
          "predicted class (fastai 2.8's generic `show_results` fails on a tuple of targets)")
         if len(getattr(self.dls, 'tasks', ())) < 2: return super().show_results(ds_idx, dl, max_n, shuffle, **kwargs)
+        if kwargs: raise MedvisionError(f"show_results: {', '.join(kwargs)} is not taken with several tasks; use "
+                                        "max_n, shuffle and ncols")
         import matplotlib.pyplot as plt
         if dl is None: dl = self.dls[ds_idx].new(shuffle=shuffle)
         b = dl.one_batch(); n = self.dls.n_inp

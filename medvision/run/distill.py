@@ -134,6 +134,9 @@ def _check_distill(cfg:RunConfig):
         raise MedvisionError(f"vision.arch: {v.arch!r} is neither distill.teacher_arch ({d.teacher_arch}) nor "
                              f"distill.student_arch ({d.student_arch}); "
                              "distill trains those two, and vision.arch only names the backbone vision.weights are for")
+    if d.teacher and d.teacher_pretrained is not None:
+        raise MedvisionError(f"distill.teacher_pretrained: the teacher is the trained checkpoint {d.teacher} "
+                             "(distill.teacher), so it starts from no other weights; remove distill.teacher_pretrained")
     for k in ('teacher_text_encoder', 'teacher_max_length', 'student_text_encoder', 'student_max_length'):
         if d[k] is not None and not cfg.data.text: raise MedvisionError(f"distill.{k}: data.text is null, so no model "
                 f"reads text; remove distill.{k} or set data.text to embeddings or tokens")
