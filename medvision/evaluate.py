@@ -14,7 +14,7 @@ import torch.nn.functional as F
 import matplotlib.pyplot as plt
 from fastprogress.fastprogress import progress_bar
 from .core import MedvisionError
-from .learner import bare
+from .learner import bare, MedvisionLearner
 from .checkpoint import load_checkpoint, learner_from_checkpoint
 from medvision.metrics import (
     task_probs,
@@ -62,36 +62,21 @@ def rows_of(dl) -> pd.DataFrame:
     return dl.items.reset_index(drop=True)
 
 # %% ../nbs/08a_evaluate.ipynb #d642efd4
-class _SideBySide:
-    "`loss` with an activation giving the probabilities of every task in one `(B, sum of widths)` tensor"
-    def __init__(self, loss, tasks): self.loss,self.tasks,self.widths = loss,tasks,None
-    def __call__(self, *args, **kwargs): return self.loss(*args, **kwargs)
-    def activation(self, out:dict) -> torch.Tensor:
-        ps = [task_probs(out[f'logits_{t}']) for t in self.tasks]
-        ps = [p[:, None] if p.ndim == 1 else p for p in ps]
-        self.widths = [p.shape[1] for p in ps]
-        return torch.cat(ps, 1)
-
 def tta_predict(learn, dl=None, n:int=4, beta:float=0.25, use_max:bool=False) -> dict:
-    ("`predict` through fastai's `Learner.tta`: `n` augmented passes blended with the plain one (`beta`: weight of the "
-     "plain one)")
+    ("`predict`'s `{task: (y, p)}` through fastai's `Learner.tta`: `n` augmented passes blended with the plain one "
+     "(`beta`: weight of the plain one)")
     from fastai.callback.core import TrainEvalCallback
     from fastai.learner import Recorder, CastToTensor
+    if beta is None: raise MedvisionError("tta_predict: beta=None (fastai's unblended pair) is not taken; give a "
+                                          "weight in [0, 1], or call learn.tta for the pair")
     dl = dl if dl is not None else learn.dls.valid
-    tasks = list(learn.dls.tasks)
-    side = _SideBySide(learn.loss_func, tasks)
     held = [c for c in learn.cbs if not isinstance(c, (TrainEvalCallback, Recorder, CastToTensor))]
-    old = learn.loss_func
-    try:
-        learn.loss_func = side
-        with learn.removed_cbs(held): p, targs = learn.tta(dl=dl, n=n, beta=beta, use_max=use_max)
-    finally: learn.loss_func = old
-    targs = list(targs) if isinstance(targs, (tuple, list)) else [targs]
-    out, at = {}, 0
-    for t, w, y in zip(tasks, side.widths, targs):
-        pt = p[:, at:at + w]; at += w
-        out[t] = (y.cpu().numpy(), (pt[:, 0] if w == 1 else pt).cpu().numpy())
-    return out
+    with learn.removed_cbs(held): p, targs = MedvisionLearner.tta(learn, dl=dl, n=n, beta=beta, use_max=use_max)
+    ps, ys = (p if isinstance(p, tuple) else (p,)), (targs if isinstance(targs, (tuple, list)) else (targs,))
+    losses = getattr(learn.loss_func, 'losses', {})
+    one_logit = lambda t: t in losses and getattr(losses[t], 'binary', False)   # `predict` keeps its positive `p`
+    return {t: (y.cpu().numpy(), (pt[:, 1] if one_logit(t) else pt).cpu().numpy())
+            for t, pt, y in zip(learn.dls.tasks, ps, ys)}
 
 # %% ../nbs/08a_evaluate.ipynb #c7a86b3e
 def cam_layer(vision, # a `VisionBackbone`
