@@ -6,6 +6,7 @@ Docs: https://medvision-team.github.io/medvision/precision.html.md"""
 
 # %% ../nbs/05c_precision.ipynb #c5a00003
 from __future__ import annotations
+import warnings
 import torch
 from fastai.callback.core import Callback
 from fastai.callback.fp16 import MixedPrecision
@@ -13,7 +14,7 @@ from fastai.torch_core import to_float
 from .core import MedvisionError
 
 # %% auto #0
-__all__ = ['CPUAutocastCallback', 'mixed_precision']
+__all__ = ['CPUAutocastCallback', 'cpu_bf16', 'mixed_precision']
 
 # %% ../nbs/05c_precision.ipynb #8cbf8253
 class CPUAutocastCallback(Callback):
@@ -29,6 +30,17 @@ class CPUAutocastCallback(Callback):
     def after_batch(self): self._exit()
     def after_cancel_batch(self): self._exit()
 
+def _cpu_flags() -> set:
+    "The x86 feature flags of `/proc/cpuinfo` (empty where there is none)"
+    try: txt = open('/proc/cpuinfo').read()
+    except OSError: return set()
+    return set(next((ln.split(':', 1)[1].split() for ln in txt.splitlines() if ln.startswith('flags')), []))
+
+def cpu_bf16() -> bool:
+    "Whether this CPU computes bf16 natively (oneDNN's kernels: AVX-512 BW/VL/DQ or AMX); elsewhere bf16 is emulated"
+    try: return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError): return {'avx512bw', 'avx512vl', 'avx512dq'} <= _cpu_flags()
+
 def mixed_precision(mode:str|None='bf16', device=None) -> list:
     "Callbacks for mixed precision `mode` ('fp16', 'bf16' or None) on `device`"
     if mode in (None, 'no', 'fp32'): return []
@@ -36,4 +48,8 @@ def mixed_precision(mode:str|None='bf16', device=None) -> list:
     cuda = torch.cuda.is_available() if device is None else torch.device(device).type == 'cuda'
     if cuda: return [MixedPrecision(amp_mode=mode)]
     if mode == 'fp16': raise MedvisionError("fp16 mixed precision needs a CUDA GPU; on CPU use mixed_precision='bf16'")
+    if not cpu_bf16():
+        warnings.warn(f"bf16 autocast on this CPU ({torch.backends.cpu.get_cpu_capability()}, no AVX-512 or AMX) is "
+                      "emulated: training runs 20-50x slower than in fp32 (bench mixed_precision); drop bf16 unless "
+                      "its numerics are the point")
     return [CPUAutocastCallback()]
