@@ -6,20 +6,22 @@ Docs: https://medvision-team.github.io/medvision/callbacks.html.md"""
 
 # %% ../nbs/06a_callbacks.ipynb #f54a2abb
 from __future__ import annotations
-import os, json, time, contextlib
+import os, json, time, contextlib, socket, warnings
+from urllib.parse import urlparse
 from pathlib import Path
 import numpy as np, torch
 from fastcore.basics import store_attr, patch
 from fastai.callback.core import Callback
 from fastai.learner import Recorder
 from fastai.callback.progress import CSVLogger
-from .core import MedvisionError, did_you_mean
+from .core import MedvisionError, MedvisionWarning, did_you_mean
 from .learner import bare
 
 # %% auto #0
-__all__ = ['AUX_MODALITIES', 'ModalityDropoutScheduleCallback', 'check_aux_weight', 'AuxLossScheduleCallback', 'EMACallback',
-           'CompileModel', 'CSVTableLogger', 'tracking_callbacks', 'default_mlflow_uri', 'mlflow_params',
-           'MLflowCallback', 'checkpoint_files', 'log_wandb_checkpoints', 'tracked']
+__all__ = ['AUX_MODALITIES', 'TRACKER_TIMEOUT', 'ModalityDropoutScheduleCallback', 'check_aux_weight', 'AuxLossScheduleCallback',
+           'EMACallback', 'CompileModel', 'CSVTableLogger', 'unreachable', 'tracker_down', 'tracking_callbacks',
+           'default_mlflow_uri', 'mlflow_params', 'MLflowCallback', 'checkpoint_files', 'log_wandb_checkpoints',
+           'tracked']
 
 # %% ../nbs/06a_callbacks.ipynb #17227d51
 def _lin(start, end, epoch:int, n_epoch:int): return start + (end - start) * (epoch / max(n_epoch - 1, 1))
@@ -150,6 +152,22 @@ class CSVTableLogger(CSVLogger):
         self.old_logger, self.learn.logger = self.logger, self._write_line
 
 # %% ../nbs/06a_callbacks.ipynb #59f8d56f
+TRACKER_TIMEOUT = 5   # seconds a tracking server has to accept a connection before the run goes on without it
+
+def unreachable(url:str, timeout:float=TRACKER_TIMEOUT) -> str|None:
+    ("Why the http(s) server of `url` accepts no connection within `timeout` seconds (e.g. 'Connection refused'), "
+     "else None (also for a URL that names no server, such as a SQLite store)")
+    u = urlparse(url)
+    if u.scheme not in ('http', 'https') or not u.hostname: return None
+    try: socket.create_connection((u.hostname, u.port or (443 if u.scheme == 'https' else 80)), timeout).close()
+    except OSError as e: return e.strerror or str(e) or type(e).__name__   # socket.timeout has no strerror
+    return None
+
+def tracker_down(what:str, why:str):
+    "One `MedvisionWarning`: tracker `what` is out of reach for `why`, and the run goes on without it"
+    warnings.warn(f"{what}: {why}; training goes on without it (metrics.csv has every epoch)", MedvisionWarning,
+                  stacklevel=2)
+
 def _wandb_key() -> bool:
     if os.environ.get('WANDB_API_KEY'): return True
     netrc = Path.home()/'.netrc'
@@ -195,7 +213,19 @@ def tracking_callbacks(path, # the run folder
     if wandb:
         import wandb as wb
         mode = os.environ.get('WANDB_MODE') or ('online' if _wandb_key() else 'offline')
-        if wb.run is None: wb.init(project=project, name=name, config=config, dir=str(path), mode=mode)
+        url = os.environ.get('WANDB_BASE_URL') or 'https://api.wandb.ai'
+        if mode == 'online' and (why := unreachable(url)):
+            warnings.warn(f"tracking.wandb: {url}: {why}; the run is logged offline (`wandb sync` it later)",
+                          MedvisionWarning)
+            mode = 'offline'
+        if wb.run is None:
+            kw = dict(project=project, name=name, config=config, dir=str(path))
+            try: wb.init(**kw, mode=mode, settings=wb.Settings(init_timeout=2 * TRACKER_TIMEOUT))
+            except Exception as e:   # reachable but refusing (a bad key, a server error): offline, as without a key
+                if mode == 'offline': raise
+                warnings.warn(f"tracking.wandb: {url}: {type(e).__name__}: {str(e).splitlines()[0][:200]}; the run "
+                              "is logged offline (`wandb sync` it later)", MedvisionWarning)
+                wb.init(**kw, mode='offline')
         cbs.append(_wandb_cb(checkpoints=wandb_artifacts, log_preds=False, log_model=False))
     if tensorboard:
         try: from fastai.callback.tensorboard import TensorBoardCallback
@@ -233,6 +263,17 @@ def mlflow_params(config:dict) -> dict:
 
 def _number(v) -> bool: return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
 
+@contextlib.contextmanager
+def _bounded_http():
+    ("MLflow's HTTP calls inside, at most `TRACKER_TIMEOUT` seconds each and 2 retries (its defaults, 120 s and 7 "
+     "retries with backoff, held a run 4 minutes on a server that had gone), unless the user set them")
+    keys = {'MLFLOW_HTTP_REQUEST_TIMEOUT': str(TRACKER_TIMEOUT), 'MLFLOW_HTTP_REQUEST_MAX_RETRIES': '2'}
+    new = {k: v for k, v in keys.items() if k not in os.environ}
+    os.environ.update(new)
+    try: yield
+    finally:
+        for k in new: os.environ.pop(k, None)
+
 # %% ../nbs/06a_callbacks.ipynb #b7e1f2a2
 class MLflowCallback(Callback):
     ("Log the training to an MLflow run: the config as params once, each epoch's losses and metrics at step = epoch; "
@@ -243,7 +284,12 @@ class MLflowCallback(Callback):
                  experiment:str='medvision', run_name:str=None, config:dict=None):
         _mlflow()
         store_attr('uri,experiment,run_name,config')
-        self.path, self.client, self.run_id, self.n_done = Path(path), None, None, 0
+        self.path, self.client, self.run_id, self.n_done, self.off = Path(path), None, None, 0, False
+
+    def _down(self, why:str):
+        "The server failed: one warning, and no more MLflow calls in this run"
+        self.off = True
+        tracker_down(f"tracking.mlflow_uri: {self.uri}", why)
 
     def _run(self, run_id):
         "Run `run_id` of this store, None when the store has no such (live) run"
@@ -264,18 +310,23 @@ class MLflowCallback(Callback):
         return r
 
     def start(self):
-        "Continue the run `path/mlflow.json` names in this store, else start one with the config as params"
+        ("Continue the run `path/mlflow.json` names in this store, else start one with the config as params; a server "
+         "that does not answer is a warning (`off`), a store that cannot be opened an error")
         f = self.path/'mlflow.json'
         prev = json.loads(f.read_text()) if f.exists() else {}
+        server = urlparse(self.uri).scheme in ('http', 'https')
+        if why := unreachable(self.uri): return self._down(why)
         try:
-            self.client = _mlflow().MlflowClient(self.uri)
-            r = self._run(prev['run_id']) if prev.get('tracking_uri') == self.uri else None
-            if r is None: r = self._new_run()
-            else: self.client.update_run(r.info.run_id, status='RUNNING')
+            with _bounded_http():
+                self.client = _mlflow().MlflowClient(self.uri)
+                r = self._run(prev['run_id']) if prev.get('tracking_uri') == self.uri else None
+                if r is None: r = self._new_run()
+                else: self.client.update_run(r.info.run_id, status='RUNNING')
         except MedvisionError: raise
         except Exception as e:
-            raise MedvisionError(f"tracking.mlflow_uri: MLflow cannot use {self.uri} ({type(e).__name__}: "
-                                 f"{str(e).splitlines()[0][:300]}); "
+            why = f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"
+            if server: return self._down(why)   # it answers, but not as an MLflow server should
+            raise MedvisionError(f"tracking.mlflow_uri: MLflow cannot use {self.uri} ({why}); "
                                  "give a store it can open, e.g. sqlite:///runs/mlflow.db, or a tracking server "
                                  "http://host:5000") from None
         self.run_id = r.info.run_id
@@ -287,19 +338,22 @@ class MLflowCallback(Callback):
     # `get_preds` runs the fit events too: not a training epoch
     def _preds(self) -> bool: return hasattr(self, 'gather_preds')
     def before_fit(self):
-        if self._preds(): return
+        if self._preds() or self.off: return
         if self.run_id is None: self.start()
         # the fits of one training number their epochs on
         self.base, self.n_done = self.n_done, self.n_done + self.n_epoch
     def before_epoch(self): self.skipped = False
     def after_cancel_epoch(self): self.skipped = True   # an epoch a resumed fit skips (fastai's `start_epoch`)
     def after_epoch(self):
-        if self.skipped or self._preds(): return
+        if self.skipped or self._preds() or self.off or self.run_id is None: return
         from mlflow.entities import Metric
         step, ts = self.base + self.epoch, int(time.time() * 1000)
         vals = zip(self.recorder.metric_names[1:-1], self.recorder.values[-1])
         ms = [Metric(k, float(v), ts, step) for k, v in vals if _number(v) and (k, step) not in self.logged]
-        if ms: self.client.log_batch(self.run_id, metrics=ms)
+        try:
+            with _bounded_http():
+                if ms: self.client.log_batch(self.run_id, metrics=ms)
+        except Exception as e: return self._down(f"{type(e).__name__}: {str(e).splitlines()[0][:300]}")
         self.logged |= {(m.key, step) for m in ms}
 
 # %% ../nbs/06a_callbacks.ipynb #b7e1f2a7
@@ -313,13 +367,16 @@ def checkpoint_files(run:Path) -> list:
 def finish_run(self:MLflowCallback, run:Path, status:str='FINISHED'):
     ("Log run folder `run`'s report, metrics, config and final and best checkpoints as artifacts (when `FINISHED`), "
      "and end the MLflow run with `status`")
-    if self.run_id is None: return
-    if status == 'FINISHED':
-        for f in ('config.yaml', 'metrics.csv', 'metrics.json'):
-            if (run/f).exists(): self.client.log_artifact(self.run_id, str(run/f))
-        if (run/'report').is_dir(): self.client.log_artifacts(self.run_id, str(run/'report'), 'report')
-        for f in checkpoint_files(run): self.client.log_artifact(self.run_id, str(f), 'models')
-    self.client.set_terminated(self.run_id, status)
+    if self.run_id is None or self.off: return
+    try:
+        with _bounded_http():
+            if status == 'FINISHED':
+                for f in ('config.yaml', 'metrics.csv', 'metrics.json'):
+                    if (run/f).exists(): self.client.log_artifact(self.run_id, str(run/f))
+                if (run/'report').is_dir(): self.client.log_artifacts(self.run_id, str(run/'report'), 'report')
+                for f in checkpoint_files(run): self.client.log_artifact(self.run_id, str(f), 'models')
+            self.client.set_terminated(self.run_id, status)
+    except Exception as e: self._down(f"{type(e).__name__}: {str(e).splitlines()[0][:300]}")
     self.run_id = None   # a later fit continues the run (`start`)
 
 def log_wandb_checkpoints(run:Path) -> list:

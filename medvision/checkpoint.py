@@ -286,6 +286,7 @@ def learner_from_checkpoint(path, # a medvision checkpoint (e.g. 'models/resnet1
                             # without `dls`: the rows (a sample table, or image files) the learner's DataLoaders serve,
                             # preprocessed as the checkpoint's spec says
                             table=None,
+                            device=None, # without `dls`: the device of those DataLoaders (default: fastai's)
                             **kwargs # more `medvision_learner` arguments (loss, metrics, cbs, path, ...)
                            ) -> Learner:
     ("A `medvision_learner` with the model of checkpoint `path` rebuilt and loaded, on `dls` or on DataLoaders of "
@@ -295,7 +296,8 @@ def learner_from_checkpoint(path, # a medvision checkpoint (e.g. 'models/resnet1
     if dls is None:
         if table is None: raise MedvisionError("learner_from_checkpoint needs `dls` or a `table` (rows or image files) "
                                                "to serve")
-        dls = spec.dataloaders(table, text_encoder=getattr(model, 'text', None) if spec.text == 'tokens' else None)
+        dls = spec.dataloaders(table, text_encoder=getattr(model, 'text', None) if spec.text == 'tokens' else None,
+                               device=device)
     tasks = list(getattr(dls, 'tasks', []))
     if tasks != spec.tasks: raise MedvisionError(f"checkpoint {checkpoint_stem(path)} was trained on tasks "
                                                  f"{spec.tasks}, the data has {tasks}: build the DataLoaders with "

@@ -45,7 +45,7 @@ _COMMANDS = [
     ('train', "train and evaluate a model (or, with vision.models, several); writes a run folder", True, False, []),
     ('evaluate', "evaluate a checkpoint on the config's evaluate.split; writes a report", True, True,
      [_OUT('report folder')]),
-    ('predict', "predict new images with a checkpoint", False, True, [
+    ('predict', "predict new images with a checkpoint", 'optional', True, [
         (('--input',), dict(required=True, help="a folder of images, or a CSV with an image column (and text for an "
                                                 "image+text model)")),
         (('--output',), dict(required=True, help="the file to write: a .csv, per task the predicted class (and, with "
@@ -54,7 +54,11 @@ _COMMANDS = [
         (('--threshold',), dict(type=_key_type('evaluate.threshold', float),
                                 help="decision threshold of the two-class tasks (default: the one chosen "
                                                  "on validation, recorded in the checkpoint)")),
-        (('--proba',), dict(action='store_true', help="also write each class's probability"))]),
+        (('--proba',), dict(action='store_true', help="also write each class's probability")),
+        (('--batch-size',), dict(type=_key_type('training.batch_size'), help="rows a batch (default: the config's "
+                                                                             "training.batch_size, else 64)")),
+        (('--device',), dict(help="where the model runs: auto, cpu, cuda, cuda:N or mps (default: the config's "
+                                  "experiment.device, else auto)"))]),
     ('distill', "train a teacher, then a student with a distillation loss (and alone, with distill.baseline)", True,
      False, []),
     ('distill-table', "one table of several distillation runs: per run, model and task the metrics, parameters, "
@@ -86,9 +90,12 @@ _COMMANDS = [
 def _add_command(sub, name, help_, config, ck, options):
     s = sub.add_parser(name, help=help_, description=help_[0].upper() + help_[1:] + '.',
                        epilog=_OVERRIDES if config else None)
-    if config: s.add_argument('--config', '-c', required=True, metavar='YAML', help="the run's YAML config")
+    if config: s.add_argument('--config', '-c', required=config is True, metavar='YAML',
+                              help="the run's YAML config" + ('' if config is True else " (predict reads its "
+                                   "experiment.device and .imports, training.batch_size and a numeric "
+                                   "evaluate.threshold; the model and its preprocessing come from the checkpoint)"))
     if ck: s.add_argument('--checkpoint', required=True, help=_CK)
-    if ck and not config:   # (a config names its plug-ins in experiment.imports; a checkpoint records its own)
+    if ck and config is not True:   # (a config names its plug-ins in experiment.imports; a checkpoint records its own)
         s.add_argument('--import', dest='imports', action='append', default=[], metavar='MODULE',
                        help="import this module first (a plug-in the checkpoint's model needs, when it is not "
                             "where training found it)")
@@ -108,7 +115,9 @@ def _check_extra(cmd:str, extra:list) -> None:
     ("Refuse what argparse did not know: a dotted config key is an override; a bare one gets the closest option or "
      "config key")
     if not extra: return
-    if cmd in ('predict', 'export', 'demo', 'config', 'distill-table'): raise _Usage("unrecognised arguments: "
+    if cmd == 'predict': raise _Usage(f"unrecognised arguments: {' '.join(extra)} (`medvision predict` takes no config "
+                                      "keys; its options are --threshold, --batch-size and --device, or a --config)")
+    if cmd in ('export', 'demo', 'config', 'distill-table'): raise _Usage("unrecognised arguments: "
             f"{' '.join(extra)} (`medvision {cmd}` takes no config keys)")
     from medvision.schema import SCHEMA
     for i, a in enumerate(extra):
@@ -159,7 +168,7 @@ def _run(a, extra):
     import medvision.all as run   # every command's function, from its module of `medvision.run`
     run.import_plugins(getattr(a, 'imports', []), [Path.cwd()], what='--import', hint="put it on PYTHONPATH or in the "
             "current folder")
-    if not hasattr(a, 'config'): return run, None
+    if getattr(a, 'config', None) is None: return run, None
     run.check_overrides(a.cmd, extra)
     return run, run.as_config(a.config, extra)
 
@@ -181,7 +190,11 @@ def _evaluate(run, cfg, a):
     print(f"report in {out/'report'}")
 
 def _predict(run, cfg, a):
-    out = run.predict_files(a.checkpoint, a.input, threshold=a.threshold, proba=a.proba, output=a.output)
+    c = {} if cfg is None else {'threshold': cfg.evaluate.threshold, 'batch_size': cfg.training.batch_size,
+                                'device': cfg.experiment.device}
+    if not isinstance(c.get('threshold'), (int, float)): c.pop('threshold', None)   # a criterion: the checkpoint's
+    flags = {k: getattr(a, k) for k in ('threshold', 'batch_size', 'device') if getattr(a, k) is not None}
+    out = run.predict_files(a.checkpoint, a.input, proba=a.proba, output=a.output, **{**c, **flags})
     of = out.attrs.get('proba_of')   # a .proba output: the task and its positive class (also in <output>.json)
     what = f" (the probability that {of[0]} is {of[1]!r}, one a line, in the order of the rows read)" if of else ''
     print(f"{len(out)} predictions written to {a.output}{what}")

@@ -186,6 +186,7 @@ class OptimizerChoice:
 OPTIMIZERS = Registry('optimizer')   # optimizer.name -> its `OptimizerChoice`; the schema's choices read it
 # AdamW: fastai's Adam with decoupled weight decay
 OPTIMIZERS.add('adam', OptimizerChoice(Adam, {'decouple_wd': True}))
+OPTIMIZERS.add('adamw', OPTIMIZERS['adam'])   # the name PyTorch and most projects give it
 OPTIMIZERS.add('sgd', OptimizerChoice(SGD, moments=False))
 OPTIMIZERS.add('ranger', OptimizerChoice(ranger))
 OPTIMIZERS.add('lamb', OptimizerChoice(Lamb))

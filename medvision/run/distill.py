@@ -6,12 +6,12 @@ Docs: https://medvision-team.github.io/medvision/run.distill.html.md"""
 
 # %% ../../nbs/09j_run.distill.ipynb #fb3b6a91
 from __future__ import annotations
-import json
+import json, warnings
 from pathlib import Path
 from types import SimpleNamespace
 import numpy as np, pandas as pd
 from fastai.torch_core import rank_distrib
-from ..core import MedvisionError, seed_everything
+from ..core import MedvisionError, MedvisionWarning, seed_everything
 from ..schema import SCHEMA
 from ..config import RunConfig
 from ..learner import bare
@@ -167,6 +167,30 @@ def _teacher_of(cfg:RunConfig, ct, df_t, dls_t, dls, swap, run:Path) -> tuple:
     return learners, reps, swap
 
 # %% ../../nbs/09j_run.distill.ipynb #8806d7c5
+def _history(folder:Path, learn) -> list:
+    ("The model's epochs, a record each (losses and metrics on the validation rows): its `metrics.csv`, which holds "
+     "every fit of its training, else the Recorder's last fit (a loaded teacher: none)")
+    f = folder/'metrics.csv'
+    if f.is_file(): return pd.read_csv(f).to_dict(orient='records')
+    from fastai.learner import Recorder
+    rec = next((c for c in learn.cbs if isinstance(c, Recorder)), None)
+    vals = getattr(rec, 'values', [])   # (set when a fit starts)
+    names = list(rec.metric_names[1:-1]) if vals else []
+    return [{'epoch': i, **dict(zip(names, map(float, v)))} for i, v in enumerate(vals)]
+
+def _model_meta(cfg:RunConfig, name:str, learn) -> dict:
+    "What the model is: its fusion and head (`model_config`, or the loaded teacher checkpoint's record)"
+    from medvision.checkpoint import checkpoint_meta
+    mc = getattr(learn, 'model_config', None)
+    if mc is None and name == 'teacher' and cfg.distill.teacher: mc = checkpoint_meta(cfg.distill.teacher).get('model')
+    return {'fusion': (mc or {}).get('fusion'), 'model_config': mc}
+
+def _data_meta(cfg:RunConfig, dls) -> dict:
+    "The data the models learnt from: sources, tasks, classes and rows per split"
+    return {'sources': [s.get('name') or s.get('reader') for s in cfg.data.sources], 'tasks': list(dls.tasks),
+            'classes': {t: [str(v) for v in vs] for t, vs in dls.vocabs.items()},
+            'rows': {'train': len(dls.train.items), 'valid': len(dls.valid.items)}, 'text': cfg.data.text}
+
 def _lohi(model:dict, task:str, metric:str) -> dict:
     "`{metric}_lo` and `{metric}_hi` of `task` from a model's `ci` record of `results.json` (none when it has none)"
     lh = (model.get('ci') or {}).get('tasks', {}).get(task, {}).get(metric)
@@ -179,8 +203,10 @@ def distill_results(cfg:RunConfig, run:Path, learners:dict, reps:dict, dls,
                     cfgs:dict=None,
                    ) -> pd.DataFrame:
     ("`distill.csv` and `results.json` of a distillation run: each model's `evaluate.split` metrics, parameters, time "
-     "per image (one batch of `dls.valid`, the same for all) and ratios to the teacher")
+     "per image (one batch of `dls.valid`, the same for all) and ratios to the teacher; `results.json` also holds the "
+     "resolved config, the data, and per model its fusion, epochs (`history`) and validation metrics (`dev`)")
     from medvision.distill import inference_time, teacher_ratios
+    from medvision.evaluate import evaluate
     d, m, cfgs = cfg.distill, cfg.evaluate.metric, cfgs or {}
     xb = tuple(dls.valid.one_batch()[:dls.n_inp])
     models = {}
@@ -192,6 +218,8 @@ def distill_results(cfg:RunConfig, run:Path, learners:dict, reps:dict, dls,
                         'n_params': int(sum(p.numel() for p in bare(l.model).parameters())),
                         'time_per_image': inference_time(l.model, swap(*xb) if swap and name == 'teacher' else xb),
                         'metrics': reps[name].metrics.to_dict(orient='records'),
+                        'dev': evaluate(l, l.dls.valid, cams=0, bootstrap=0).metrics.to_dict(orient='records'),
+                        'history': _history(run/name, l), **_model_meta(cfg, name, l),
                         **({'ci': reps[name].ci_json()} if cfg.evaluate.bootstrap else {})}
     models = teacher_ratios(models)
     table = pd.DataFrame([{'model': n, 'arch': r['arch'], **t, **_lohi(r, t['task'], m),
@@ -208,26 +236,32 @@ def distill_results(cfg:RunConfig, run:Path, learners:dict, reps:dict, dls,
     )
     table.to_csv(run/'distill.csv', index=False)
     res = {'split': cfg.evaluate.split, 'metric': m, 'loss': d.loss, 'loss_kw': dict(d.loss_kw), 'best_student': best,
-           'time_batch': len(xb[0]), 'device': str(xb[0].device), 'models': models}
+           'time_batch': len(xb[0]), 'device': str(xb[0].device), 'models': models, 'data': _data_meta(cfg, dls),
+           'config': cfg.to_dict()}
     (run/'results.json').write_text(json.dumps(res, indent=1, default=float))
     print(table.to_string(index=False)); print(f"best student by {m} (mean over the tasks): {best}")
     return table
 
 def distill_table(runs:list, # distillation run folders (each with the `results.json` that `distill` writes)
                  ) -> pd.DataFrame:
-    ("One table of several distillation runs: per run, model and task its distillation loss, metrics, parameters, time "
-     "per image and ratios to the teacher")
-    rows = []
+    ("One table of several distillation runs: per run, model and task its distillation loss, the model's backbone, "
+     "fusion and text encoder, metrics, parameters, time per image and ratios to the teacher; a folder that is not a "
+     "finished run (killed, still running, not a distillation) is left out with one note each")
+    rows, left = [], []
     for r in map(Path, runs):
         f = r/'results.json'
-        if not f.is_file(): raise MedvisionError(f"{r}: no results.json; give folders that `medvision distill` "
-                                                 "finished (runs/<name>-distill-...)")
+        if not f.is_file():
+            left.append(f"{r}: no results.json (not a finished `medvision distill` run)"); continue
         try: res = json.loads(f.read_text()); ms = res['models']
-        except (ValueError, KeyError) as e: raise MedvisionError(f"{f}: not a distillation results file "
-                f"({type(e).__name__}: {e}); run `medvision distill` again")
-        rows += [{'run': str(r), 'loss': res.get('loss'), 'model': n, **t, **_lohi(v, t['task'], res.get('metric')),
+        except (ValueError, KeyError) as e:
+            left.append(f"{f}: not a distillation results file ({type(e).__name__}: {e})"); continue
+        rows += [{'run': str(r), 'loss': res.get('loss'), 'model': n, 'arch': v.get('arch'), 'fusion': v.get('fusion'),
+                  'text_encoder': v.get('text_encoder'), **t, **_lohi(v, t['task'], res.get('metric')),
                   'n_params': v['n_params'], 'time_per_image': v['time_per_image'],
                   'param_ratio': v.get('param_ratio'), 'time_ratio': v.get('time_ratio')} for n, v in ms.items()
                   for t in v['metrics']]
-    if not rows: raise MedvisionError("distill_table: no run folders given")
+    if not runs: raise MedvisionError("distill_table: no run folders given")
+    if not rows: raise MedvisionError(f"distill_table: none of the {len(runs)} folder(s) is a finished distillation "
+                                      f"run; {left[0]}")
+    for why in left: warnings.warn(f"distill-table: left out {why}", MedvisionWarning)
     return pd.DataFrame(rows)

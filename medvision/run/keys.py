@@ -66,7 +66,8 @@ _DATA_KEYS = ('experiment', 'data', 'text', 'augmentation.preset', 'training.bat
 # what each command reads of a config (`distill` refuses the few keys it cannot use itself, `refuse_keys`)
 COMMAND_KEYS = {
     'train': tuple(s for s in SCHEMA if s != 'distill'), 'distill': tuple(SCHEMA),
-    'evaluate': _DATA_KEYS, 'compare': _DATA_KEYS, 'embed': _DATA_KEYS + ('embed',)}
+    'evaluate': _DATA_KEYS, 'compare': _DATA_KEYS, 'embed': _DATA_KEYS + ('embed',),
+    'predict': ('experiment.device', 'experiment.imports', 'training.batch_size', 'evaluate.threshold')}
 
 def check_overrides(command:str, overrides:dict|list) -> None:
     ("Refuse dotted `overrides` that `command` would ignore (`evaluate`, `compare` and `embed` take the model from a "

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 import numpy as np, pandas as pd, torch
-from ..core import MedvisionError
+from ..core import MedvisionError, get_device
 from ..schema import SCHEMA
 from ..data.images import read_image, IMAGE_EXTS
 from ..checkpoint import learner_from_checkpoint, model_from_checkpoint, checkpoint_stem, checkpoint_spec
@@ -18,7 +18,7 @@ from .folders import output_apart, checkpoint_files
 
 
 # %% auto #0
-__all__ = ['PREDICT_CHUNK', 'skipped_file', 'predict_files', 'export_model']
+__all__ = ['PREDICT_CHUNK', 'PREDICT_SUFFIXES', 'skipped_file', 'predict_files', 'export_model']
 
 # %% ../../nbs/09h_run.predict.ipynb #e2fb3cc4
 def _input_table(inp) -> tuple:
@@ -85,9 +85,12 @@ def _save_predictions(res:pd.DataFrame, output, col:str=None) -> Path:
     else: res.to_csv(output, index=False)
     return output
 
+PREDICT_SUFFIXES = ('.csv', '.proba')   # what `predict_files` writes: a table, or one probability a line
+
 def predict_files(checkpoint, # a medvision checkpoint
                   inp, # a folder of images, or a CSV with `image` and the model's other inputs (text, tabular columns)
-                  batch_size:int=64,
+                  batch_size:int=64, # rows a batch (bounds of `training.batch_size`)
+                  device=None, # where the model runs: `auto`, `cpu`, `cuda`, `cuda:N`, `mps` (default: auto)
                   # decision threshold of the two-class tasks (default: the one the checkpoint's spec records, else the
                   # most probable class)
                   threshold:float=None,
@@ -107,21 +110,30 @@ def predict_files(checkpoint, # a medvision checkpoint
         raise MedvisionError("--threshold: it applies to two-class tasks; the tasks of "
                              f"{checkpoint_stem(checkpoint).name} have "
                              f"{', '.join(f'{t}: {len(v)} classes' for t, v in spec.vocabs.items())}")
+    bkey = SCHEMA['training']['batch_size']
+    if not (isinstance(batch_size, int) and bkey.inside(batch_size)):
+        raise MedvisionError(f"--batch-size {batch_size}: rows a batch, {bkey.rule}")
+    try: dev = get_device(device or 'auto')   # before any work: `cuda` where there is none is one line
+    except MedvisionError as e: raise MedvisionError(f"--device {device}: {str(e).split(': ', 1)[1]}") from None
+    if output is not None:
+        ins = [*checkpoint_files(checkpoint), inp if Path(inp).is_file() else None]
+        for o in (output, skipped_file(output), f'{output}.json'): output_apart(o, ins)
+        if Path(output).suffix.lower() not in PREDICT_SUFFIXES:
+            raise MedvisionError(f"--output {output}: {Path(output).suffix or 'no suffix'} is not a format predict "
+                                 "writes; name it .csv (per task the class, with --proba every probability) or .proba "
+                                 "(the positive class's probability a line, for one two-class task)")
     col = _proba_column(spec, output) if output is not None and Path(output).suffix.lower() == '.proba' else None
     if col and threshold is not None: raise MedvisionError("--threshold: a .proba file holds probabilities, which no "
                                                            "threshold changes; drop --threshold, or write a .csv to "
                                                            "get the classes at it")
     proba = proba or col is not None
-    if output is not None:
-        ins = [*checkpoint_files(checkpoint), inp if Path(inp).is_file() else None]
-        for o in (output, skipped_file(output), f'{output}.json'): output_apart(o, ins)
     t, skipped = _input_table(inp)
     learn, parts, files = None, [], []
     # each image decoded once: the check that it reads gives the loader its pixels
     for s in range(0, len(t), PREDICT_CHUNK):
         rows, fs, bad = _decoded(t.iloc[s:s + PREDICT_CHUNK], spec); skipped += bad
         if rows.empty: continue
-        if learn is None: learn = learner_from_checkpoint(checkpoint, table=rows)
+        if learn is None: learn = learner_from_checkpoint(checkpoint, table=rows, device=dev)
         ps = learn.get_preds(dl=learn.dls.test_dl(rows, bs=batch_size))[0]
         parts.append(ps if isinstance(ps, tuple) else (ps,)); files.append(fs)
     if learn is None: raise MedvisionError(f"--input {inp}: none of its {len(skipped)} file(s) can be read, e.g. "
