@@ -139,26 +139,31 @@ def _inherit(s:np.ndarray, g:np.ndarray) -> np.ndarray:
     return np.where((s == '') & pd.notna(fill), fill, s)
 
 # %% ../../nbs/01a_data.splits.ipynb #b7de7d50
-def _n_folds(valid:float, test:float, n:int) -> tuple|None:
-    ("`(k, n_valid, n_test)`: whole folds of `k` (2 to 20, at most `n`) closest to `valid`, `test`; `None` when none "
-     "leaves a train fold")
+def _n_folds(valid:float, test:float, n:int, k_max:int=20) -> tuple|None:
+    ("`(k, n_valid, n_test)`: whole folds of `k` (2 to `k_max`, at most `n`) closest to `valid`, `test`; `None` when "
+     "none leaves a train fold")
     def plan(k):
         nv,nt = (max(round(f*k), int(f > 0)) for f in (valid, test))
         return round(abs(nv/k - valid) + abs(nt/k - test), 9), k, nv, nt
-    plans = [p for p in map(plan, range(2, min(20, n) + 1)) if p[2] + p[3] < p[1]]
+    plans = [p for p in map(plan, range(2, min(k_max, n) + 1)) if p[2] + p[3] < p[1]]
     return min(plans)[1:] if plans else None
 
 def _assign(sub:pd.DataFrame, v:float, t:float, by, stratify, seed:int, name:str) -> np.ndarray:
     "`train`/`valid`/`test` for each row of `sub`, fractions `v`, `t` of its rows, in grouped (stratified) folds"
     if v == t == 0: return np.full(len(sub), 'train', dtype=object)
     n = len(np.unique(_groups(sub, by)))
-    plan = _n_folds(v, t, n)
+    # scikit-learn's stratified folds need a class with at least as many rows as folds
+    k_max = min(20, int(sub[stratify].value_counts(dropna=False).max())) if stratify else 20
+    plan = _n_folds(v, t, n, k_max)
     if plan is None: raise MedvisionError(f"{name}: {n} {by or 'row'}s are too few for train, valid ({v:g}) and test "
                                           f"({t:g}); "
                                           "add data, give it other fractions in `per_source`, or set its 'split' "
                                           "column")
     k,nv,nt = plan
-    f = _fold_ids(sub, k, by, stratify, seed)
+    try: f = _fold_ids(sub, k, by, stratify, seed)
+    except MedvisionError as e: raise MedvisionError(f"{name}: valid {v:g} and test {t:g} of its {n} {by or 'row'}s "
+                                                     f"are made as {nv} and {nt} of {k} folds, and {e}; give it other "
+                                                     "fractions in `per_source`, or set its 'split' column") from None
     return np.where(f < nt, 'test', np.where(f < nt + nv, 'valid', 'train')).astype(object)
 
 # %% ../../nbs/01a_data.splits.ipynb #e9c3a9bb
