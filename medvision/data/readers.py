@@ -6,7 +6,7 @@ Docs: https://medvision-team.github.io/medvision/data.readers.html.md"""
 
 # %% ../../nbs/01_data.readers.ipynb #df0baa49
 from __future__ import annotations
-import os, re, json, warnings, urllib.request
+import os, re, json, warnings, urllib.request, difflib, inspect
 from pathlib import Path
 import numpy as np, pandas as pd
 from PIL import Image
@@ -84,6 +84,7 @@ def read_csv_dataset(csv, # a CSV file, or a pattern with `{split}`
                      text_col:str=None, split_col:str=None, group_col:str=None,
                      tabular:list=None, # tabular columns to keep
                      source:str=None, # source name (default: the CSV's stem)
+                     keep:list=None, # more CSV columns carried into the table as `csv:<name>` (those `filters` name)
                     ) -> pd.DataFrame:
     "Sample table of any CSV, through a column mapping"
     parts = []
@@ -95,6 +96,8 @@ def read_csv_dataset(csv, # a CSV file, or a pattern with `{split}`
         df = sample_table([Path(image_dir)/str(v) for v in t[image_col]], {k:t[c] for k,c in targets.items()},
                           split=sp, group=t[group_col] if group_col else None, source=source or f.stem,
                           text=t[text_col] if text_col else None, tabular={c:t[c] for c in tabular or []}, where=where)
+        for c in keep or []:
+            if c in t.columns: df[f'csv:{c}'] = t[c].to_numpy()
         check_exist(df, where)
         parts.append(df)
     df = pd.concat(parts, ignore_index=True)
@@ -250,11 +253,19 @@ for _n,_f in [('csv', read_csv_dataset), ('image_folder', read_image_folder), ('
 _SOURCE_KEYS = {'name', 'reader', 'filters', 'label_map', 'drop_unmapped', 'data_fraction', 'has_text'}
 
 # %% ../../nbs/01_data.readers.ipynb #3b434146
-def _filter(df:pd.DataFrame, filters:dict, where:str) -> pd.DataFrame:
-    "Rows of `df` whose columns take the values in `filters` (column -> value or list of values)"
-    need_cols(df, filters, where)
-    for c,v in filters.items(): df = df[df[c].isin(v if isinstance(v, (list, tuple)) else [v])]
-    return df
+def _filter(df:pd.DataFrame, filters:dict, where:str, raw:bool=False) -> pd.DataFrame:
+    ("Rows of `df` whose columns take the values in `filters` (column -> value or list of values): a column of the "
+     "table, else one of the file's own that the reader carried in as `csv:<name>` (`raw`), dropped after")
+    cols = [str(c) for c in df.columns if not str(c).startswith('csv:')]
+    for c,v in filters.items():
+        col = c if c in df.columns else f'csv:{c}'
+        if col not in df.columns:
+            close = difflib.get_close_matches(str(c), cols, n=1)
+            raise MedvisionError(f"{where}filters: column '{c}' is in neither the table the reader gives "
+                                 f"({', '.join(cols)}){' nor its CSV' if raw else ''}; "
+                                 + (f"did you mean '{close[0]}'?" if close else "name one of those columns"))
+        df = df[df[col].isin(v if isinstance(v, (list, tuple)) else [v])]
+    return df.drop(columns=[c for c in df.columns if str(c).startswith('csv:')])
 
 def _harmonise(df:pd.DataFrame, label_map:dict, drop:bool, where:str) -> pd.DataFrame:
     "Map each task's raw labels to common ones; unmapped labels raise, or are dropped and reported with `drop`"
@@ -291,10 +302,13 @@ def read_sources(cfg:list|dict, # a list of source dicts, or `{'sources': [...],
         if reader not in READERS: raise MedvisionError(where + did_you_mean(reader, READERS, 'reader'))
         opts = {k:s.pop(k) for k in list(s) if k in _SOURCE_KEYS}
         with label_case_later() as ts:   # the reader's case check waits for the label_map
-            try: df = READERS[reader](**s)
+            # a reader that can carry the file's own columns (`keep`) lets `filters` name them
+            raw = 'keep' in inspect.signature(READERS[reader]).parameters and 'keep' not in s
+            extra = [c for c in opts.get('filters') or {}] if raw else []
+            try: df = READERS[reader](**s, **({'keep': extra} if raw else {}))
             except TypeError as e: raise MedvisionError(f"{where}bad options for reader '{reader}': {e}") from None
         if 'name' in opts: df['source'] = opts['name']
-        df = _filter(df, opts.get('filters') or {}, where)
+        df = _filter(df, opts.get('filters') or {}, where, raw)
         df = _harmonise(df, opts.get('label_map') or {}, opts.get('drop_unmapped', False), where)
         check_label_case(df, ts, where, opts.get('label_map'))
         ht = opts.get('has_text', top.get('has_text'))
