@@ -170,6 +170,13 @@ SCHEMA = {
                           doc="tokens per text"),
         'trainable': Key(False, bool,
                          doc="fine-tune the encoder (only with `data.text: tokens`)"),
+        'pooling': Key(None, str, choices=('mean', 'cls', 'last_token'),
+                       doc="how token states become one vector: mean, cls or last_token (default: the preset's, else "
+                           "mean)"),
+        'instruction': Key(None, str,
+                           doc="text put before every input (instruction-tuned embedders, e.g. `query: `)"),
+        'batch_size': Key(64, int, bounds='>= 1',
+                          doc="texts per encoder batch when embedding them once (`data.text: embeddings`)"),
     },
     'model': {
         'fusion': Key('concat_mlp', str, choices='medvision.fusion:FUSIONS',

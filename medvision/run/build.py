@@ -15,6 +15,7 @@ from fastai.learner import ValueMetric
 from fastai.optimizer import Adam, SGD, ranger, Lamb
 from fastai.torch_core import rank_distrib
 from ..core import MedvisionError, Registry, get_device
+from ..schema import SCHEMA
 from ..config import RunConfig, load_config, parse_overrides
 from ..data.readers import read_sources, READERS
 from ..data.splits import split_table, kfold, filter_min_samples
@@ -36,8 +37,9 @@ from .distributed import main_process_first
 
 
 # %% auto #0
-__all__ = ['OPTIMIZERS', 'MODEL_ARGS', 'dotted_keys', 'as_config', 'data_root', 'build_table', 'with_text_emb', 'build_dls',
-           'OptimizerChoice', 'monitor_comp', 'run_metrics', 'config_callbacks', 'model_kwargs', 'build_learner']
+__all__ = ['OPTIMIZERS', 'MODEL_ARGS', 'dotted_keys', 'as_config', 'data_root', 'build_table', 'text_encoder_for',
+           'with_text_emb', 'build_dls', 'OptimizerChoice', 'monitor_comp', 'run_metrics', 'config_callbacks',
+           'model_kwargs', 'build_learner']
 
 # %% ../../nbs/09a_run.build.ipynb #68b8bb8e
 def dotted_keys(nested:dict) -> dict:
@@ -127,19 +129,28 @@ def build_table(cfg:RunConfig) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 # %% ../../nbs/09a_run.build.ipynb #703b3bc4
+def text_encoder_for(cfg:RunConfig, tokens:bool=False):
+    ("The text encoder that section `text` of `cfg` describes: each of its keys that `text.text_encoder` takes is that "
+     "argument (`trainable` only for `tokens`, the encoder the model runs)")
+    from medvision.text import text_encoder
+    args = inspect.signature(text_encoder).parameters
+    kw = {k: cfg.text[k] for k in SCHEMA['text'] if k in args and (tokens or k != 'trainable')}
+    return text_encoder(cfg.text.encoder, **kw)
+
 def with_text_emb(cfg:RunConfig, df:pd.DataFrame) -> pd.DataFrame:
     ("`df` with `text_emb`, its texts embedded by `text.encoder` (cached; `attrs['embedder']` says by what), when "
      "`data.text` ")
     "is `embeddings`; a table's own `text_emb` column is kept"
     if cfg.data.text != 'embeddings' or 'text_emb' in df: return df
-    from medvision.text import embed_texts, text_encoder
+    from medvision.text import embed_texts
     if 'text' not in df: raise MedvisionError("data.text is 'embeddings' but the table has no text column; set "
                                               "data.text: null")
     cache = Path(cfg.experiment.output_dir)/'text_cache.npz'
-    enc = text_encoder(cfg.text.encoder, max_length=cfg.text.max_length)
+    enc = text_encoder_for(cfg)
     with main_process_first():   # one process writes the cache, the others read it
         if not rank_distrib(): cache.parent.mkdir(parents=True, exist_ok=True)
-        out = df.assign(text_emb=list(embed_texts(df.text.fillna(''), enc, cache=cache)))
+        out = df.assign(text_emb=list(embed_texts(df.text.fillna(''), enc, batch_size=cfg.text.batch_size,
+                                                  cache=cache)))
     out.attrs['embedder'] = enc.identity   # recorded in the spec, so new texts are embedded alike
     return out
 
@@ -157,8 +168,7 @@ def build_dls(cfg:RunConfig, df:pd.DataFrame, valid_split:str='valid', image_siz
         df = with_text_emb(cfg, df)   # the table's own vectors (no encoder recorded), or text.encoder's
         kw.update(text_emb='text_emb', embedder=df.attrs.get('embedder'))
     elif d.text == 'tokens':
-        from medvision.text import text_encoder
-        kw['tokenizer'] = text_encoder(cfg.text.encoder, max_length=cfg.text.max_length, trainable=cfg.text.trainable)
+        kw['tokenizer'] = text_encoder_for(cfg, tokens=True)
     dls = medvision_dataloaders(df, list(d.tasks), image_size=image_size or d.image_size, batch_size=batch_size
                                 or cfg.training.batch_size,
                                  text=d.text, tabular=list(d.tabular) or None, weighted=d.weighted,

@@ -17,7 +17,7 @@ from ..config import RunConfig
 from ..learner import bare
 from ..checkpoint import learner_from_checkpoint, checkpoint_spec
 from ..metrics import lower_is_better
-from .build import as_config, build_dls, build_table, with_text_emb
+from .build import as_config, build_dls, build_table, with_text_emb, text_encoder_for
 from .distributed import init_distributed, main_process_first
 from .folders import new_run, preflight, run_log
 from .keys import note_unread, refuse_keys
@@ -40,12 +40,12 @@ def _side_emb(cfg:RunConfig, c:RunConfig, df:pd.DataFrame) -> pd.DataFrame:
      "holds one width)")
     if c.data.text != 'embeddings' or c.text.encoder == cfg.text.encoder: return with_text_emb(c, df)
     import hashlib
-    from medvision.text import embed_texts, text_encoder
+    from medvision.text import embed_texts
     cache = Path(cfg.experiment.output_dir)/f"text_cache-{hashlib.sha1(c.text.encoder.encode()).hexdigest()[:10]}.npz"
-    enc = text_encoder(c.text.encoder, max_length=c.text.max_length)
+    enc = text_encoder_for(c)
     with main_process_first():
         if not rank_distrib(): cache.parent.mkdir(parents=True, exist_ok=True)
-        out = df.assign(text_emb=list(embed_texts(df.text.fillna(''), enc, cache=cache)))
+        out = df.assign(text_emb=list(embed_texts(df.text.fillna(''), enc, batch_size=c.text.batch_size, cache=cache)))
     out.attrs['embedder'] = enc.identity
     return out
 
@@ -60,6 +60,12 @@ def _stats_of(spec) -> tuple:
      "that); `(None, None)` unnormalised")
     r = lambda v: None if v is None else tuple(round(float(x), 6) for x in v)
     return r(spec.mean), r(spec.std)
+
+def _teacher_reads(cfg:RunConfig) -> dict:
+    "`text.pooling` and `text.instruction` as the `distill.teacher` checkpoint records its text encoder's"
+    spec = checkpoint_spec(cfg.distill.teacher)
+    te = spec.embedder if spec.text == 'embeddings' else spec.text_encoder
+    return {f'text.{k}': te.get(k) for k in ('pooling', 'instruction')} if spec.text and te else {}
 
 def _teacher_text_keys(cfg:RunConfig) -> dict:
     ("distill.teacher_text_encoder and teacher_max_length as the `distill.teacher` checkpoint records them, each "
@@ -102,8 +108,10 @@ def distill(cfg, # a YAML path, a `RunConfig` or a dict of sections
     init_distributed(cfg)
     run = run or new_run(cfg, 'distill')
     ct = _side(cfg, d.teacher_text_encoder, d.teacher_max_length, d.teacher_lr, d.teacher_pretrained)
+    if d.teacher: ct = as_config(ct, _teacher_reads(cfg))   # its texts pooled and prefixed as it was trained
     cs = _side(cfg, d.student_text_encoder, d.student_max_length)
-    own_text = bool(cfg.data.text) and (ct.text.encoder, ct.text.max_length) != (cs.text.encoder, cs.text.max_length)
+    reads = lambda c: tuple(c.text[k] for k in ('encoder', 'max_length', 'pooling', 'instruction'))
+    own_text = bool(cfg.data.text) and reads(ct) != reads(cs)
     with run_log(run/'run.log'):
         seed_everything(cfg.experiment.seed)
         with main_process_first(): df = build_table(cfg)

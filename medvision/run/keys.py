@@ -32,6 +32,9 @@ def unread_keys(cfg:RunConfig, command:str='train') -> list:
     if command == 'train':
         out += [f"distill.{k} is set but `medvision train` trains one model; distill.* is read by `medvision distill`"
                 for k in SCHEMA['distill'] if _is_set(cfg, f'distill.{k}')]
+    if cfg.data.text != 'embeddings' and _is_set(cfg, 'text.batch_size'):
+        out.append(f"text.batch_size is set but data.text is {cfg.data.text}: it batches the texts embedded once, "
+                   "with data.text: embeddings")
     for k in SCHEMA['scheduler']:
         if k in ('name', 'patience', 'monitor') or k in SCHEDULES[s.name].keys or not _is_set(cfg, f'scheduler.{k}'):
             continue
