@@ -173,7 +173,7 @@ def _wandb_key() -> bool:
     netrc = Path.home()/'.netrc'
     return netrc.exists() and 'api.wandb.ai' in netrc.read_text(errors='ignore')
 
-def _wandb_cb(checkpoints:bool=False, **kwargs):
+def _wandb_cb(checkpoints:bool=False, owns:bool=False, **kwargs):
     from fastai.callback.wandb import WandbCallback
     class MedvisionWandbCallback(WandbCallback):
         ("fastai's `WandbCallback` with the run's config logged directly (fastai 2.8's walk over the learner's "
@@ -189,10 +189,13 @@ def _wandb_cb(checkpoints:bool=False, **kwargs):
                                 allow_val_change=True)
         def finish_run(self, run:Path, status:str='FINISHED'):
             ("With `checkpoints`, log the final and best checkpoints of run folder `run` as W&B model artifacts when "
-             "it `FINISHED` (after the run's report: `tracked`)")
+             "it `FINISHED` (after the run's report: `tracked`); end the W&B run when `tracking_callbacks` opened it "
+             "(each model of `vision.models` its own run)")
+            import wandb
             if status == 'FINISHED' and self.checkpoints: log_wandb_checkpoints(run)
+            if self.owns and wandb.run is not None: wandb.finish(exit_code=0 if status == 'FINISHED' else 1)
     cb = MedvisionWandbCallback(**kwargs)
-    cb.checkpoints = checkpoints
+    cb.checkpoints, cb.owns = checkpoints, owns
     return cb
 
 def tracking_callbacks(path, # the run folder
@@ -218,7 +221,8 @@ def tracking_callbacks(path, # the run folder
             warnings.warn(f"tracking.wandb: {url}: {why}; the run is logged offline (`wandb sync` it later)",
                           MedvisionWarning)
             mode = 'offline'
-        if wb.run is None:
+        owns = wb.run is None   # a run the user opened stays theirs to finish
+        if owns:
             kw = dict(project=project, name=name, config=config, dir=str(path))
             try: wb.init(**kw, mode=mode, settings=wb.Settings(init_timeout=2 * TRACKER_TIMEOUT))
             except Exception as e:   # reachable but refusing (a bad key, a server error): offline, as without a key
@@ -226,7 +230,7 @@ def tracking_callbacks(path, # the run folder
                 warnings.warn(f"tracking.wandb: {url}: {type(e).__name__}: {str(e).splitlines()[0][:200]}; the run "
                               "is logged offline (`wandb sync` it later)", MedvisionWarning)
                 wb.init(**kw, mode='offline')
-        cbs.append(_wandb_cb(checkpoints=wandb_artifacts, log_preds=False, log_model=False))
+        cbs.append(_wandb_cb(checkpoints=wandb_artifacts, owns=owns, log_preds=False, log_model=False))
     if tensorboard:
         try: from fastai.callback.tensorboard import TensorBoardCallback
         except ImportError: raise MedvisionError("tracking.tensorboard needs the tensorboard package: pip install "

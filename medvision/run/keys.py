@@ -16,10 +16,10 @@ from .schedules import SCHEDULES
 
 
 # %% auto #0
-__all__ = ['COMMAND_KEYS', 'unread_keys', 'note_unread', 'check_overrides', 'refuse_keys']
+__all__ = ['MODELS_ENTRY_KEYS', 'COMMAND_KEYS', 'unread_keys', 'note_unread', 'check_overrides', 'refuse_keys']
 
 # %% ../../nbs/09e_run.keys.ipynb #5c4e7a11
-_MODEL_KEYS = {'arch': 'vision.arch', 'image_size': 'data.image_size', 'batch_size': 'training.batch_size',
+MODELS_ENTRY_KEYS = {'arch': 'vision.arch', 'image_size': 'data.image_size', 'batch_size': 'training.batch_size',
                'lr': 'training.lr'}   # a `vision.models` entry's key -> the key it overrides
 
 def _is_set(cfg:RunConfig, dk:str) -> bool:
@@ -41,7 +41,7 @@ def unread_keys(cfg:RunConfig, command:str='train') -> list:
         users = ', '.join(n for n in SCHEDULES.names() if k in SCHEDULES[n].keys)
         out.append(f"scheduler.{k} is set but scheduler.name {s.name} does not read it (read by {users})")
     models = [m for m in cfg.vision.models if isinstance(m, dict)]
-    for f, dk in _MODEL_KEYS.items():
+    for f, dk in MODELS_ENTRY_KEYS.items():
         if models and all(m.get(f) is not None for m in models) and _is_set(cfg, dk):
             sec, key = dk.split('.')
             out.append(f"{dk} {cfg[sec][key]!r} is overridden by vision.models, whose entries each set "

@@ -20,13 +20,13 @@ from .build import as_config, build_dls, build_learner, build_table, with_text_e
 from .schedules import fit, resume_run
 from .distributed import init_distributed, main_process_first, world_size
 from .folders import new_run, preflight, run_log
-from .keys import note_unread
+from .keys import note_unread, MODELS_ENTRY_KEYS
 from .embed import embed
 
 
 # %% auto #0
-__all__ = ['keep_threshold', 'split_rows', 'proba_splits', 'save_split_proba', 'report', 'ci_text', 'fit_and_report', 'same_data',
-           'train', 'train_folds']
+__all__ = ['keep_threshold', 'split_rows', 'proba_splits', 'save_split_proba', 'report', 'ci_text', 'fit_and_report',
+           'model_config', 'same_data', 'train', 'train_folds']
 
 # %% ../../nbs/09f_run.train.ipynb #60da6754
 def _threshold(cfg:RunConfig, learn, dls) -> float:
@@ -142,6 +142,14 @@ def fit_and_report(cfg:RunConfig, df:pd.DataFrame, dls, run:Path, epochs:int=Non
         rep = report(cfg, learn, df, run, threshold=th)
     return learn, rep
 
+def model_config(cfg:RunConfig, entry:dict) -> RunConfig:
+    ("The config of one `vision.models` entry: its keys as the config keys they set (`keys.MODELS_ENTRY_KEYS`), named "
+     "`<experiment.name>-<arch>` (its tracker runs), `vision.weights` only for the `vision.arch` they are for")
+    over = {MODELS_ENTRY_KEYS[k]: v for k, v in entry.items() if v is not None}
+    over |= {'experiment.name': f"{cfg.experiment.name}-{entry['arch']}", 'vision.models': []}
+    if entry['arch'] != cfg.vision.arch: over['vision.weights'] = None
+    return as_config(cfg, over)
+
 def _models_table(cfg:RunConfig, df:pd.DataFrame, run:Path) -> tuple:
     ("Each backbone of `vision.models` trained in its own sub-folder, with its own statistics and size; `compare.csv` "
      "ranks them")
@@ -149,13 +157,13 @@ def _models_table(cfg:RunConfig, df:pd.DataFrame, run:Path) -> tuple:
     for spec in cfg.vision.models:
         if not isinstance(spec, dict) or 'arch' not in spec: raise MedvisionError("vision.models: each entry needs an "
                 f"'arch' ({spec})")
-        if bad := set(spec) - {'arch', 'image_size', 'batch_size', 'lr'}: raise MedvisionError("vision.models "
-                f"({spec['arch']}): unknown key(s) {sorted(bad)}; use arch, image_size, batch_size, lr")
+        if bad := set(spec) - set(MODELS_ENTRY_KEYS): raise MedvisionError("vision.models "
+                f"({spec['arch']}): unknown key(s) {sorted(bad)}; use {', '.join(MODELS_ENTRY_KEYS)}")
         sub = run/spec['arch']
         if not rank_distrib(): sub.mkdir()
         seed_everything(cfg.experiment.seed)
-        c = as_config(cfg, {'training.lr': float(spec['lr'])}) if spec.get('lr') else cfg
-        dls = build_dls(c, df, image_size=spec.get('image_size'), batch_size=spec.get('batch_size'), arch=spec['arch'])
+        c = model_config(cfg, spec)
+        dls = build_dls(c, df, arch=spec['arch'])
         learners[spec['arch']], rep = fit_and_report(c, df, dls, sub, arch=spec['arch'])
         if rep is None: continue
         ci = rep.intervals().set_index('metric').query(f"task == '{rep.tasks[0]}'")
