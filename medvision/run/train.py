@@ -143,9 +143,10 @@ def fit_and_report(cfg:RunConfig, df:pd.DataFrame, dls, run:Path, epochs:int=Non
     return learn, rep
 
 def model_config(cfg:RunConfig, entry:dict) -> RunConfig:
-    ("The config of one `vision.models` entry: its keys as the config keys they set (`keys.MODELS_ENTRY_KEYS`), named "
-     "`<experiment.name>-<arch>` (its tracker runs), `vision.weights` only for the `vision.arch` they are for")
-    over = {MODELS_ENTRY_KEYS[k]: v for k, v in entry.items() if v is not None}
+    ("The config of one `vision.models` entry: its keys as the config keys they set (`keys.MODELS_ENTRY_KEYS`, or a "
+     "dotted `vision.*` / `model.*` key), named `<experiment.name>-<arch>` (its tracker runs), `vision.weights` only "
+     "for the `vision.arch` they are for")
+    over = {MODELS_ENTRY_KEYS.get(k, k): v for k, v in entry.items() if v is not None}   # or a dotted key itself
     over |= {'experiment.name': f"{cfg.experiment.name}-{entry['arch']}", 'vision.models': []}
     if entry['arch'] != cfg.vision.arch: over['vision.weights'] = None
     return as_config(cfg, over)
@@ -157,8 +158,10 @@ def _models_table(cfg:RunConfig, df:pd.DataFrame, run:Path) -> tuple:
     for spec in cfg.vision.models:
         if not isinstance(spec, dict) or 'arch' not in spec: raise MedvisionError("vision.models: each entry needs an "
                 f"'arch' ({spec})")
-        if bad := set(spec) - set(MODELS_ENTRY_KEYS): raise MedvisionError("vision.models "
-                f"({spec['arch']}): unknown key(s) {sorted(bad)}; use {', '.join(MODELS_ENTRY_KEYS)}")
+        if bad := [k for k in spec if k not in MODELS_ENTRY_KEYS and k.split('.')[0] not in ('vision', 'model')]:
+            raise MedvisionError(f"vision.models ({spec['arch']}): unknown key(s) {sorted(bad)}; use "
+                                 f"{', '.join(MODELS_ENTRY_KEYS)}, or any vision.* or model.* key (e.g. "
+                                 "vision.pretrained: false)")
         sub = run/spec['arch']
         if not rank_distrib(): sub.mkdir()
         seed_everything(cfg.experiment.seed)
