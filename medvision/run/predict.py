@@ -87,6 +87,38 @@ def _save_predictions(res:pd.DataFrame, output, col:str=None) -> Path:
 
 PREDICT_SUFFIXES = ('.csv', '.proba')   # what `predict_files` writes: a table, or one probability a line
 
+def _checked_options(spec, checkpoint, threshold, batch_size, device):
+    "The device `predict_files` runs on, once its threshold, batch size and device are checked (before any work)"
+    key = SCHEMA['evaluate']['threshold']   # one range for the key, the flag and this argument
+    if threshold is not None and not key.inside(threshold):
+        raise MedvisionError(f"--threshold {threshold}: a probability, {key.rule}")
+    if threshold is not None and not any(len(v) == 2 for v in spec.vocabs.values()):
+        raise MedvisionError("--threshold: it applies to two-class tasks; the tasks of "
+                             f"{checkpoint_stem(checkpoint).name} have "
+                             f"{', '.join(f'{t}: {len(v)} classes' for t, v in spec.vocabs.items())}")
+    bkey = SCHEMA['training']['batch_size']
+    if not (isinstance(batch_size, int) and bkey.inside(batch_size)):
+        raise MedvisionError(f"--batch-size {batch_size}: rows a batch, {bkey.rule}")
+    try: return get_device(device or 'auto')   # `cuda` where there is none is one line
+    except MedvisionError as e: raise MedvisionError(f"--device {device}: {str(e).split(': ', 1)[1]}") from None
+
+def _checked_output(spec, checkpoint, inp, output, threshold) -> str|None:
+    ("`output` checked (apart from the inputs, a format predict writes, `.proba` for one two-class task and no "
+     "threshold): the column a `.proba` holds, else None")
+    if output is None: return None
+    ins = [*checkpoint_files(checkpoint), inp if Path(inp).is_file() else None]
+    for o in (output, skipped_file(output), f'{output}.json'): output_apart(o, ins)
+    if Path(output).suffix.lower() not in PREDICT_SUFFIXES:
+        raise MedvisionError(f"--output {output}: {Path(output).suffix or 'no suffix'} is not a format predict "
+                             "writes; name it .csv (per task the class, with --proba every probability) or .proba "
+                             "(the positive class's probability a line, for one two-class task)")
+    if Path(output).suffix.lower() != '.proba': return None
+    col = _proba_column(spec, output)
+    if threshold is not None: raise MedvisionError("--threshold: a .proba file holds probabilities, which no "
+                                                   "threshold changes; drop --threshold, or write a .csv to get the "
+                                                   "classes at it")
+    return col
+
 def predict_files(checkpoint, # a medvision checkpoint
                   inp, # a folder of images, or a CSV with `image` and the model's other inputs (text, tabular columns)
                   batch_size:int=64, # rows a batch (bounds of `training.batch_size`)
@@ -103,29 +135,8 @@ def predict_files(checkpoint, # a medvision checkpoint
      "fastai's `get_preds`; the files left out (not images, unreadable) with the reason in `.attrs['skipped']`, "
      "written beside `output` (`<output stem>.skipped.csv`)")
     spec = checkpoint_spec(checkpoint)
-    key = SCHEMA['evaluate']['threshold']   # one range for the key, the flag and this argument
-    if threshold is not None and not key.inside(threshold):
-        raise MedvisionError(f"--threshold {threshold}: a probability, {key.rule}")
-    if threshold is not None and not any(len(v) == 2 for v in spec.vocabs.values()):
-        raise MedvisionError("--threshold: it applies to two-class tasks; the tasks of "
-                             f"{checkpoint_stem(checkpoint).name} have "
-                             f"{', '.join(f'{t}: {len(v)} classes' for t, v in spec.vocabs.items())}")
-    bkey = SCHEMA['training']['batch_size']
-    if not (isinstance(batch_size, int) and bkey.inside(batch_size)):
-        raise MedvisionError(f"--batch-size {batch_size}: rows a batch, {bkey.rule}")
-    try: dev = get_device(device or 'auto')   # before any work: `cuda` where there is none is one line
-    except MedvisionError as e: raise MedvisionError(f"--device {device}: {str(e).split(': ', 1)[1]}") from None
-    if output is not None:
-        ins = [*checkpoint_files(checkpoint), inp if Path(inp).is_file() else None]
-        for o in (output, skipped_file(output), f'{output}.json'): output_apart(o, ins)
-        if Path(output).suffix.lower() not in PREDICT_SUFFIXES:
-            raise MedvisionError(f"--output {output}: {Path(output).suffix or 'no suffix'} is not a format predict "
-                                 "writes; name it .csv (per task the class, with --proba every probability) or .proba "
-                                 "(the positive class's probability a line, for one two-class task)")
-    col = _proba_column(spec, output) if output is not None and Path(output).suffix.lower() == '.proba' else None
-    if col and threshold is not None: raise MedvisionError("--threshold: a .proba file holds probabilities, which no "
-                                                           "threshold changes; drop --threshold, or write a .csv to "
-                                                           "get the classes at it")
+    dev = _checked_options(spec, checkpoint, threshold, batch_size, device)
+    col = _checked_output(spec, checkpoint, inp, output, threshold)
     proba = proba or col is not None
     t, skipped = _input_table(inp)
     learn, parts, files = None, [], []
