@@ -6,7 +6,7 @@ Docs: https://medvision-team.github.io/medvision/callbacks.html.md"""
 
 # %% ../nbs/06a_callbacks.ipynb #f54a2abb
 from __future__ import annotations
-import os, json, time, contextlib, socket, warnings
+import os, json, time, contextlib, socket, warnings, inspect
 from urllib.parse import urlparse
 from pathlib import Path
 import numpy as np, torch
@@ -206,6 +206,7 @@ def tracking_callbacks(path, # the run folder
                        mlflow_uri:str=None,
                        # log the final and best checkpoints as W&B artifacts (at the end: `tracked`)
                        wandb_artifacts:bool=False,
+                       wandb_init:dict=None, # more `wandb.init` arguments (entity, tags, notes, group, ...)
                       ) -> list:
     ("fastai callbacks logging to `path/metrics.csv`, and to W&B (offline without a key), TensorBoard and MLflow when "
      "asked")
@@ -213,6 +214,8 @@ def tracking_callbacks(path, # the run folder
     cbs = [CSVTableLogger(fname=(path/'metrics.csv').resolve(), append=True)] if csv else []
     if wandb_artifacts and not wandb: raise MedvisionError("tracking.wandb_artifacts: logs the checkpoints to W&B; set "
                                                            "tracking.wandb: true as well, or remove it")
+    if wandb_init and not wandb: raise MedvisionError("tracking.wandb_init: arguments of wandb.init; set "
+                                                      "tracking.wandb: true as well, or remove it")
     if wandb:
         import wandb as wb
         mode = os.environ.get('WANDB_MODE') or ('online' if _wandb_key() else 'offline')
@@ -222,8 +225,15 @@ def tracking_callbacks(path, # the run folder
                           MedvisionWarning)
             mode = 'offline'
         owns = wb.run is None   # a run the user opened stays theirs to finish
+        args = list(inspect.signature(wb.init).parameters)
+        if bad := sorted(set(wandb_init or {}) - set(args)):
+            raise MedvisionError("tracking.wandb_init: " + did_you_mean(bad[0], args, 'wandb.init argument',
+                                                                         list_known=False))
+        if taken := sorted(set(wandb_init or {}) & {'project', 'name', 'config', 'dir', 'mode', 'settings'}):
+            raise MedvisionError(f"tracking.wandb_init: {taken[0]!r} is set by medvision (tracking.project, "
+                                 "experiment.name, the run's config and folder, WANDB_MODE); remove it")
         if owns:
-            kw = dict(project=project, name=name, config=config, dir=str(path))
+            kw = dict(wandb_init or {}) | dict(project=project, name=name, config=config, dir=str(path))
             try: wb.init(**kw, mode=mode, settings=wb.Settings(init_timeout=2 * TRACKER_TIMEOUT))
             except Exception as e:   # reachable but refusing (a bad key, a server error): offline, as without a key
                 if mode == 'offline': raise

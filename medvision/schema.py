@@ -346,6 +346,9 @@ SCHEMA = {
         'wandb_artifacts': Key(False, bool,
                                doc="also log the final and best checkpoints as W&B model artifacts (with "
                                    "tracking.wandb)"),
+        'wandb_init': Key({}, dict,
+                          doc="more arguments of `wandb.init`, e.g. {entity: my-team, tags: [chest, v2], notes: ...} "
+                              "(with tracking.wandb)"),
         'mlflow': Key(False, bool,
                       doc="MLflow: the config as params, per-epoch metrics, the report and the checkpoints as "
                           "artifacts (pip install 'medvision-fastai[mlflow]')"),

@@ -291,7 +291,8 @@ def build_learner(cfg:RunConfig, dls, run:Path,
            *(tracking_callbacks(run, csv=tr.csv, wandb=tr.wandb, tensorboard=tr.tensorboard, project=tr.project,
                                 name=cfg.experiment.name, config=cfg.to_dict(),
                                 mlflow=tr.mlflow, mlflow_uri=tr.mlflow_uri
-                                or default_mlflow_uri(cfg.experiment.output_dir), wandb_artifacts=tr.wandb_artifacts)
+                                or default_mlflow_uri(cfg.experiment.output_dir), wandb_artifacts=tr.wandb_artifacts,
+                                wandb_init=dict(tr.wandb_init) or None)
              if not rank_distrib() else [])]   # one process logs
     learn = medvision_learner(dls, arch=arch, pretrained=v.pretrained and not weights, fusion=fusion or m.fusion,
                               loss=t.loss,
