@@ -225,6 +225,10 @@ def tracking_callbacks(path, # the run folder
                           MedvisionWarning)
             mode = 'offline'
         owns = wb.run is None   # a run the user opened stays theirs to finish
+        if wandb_init and not owns:
+            warnings.warn(f"tracking.wandb_init: a W&B run ({wb.run.name}) is already open, so its arguments "
+                          f"({', '.join(wandb_init)}) are not used; finish it first (wandb.finish()) for a run of "
+                          "medvision's", MedvisionWarning)
         args = list(inspect.signature(wb.init).parameters)
         if bad := sorted(set(wandb_init or {}) - set(args)):
             raise MedvisionError("tracking.wandb_init: " + did_you_mean(bad[0], args, 'wandb.init argument',

@@ -192,7 +192,8 @@ def _evaluate(run, cfg, a):
 def _predict(run, cfg, a):
     c = {} if cfg is None else {'threshold': cfg.evaluate.threshold, 'batch_size': cfg.training.batch_size,
                                 'device': cfg.experiment.device}
-    if not isinstance(c.get('threshold'), (int, float)): c.pop('threshold', None)   # a criterion: the checkpoint's
+    if not isinstance(c.get('threshold'), (int, float)) or str(a.output).lower().endswith('.proba'):
+        c.pop('threshold', None)   # a criterion (the checkpoint's is used), or probabilities that no threshold changes
     flags = {k: getattr(a, k) for k in ('threshold', 'batch_size', 'device') if getattr(a, k) is not None}
     out = run.predict_files(a.checkpoint, a.input, proba=a.proba, output=a.output, **{**c, **flags})
     of = out.attrs.get('proba_of')   # a .proba output: the task and its positive class (also in <output>.json)

@@ -148,7 +148,7 @@ def model_config(cfg:RunConfig, entry:dict) -> RunConfig:
      "for the `vision.arch` they are for")
     over = {MODELS_ENTRY_KEYS.get(k, k): v for k, v in entry.items() if v is not None}   # or a dotted key itself
     over |= {'experiment.name': f"{cfg.experiment.name}-{entry['arch']}", 'vision.models': []}
-    if entry['arch'] != cfg.vision.arch: over['vision.weights'] = None
+    if entry['arch'] != cfg.vision.arch and 'vision.weights' not in entry: over['vision.weights'] = None
     return as_config(cfg, over)
 
 def _models_table(cfg:RunConfig, df:pd.DataFrame, run:Path) -> tuple:
@@ -166,6 +166,7 @@ def _models_table(cfg:RunConfig, df:pd.DataFrame, run:Path) -> tuple:
         if not rank_distrib(): sub.mkdir()
         seed_everything(cfg.experiment.seed)
         c = model_config(cfg, spec)
+        if not rank_distrib(): save_config(c, sub/'config.yaml')   # what this backbone trained with
         dls = build_dls(c, df, arch=spec['arch'])
         learners[spec['arch']], rep = fit_and_report(c, df, dls, sub, arch=spec['arch'])
         if rep is None: continue
