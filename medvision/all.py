@@ -10,6 +10,7 @@ from .data.readers import *
 from .data.splits import *
 from .data.cache import *
 from .data.tabular import *
+from .data.lesion_features import *
 from .data.block import *
 from .augment import *
 from .text import *
@@ -37,3 +38,4 @@ from .run.predict import *
 from .run.demo import *
 from .run.distill import *
 from .run.compare import *
+from .run.submit import *

@@ -68,6 +68,18 @@ _COMMANDS = [
         (('--out',), dict(help="also write the table to this CSV file"))]),
     ('embed', "backbone embeddings of the train and test rows, and the GBDT ensemble with embed.gbdt", True, True,
      [(('--out',), dict(help="the folder for the embeddings (default: a new run folder)"))]),
+    ('gbdt', "gradient-boosted trees on the table's tabular columns and engineered lesion features alone (embed.*), "
+             "no network; writes a run folder", True, False, []),
+    ('submit', "ISIC 2024's submission (isic_id,target) of an unlabelled test set: a run's networks and trees, "
+               "averaged over its folds and blended", False, False, [
+        (('--run',), dict(required=True, help="a `medvision train` run on an isic source (any data.fold; with "
+                                              "embed.gbdt, its trees too) or a `medvision gbdt` run")),
+        (('--csv',), dict(required=True, help="the test set's metadata, e.g. test-metadata.csv (no target)")),
+        (('--images',), dict(required=True, help="its images: test-image.hdf5, or a folder of <isic_id>.jpg")),
+        (('--blend',), dict(type=_key_type('embed.blend', float), help="the trees' weight in the blend (default: "
+                                                                       "the run's embed.blend)")),
+        (('--batch-size',), dict(type=_key_type('training.batch_size'), default=64, help="rows a batch (64)")),
+        _OUT('folder for the submission files')]),
     ('compare', "evaluate several checkpoints on the same data; one table, the best named", True, False, [
         (('--checkpoints',), dict(nargs='+', default=[], help="checkpoints to compare (" + _CK.split(': ')[1] + ")")),
         (('--runs',), dict(nargs='+', default=[], help="run folders (e.g. runs/*): each run's models/final, or one "
@@ -117,7 +129,7 @@ def _check_extra(cmd:str, extra:list) -> None:
     if not extra: return
     if cmd == 'predict': raise _Usage(f"unrecognised arguments: {' '.join(extra)} (`medvision predict` takes no config "
                                       "keys; its options are --threshold, --batch-size and --device, or a --config)")
-    if cmd in ('export', 'demo', 'config', 'distill-table'): raise _Usage("unrecognised arguments: "
+    if cmd in ('export', 'demo', 'config', 'distill-table', 'submit'): raise _Usage("unrecognised arguments: "
             f"{' '.join(extra)} (`medvision {cmd}` takes no config keys)")
     from medvision.schema import SCHEMA
     for i, a in enumerate(extra):
@@ -208,6 +220,10 @@ def _embed(run, cfg, a):
     out = _folder(run, cfg, a, 'embed', [a.checkpoint])
     print(json.dumps(run.embed(cfg, a.checkpoint, out))); print(f"embeddings in {out}")
 
+def _submit(run, cfg, a):
+    out, _ = run.submit(a.run, a.csv, a.images, out=a.out, blend=a.blend, batch_size=a.batch_size)
+    print(f"submission in {out/'submission.csv'}")
+
 def _compare(run, cfg, a):
     if not (a.checkpoints or a.runs): raise _Usage("compare: give --checkpoints and/or --runs")
     found = run.run_checkpoints(a.runs)   # a folder without a checkpoint stops it before its output folder is made
@@ -219,6 +235,7 @@ def _compare(run, cfg, a):
 _DO = {'train': lambda run, cfg, a: print(f"run folder: {run.train(cfg)[0]}"),
        'distill': lambda run, cfg, a: print(f"run folder: {run.distill(cfg)[0]}"),
        'distill-table': _distill_table, 'evaluate': _evaluate, 'predict': _predict, 'embed': _embed,
+       'gbdt': lambda run, cfg, a: print(f"run folder: {run.gbdt(cfg)[0]}"), 'submit': _submit,
        'compare': _compare,
        'export': lambda run, cfg, a: print(f"exported to {run.export_model(a.checkpoint, a.format, a.output)}"),
        'demo': lambda run, cfg, a: run.demo(a.output_dir, a.epochs, a.synthetic or None)}

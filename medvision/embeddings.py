@@ -14,10 +14,12 @@ from .core import MedvisionError
 from .data.splits import kfold, positive_label
 from .learner import bare
 from .metrics import pauc, auc
+from .data.lesion_features import lesion_features
 from threadpoolctl import threadpool_limits
 
 # %% auto #0
-__all__ = ['row_ids', 'extract_embeddings', 'save_embeddings', 'load_embeddings', 'GBDTResult', 'gbdt_ensemble', 'submission']
+__all__ = ['row_ids', 'extract_embeddings', 'save_embeddings', 'load_embeddings', 'GBDTResult', 'gbdt_ensemble', 'submission',
+           'load_gbdt']
 
 # %% ../nbs/09_embeddings.ipynb #8b21191c
 def row_ids(df:pd.DataFrame, # the sample table
@@ -175,12 +177,20 @@ def _make_model(model:str, seed:int, params:dict):
                                          'enable_categorical': True} | params))
     raise MedvisionError(f"model={model!r}: use 'hgb', 'lightgbm' or 'xgboost'")
 
+def _derived(table:pd.DataFrame, derive:dict, group:str) -> pd.DataFrame:
+    "The table with the engineered features of `derive` (`lesion_features`' names and patient_norm) as columns"
+    if not (derive['names'] or derive['patient_norm']): return table
+    f = lesion_features(table, derive['names'], derive['patient_norm'], group=group)
+    return pd.concat([table.drop(columns=[c for c in f if c in table]), f], axis=1)
+
 class GBDTResult:
     "Out-of-fold predictions, scores, fold models and feature importances of `gbdt_ensemble`"
-    def __init__(self, oof, fold, scores, models, splits, X, y, kind, tabular=None, key='image', n_threads=1):
+    def __init__(self, oof, fold, scores, models, splits, X, y, kind, tabular=None, key='image', n_threads=1,
+                 derive=None, group='group'):
         store_attr('oof,fold,scores,models,splits,X,y,kind')
-        # how `predict` builds the features of new rows
-        self.tabular,self.key,self.n_threads = list(tabular or []),key,n_threads
+        # how `predict` builds the features of new rows: the columns, the id, the engineered features and the patient
+        self.tabular,self.key,self.n_threads,self.group = list(tabular or []),key,n_threads,group
+        self.derive = derive or {'names': [], 'patient_norm': []}
     @property
     def auc(self) -> float: return float(self.scores.loc['oof', 'auc'])
     @property
@@ -199,11 +209,17 @@ def gbdt_ensemble(table:pd.DataFrame, # the sample table
                   seed:int=0, # seed of the folds and the models
                   key:str='image', # the table's id matching `embeddings.index` (see `row_ids`)
                   n_threads:int|None=1, # OpenMP threads of the trees (None: all; see below)
+                  features:list=None, # engineered lesion features (`data.lesion_features`), added to the columns
+                  patient_norm:list=None, # columns (or features) also given standardised within each patient
                   **params # arguments of the model
                  ) -> GBDTResult:
     "Patient-grouped out-of-fold gradient-boosted trees on `tabular` columns plus image `embeddings`"
     y = _labels(table, target)
     _need_col(table, group, 'group')
+    derive = {'names': list(features or []), 'patient_norm': list(patient_norm or [])}
+    table = _derived(table, derive, group)
+    made = [*derive['names'], *(f'{c}_patient_norm' for c in derive['patient_norm'])]
+    tabular = list(dict.fromkeys([*(tabular or []), *made]))
     parts = ([_tab_frame(table, tabular)] if tabular else []) + (
         [_emb_frame(table, embeddings, key)] if embeddings is not None else []
     )
@@ -225,7 +241,8 @@ def gbdt_ensemble(table:pd.DataFrame, # the sample table
     scores = pd.DataFrame(rows).set_index('fold')
     return GBDTResult(pd.Series(oof, index=table.index, name=f"{target}_oof"),
                       pd.Series(fold, index=table.index, name='fold'),
-                      scores, models, splits, X, y, model, tabular=tabular, key=key, n_threads=n_threads)
+                      scores, models, splits, X, y, model, tabular=tabular, key=key, n_threads=n_threads,
+                      derive=derive, group=group)
 
 # %% ../nbs/09_embeddings.ipynb #fd986ccb
 from sklearn.inspection import permutation_importance
@@ -266,6 +283,7 @@ def features(self, table:pd.DataFrame, embeddings:pd.DataFrame|None=None) -> pd.
     ("The features of `table`'s rows as the trees were trained on them: the tabular columns with the training "
      "categories, then the embeddings matched by id")
     parts = []
+    table = _derived(table, self.derive, self.group)   # the engineered features, from these rows (and patients)
     if self.tabular:
         tab = _tab_frame(table, self.tabular)
         for c in tab:
@@ -294,10 +312,31 @@ def submission(table:pd.DataFrame, # the predicted rows
                probs, # one probability per row, in the table's order (`GBDTResult.predict`)
                id_col:str=None, # the column of ids (default: `row_ids`: the image file's stem)
                path=None, # also write the CSV here
+               header:tuple=('isic_id', 'target'), # the two columns' names (ISIC 2024's)
               ) -> pd.DataFrame:
-    "A challenge submission: `id, probability`, one row per row of `table`, in its order"
+    "A challenge submission, by default ISIC 2024's `isic_id,target`: one row per row of `table`, in its order"
     if len(probs) != len(table): raise MedvisionError(f"submission: {len(probs)} probabilities for {len(table)} rows")
     ids = row_ids(table, id_col or 'image')
-    sub = pd.DataFrame({'id': ids.to_numpy(), 'probability': np.asarray(probs, dtype=float)})
+    sub = pd.DataFrame({header[0]: ids.to_numpy(), header[1]: np.asarray(probs, dtype=float)})
     if path is not None: Path(path).parent.mkdir(parents=True, exist_ok=True); sub.to_csv(path, index=False)
     return sub
+
+# %% ../nbs/09_embeddings.ipynb #e9b2a004
+@patch_to(GBDTResult)
+def save(self, path) -> Path:
+    "Write the fold models and what `predict` needs to `path` (joblib); the training features are left out"
+    import copy, joblib
+    slim = copy.copy(self); slim.X = self.X.iloc[:0]; slim.__dict__.pop('_imp', None)
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True); joblib.dump(slim, path)
+    return path
+
+def load_gbdt(path) -> GBDTResult:
+    "The trees `GBDTResult.save` wrote to `path`"
+    import joblib
+    path = Path(path)
+    if not path.exists(): raise MedvisionError(f"{path}: no such file; the trees are saved as gbdt.pkl by `medvision "
+                                               "embed`, `medvision gbdt` or `medvision train` with embed.gbdt")
+    res = joblib.load(path)
+    if not isinstance(res, GBDTResult): raise MedvisionError(f"{path}: not trees saved by medvision "
+                                                             f"(a {type(res).__name__})")
+    return res

@@ -433,6 +433,15 @@ SCHEMA = {
         'id_col': Key(None, str,
                       doc="column of the test rows giving `gbdt_submission.csv` its ids (default: the image file's "
                           "stem, e.g. ISIC_0015670)"),
+        'features': Key([], list, check='medvision.data.lesion_features:check_feature_names',
+                        doc="engineered lesion features also given to the trees (`data.lesion_features`: colour and "
+                            "shape contrasts of ISIC's tbp_lv_* columns, patient_lesion_count); [all] for every one"),
+        'patient_norm': Key([], list,
+                            doc="columns (of embed.tabular or embed.features) also given to the trees standardised "
+                                "within each patient: the lesion against the patient's others"),
+        'blend': Key(0.5, float, bounds='[0, 1]',
+                     doc="weight of the trees in the network + trees blend of `medvision submit` and of a "
+                         "data.fold: all run's test predictions (0: the network alone, 1: the trees alone)"),
     },
 }
 

@@ -13,8 +13,8 @@ from PIL import Image
 from .core import MedvisionError
 
 # %% auto #0
-__all__ = ['tmp_dir', 'save_image', 'synth_dataset', 'synth_image_folder', 'tiny_run_config', 'tiny_dls', 'rand_batch',
-           'png_header_only', 'real_data', 'synth_image']
+__all__ = ['tmp_dir', 'save_image', 'synth_dataset', 'synth_image_folder', 'tiny_run_config', 'synth_isic', 'tiny_dls',
+           'rand_batch', 'png_header_only', 'real_data', 'synth_image']
 
 # %% ../nbs/90_test_utils.ipynb #13ea0b72
 def tmp_dir(prefix:str='mv_', keep:bool=False) -> Path:
@@ -100,6 +100,38 @@ training: {{batch_size: 16, epochs: 1, lr: 0.002}}
 evaluate: {{cams: 2, threshold: youden}}
 """)
     return root/'tiny.yaml'
+
+# %% ../nbs/90_test_utils.ipynb #a1b2c3e1
+def synth_isic(path=None, # folder to write into (a new temporary one by default)
+               n:int=80, # training lesions
+               n_pat:int=20, # their patients (a lesion's patient: its number modulo n_pat)
+               n_test:int=12, # lesions of the unlabelled test set (its own patients)
+               image_size:int=48, seed:int=0) -> Path:
+    ("ISIC 2024's files: `train-metadata.csv` (isic_id, patient_id, target, age, sex, site, the tbp_lv_* columns "
+     "`data.lesion_features` reads) with `train-image.hdf5` (JPEG bytes per isic_id), and the unlabelled "
+     "`test-metadata.csv` (no target) with `test-image.hdf5`; a malignant lesion is brighter and has a larger hue "
+     "contrast")
+    import h5py, io
+    from .data.lesion_features import LESION_FEATURES
+    path = Path(path) if path is not None else tmp_dir(); path.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    cols = sorted({c for f in LESION_FEATURES.values() for c in f.cols} - {'group', 'age_approx'})
+    for part, m, first in (('train', n, 0), ('test', n_test, n)):
+        y = (rng.random(m) < 0.3).astype(int)
+        t = pd.DataFrame({'isic_id': [f'ISIC_{first + i:07d}' for i in range(m)],
+                          'patient_id': [f"IP_{(i % n_pat) + (0 if part == 'train' else 1000):06d}" for i in range(m)],
+                          'target': y, 'age_approx': rng.integers(30, 80, m).astype(float),
+                          'sex': rng.choice(['male', 'female'], m),
+                          'anatom_site_general': rng.choice(['torso', 'lower extremity', 'head/neck'], m)})
+        for c in cols: t[c] = rng.uniform(1, 10, m)
+        t['tbp_lv_Hext'] = t.tbp_lv_H + rng.normal(0, 1, m) + 6 * y   # the hue contrast carries the label
+        with h5py.File(path/f'{part}-image.hdf5', 'w') as h5:   # the competition's layout: JPEG bytes per isic_id
+            for i, r in enumerate(t.itertuples()):
+                buf = io.BytesIO()
+                Image.fromarray(synth_image(image_size, 2 * r.target, seed + first + i)).save(buf, format='JPEG')
+                h5[r.isic_id] = np.bytes_(buf.getvalue())
+        (t if part == 'train' else t.drop(columns='target')).to_csv(path/f'{part}-metadata.csv', index=False)
+    return path
 
 # %% ../nbs/90_test_utils.ipynb #143957c9
 def tiny_dls(n:int=48, # images of `synth_dataset` (its test split is dropped)

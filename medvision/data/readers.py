@@ -217,24 +217,28 @@ def read_medmnist(path_or_name, # an `.npz` file, or a MedMNIST name such as `pn
     return pd.concat(parts, ignore_index=True)
 
 # %% ../../nbs/01_data.readers.ipynb #c4ca427b
-ISIC_TABULAR = ('age_approx', 'sex', 'anatom_site_general')
+ISIC_TABULAR = ('age_approx', 'sex', 'anatom_site_general', 'clin_size_long_diam_mm')
 
 def read_isic(csv, # the metadata CSV (`isic_id`, `target`, `patient_id`, ...)
               images, # a folder of `<isic_id>.jpg`, or the competition's `.hdf5` file
               tabular:list=None, # tabular columns (default: `ISIC_TABULAR` plus every `tbp_lv_*` column)
+              labelled:bool=True, # False: a test set without `target` (`test-metadata.csv`), for `medvision submit`
              ) -> pd.DataFrame:
     "Sample table of ISIC 2024 metadata and images (JPEG folder or HDF5)"
     t = _read_csv(csv)
     where = f"{csv}: "
-    need_cols(t, ['isic_id', 'target', 'patient_id'], where)
+    if labelled and 'target' not in t and 'isic_id' in t: raise MedvisionError(f"{where}no column 'target': an "
+            "unlabelled test set (test-metadata.csv) is predicted by `medvision submit --run <a trained run> --csv "
+            f"{csv} --images <its images>`, not trained on")
+    need_cols(t, ['isic_id', *(['target'] if labelled else []), 'patient_id'], where)
     tab = tabular if tabular is not None else [c for c in t.columns if c in ISIC_TABULAR or c.startswith('tbp_lv_')]
     need_cols(t, tab, where)
     images = Path(images)
     h5 = images.suffix.lower() in ('.h5', '.hdf5')
     if not images.exists(): raise MedvisionError(f"{images}: not found; give the image folder or the .hdf5 file")
     srcs = [f"{images}{H5_SEP}{i}" if h5 else images/f"{i}.jpg" for i in t.isic_id]
-    df = sample_table(srcs, {'target': t.target}, group=t.patient_id, source='isic', tabular={c:t[c] for c in tab},
-                      where=where)
+    df = sample_table(srcs, {'target': t.target} if labelled else {}, group=t.patient_id, source='isic',
+                      tabular={c:t[c] for c in tab}, where=where)
     if h5: _check_h5_keys(images, t.isic_id, where)
     else: check_exist(df, where)
     return df

@@ -6,23 +6,60 @@ Docs: https://medvision-team.github.io/medvision/run.embed.html.md"""
 
 # %% ../../nbs/09g_run.embed.ipynb #22e6714a
 from __future__ import annotations
-import json
+import inspect, json
 from pathlib import Path
 import pandas as pd
 from ..core import MedvisionError
 from ..config import RunConfig
 from ..checkpoint import learner_from_checkpoint
-from .build import build_table
+from .build import as_config, build_table
+from .folders import new_run, run_log
 
 
 # %% auto #0
-__all__ = ['embed']
+__all__ = ['gbdt_args', 'fit_gbdt', 'embed', 'gbdt']
 
 # %% ../../nbs/09g_run.embed.ipynb #88d48a8f
+def gbdt_args(cfg:RunConfig) -> dict:
+    ("`gbdt_ensemble`'s arguments from `cfg`: each `embed.*` key that names one of them (folds, tabular, model, "
+     "features, patient_norm), the target (`embed.target`, else the first task) and `experiment.seed`")
+    from medvision.embeddings import gbdt_ensemble
+    kw = {k: cfg.embed[k] for k in inspect.signature(gbdt_ensemble).parameters if k in cfg.embed}
+    return kw | {'target': cfg.embed.target or cfg.data.tasks[0], 'seed': cfg.experiment.seed}
+
+def fit_gbdt(cfg:RunConfig, df:pd.DataFrame, run:Path, embs:dict=None) -> dict:
+    ("The trees of `gbdt_args(cfg)` on the train and valid rows of `df` (and their embeddings, `embs`: split -> "
+     "`extract_embeddings` output) in patient-grouped folds, and the test rows' fold average; written to `run`")
+    from medvision.embeddings import gbdt_ensemble, submission
+    kw, embs = gbdt_args(cfg), embs or {}
+    if not (embs or kw['tabular'] or kw['features']): raise MedvisionError("embed: the trees have no features; "
+            "set embed.tabular (columns of the table) and/or embed.features (engineered lesion features)")
+    rows = df[df.split.isin(['train', 'valid'])].reset_index(drop=True)
+    res = gbdt_ensemble(rows, pd.concat([embs[s] for s in ('train', 'valid') if s in embs]) if embs else None, **kw)
+    pd.DataFrame({'image': rows.image, 'group': rows.group, 'fold': res.fold, 'oof': res.oof}).to_csv(
+        run / 'gbdt_oof.csv', index=False
+    )
+    res.save(run/'gbdt.pkl')
+    out = {'auc': float(res.auc), 'pauc': float(res.pauc), 'folds': len(res.models), 'model': res.kind,
+           'features': list(res.X.columns) if len(res.X.columns) <= 100 else len(res.X.columns)}
+    # every fold's trees predict the test rows; their mean, and the challenge's `isic_id,target`
+    test = df[df.split == 'test'].reset_index(drop=True)
+    if len(test):
+        p = res.predict(test, embs.get('test'))
+        pd.DataFrame({'image': test.image, 'group': test.group, 'probability': p, 'n_folds': len(res.models)}).to_csv(
+            run / 'gbdt_test.csv', index=False
+        )
+        submission(test, p, id_col=cfg.embed.id_col, path=run/'gbdt_submission.csv')
+        out['test'] = len(test)
+    (run/'gbdt.json').write_text(json.dumps(out, indent=1))
+    print(f"GBDT ({res.kind}) on {len(rows)} rows, {res.X.shape[1]} features, {len(res.models)} patient-grouped "
+          f"folds: OOF AUC {res.auc:.3f}, pAUC {res.pauc:.3f}")
+    return out
+
 def embed(cfg:RunConfig, checkpoint, run:Path, df:pd.DataFrame=None, learn=None) -> dict:
     ("Embeddings of the train, valid and test rows with the model of `checkpoint` (preprocessed by its spec), and the "
      "GBDT ensemble when `embed.gbdt`")
-    from medvision.embeddings import extract_embeddings, gbdt_ensemble, submission
+    from medvision.embeddings import extract_embeddings
     df = df if df is not None else build_table(cfg)
     if cfg.embed.gbdt and cfg.embed.id_col and cfg.embed.id_col not in df:
         raise MedvisionError(f"embed.id_col: {cfg.embed.id_col!r} is not a column of the table "
@@ -33,31 +70,18 @@ def embed(cfg:RunConfig, checkpoint, run:Path, df:pd.DataFrame=None, learn=None)
     embs = {s: extract_embeddings(learn, df[df.split == s].reset_index(drop=True), path=run/f'embeddings_{s}.npz')
             for s in ('train', 'valid', 'test') if (df.split == s).any()}
     out = {s: len(e) for s, e in embs.items()}
-    if cfg.embed.gbdt:
-        rows = df[df.split.isin(['train', 'valid'])].reset_index(drop=True)
-        target = cfg.embed.target or cfg.data.tasks[0]
-        res = gbdt_ensemble(rows, pd.concat([embs[s] for s in ('train', 'valid') if s in embs]), target,
-                            folds=cfg.embed.folds,
-                            tabular=list(cfg.embed.tabular) or None, model=cfg.embed.model, seed=cfg.experiment.seed)
-        pd.DataFrame({'image': rows.image, 'group': rows.group, 'fold': res.fold, 'oof': res.oof}).to_csv(
-            run / 'gbdt_oof.csv', index=False
-        )
-        out['gbdt'] = {'auc': float(res.auc), 'pauc': float(res.pauc), 'folds': int(cfg.embed.folds)}
-        # every fold's trees predict the test rows; their mean, and the challenge's `id, probability`
-        if 'test' in embs:
-            test = df[df.split == 'test'].reset_index(drop=True)
-            p = res.predict(test, embs['test'])
-            pd.DataFrame(
-                {
-                    'image': test.image,
-                    **({'group': test.group} if 'group' in test else {}),
-                    'probability': p,
-                    'n_folds': len(res.models),
-                }
-            ).to_csv(run / 'gbdt_test.csv', index=False)
-            submission(test, p, id_col=cfg.embed.id_col, path=run/'gbdt_submission.csv')
-            out['gbdt']['test'] = len(test)
-        (run/'gbdt.json').write_text(json.dumps(out['gbdt'], indent=1))
-        print(f"GBDT ({cfg.embed.model}) on {len(rows)} rows, {cfg.embed.folds} patient-grouped folds: OOF AUC "
-              f"{res.auc:.3f}, pAUC {res.pauc:.3f}")
+    if cfg.embed.gbdt: out['gbdt'] = fit_gbdt(cfg, df, run, embs)
     return out
+
+# %% ../../nbs/09g_run.embed.ipynb #e9b3a002
+def gbdt(cfg, # a YAML path, a `RunConfig` or a dict of sections
+         overrides:dict|list=None, # dotted keys over `cfg`
+         run:Path=None, # the run folder (default: a new one, `<name>-gbdt-<time>`)
+        ) -> tuple:
+    "The trees of `embed.*` on the table's tabular columns and engineered features alone (no network): `(run, scores)`"
+    cfg = as_config(cfg, overrides)
+    # the trees make their own folds over the train and valid rows: a network's `data.fold` (all, or k) moves rows
+    # between those two only
+    if cfg.data.fold == 'all': cfg = as_config(cfg, {'data.fold': 0})
+    run = run or new_run(cfg, 'gbdt')
+    with run_log(run/'run.log'): return run, fit_gbdt(cfg, build_table(cfg), run)

@@ -70,6 +70,7 @@ _DATA_KEYS = ('experiment', 'data', 'text', 'augmentation.preset', 'training.bat
 COMMAND_KEYS = {
     'train': tuple(s for s in SCHEMA if s != 'distill'), 'distill': tuple(SCHEMA),
     'evaluate': _DATA_KEYS, 'compare': _DATA_KEYS, 'embed': _DATA_KEYS + ('embed',),
+    'gbdt': ('experiment', 'data', 'embed'),
     'predict': ('experiment.device', 'experiment.imports', 'training.batch_size', 'evaluate.threshold')}
 
 def check_overrides(command:str, overrides:dict|list) -> None:
@@ -78,8 +79,9 @@ def check_overrides(command:str, overrides:dict|list) -> None:
     keys = COMMAND_KEYS[command]
     for dk in dotted_keys(parse_overrides(overrides)):
         if not any(dk == k or dk.startswith(k + '.') for k in keys):
-            why = 'takes the model from the checkpoint' if command != 'train' else ('trains one model (distill.* is '
-                                                                                    'for `medvision distill`)')
+            why = {'train': 'trains one model (distill.* is for `medvision distill`)',
+                   'gbdt': 'fits trees on the table alone, no network'}.get(command,
+                                                                            'takes the model from the checkpoint')
             raise MedvisionError(f"--{dk}: `{command}` {why} and does not use it; it reads {', '.join(keys)}")
 
 # %% ../../nbs/09e_run.keys.ipynb #609606d3

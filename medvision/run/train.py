@@ -26,7 +26,7 @@ from .embed import embed
 
 # %% auto #0
 __all__ = ['keep_threshold', 'split_rows', 'proba_splits', 'save_split_proba', 'report', 'ci_text', 'fit_and_report',
-           'model_config', 'same_data', 'train', 'train_folds']
+           'model_config', 'same_data', 'train', 'train_folds', 'fold_average']
 
 # %% ../../nbs/09f_run.train.ipynb #60da6754
 def _threshold(cfg:RunConfig, learn, dls) -> float:
@@ -264,7 +264,7 @@ def train_folds(cfg, # a YAML path, a `RunConfig` or a dict of sections, with `d
                                                    "<run>/fold<k>/models/<arch>-last)")
     init_distributed(cfg)
     run = run or new_run(cfg)
-    learners, oof, test, rows = {}, [], [], []
+    learners, oof, test, rows, df = {}, [], [], [], None
     for k in range(cfg.data.folds):
         c, sub = as_config(cfg, {'data.fold': k}), run/f'fold{k}'
         if not rank_distrib(): sub.mkdir(parents=True, exist_ok=True); save_config(c, sub/'config.yaml')
@@ -288,6 +288,7 @@ def train_folds(cfg, # a YAML path, a `RunConfig` or a dict of sections, with `d
         test[0].drop(columns=probs).assign(
             **{p: np.mean([t[p] for t in test], axis=0) for p in probs}, n_folds=len(test)
         ).to_csv(run / 'test_predictions.csv', index=False)
+        fold_average(cfg, run, split_rows(df, cfg.evaluate.split))
     table = pd.DataFrame(rows)
     table.to_csv(run/'folds.csv', index=False)
     summary = {c: {'mean': float(table[c].mean()), 'std': float(table[c].std(ddof=1)), 'folds': table[c].tolist()}
@@ -297,3 +298,28 @@ def train_folds(cfg, # a YAML path, a `RunConfig` or a dict of sections, with `d
         print(table.to_string(index=False))
         for c, s in summary.items(): print(f"{c}: {s['mean']:.4f} +- {s['std']:.4f} over {len(table)} folds")
     return run, learners
+
+# %% ../../nbs/09f_run.train.ipynb #e9f4a002
+def fold_average(cfg:RunConfig, run:Path, rows:pd.DataFrame) -> dict|None:
+    ("With `embed.gbdt`: the networks' and the trees' fold-averaged probabilities of the test `rows` and their blend, "
+     "written as submissions and scored on the labels (`fold_average.json`); else None")
+    if not cfg.embed.gbdt: return None
+    from medvision.metrics import auc, pauc
+    from medvision.run.submit import write_submissions
+    net, task = pd.read_csv(run/'test_predictions.csv'), cfg.embed.target or cfg.data.tasks[0]
+    pos = [c for c in net if c.startswith(f'{task}_prob_')][-1]   # the positive class: the vocabulary's second
+    trees = [pd.read_csv(run/f'fold{k}'/'gbdt_test.csv') for k in range(cfg.data.folds)]
+    named = net.image.astype(str) != '<array>'
+    if any(len(t) != len(net) or (t.image.astype(str)[named] != net.image.astype(str)[named]).any() for t in trees):
+        raise MedvisionError(f"data.fold: all: the folds' trees predicted other test rows than their networks ({run})")
+    w = cfg.embed.blend
+    parts = {'network': net[pos].to_numpy(), 'gbdt': np.mean([t.probability for t in trees], axis=0)}
+    if cfg.embed.id_col or named.all(): write_submissions(rows, parts, w, run, cfg.embed.id_col)
+    y = (net[f'{task}_true'].astype(str) == pos[len(f'{task}_prob_'):]).astype(int).to_numpy()
+    scores = {k: {'auc': auc(y, p), 'pauc': pauc(y, p)}
+              for k, p in {**parts, 'blend': (1 - w) * parts['network'] + w * parts['gbdt']}.items()}
+    out = {'split': cfg.evaluate.split, 'rows': len(y), 'folds': len(trees), 'blend': w, **scores}
+    (run/'fold_average.json').write_text(json.dumps(out, indent=1, default=float))
+    print(f"{cfg.evaluate.split} rows, mean over {len(trees)} folds: " + ', '.join(
+        f"{k} AUC {s['auc']:.3f} pAUC {s['pauc']:.3f}" for k, s in scores.items()))
+    return out
