@@ -197,8 +197,11 @@ SCHEMA = {
                              doc="dropout of the fused features before the task heads, one mask for every head "
                                  "(`head_dropout` acts inside each head)"),
         'activation': Key('relu', str, choices='medvision.fusion:ACTIVATIONS',
-                          doc="activation of every hidden layer of the projections, the tabular MLP, the heads and "
-                              "`concat_mlp`"),
+                          doc="activation of every hidden layer of the projections, the tabular MLP and `concat_mlp`, "
+                              "and of the heads unless `head_activation` is set"),
+        'head_activation': Key(None, str, choices='medvision.fusion:ACTIVATIONS',
+                               doc="activation of the hidden layers (`head_hidden`) of the task and auxiliary heads "
+                                   "(default: `activation`)"),
         'l2_norm': Key(False, bool,
                        doc="L2-normalise every modality's projected features (and its missing embedding)"),
         'head_hidden': Key([], list, bounds='>= 1', items=int,
@@ -215,6 +218,10 @@ SCHEMA = {
                                 doc="modality -> probability of masking it per training sample, e.g. {text: 0.3}"),
         'end': Key({}, dict,
                    doc="if set, the probabilities move linearly to these by the last epoch"),
+        'mode': Key('learned', str, choices='medvision.fusion:MASK_MODES',
+                    doc="what a masked modality (dropped, absent or off) becomes: `learned` (its learned missing "
+                        "embedding replaces its projected features) or `complete` (its whole input is zeroed and goes "
+                        "through its projection)"),
     },
     'optimizer': {
         'name': Key('adam', str, choices='medvision.run.build:OPTIMIZERS',

@@ -263,17 +263,18 @@ def config_callbacks(cfg:RunConfig, batch_size:int) -> list:
                                                                     'training.aux_weight'))
     return cbs
 
-MODEL_ARGS = {'activation': 'act'}   # a `model.*` key -> the `MultimodalModel` argument it sets, where the names differ
+# a `model.*` key -> the `MultimodalModel` argument it sets, where the names differ
+MODEL_ARGS = {'activation': 'act', 'head_activation': 'head_act'}
 
 def model_kwargs(cfg:RunConfig) -> dict:
     ("The `MultimodalModel` arguments that config section `model` sets: every key but `fusion`, named by `MODEL_ARGS` "
-     "(lists as tuples, an empty mapping as None), and `masking.modality_dropout`")
+     "(lists as tuples, an empty mapping as None), `masking.modality_dropout` and `masking.mode` (`mask_mode`)")
     kw = {MODEL_ARGS.get(k, k): tuple(v) if isinstance(v, list) else (v or None) if isinstance(v, dict) else v
           for k, v in RunConfig(cfg.model).to_dict().items() if k != 'fusion'}
     if bad := set(kw) - set(inspect.signature(MultimodalModel).parameters):
         raise MedvisionError(f"model.{sorted(bad)[0]}: MultimodalModel has no such argument; name it in "
                              "run.build.MODEL_ARGS")
-    return kw | {'modality_dropout': dict(cfg.masking.modality_dropout) or None}
+    return kw | {'modality_dropout': dict(cfg.masking.modality_dropout) or None, 'mask_mode': cfg.masking.mode}
 
 def build_learner(cfg:RunConfig, dls, run:Path,
                   arch:str=None, # the backbone (default `vision.arch`)
