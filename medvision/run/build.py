@@ -30,6 +30,7 @@ from medvision.callbacks import (
     default_mlflow_uri,
     ModalityDropoutScheduleCallback,
     AuxLossScheduleCallback,
+    UnfreezeLayersCallback,
 )
 from ..checkpoint import CheckpointCallback
 from ..metrics import task_metrics, lower_is_better
@@ -240,7 +241,7 @@ def run_metrics(dls) -> list:
 
 def config_callbacks(cfg:RunConfig, batch_size:int) -> list:
     ("The training callbacks `cfg` asks for (`bs`: the batch size): mixed precision, gradient accumulation and "
-     "clipping, MixUp/CutMix, EMA, the modality-dropout and auxiliary-loss schedules")
+     "clipping, MixUp/CutMix, EMA, the modality-dropout and auxiliary-loss schedules, the backbone's last layers trained")
     from fastai.callback.training import GradientAccumulation, GradientClip
     from fastai.callback.channelslast import ChannelsLast
     from fastai.callback.mixup import MixUp, CutMix
@@ -253,6 +254,10 @@ def config_callbacks(cfg:RunConfig, batch_size:int) -> list:
     if t.ema: cbs.append(EMACallback(t.ema))
     if t.channels_last: cbs.append(ChannelsLast())
     if t.compile: cbs.append(CompileModel())
+    if t.unfreeze_layers != -1:
+        if t.freeze_backbone: raise MedvisionError(f"training.unfreeze_layers {t.unfreeze_layers}: training."
+                                                   "freeze_backbone freezes the whole backbone for the run; set one of them")
+        cbs.append(UnfreezeLayersCallback(t.unfreeze_layers))
     if cfg.masking.end: cbs.append(ModalityDropoutScheduleCallback(dict(cfg.masking.modality_dropout),
                                                                    dict(cfg.masking.end)))
     if isinstance(t.aux_weight, dict) and not cfg.model.aux: raise MedvisionError("training.aux_weight gives a "
