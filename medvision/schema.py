@@ -177,6 +177,11 @@ SCHEMA = {
                            doc="text put before every input (instruction-tuned embedders, e.g. `query: `)"),
         'batch_size': Key(64, int, bounds='>= 1',
                           doc="texts per encoder batch when embedding them once (`data.text: embeddings`)"),
+        'embeddings_file': Key(None, str,
+                               doc="precomputed text vectors (with `data.text: embeddings`), used instead of running "
+                                   "`encoder`: a .npz (arrays `emb` and the keys), .parquet or .csv (a key column, then "
+                                   "the vector), keyed by each row's `text` or its `image` file's stem; every row needs "
+                                   "one (a blank text: zeros); relative to `data.root`"),
     },
     'model': {
         'fusion': Key('concat_mlp', str, choices='medvision.fusion:FUSIONS',

@@ -138,12 +138,18 @@ def text_encoder_for(cfg:RunConfig, tokens:bool=False):
     kw = {k: cfg.text[k] for k in SCHEMA['text'] if k in args and (tokens or k != 'trainable')}
     return text_encoder(cfg.text.encoder, **kw)
 
+def _data_path(cfg:RunConfig, p:str) -> Path:
+    "Path `p` of the config, resolved against `data_root` when relative"
+    p, root = Path(p).expanduser(), data_root(cfg)
+    return p if p.is_absolute() or root is None else root/p
+
 def with_text_emb(cfg:RunConfig, df:pd.DataFrame) -> pd.DataFrame:
-    ("`df` with `text_emb`, its texts embedded by `text.encoder` (cached; `attrs['embedder']` says by what), when "
-     "`data.text` ")
-    "is `embeddings`; a table's own `text_emb` column is kept"
+    ("`df` with `text_emb` when `data.text` is `embeddings`: the vectors of `text.embeddings_file`, else its texts "
+     "embedded by `text.encoder` (cached; `attrs['embedder']` says by what); a table's own `text_emb` column is kept")
     if cfg.data.text != 'embeddings' or 'text_emb' in df: return df
-    from medvision.text import embed_texts
+    from medvision.text import embed_texts, embeddings_from_file
+    # made elsewhere: no encoder is recorded, so new rows bring their vectors
+    if f := cfg.text.embeddings_file: return df.assign(text_emb=list(embeddings_from_file(_data_path(cfg, f), df)))
     if 'text' not in df: raise MedvisionError("data.text is 'embeddings' but the table has no text column; set "
                                               "data.text: null")
     cache = Path(cfg.experiment.output_dir)/'text_cache.npz'
