@@ -247,11 +247,6 @@ def _check_probs(probs:dict|None, mods:list) -> dict:
 
 MASK_MODES = ('learned', 'complete')   # what a masked modality becomes: its learned missing embedding, or a zero input
 
-def _check_mask_mode(mode:str) -> str:
-    "`mask_mode` checked to be one of `MASK_MODES`"
-    if mode not in MASK_MODES: raise MedvisionError('mask_mode: ' + did_you_mean(mode, MASK_MODES, 'mask mode'))
-    return mode
-
 # %% ../nbs/04_fusion.ipynb #474c204e
 class MultimodalModel(nn.Module):
     "A vision backbone with optional text and tabular branches, projected, masked, fused, and read by one head per task"
@@ -301,7 +296,8 @@ class MultimodalModel(nn.Module):
         self.text_drop, self.final_drop = nn.Dropout(_check_p(text_dropout, 'text_dropout')), nn.Dropout(
             _check_p(final_dropout, 'final_dropout')
         )
-        self.mask_mode,self.in_dims = _check_mask_mode(mask_mode),dims
+        if mask_mode not in MASK_MODES: raise MedvisionError('mask_mode: ' + did_you_mean(mask_mode, MASK_MODES, 'mode'))
+        self.mask_mode,self.in_dims = mask_mode,dims
         self.missing = nn.ParameterDict({k: nn.Parameter(0.02*torch.randn(projection_dim)) for k in dims
                                          if mask_mode == 'learned'})
         self.fusion = self._fusion(fusion, fusion_kw, act)
@@ -443,9 +439,8 @@ def _masks(self:MultimodalModel, absent:dict) -> dict:
 def _missing(self:MultimodalModel, k:str) -> torch.Tensor:
     ("What a masked modality `k` becomes: its learned missing embedding (L2-normalised like the projections when "
      "`l2_norm`), or with `mask_mode='complete'` the projection of an all-zero input")
-    if self.mask_mode == 'complete':
-        ref = next(self.projs[k].parameters())
-        return self.projs[k](torch.zeros(1, self.in_dims[k], device=ref.device, dtype=ref.dtype))[0]
+    if self.mask_mode == 'complete':   # its input zeroed (on the projection's device, in its dtype), projected
+        return self.projs[k](next(self.projs[k].parameters()).new_zeros(1, self.in_dims[k]))[0]
     return F.normalize(self.missing[k], dim=0) if self.l2_norm else self.missing[k]
 
 @patch
