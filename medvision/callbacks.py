@@ -19,9 +19,9 @@ from .learner import bare
 
 # %% auto #0
 __all__ = ['AUX_MODALITIES', 'TRACKER_TIMEOUT', 'ModalityDropoutScheduleCallback', 'check_aux_weight', 'AuxLossScheduleCallback',
-           'EMACallback', 'CompileModel', 'CSVTableLogger', 'unreachable', 'tracker_down', 'tracking_callbacks',
-           'default_mlflow_uri', 'mlflow_params', 'MLflowCallback', 'checkpoint_files', 'log_wandb_checkpoints',
-           'tracked']
+           'EMACallback', 'CompileModel', 'UnfreezeLayersCallback', 'CSVTableLogger', 'unreachable', 'tracker_down',
+           'tracking_callbacks', 'default_mlflow_uri', 'mlflow_params', 'MLflowCallback', 'checkpoint_files',
+           'log_wandb_checkpoints', 'tracked']
 
 # %% ../nbs/06a_callbacks.ipynb #17227d51
 def _lin(start, end, epoch:int, n_epoch:int): return start + (end - start) * (epoch / max(n_epoch - 1, 1))
@@ -134,6 +134,16 @@ class CompileModel(Callback):
     def before_fit(self):
         m = bare(self.learn.model)
         if getattr(m, '_compiled_call_impl', None) is None: m.compile(**self.kwargs)
+
+# %% ../nbs/06a_callbacks.ipynb #d7cdbcca
+class UnfreezeLayersCallback(Callback):
+    ("Train only the last `n` layer groups of the backbone (`VisionBackbone.unfreeze_layers`, its normalisation layers "
+     "with the learner's `train_bn`) in every fit whose optimizer fastai has not frozen")
+    order = 0
+    def __init__(self, n:int): store_attr()
+    def before_fit(self):
+        if self.opt.frozen_idx: return   # a frozen stage (fastai's `freeze`): the head alone
+        bare(self.learn.model).vision.unfreeze_layers(self.n, train_bn=self.learn.train_bn)
 
 # %% ../nbs/06a_callbacks.ipynb #b8d4f202
 class CSVTableLogger(CSVLogger):

@@ -14,7 +14,7 @@ from .backbones import vision_backbone
 from .text import text_encoder
 
 # %% auto #0
-__all__ = ['ACTIVATIONS', 'FUSIONS', 'BRANCH_FIELDS', 'mlp', 'Projection', 'Fusion', 'make_fusion', 'ConcatFusion',
+__all__ = ['ACTIVATIONS', 'FUSIONS', 'BRANCH_FIELDS', 'MASK_MODES', 'mlp', 'Projection', 'Fusion', 'make_fusion', 'ConcatFusion',
            'WeightedSumFusion', 'ConcatMLPFusion', 'GatedFusion', 'CrossAttentionFusion', 'TaskDict', 'check_branches',
            'MultimodalModel']
 
@@ -245,6 +245,8 @@ def _check_probs(probs:dict|None, mods:list) -> dict:
         if not 0 <= p <= 1: raise MedvisionError(f"modality_dropout['{k}'] = {p!r}: give a probability in [0, 1]")
     return probs
 
+MASK_MODES = ('learned', 'complete')   # what a masked modality becomes: its learned missing embedding, or a zero input
+
 # %% ../nbs/04_fusion.ipynb #474c204e
 class MultimodalModel(nn.Module):
     "A vision backbone with optional text and tabular branches, projected, masked, fused, and read by one head per task"
@@ -261,9 +263,10 @@ class MultimodalModel(nn.Module):
                  dropout:float=0.1,
                  # dropout of the text features as they enter the model, before the text projection (`None`: 0)
                  text_dropout:float|None=None,
-                 # activation of projections, tabular MLP, heads and a fusion that takes `act` (`concat_mlp`): a name in
-                 # `ACTIVATIONS`
+                 # activation of projections, tabular MLP, a fusion that takes `act` (`concat_mlp`) and, unless `head_act`
+                 # is given, the heads: a name in `ACTIVATIONS`
                  act:str='relu',
+                 head_act:str|None=None, # activation of the task and auxiliary heads (`None`: `act`)
                  l2_norm:bool=False, # L2-normalise the projected features (and the missing embeddings)
                  tab_hidden=(64,), # hidden sizes of the tabular MLP
                  # modality -> `{'hidden': [...], 'dropout': p}`: that projection's own hidden sizes and dropout
@@ -273,6 +276,8 @@ class MultimodalModel(nn.Module):
                  head_dropout:float=0., # dropout before each `Linear` of each head
                  modality_dropout:dict|None=None, # modality -> probability of masking it per sample, in training
                  off=(), # modalities masked in every sample (e.g. `('text',)`)
+                 # what a masked modality becomes: 'learned' (its missing embedding) or 'complete' (a zero input)
+                 mask_mode:str='learned',
                  fusion_kw:dict|None=None, # keyword arguments for the fusion class
                  pretrained:bool=True, # pretrained weights, when `vision` is a timm name
                 ):
@@ -291,11 +296,15 @@ class MultimodalModel(nn.Module):
         self.text_drop, self.final_drop = nn.Dropout(_check_p(text_dropout, 'text_dropout')), nn.Dropout(
             _check_p(final_dropout, 'final_dropout')
         )
-        self.missing = nn.ParameterDict({k: nn.Parameter(0.02*torch.randn(projection_dim)) for k in dims})
+        if mask_mode not in MASK_MODES: raise MedvisionError('mask_mode: ' + did_you_mean(mask_mode, MASK_MODES, 'mode'))
+        self.mask_mode,self.in_dims = mask_mode,dims
+        self.missing = nn.ParameterDict({k: nn.Parameter(0.02*torch.randn(projection_dim)) for k in dims
+                                         if mask_mode == 'learned'})
         self.fusion = self._fusion(fusion, fusion_kw, act)
-        self.heads = TaskDict({t: mlp(self.fusion.out_dim, head_hidden, n, act, head_dropout)
+        hact = act if head_act is None else head_act
+        self.heads = TaskDict({t: mlp(self.fusion.out_dim, head_hidden, n, hact, head_dropout)
                                for t,n in self.tasks.items()})
-        self.aux_heads = self._aux_heads(aux, head_hidden, act, head_dropout)
+        self.aux_heads = self._aux_heads(aux, head_hidden, hact, head_dropout)
         self.modality_dropout = _check_probs(modality_dropout, self.modalities)
         self.set_off(*([off] if isinstance(off, str) else off))
 
@@ -428,7 +437,10 @@ def _masks(self:MultimodalModel, absent:dict) -> dict:
 # %% ../nbs/04_fusion.ipynb #ae1d2f46
 @patch
 def _missing(self:MultimodalModel, k:str) -> torch.Tensor:
-    "The learned missing embedding of modality `k` (L2-normalised like the projections when `l2_norm`)"
+    ("What a masked modality `k` becomes: its learned missing embedding (L2-normalised like the projections when "
+     "`l2_norm`), or with `mask_mode='complete'` the projection of an all-zero input")
+    if self.mask_mode == 'complete':   # its input zeroed (on the projection's device, in its dtype), projected
+        return self.projs[k](next(self.projs[k].parameters()).new_zeros(1, self.in_dims[k]))[0]
     return F.normalize(self.missing[k], dim=0) if self.l2_norm else self.missing[k]
 
 @patch

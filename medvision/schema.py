@@ -177,6 +177,11 @@ SCHEMA = {
                            doc="text put before every input (instruction-tuned embedders, e.g. `query: `)"),
         'batch_size': Key(64, int, bounds='>= 1',
                           doc="texts per encoder batch when embedding them once (`data.text: embeddings`)"),
+        'embeddings_file': Key(None, str,
+                               doc="precomputed text vectors (with `data.text: embeddings`), used instead of running "
+                                   "`encoder`: a .npz (arrays `emb` and the keys), .parquet or .csv (a key column, then "
+                                   "the vector), keyed by each row's `text` or its `image` file's stem; every row needs "
+                                   "one (a blank text: zeros); relative to `data.root`"),
     },
     'model': {
         'fusion': Key('concat_mlp', str, choices='medvision.fusion:FUSIONS',
@@ -197,8 +202,11 @@ SCHEMA = {
                              doc="dropout of the fused features before the task heads, one mask for every head "
                                  "(`head_dropout` acts inside each head)"),
         'activation': Key('relu', str, choices='medvision.fusion:ACTIVATIONS',
-                          doc="activation of every hidden layer of the projections, the tabular MLP, the heads and "
-                              "`concat_mlp`"),
+                          doc="activation of every hidden layer of the projections, the tabular MLP and `concat_mlp`, "
+                              "and of the heads unless `head_activation` is set"),
+        'head_activation': Key(None, str, choices='medvision.fusion:ACTIVATIONS',
+                               doc="activation of the hidden layers (`head_hidden`) of the task and auxiliary heads "
+                                   "(default: `activation`)"),
         'l2_norm': Key(False, bool,
                        doc="L2-normalise every modality's projected features (and its missing embedding)"),
         'head_hidden': Key([], list, bounds='>= 1', items=int,
@@ -215,6 +223,10 @@ SCHEMA = {
                                 doc="modality -> probability of masking it per training sample, e.g. {text: 0.3}"),
         'end': Key({}, dict,
                    doc="if set, the probabilities move linearly to these by the last epoch"),
+        'mode': Key('learned', str, choices='medvision.fusion:MASK_MODES',
+                    doc="what a masked modality (dropped, absent or off) becomes: `learned` (its learned missing "
+                        "embedding replaces its projected features) or `complete` (its whole input is zeroed and goes "
+                        "through its projection)"),
     },
     'optimizer': {
         'name': Key('adam', str, choices='medvision.run.build:OPTIMIZERS',
@@ -249,15 +261,17 @@ SCHEMA = {
                     doc="learning-rate schedule: one_cycle, cosine (a straight-line warm-up from `eta_min` over "
                         "`pct_start`, then a cosine to `eta_min`), cosine_anneal (cosine from the start to "
                         "`eta_min`), plateau (constant, reduced on a plateau), fine_tune (fastai: frozen epochs, "
-                        "then all), freeze_then_fit (frozen epochs, then all, at exactly the rates given), medical "
-                        "(the two-stage recipe); the rates of each in `run.schedules.fit`"),
+                        "then all), freeze_then_fit (frozen epochs, then all, at exactly the rates given), "
+                        "freeze_then_cosine (frozen epochs, then all, cosine_anneal), medical (the two-stage recipe); "
+                        "the rates of each in `run.schedules.fit`"),
         'pct_start': Key(0.25, float, bounds='[0, 1]',
                          doc="the warm-up, a fraction of the training batches: one_cycle (fastai's) rises by a "
                              "cosine from each group's peak / 25 to the peak, then falls by a cosine to peak / 1e5; "
                              "cosine rises on a straight line from `eta_min` to each group's peak, then falls by a "
                              "cosine to `eta_min`; no other schedule reads it"),
         'freeze_epochs': Key(1, int, bounds='>= 0',
-                             doc="frozen-backbone epochs (fine_tune, medical stage 1)"),
+                             doc="frozen-backbone epochs (fine_tune, freeze_then_fit, freeze_then_cosine, medical "
+                                 "stage 1)"),
         'backbone_ratio': Key(6.0, float, bounds='> 0',
                               doc="medical stage 2: the head's rate over the backbone's"),
         'patience': Key(None, int, bounds='>= 1',
@@ -267,11 +281,14 @@ SCHEMA = {
                        doc="the metric early stopping and plateau watch (default `checkpoint.monitor`, which "
                            "chooses the best checkpoint)"),
         'eta_min': Key(1e-7, float, bounds='>= 0',
-                       doc="the rate cosine (whose warm-up starts there), cosine_anneal and medical stage 2 anneal "
-                           "every group to"),
+                       doc="the rate cosine (whose warm-up starts there), cosine_anneal, freeze_then_cosine stage 2 and "
+                           "medical stage 2 anneal every group to (the head's only, with `backbone_eta_min`)"),
+        'backbone_eta_min': Key(None, float, bounds='>= 0',
+                                doc="the rate those schedules anneal the backbone's groups (every group but the head) "
+                                    "to, and cosine's warm-up starts them at (default `eta_min`)"),
         'stage1_lr': Key(None, float, bounds='> 0',
-                         doc="the head's rate in the frozen stage of medical and freeze_then_fit (default "
-                             "`training.lr`)"),
+                         doc="the head's rate in the frozen stage of medical, freeze_then_fit and freeze_then_cosine "
+                             "(default `training.lr`)"),
         'factor': Key(0.1, float, bounds='(0, 1)',
                       doc="plateau: every group's rate is multiplied by this after `plateau_patience` validated "
                           "epochs without improvement"),
@@ -323,6 +340,11 @@ SCHEMA = {
         'freeze_backbone': Key(False, bool,
                                doc="train the head alone for the whole run: every group but the head frozen, "
                                    "batch-norm weights too (one_cycle, cosine, cosine_anneal, plateau)"),
+        'unfreeze_layers': Key(-1, int, bounds='>= -1',
+                               doc="train only the last N of the backbone's layer groups (timm's: stem, each "
+                                   "stage or block, final norm; `backbones.VisionBackbone.unfreeze_layers`), its "
+                                   "normalisation layers too, wherever the backbone trains (a frozen stage keeps it "
+                                   "frozen); -1: all, 0: none"),
     },
     'checkpoint': {
         'monitor': Key('valid_loss', str,

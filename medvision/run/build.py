@@ -30,6 +30,7 @@ from medvision.callbacks import (
     default_mlflow_uri,
     ModalityDropoutScheduleCallback,
     AuxLossScheduleCallback,
+    UnfreezeLayersCallback,
 )
 from ..checkpoint import CheckpointCallback
 from ..metrics import task_metrics, lower_is_better
@@ -137,12 +138,18 @@ def text_encoder_for(cfg:RunConfig, tokens:bool=False):
     kw = {k: cfg.text[k] for k in SCHEMA['text'] if k in args and (tokens or k != 'trainable')}
     return text_encoder(cfg.text.encoder, **kw)
 
+def _data_path(cfg:RunConfig, p:str) -> Path:
+    "Path `p` of the config, resolved against `data_root` when relative"
+    p, root = Path(p).expanduser(), data_root(cfg)
+    return p if p.is_absolute() or root is None else root/p
+
 def with_text_emb(cfg:RunConfig, df:pd.DataFrame) -> pd.DataFrame:
-    ("`df` with `text_emb`, its texts embedded by `text.encoder` (cached; `attrs['embedder']` says by what), when "
-     "`data.text` ")
-    "is `embeddings`; a table's own `text_emb` column is kept"
+    ("`df` with `text_emb` when `data.text` is `embeddings`: the vectors of `text.embeddings_file`, else its texts "
+     "embedded by `text.encoder` (cached; `attrs['embedder']` says by what); a table's own `text_emb` column is kept")
     if cfg.data.text != 'embeddings' or 'text_emb' in df: return df
-    from medvision.text import embed_texts
+    from medvision.text import embed_texts, embeddings_from_file
+    # made elsewhere: no encoder is recorded, so new rows bring their vectors
+    if f := cfg.text.embeddings_file: return df.assign(text_emb=list(embeddings_from_file(_data_path(cfg, f), df)))
     if 'text' not in df: raise MedvisionError("data.text is 'embeddings' but the table has no text column; set "
                                               "data.text: null")
     cache = Path(cfg.experiment.output_dir)/'text_cache.npz'
@@ -240,7 +247,7 @@ def run_metrics(dls) -> list:
 
 def config_callbacks(cfg:RunConfig, batch_size:int) -> list:
     ("The training callbacks `cfg` asks for (`bs`: the batch size): mixed precision, gradient accumulation and "
-     "clipping, MixUp/CutMix, EMA, the modality-dropout and auxiliary-loss schedules")
+     "clipping, MixUp/CutMix, EMA, the modality-dropout and auxiliary-loss schedules, the backbone's last layers trained")
     from fastai.callback.training import GradientAccumulation, GradientClip
     from fastai.callback.channelslast import ChannelsLast
     from fastai.callback.mixup import MixUp, CutMix
@@ -253,6 +260,10 @@ def config_callbacks(cfg:RunConfig, batch_size:int) -> list:
     if t.ema: cbs.append(EMACallback(t.ema))
     if t.channels_last: cbs.append(ChannelsLast())
     if t.compile: cbs.append(CompileModel())
+    if t.unfreeze_layers != -1:
+        if t.freeze_backbone: raise MedvisionError(f"training.unfreeze_layers {t.unfreeze_layers}: training."
+                                                   "freeze_backbone freezes the whole backbone for the run; set one of them")
+        cbs.append(UnfreezeLayersCallback(t.unfreeze_layers))
     if cfg.masking.end: cbs.append(ModalityDropoutScheduleCallback(dict(cfg.masking.modality_dropout),
                                                                    dict(cfg.masking.end)))
     if isinstance(t.aux_weight, dict) and not cfg.model.aux: raise MedvisionError("training.aux_weight gives a "
@@ -263,17 +274,18 @@ def config_callbacks(cfg:RunConfig, batch_size:int) -> list:
                                                                     'training.aux_weight'))
     return cbs
 
-MODEL_ARGS = {'activation': 'act'}   # a `model.*` key -> the `MultimodalModel` argument it sets, where the names differ
+# a `model.*` key -> the `MultimodalModel` argument it sets, where the names differ
+MODEL_ARGS = {'activation': 'act', 'head_activation': 'head_act'}
 
 def model_kwargs(cfg:RunConfig) -> dict:
     ("The `MultimodalModel` arguments that config section `model` sets: every key but `fusion`, named by `MODEL_ARGS` "
-     "(lists as tuples, an empty mapping as None), and `masking.modality_dropout`")
+     "(lists as tuples, an empty mapping as None), `masking.modality_dropout` and `masking.mode` (`mask_mode`)")
     kw = {MODEL_ARGS.get(k, k): tuple(v) if isinstance(v, list) else (v or None) if isinstance(v, dict) else v
           for k, v in RunConfig(cfg.model).to_dict().items() if k != 'fusion'}
     if bad := set(kw) - set(inspect.signature(MultimodalModel).parameters):
         raise MedvisionError(f"model.{sorted(bad)[0]}: MultimodalModel has no such argument; name it in "
                              "run.build.MODEL_ARGS")
-    return kw | {'modality_dropout': dict(cfg.masking.modality_dropout) or None}
+    return kw | {'modality_dropout': dict(cfg.masking.modality_dropout) or None, 'mask_mode': cfg.masking.mode}
 
 def build_learner(cfg:RunConfig, dls, run:Path,
                   arch:str=None, # the backbone (default `vision.arch`)

@@ -26,6 +26,14 @@ def _is_set(cfg:RunConfig, dk:str) -> bool:
     s, k = dk.split('.')
     return cfg[s][k] != SCHEMA[s][k].default
 
+def _text_file_notes(cfg:RunConfig) -> list:
+    "A line for `text.embeddings_file` without `data.text: embeddings`, or for each encoder key it leaves unread"
+    if not cfg.text.embeddings_file: return []
+    if cfg.data.text != 'embeddings': return [f"text.embeddings_file is set but data.text is {cfg.data.text}: it "
+                                              "gives the vectors of data.text: embeddings"]
+    return [f"text.{k} is set but text.embeddings_file gives the text vectors: text.encoder does not run"
+            for k in ('encoder', 'max_length', 'pooling', 'instruction', 'batch_size') if _is_set(cfg, f'text.{k}')]
+
 def unread_keys(cfg:RunConfig, command:str='train') -> list:
     "One line for each key set in `cfg` that `command` does not read, or that another key overrides"
     out, s = [], cfg.scheduler
@@ -35,6 +43,10 @@ def unread_keys(cfg:RunConfig, command:str='train') -> list:
     if cfg.data.text != 'embeddings' and _is_set(cfg, 'text.batch_size'):
         out.append(f"text.batch_size is set but data.text is {cfg.data.text}: it batches the texts embedded once, "
                    "with data.text: embeddings")
+    out += _text_file_notes(cfg)
+    if _is_set(cfg, 'model.head_activation') and not cfg.model.head_hidden:
+        out.append("model.head_activation is set but model.head_hidden is []: each head is one Linear, with no "
+                   "activation; give the heads hidden layers, or leave it out")
     for k in SCHEMA['scheduler']:
         if k in ('name', 'patience', 'monitor') or k in SCHEDULES[s.name].keys or not _is_set(cfg, f'scheduler.{k}'):
             continue

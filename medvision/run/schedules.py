@@ -84,6 +84,12 @@ def _warmup_cos(lrs:np.ndarray, eta_min:float, pct_start:float=0.):
     down = SchedCos(lrs, eta_min)
     return combine_scheds([pct_start, 1 - pct_start], [SchedLin(eta_min, lrs), down]) if pct_start else down
 
+def _eta_min(learn, s) -> float|np.ndarray:
+    ("The floor of scheduler section `s`: `eta_min`, or with `backbone_eta_min` one per parameter group, the backbone's "
+     "for every group but the head")
+    if s.backbone_eta_min is None: return s.eta_min
+    return np.array([s.backbone_eta_min] * (len(learn.splitter(learn.model)) - 1) + [s.eta_min])
+
 def _plateau(s, mon:str) -> ReduceLROnPlateau:
     ("fastai's `ReduceLROnPlateau` as `scheduler` section `s` asks, acting before the checkpoint writes `-last` (which "
      "keeps its state)")
@@ -109,7 +115,7 @@ def _one_cycle(learn, n, c): return [lambda: learn.fit_one_cycle(n, c.lr, pct_st
 
 def _cosine(learn, n, c, warm:bool=True):
     lrs = _group_lrs(learn, c.lr)
-    sched = _warmup_cos(lrs, c.s.eta_min, c.s.pct_start if warm else 0.)
+    sched = _warmup_cos(lrs, _eta_min(learn, c.s), c.s.pct_start if warm else 0.)
     return [lambda: learn.fit(n, lrs, cbs=[ParamScheduler({'lr': sched}), *c.cbs])]
 
 def _plateau_fit(learn, n, c): return [lambda: learn.fit(n, c.lr, cbs=[_plateau(c.s, c.es_mon), *c.cbs])]
@@ -120,24 +126,30 @@ def _freeze_then_fit(learn, n, c):
     return [lambda: (learn.freeze(), learn.fit(c.s.freeze_epochs, c.lr1, cbs=c.cbs)),
             lambda: (learn.unfreeze(), learn.fit(n, _group_lrs(learn, c.lr), cbs=c.cbs))]
 
+def _freeze_then_cosine(learn, n, c):
+    anneal = _cosine(learn, n, c, warm=False)[0]
+    return [_freeze_then_fit(learn, n, c)[0], lambda: (learn.unfreeze(), anneal())]
+
 def _medical(learn, n, c):
     s, t = c.s, c.t
     return [lambda: learn.fine_tune_medical(stage1_epochs=s.freeze_epochs, stage1_lr=c.lr1, stage2_epochs=n,
                                             head_lr=t.lr,
-                                            backbone_lr=t.lr / s.backbone_ratio, wd=learn.wd, eta_min=s.eta_min,
+                                            backbone_lr=t.lr / s.backbone_ratio, wd=learn.wd, eta_min=_eta_min(learn, s),
                                             opt_func=learn.opt_func,
                                             patience=s.patience or n, monitor=c.es_mon, comp=monitor_comp(c.es_mon),
                                             cbs=c.cbs)]
 
 SCHEDULES.add('one_cycle', Schedule(_one_cycle, ('pct_start',)))
-SCHEDULES.add('cosine', Schedule(_cosine, ('pct_start', 'eta_min')))
-SCHEDULES.add('cosine_anneal', Schedule(partial(_cosine, warm=False), ('eta_min',)))
+SCHEDULES.add('cosine', Schedule(_cosine, ('pct_start', 'eta_min', 'backbone_eta_min')))
+SCHEDULES.add('cosine_anneal', Schedule(partial(_cosine, warm=False), ('eta_min', 'backbone_eta_min')))
 SCHEDULES.add('plateau', Schedule(_plateau_fit, ('factor', 'plateau_patience', 'min_lr')))
 SCHEDULES.add('fine_tune', Schedule(_fine_tune, ('freeze_epochs',), stages=2, unfreezes=True))
 SCHEDULES.add('freeze_then_fit', Schedule(_freeze_then_fit, ('freeze_epochs', 'stage1_lr'), stages=2, unfreezes=True))
+SCHEDULES.add('freeze_then_cosine', Schedule(_freeze_then_cosine, ('freeze_epochs', 'stage1_lr', 'eta_min',
+                                                                   'backbone_eta_min'), stages=2, unfreezes=True))
 SCHEDULES.add('medical',
-              Schedule(_medical, ('freeze_epochs', 'stage1_lr', 'backbone_ratio', 'eta_min'), stages=2, unfreezes=True,
-                                  early_stop=False))
+              Schedule(_medical, ('freeze_epochs', 'stage1_lr', 'backbone_ratio', 'eta_min', 'backbone_eta_min'),
+                       stages=2, unfreezes=True, early_stop=False))
 
 def _freeze_backbone(learn, sched:str) -> None:
     "Freeze every parameter group but the head, batch-norm weights too, for the whole run"
