@@ -263,8 +263,8 @@ class MultimodalModel(nn.Module):
                  dropout:float=0.1,
                  # dropout of the text features as they enter the model, before the text projection (`None`: 0)
                  text_dropout:float|None=None,
-                 # activation of projections, tabular MLP, a fusion that takes `act` (`concat_mlp`) and, unless `head_act`
-                 # is given, the heads: a name in `ACTIVATIONS`
+                 # activation of projections, tabular MLP, a fusion that takes `act` (`concat_mlp`) and, unless
+                 # `head_act` is given, the heads: a name in `ACTIVATIONS`
                  act:str='relu',
                  head_act:str|None=None, # activation of the task and auxiliary heads (`None`: `act`)
                  l2_norm:bool=False, # L2-normalise the projected features (and the missing embeddings)
@@ -296,7 +296,8 @@ class MultimodalModel(nn.Module):
         self.text_drop, self.final_drop = nn.Dropout(_check_p(text_dropout, 'text_dropout')), nn.Dropout(
             _check_p(final_dropout, 'final_dropout')
         )
-        if mask_mode not in MASK_MODES: raise MedvisionError('mask_mode: ' + did_you_mean(mask_mode, MASK_MODES, 'mode'))
+        if mask_mode not in MASK_MODES:
+            raise MedvisionError('mask_mode: ' + did_you_mean(mask_mode, MASK_MODES, 'mode'))
         self.mask_mode,self.in_dims = mask_mode,dims
         self.missing = nn.ParameterDict({k: nn.Parameter(0.02*torch.randn(projection_dim)) for k in dims
                                          if mask_mode == 'learned'})

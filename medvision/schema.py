@@ -179,9 +179,9 @@ SCHEMA = {
                           doc="texts per encoder batch when embedding them once (`data.text: embeddings`)"),
         'embeddings_file': Key(None, str,
                                doc="precomputed text vectors (with `data.text: embeddings`), used instead of running "
-                                   "`encoder`: a .npz (arrays `emb` and the keys), .parquet or .csv (a key column, then "
-                                   "the vector), keyed by each row's `text` or its `image` file's stem; every row needs "
-                                   "one (a blank text: zeros); relative to `data.root`"),
+                                   "`encoder`: a .npz (arrays `emb` and the keys), .parquet or .csv (a key column, "
+                                   "then the vector), keyed by each row's `text` or its `image` file's stem; every row "
+                                   "needs one (a blank text: zeros); relative to `data.root`"),
     },
     'model': {
         'fusion': Key('concat_mlp', str, choices='medvision.fusion:FUSIONS',
@@ -281,8 +281,8 @@ SCHEMA = {
                        doc="the metric early stopping and plateau watch (default `checkpoint.monitor`, which "
                            "chooses the best checkpoint)"),
         'eta_min': Key(1e-7, float, bounds='>= 0',
-                       doc="the rate cosine (whose warm-up starts there), cosine_anneal, freeze_then_cosine stage 2 and "
-                           "medical stage 2 anneal every group to (the head's only, with `backbone_eta_min`)"),
+                       doc="the rate cosine (whose warm-up starts there), cosine_anneal, freeze_then_cosine stage 2 "
+                           "and medical stage 2 anneal every group to (the head's only, with `backbone_eta_min`)"),
         'backbone_eta_min': Key(None, float, bounds='>= 0',
                                 doc="the rate those schedules anneal the backbone's groups (every group but the head) "
                                     "to, and cosine's warm-up starts them at (default `eta_min`)"),

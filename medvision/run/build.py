@@ -247,7 +247,8 @@ def run_metrics(dls) -> list:
 
 def config_callbacks(cfg:RunConfig, batch_size:int) -> list:
     ("The training callbacks `cfg` asks for (`bs`: the batch size): mixed precision, gradient accumulation and "
-     "clipping, MixUp/CutMix, EMA, the modality-dropout and auxiliary-loss schedules, the backbone's last layers trained")
+     "clipping, MixUp/CutMix, EMA, the modality-dropout and auxiliary-loss schedules, the backbone's last layers "
+     "trained")
     from fastai.callback.training import GradientAccumulation, GradientClip
     from fastai.callback.channelslast import ChannelsLast
     from fastai.callback.mixup import MixUp, CutMix
@@ -262,7 +263,8 @@ def config_callbacks(cfg:RunConfig, batch_size:int) -> list:
     if t.compile: cbs.append(CompileModel())
     if t.unfreeze_layers != -1:
         if t.freeze_backbone: raise MedvisionError(f"training.unfreeze_layers {t.unfreeze_layers}: training."
-                                                   "freeze_backbone freezes the whole backbone for the run; set one of them")
+                                                   "freeze_backbone freezes the whole backbone for the run; set one "
+                                                   "of them")
         cbs.append(UnfreezeLayersCallback(t.unfreeze_layers))
     if cfg.masking.end: cbs.append(ModalityDropoutScheduleCallback(dict(cfg.masking.modality_dropout),
                                                                    dict(cfg.masking.end)))

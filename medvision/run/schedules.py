@@ -85,8 +85,8 @@ def _warmup_cos(lrs:np.ndarray, eta_min:float, pct_start:float=0.):
     return combine_scheds([pct_start, 1 - pct_start], [SchedLin(eta_min, lrs), down]) if pct_start else down
 
 def _eta_min(learn, s) -> float|np.ndarray:
-    ("The floor of scheduler section `s`: `eta_min`, or with `backbone_eta_min` one per parameter group, the backbone's "
-     "for every group but the head")
+    ("The floor of scheduler section `s`: `eta_min`, or with `backbone_eta_min` one per parameter group, the "
+     "backbone's for every group but the head")
     if s.backbone_eta_min is None: return s.eta_min
     return np.array([s.backbone_eta_min] * (len(learn.splitter(learn.model)) - 1) + [s.eta_min])
 
@@ -134,7 +134,8 @@ def _medical(learn, n, c):
     s, t = c.s, c.t
     return [lambda: learn.fine_tune_medical(stage1_epochs=s.freeze_epochs, stage1_lr=c.lr1, stage2_epochs=n,
                                             head_lr=t.lr,
-                                            backbone_lr=t.lr / s.backbone_ratio, wd=learn.wd, eta_min=_eta_min(learn, s),
+                                            backbone_lr=t.lr / s.backbone_ratio, wd=learn.wd,
+                                            eta_min=_eta_min(learn, s),
                                             opt_func=learn.opt_func,
                                             patience=s.patience or n, monitor=c.es_mon, comp=monitor_comp(c.es_mon),
                                             cbs=c.cbs)]
