@@ -258,6 +258,15 @@ SCHEMA = {
                              "cosine to `eta_min`; no other schedule reads it"),
         'freeze_epochs': Key(1, int, bounds='>= 0',
                              doc="frozen-backbone epochs (fine_tune, medical stage 1)"),
+        'stage1': Key(True, bool,
+                      doc="medical: train stage 1, the head alone (backbone frozen) for `freeze_epochs` epochs; "
+                          "false: every layer from the first epoch"),
+        'stage2': Key(True, bool,
+                      doc="medical: train stage 2, every layer for `training.epochs` epochs; false: the head alone "
+                          "(stage 1 only). Not both false"),
+        'stage2_schedule': Key('cosine', str, choices='medvision.stages:STAGE2_SCHEDULES',
+                               doc="medical stage 2's rates: cosine (down to `eta_min`), one_cycle (fastai's), or "
+                                   "plateau (held, reduced as `factor`, `plateau_patience` and `min_lr` say)"),
         'backbone_ratio': Key(6.0, float, bounds='> 0',
                               doc="medical stage 2: the head's rate over the backbone's"),
         'patience': Key(None, int, bounds='>= 1',
@@ -273,13 +282,13 @@ SCHEMA = {
                          doc="the head's rate in the frozen stage of medical and freeze_then_fit (default "
                              "`training.lr`)"),
         'factor': Key(0.1, float, bounds='(0, 1)',
-                      doc="plateau: every group's rate is multiplied by this after `plateau_patience` validated "
+                      doc="plateau (and medical with stage2_schedule plateau): every group's rate is multiplied by this after `plateau_patience` validated "
                           "epochs without improvement"),
         'plateau_patience': Key(2, int, bounds='>= 1',
-                                doc="plateau: validated epochs without improvement of `scheduler.monitor` before "
+                                doc="plateau (and medical's): validated epochs without improvement of `scheduler.monitor` before "
                                     "the rates drop"),
         'min_lr': Key(0.0, float, bounds='>= 0',
-                      doc="plateau: the rate no group is reduced below"),
+                      doc="plateau (and medical's): the rate no group is reduced below"),
     },
     'training': {
         'batch_size': Key(32, int, bounds='>= 1',
