@@ -329,6 +329,11 @@ SCHEMA = {
                                    doc="validate every this many epochs of a stage (and at its last); early "
                                        "stopping and plateau count validated epochs only, the best checkpoint is "
                                        "the best validated epoch"),
+        'train_metrics': Key(False, bool,
+                             doc="also log every metric on each epoch's training batches (train mode, augmented): "
+                                 "`train_<metric>` columns (e.g. train_label_accuracy) in metrics.csv and the "
+                                 "trackers; the validation metrics keep their names, which checkpoint.monitor and "
+                                 "scheduler.monitor name"),
         'freeze_backbone': Key(False, bool,
                                doc="train the head alone for the whole run: every group but the head frozen, "
                                    "batch-norm weights too (one_cycle, cosine, cosine_anneal, plateau)"),

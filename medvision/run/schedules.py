@@ -22,7 +22,7 @@ from ..core import MedvisionError, Registry
 from ..config import RunConfig
 from ..checkpoint import checkpoint_stem
 from ..stages import training_stages
-from .build import monitor_comp, as_config, dotted_keys
+from .build import monitor_comp, as_config, dotted_keys, TrainMetric
 from .distributed import distributed
 
 
@@ -54,7 +54,8 @@ class ValidationIntervalCallback(Callback):
         if not self._due(): self.skipped = True; raise CancelValidException
     # the Recorder logs no valid values then: NaN in their columns (the stage and rates are known)
     def after_cancel_validate(self):
-        known = lambda m: isinstance(m, ValueMetric) and (m.name in ('stage', 'trainable') or m.name.startswith('lr_'))
+        known = lambda m: isinstance(m, TrainMetric) or (isinstance(m, ValueMetric) and (m.name in ('stage', 'trainable')
+                                                                                       or m.name.startswith('lr_')))
         if self.skipped and self.recorder.valid_metrics:
             self.recorder.log += [np.nan] + [m.value if known(m) else np.nan for m in self.learn.metrics]
     def after_epoch(self):
