@@ -158,6 +158,9 @@ SCHEMA = {
                        doc="a local .safetensors / .pth file of backbone weights (offline)"),
         'pooling': Key('avg', str, choices='medvision.backbones:POOLINGS',
                        doc="feature pooling"),
+        'width': Key(None, int, bounds='>= 1',
+                     doc="the width of a backbone that takes one: small_cnn's first-stage channels, doubling each "
+                         "stage (default: the backbone's own, 32); another arch refuses it"),
         'models': Key([], list,
                       doc="several backbones trained and compared in one run: mappings with `arch` and optional "
                           "`image_size`, `batch_size`, `lr`"),

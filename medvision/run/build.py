@@ -309,7 +309,7 @@ def build_learner(cfg:RunConfig, dls, run:Path,
     "A `medvision_learner` on `dls` as `cfg` describes, writing checkpoints to `run/models` and logs to `run`"
     v, m, t, o, ck, tr = cfg.vision, cfg.model, cfg.training, cfg.optimizer, cfg.checkpoint, cfg.tracking
     arch = arch or v.arch
-    weights = v.weights if arch == v.arch else None
+    weights, width = (v.weights, v.width) if arch == v.arch else (None, None)   # what they are for: vision.arch
     cbs = [*(cbs or []), *config_callbacks(cfg, dls.bs),
            CheckpointCallback(ck.monitor, comp=monitor_comp(ck.monitor), every=ck.every, keep=ck.keep,
                               folder=run/'models', best_name=best_name, last_name=last_name),
@@ -323,7 +323,7 @@ def build_learner(cfg:RunConfig, dls, run:Path,
                               loss=t.loss,
                               loss_kw=dict(t.loss_kw) or None, class_weights=t.class_weights, pos_weight=t.pos_weight,
                               task_weights=dict(t.task_weights) or None, n_vision=o.vision_groups, pooling=v.pooling,
-                              model_kw=model_kwargs(cfg), cbs=cbs, opt_func=_opt_func(o),
+                              model_kw=model_kwargs(cfg), width=width, cbs=cbs, opt_func=_opt_func(o),
                               metrics=run_metrics(dls) + ([TrainMetric(m) for m in run_metrics(dls)] if t.train_metrics
                                                           else []),
                               wd=o.weight_decay, path=run, model_dir='models')
