@@ -14,8 +14,8 @@ from .core import MedvisionError, did_you_mean
 from .hub import hub_guard
 
 # %% auto #0
-__all__ = ['POOLINGS', 'OFFLINE_WEIGHTS', 'BACKBONE_FAMILIES', 'VisionBackbone', 'offline_weights', 'vision_backbone',
-           'model_data_config', 'load_weights']
+__all__ = ['POOLINGS', 'OFFLINE_WEIGHTS', 'BACKBONE_FAMILIES', 'VisionBackbone', 'offline_weights', 'vision_backbone', 'SmallCNN',
+           'small_cnn', 'model_data_config', 'load_weights']
 
 # %% ../nbs/03_backbones.ipynb #d4969fe3
 POOLINGS = ('avg', 'max', 'concat', 'token')
@@ -154,9 +154,14 @@ def vision_backbone(name:str, # any timm model name, e.g. 'resnet18', 'eva02_sma
                     weights=None, # path of a local .safetensors or state-dict file to load instead of `pretrained`
                     # input size, int or (h, w), for models built for one (ViT, EVA02, Swin...); CNNs ignore it
                     image_size=None,
+                    width:int=None, # the width of a backbone that takes one (`small_cnn`); default its own
                     **kwargs # passed to `timm.create_model`
                    ) -> VisionBackbone:
     "A timm backbone `name` without classifier, pooled with `pooling`, for images of `image_size`"
+    if width is not None:
+        if 'width' not in inspect.signature(type(_meta_model(name))).parameters: raise MedvisionError(
+            f"width={width}: {name} takes no width (vision.width); small_cnn does")
+        kwargs['width'] = width
     if bad := [k for k in ('img_size', 'in_chans') if k in kwargs]:   # timm's names would bypass the checks below
         raise MedvisionError(f"vision_backbone: {bad[0]} is timm's name; medvision's is "
                              f"{dict(img_size='image_size', in_chans='channels')[bad[0]]}")
@@ -177,6 +182,37 @@ BACKBONE_FAMILIES = {
     'vit': ['vit_tiny_patch16_224', 'vit_small_patch16_224', 'vit_base_patch16_224', 'vit_large_patch16_224'],
     'eva02': ['eva02_small_patch14_224', 'eva02_base_patch14_224'],
 }
+
+# %% ../nbs/03_backbones.ipynb #sc0a1002
+class SmallCNN(nn.Module):
+    ("`depth` stages of two 3x3 conv-BN-ReLU layers, `width` channels doubling each stage, 2x2 max pooling between; "
+     "timm's model interface (`forward_features`, `num_features`, `group_matcher`)")
+    def __init__(self, width:int=32, depth:int=4, channels:int=3, num_classes:int=1000):
+        super().__init__()
+        if width < 1 or depth < 1: raise MedvisionError(f"small_cnn: width={width}, depth={depth}: both must be >= 1")
+        cs = [channels] + [width * 2 ** i for i in range(depth)]
+        block = lambda i: nn.Sequential(*([nn.MaxPool2d(2)] if i else []), *[l for a, b in ((cs[i], cs[i + 1]),
+                                        (cs[i + 1], cs[i + 1])) for l in (nn.Conv2d(a, b, 3, padding=1, bias=False),
+                                                                        nn.BatchNorm2d(b), nn.ReLU(inplace=True))])
+        self.stem, self.stages = block(0), nn.Sequential(*[block(i) for i in range(1, depth)])
+        self.num_features = cs[-1]
+        self.head = nn.Linear(cs[-1], num_classes) if num_classes else nn.Identity()
+        self.pretrained_cfg = self.default_cfg = dict(input_size=(channels, 224, 224), interpolation='bilinear',
+                                                      first_conv='stem.0', classifier='head')
+    def group_matcher(self, coarse:bool=False): return dict(stem=r'^stem', blocks=r'^stages\.(\d+)')
+    def forward_features(self, x): return self.stages(self.stem(x))
+    def forward_head(self, x, pre_logits:bool=False):
+        x = x.mean((2, 3))
+        return x if pre_logits else self.head(x)
+    def forward(self, x): return self.forward_head(self.forward_features(x))
+
+@timm.models.register_model
+def small_cnn(pretrained:bool=False, **kwargs) -> SmallCNN:
+    "timm's entry of `SmallCNN` (no pretrained weights: train it, or load your own with `weights=`)"
+    if pretrained: raise MedvisionError("small_cnn has no pretrained weights: use pretrained=False (vision.pretrained: "
+                                        "false), or load your own (weights=, vision.weights)")
+    for k in ('pretrained_cfg', 'pretrained_cfg_overlay', 'cache_dir'): kwargs.pop(k, None)
+    return SmallCNN(channels=kwargs.pop('in_chans', 3), **kwargs)   # timm's name for the input channels
 
 # %% ../nbs/03_backbones.ipynb #a9bbe393
 def _per_chan(v, n:int) -> list:

@@ -252,7 +252,7 @@ def _model_of(meta:dict, path, text=None) -> MultimodalModel:
     te = spec.text_encoder
     if text is None: text = text_encoder_of(te) if te else spec.text_dim   # as the spec records it (normalised or not)
     vis = vision_backbone(cfg['arch'], pretrained=False, channels=spec.channels, pooling=cfg.get('pooling', 'avg'),
-                          image_size=spec.image_size)
+                          image_size=spec.image_size, width=cfg.get('width'))
     n_out = {t: 1 if spec.outputs.get(t) == 'logit' else len(spec.vocabs[t]) for t in spec.tasks}
     return MultimodalModel(vis, text=text, tabular=spec.n_tab or None, fusion=cfg['fusion'], tasks=n_out,
                            **cfg['model_kw'])

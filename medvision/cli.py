@@ -40,12 +40,18 @@ def _key_type(dotted:str, typ=int):
     return conv
 _OUT = lambda what: (('--out',), dict(help=f"the {what} (default: a new run folder)"))
 
-# each command: (name, help, reads a config, takes a checkpoint, its own options as (flags, argparse keywords))
+_NO_CONFIG = ("optional: without it, the keys' defaults and the keys given after the options, which must name the data, "
+              "e.g. --data.sources '[{reader: image_folder, path: chest_xray}]' --data.tasks '[label]'")
+# each command: (name, help, reads a config (True: required; a note: optional, what it says), takes a checkpoint, its own
+# options as (flags, argparse keywords))
 _COMMANDS = [
-    ('train', "train and evaluate a model (or, with vision.models, several); writes a run folder", True, False, []),
+    ('train', "train and evaluate a model (or, with vision.models, several); writes a run folder", _NO_CONFIG, False,
+     []),
     ('evaluate', "evaluate a checkpoint on the config's evaluate.split; writes a report", True, True,
      [_OUT('report folder')]),
-    ('predict', "predict new images with a checkpoint", 'optional', True, [
+    ('predict', "predict new images with a checkpoint", "predict reads its experiment.device and .imports, "
+     "training.batch_size and a numeric evaluate.threshold; the model and its preprocessing come from the checkpoint",
+     True, [
         (('--input',), dict(required=True, help="a folder of images, or a CSV with an image column (and text for an "
                                                 "image+text model)")),
         (('--output',), dict(required=True, help="the file to write: a .csv, per task the predicted class (and, with "
@@ -103,9 +109,7 @@ def _add_command(sub, name, help_, config, ck, options):
     s = sub.add_parser(name, help=help_, description=help_[0].upper() + help_[1:] + '.',
                        epilog=_OVERRIDES if config else None)
     if config: s.add_argument('--config', '-c', required=config is True, metavar='YAML',
-                              help="the run's YAML config" + ('' if config is True else " (predict reads its "
-                                   "experiment.device and .imports, training.batch_size and a numeric "
-                                   "evaluate.threshold; the model and its preprocessing come from the checkpoint)"))
+                              help="the run's YAML config" + ('' if config is True else f" ({config})"))
     if ck: s.add_argument('--checkpoint', required=True, help=_CK)
     if ck and config is not True:   # (a config names its plug-ins in experiment.imports; a checkpoint records its own)
         s.add_argument('--import', dest='imports', action='append', default=[], metavar='MODULE',
@@ -180,9 +184,15 @@ def _run(a, extra):
     import medvision.all as run   # every command's function, from its module of `medvision.run`
     run.import_plugins(getattr(a, 'imports', []), [Path.cwd()], what='--import', hint="put it on PYTHONPATH or in the "
             "current folder")
-    if getattr(a, 'config', None) is None: return run, None
+    yaml = getattr(a, 'config', None)
+    if yaml is None and a.cmd != 'train': return run, None
     run.check_overrides(a.cmd, extra)
-    return run, run.as_config(a.config, extra)
+    cfg = run.as_config(yaml, extra)   # train without a config: the defaults and the keys given
+    if yaml is None and (no := [k for k in ('sources', 'tasks') if not cfg.data[k]]):
+        raise _Usage(f"train: give --config YAML, or name the data on the command line (data.{no[0]} is empty): "
+                     "--data.sources '[{reader: image_folder, path: chest_xray}]' --data.tasks '[label]'; the other "
+                     "keys keep their defaults (`medvision config`)")
+    return run, cfg
 
 def _folder(run, cfg, a, kind, checkpoints) -> Path:
     "`--out` (made; never over the command's inputs or a training run), else a new run folder"

@@ -147,11 +147,13 @@ def _text_branch(dls, text):
     return enc
 
 # %% ../nbs/06_learner.ipynb #79b09dc7
-def _model_config(model, arch, fusion, n_vision, model_kw, pooling='avg', loss='ce', loss_kw=None) -> dict|None:
+def _model_config(model, arch, fusion, n_vision, model_kw, pooling='avg', loss='ce', loss_kw=None,
+                  width=None) -> dict|None:
     ("The `medvision_learner` arguments that rebuild this model (and its loss, when named), when they are plain values "
      "(None for a model passed in)")
     cfg = {'arch': arch, 'fusion': fusion, 'n_vision': n_vision, 'model_kw': model_kw or {}, 'pooling': pooling,
-           'loss': loss if isinstance(loss, str) else None, 'loss_kw': loss_kw if isinstance(loss, str) else None}
+           'loss': loss if isinstance(loss, str) else None, 'loss_kw': loss_kw if isinstance(loss, str) else None,
+           **({'width': width} if width is not None else {})}
     if model is not None or not isinstance(arch, str) or not isinstance(fusion, str): return None
     try: json.dumps(cfg); return cfg
     except TypeError: return None
@@ -238,6 +240,7 @@ def medvision_learner(dls, # `medvision_dataloaders` output (with its input `spe
                       pooling:str='avg', # backbone feature pooling: 'avg', 'max', 'concat' or 'token'
                       # more `MultimodalModel` arguments (aux, modality_dropout, projection_dim, ...)
                       model_kw:dict=None,
+                      width:int=None, # the backbone's width, for one that takes it (`small_cnn`)
                       **kwargs # `fastai.learner.Learner` arguments (opt_func, wd, path, train_bn, ...)
                      ) -> Learner:
     "A fastai `Learner` for a medvision model on `dls`"
@@ -252,15 +255,10 @@ def medvision_learner(dls, # `medvision_dataloaders` output (with its input `spe
         if getattr(l, 'binary', False) and len(dls.vocabs[t]) != 2: raise MedvisionError(f"loss {loss!r} is binary but "
                 f"task '{t}' has {len(dls.vocabs[t])} classes; use 'ce' or 'focal'")
     arch = arch_name(arch)
-    cfg = _model_config(model, arch, fusion, n_vision, model_kw, pooling, loss, loss_kw)
+    cfg = _model_config(model, arch, fusion, n_vision, model_kw, pooling, loss, loss_kw, width)
     if model is None:
-        vis = (
-            vision_backbone(
-                arch, pretrained=pretrained, channels=dls.spec.channels, pooling=pooling, image_size=dls.spec.image_size
-            )
-            if isinstance(arch, str)
-            else arch
-        )
+        vis = (vision_backbone(arch, pretrained=pretrained, channels=dls.spec.channels, pooling=pooling,
+                               image_size=dls.spec.image_size, width=width) if isinstance(arch, str) else arch)
         tab = dls.spec.n_tab or None
         model = MultimodalModel(vis, text=_text_branch(dls, text), tabular=tab, fusion=fusion, tasks=n_out,
                                 **(model_kw or {}))

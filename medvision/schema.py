@@ -158,6 +158,9 @@ SCHEMA = {
                        doc="a local .safetensors / .pth file of backbone weights (offline)"),
         'pooling': Key('avg', str, choices='medvision.backbones:POOLINGS',
                        doc="feature pooling"),
+        'width': Key(None, int, bounds='>= 1',
+                     doc="the width of a backbone that takes one: small_cnn's first-stage channels, doubling each "
+                         "stage (default: the backbone's own, 32); another arch refuses it"),
         'models': Key([], list,
                       doc="several backbones trained and compared in one run: mappings with `arch` and optional "
                           "`image_size`, `batch_size`, `lr`"),
@@ -272,6 +275,15 @@ SCHEMA = {
         'freeze_epochs': Key(1, int, bounds='>= 0',
                              doc="frozen-backbone epochs (fine_tune, freeze_then_fit, freeze_then_cosine, medical "
                                  "stage 1)"),
+        'stage1': Key(True, bool,
+                      doc="medical: train stage 1, the head alone (backbone frozen) for `freeze_epochs` epochs; "
+                          "false: every layer from the first epoch"),
+        'stage2': Key(True, bool,
+                      doc="medical: train stage 2, every layer for `training.epochs` epochs; false: the head alone "
+                          "(stage 1 only). Not both false"),
+        'stage2_schedule': Key('cosine', str, choices='medvision.stages:STAGE2_SCHEDULES',
+                               doc="medical stage 2's rates: cosine (down to `eta_min`), one_cycle (fastai's), or "
+                                   "plateau (held, reduced as `factor`, `plateau_patience` and `min_lr` say)"),
         'backbone_ratio': Key(6.0, float, bounds='> 0',
                               doc="medical stage 2: the head's rate over the backbone's"),
         'patience': Key(None, int, bounds='>= 1',
@@ -290,13 +302,13 @@ SCHEMA = {
                          doc="the head's rate in the frozen stage of medical, freeze_then_fit and freeze_then_cosine "
                              "(default `training.lr`)"),
         'factor': Key(0.1, float, bounds='(0, 1)',
-                      doc="plateau: every group's rate is multiplied by this after `plateau_patience` validated "
-                          "epochs without improvement"),
+                      doc="plateau (and medical with stage2_schedule plateau): every group's rate is multiplied by "
+                          "this after `plateau_patience` validated epochs without improvement"),
         'plateau_patience': Key(2, int, bounds='>= 1',
-                                doc="plateau: validated epochs without improvement of `scheduler.monitor` before "
-                                    "the rates drop"),
+                                doc="plateau (and medical's): validated epochs without improvement of "
+                                    "`scheduler.monitor` before the rates drop"),
         'min_lr': Key(0.0, float, bounds='>= 0',
-                      doc="plateau: the rate no group is reduced below"),
+                      doc="plateau (and medical's): the rate no group is reduced below"),
     },
     'training': {
         'batch_size': Key(32, int, bounds='>= 1',
@@ -337,6 +349,11 @@ SCHEMA = {
                                    doc="validate every this many epochs of a stage (and at its last); early "
                                        "stopping and plateau count validated epochs only, the best checkpoint is "
                                        "the best validated epoch"),
+        'train_metrics': Key(False, bool,
+                             doc="also log every metric on each epoch's training batches (train mode, augmented): "
+                                 "`train_<metric>` columns (e.g. train_label_accuracy) in metrics.csv and the "
+                                 "trackers; the validation metrics keep their names, which checkpoint.monitor and "
+                                 "scheduler.monitor name"),
         'freeze_backbone': Key(False, bool,
                                doc="train the head alone for the whole run: every group but the head frozen, "
                                    "batch-norm weights too (one_cycle, cosine, cosine_anneal, plateau)"),

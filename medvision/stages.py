@@ -15,7 +15,7 @@ from fastcore.foundation import L as fcL
 from fastai.learner import Learner, ValueMetric
 from fastai.callback.core import Callback, CancelEpochException
 from fastai.callback.progress import CSVLogger
-from fastai.callback.tracker import TrackerCallback, EarlyStoppingCallback
+from fastai.callback.tracker import TrackerCallback, EarlyStoppingCallback, ReduceLROnPlateau
 from fastai.callback.schedule import SchedCos, ParamScheduler
 from fastai.optimizer import Adam
 from fastai.torch_core import rank_distrib
@@ -29,7 +29,7 @@ from medvision.checkpoint import (
 )
 
 # %% auto #0
-__all__ = ['StagesCallback', 'training_stages']
+__all__ = ['STAGE2_SCHEDULES', 'StagesCallback', 'training_stages']
 
 # %% ../nbs/06c_stages.ipynb #a7c3e102
 def _trim_csv(f:Path, at:tuple):
@@ -47,6 +47,7 @@ class StagesCallback(Callback):
     order = TrackerCallback.order + 1
     def __init__(self, path=None, n_stages:int=1):
         self.ckpt, self.n_stages, self.stage, self.meta, self.at, self.muted = path, n_stages, 0, {}, None, []
+        self.trainable = {}   # stage -> parameters that train in it
         if path is not None: self._check(checkpoint_stem(path))
 
     def _check(self, base:Path):
@@ -63,8 +64,15 @@ class StagesCallback(Callback):
                                                      "training.pretrain_vision_epochs)")
         self.at = (st, int(m['epoch']))
 
+    def _count(self):
+        "Record and say how many parameters this stage trains (after its set-up: frozen groups, train_bn)"
+        ps = list(self.learn.model.parameters())
+        n = self.trainable[self.stage] = sum(p.numel() for p in ps if p.requires_grad)
+        if not rank_distrib(): print(f"medvision: stage {self.stage} of {self.n_stages}: {n:,} of "
+                                     f"{sum(p.numel() for p in ps):,} parameters trainable")
+
     def before_fit(self):
-        self.stage += 1
+        self.stage += 1; self._count()
         if not self.at or self.stage != self.at[0]: return
         if self.n_epoch != self.meta['n_epoch']: raise MedvisionError(f"checkpoint {checkpoint_stem(self.ckpt)} was "
                 f"written at epoch {self.at[1] + 1} of {self.meta['n_epoch']} (stage {self.at[0]}); this stage has "
@@ -101,11 +109,11 @@ class StagesCallback(Callback):
     def after_fit(self): self._unmute()
 
 def _stage_metrics(learn, st:StagesCallback) -> list:
-    ("The stage and each parameter group's learning rate, as fastai `ValueMetric`s (columns of the progress table and "
-     "the CSV log)")
+    ("The stage, its trainable parameters and each parameter group's learning rate, as fastai `ValueMetric`s (columns "
+     "of the progress table and the CSV log, which the trackers log)")
     lr_of = lambda i: (lambda: learn.opt.hypers[i]['lr'])
-    return [ValueMetric(lambda: st.stage, 'stage')] + [ValueMetric(lr_of(i), f'lr_{i}')
-                                                       for i in range(len(learn.splitter(learn.model)))]
+    return [ValueMetric(lambda: st.stage, 'stage'), ValueMetric(lambda: st.trainable[st.stage], 'trainable')] + [
+        ValueMetric(lr_of(i), f'lr_{i}') for i in range(len(learn.splitter(learn.model)))]
 
 @contextlib.contextmanager
 def training_stages(learn:Learner, n_stages:int=1, # how many fits the block runs
@@ -129,38 +137,60 @@ class _History(Callback):
         if self.epoch < resumed_epoch(self.learn): return
         self.rows.append(dict(zip(self.recorder.metric_names[1:-1], self.recorder.values[-1])) | {'epoch': self.epoch})
 
+STAGE2_SCHEDULES = ('cosine', 'one_cycle', 'plateau')   # the rates of stage 2 (`fine_tune_medical`'s `schedule`)
+
+def _stage2(learn, epochs:int, lrs, wd, schedule:str, eta_min:float, plateau:dict, cbs:list):
+    "Stage 2 of the medical recipe: every group at `lrs`, on a cosine to `eta_min`, one cycle, or reduced on a plateau"
+    if schedule == 'one_cycle': return learn.fit_one_cycle(epochs, lrs, wd=wd, cbs=cbs)
+    if schedule == 'cosine': return learn.fit(epochs, lrs, wd=wd, cbs=[ParamScheduler({'lr': SchedCos(lrs, eta_min)}),
+                                                                     *cbs])
+    p = ReduceLROnPlateau(**plateau)
+    p.order = EarlyStoppingCallback.order   # before the checkpoint writes `-last`, which keeps its state
+    learn.fit(epochs, lrs, wd=wd, cbs=[p, *cbs])
+
 @patch
 def fine_tune_medical(self:Learner,
                       stage1_epochs:int=5, stage1_lr:float=1e-4, # frozen backbone: Adam at a constant rate
                       stage2_epochs:int=20, head_lr:float=3e-5, backbone_lr:float=5e-6, # unfrozen: AdamW
                       wd:float|list=0.01, # stage 2 weight decay: one number, or one per parameter group
                       eta_min:float=1e-7, # final rate of the stage 2 cosine
-                      schedule:str='cosine', # stage 2 schedule: 'cosine' or 'one_cycle'
+                      schedule:str='cosine', # stage 2 schedule: one of `STAGE2_SCHEDULES`
                       opt_func=None, # the optimizer of both stages (default: fastai's Adam with decoupled weight decay)
-                      patience:int=5, monitor:str='valid_loss', min_delta:float=0., # early stopping
+                      patience:int=5, monitor:str='valid_loss', min_delta:float=0., # early stopping (and plateau)
                       # early stopping's comparison (default fastai's: `np.less` for a loss or an error, else
                       # `np.greater`)
                       comp=None,
                       save_metric:str=None, # the metric choosing the best checkpoint (default: `monitor`)
                       fname:str=None, cbs=None,
-                      resume=None): # a `-last` checkpoint of this recipe to continue
+                      resume=None, # a `-last` checkpoint of this recipe to continue
+                      stage1:bool=True, stage2:bool=True, # train stage 1 (frozen), stage 2 (unfrozen); one at least
+                      # schedule 'plateau': every rate times `factor` after `plateau_patience` epochs without
+                      # improvement of `monitor`, never below `min_lr` (fastai's `ReduceLROnPlateau`)
+                      factor:float=0.1, plateau_patience:int=2, min_lr:float=0.):
     "The two-stage medical fine-tuning recipe: frozen head training, then all layers with a lower backbone rate"
-    if schedule not in ('cosine', 'one_cycle'): raise MedvisionError(f"schedule={schedule!r}: use 'cosine' or "
-            "'one_cycle'")
+    if schedule not in STAGE2_SCHEDULES: raise MedvisionError(f"schedule={schedule!r}: use "
+                                                              f"{', '.join(map(repr, STAGE2_SCHEDULES))}")
+    if not (stage1 or stage2): raise MedvisionError("stage1 and stage2 are both off (scheduler.stage1, "
+                                                    "scheduler.stage2: false): the recipe would train nothing; turn "
+                                                    "one of them on")
+    if stage1 and stage1_epochs < 1: raise MedvisionError(f"stage1_epochs={stage1_epochs} (scheduler.freeze_epochs) "
+            "with stage 1 on: give it an epoch at least, or turn stage 1 off (stage1=False, scheduler.stage1: false)")
     rows, old_opt = [], self.opt_func
     has = any(isinstance(c, CheckpointCallback) for c in self.cbs)
     own = [] if has else [CheckpointCallback(save_metric or monitor, fname=fname)]
     extra = [_History(rows), *own, *fcL(cbs)]
+    plateau = dict(monitor=monitor, comp=comp, min_delta=min_delta, patience=plateau_patience, factor=1 / factor,
+                   min_lr=min_lr)   # fastai's factor divides
     try:
-        with training_stages(self, 2, resume):
-            self.opt_func = opt_func or partial(Adam, decouple_wd=True); self.create_opt(); self.freeze()
-            self.fit(stage1_epochs, stage1_lr, wd=0., cbs=extra)
-            self.create_opt(); self.unfreeze()
-            lrs = np.array([backbone_lr] * (len(self.splitter(self.model)) - 1) + [head_lr])
-            cbs2 = [EarlyStoppingCallback(monitor=monitor, comp=comp, min_delta=min_delta, patience=patience), *extra]
-            if schedule == 'cosine': self.fit(stage2_epochs, lrs, wd=wd,
-                                              cbs=[ParamScheduler({'lr': SchedCos(lrs, eta_min)}), *cbs2])
-            else: self.fit_one_cycle(stage2_epochs, lrs, wd=wd, cbs=cbs2)
+        with training_stages(self, stage1 + stage2, resume):
+            self.opt_func = opt_func or partial(Adam, decouple_wd=True)
+            if stage1: self.create_opt(); self.freeze(); self.fit(stage1_epochs, stage1_lr, wd=0., cbs=extra)
+            if stage2:
+                self.create_opt(); self.unfreeze()
+                lrs = np.array([backbone_lr] * (len(self.splitter(self.model)) - 1) + [head_lr])
+                es = EarlyStoppingCallback(monitor=monitor, comp=comp, min_delta=min_delta, patience=patience)
+                _stage2(self, stage2_epochs, lrs, wd, schedule, eta_min, plateau, [es, *extra])
     finally: self.opt_func = old_opt
     import pandas as pd
     return pd.DataFrame(rows)
+

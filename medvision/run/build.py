@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 import numpy as np, pandas as pd
-from fastai.learner import ValueMetric
+from fastai.learner import Metric, ValueMetric
+from fastai.callback.core import Callback
 from fastai.optimizer import Adam, SGD, ranger, Lamb
 from fastai.torch_core import rank_distrib
 from ..core import MedvisionError, Registry, get_device
@@ -39,8 +40,8 @@ from .distributed import main_process_first
 
 # %% auto #0
 __all__ = ['OPTIMIZERS', 'MODEL_ARGS', 'dotted_keys', 'as_config', 'data_root', 'build_table', 'text_encoder_for',
-           'with_text_emb', 'build_dls', 'OptimizerChoice', 'monitor_comp', 'run_metrics', 'config_callbacks',
-           'model_kwargs', 'build_learner']
+           'with_text_emb', 'build_dls', 'OptimizerChoice', 'monitor_comp', 'run_metrics', 'TrainMetric',
+           'TrainMetricsCallback', 'config_callbacks', 'model_kwargs', 'build_learner']
 
 # %% ../../nbs/09a_run.build.ipynb #68b8bb8e
 def dotted_keys(nested:dict) -> dict:
@@ -245,6 +246,30 @@ def run_metrics(dls) -> list:
     f1s = [m for m in ms if m.name.endswith('_f1_macro')]
     return ms + [ValueMetric(lambda: float(np.mean([m.value for m in f1s])), 'mean_f1_macro')]
 
+class TrainMetric(Metric):
+    ("Metric `metric` on each epoch's training batches (train mode, augmented, as fastai's "
+     "`Recorder(train_metrics=True)` computes it), named `train_<name>`; the validation metrics keep their names. "
+     "`TrainMetricsCallback` feeds it")
+    reads_outputs = True   # its metric, a run metric, reads the output dict: `medvision_learner` takes it as it is
+    def __init__(self, metric): self.metric = metric
+    # the Recorder resets and feeds its metrics in validation: this one keeps the epoch's training value
+    def reset(self): pass
+    def accumulate(self, learn): pass
+    @property
+    def value(self): return self.metric.value
+    @property
+    def name(self): return f'train_{self.metric.name}'
+
+class TrainMetricsCallback(Callback):
+    "Feed every `TrainMetric` of the learner's metrics the training batches of each epoch"
+    run_valid = False
+    def _mets(self) -> list: return [m.metric for m in self.learn.metrics if isinstance(m, TrainMetric)]
+    def before_train(self):
+        for m in self._mets(): m.reset()
+    def after_batch(self):
+        if not len(self.yb): return
+        for m in self._mets(): m.accumulate(self.learn)
+
 def config_callbacks(cfg:RunConfig, batch_size:int) -> list:
     ("The training callbacks `cfg` asks for (`bs`: the batch size): mixed precision, gradient accumulation and "
      "clipping, MixUp/CutMix, EMA, the modality-dropout and auxiliary-loss schedules, the backbone's last layers "
@@ -259,6 +284,7 @@ def config_callbacks(cfg:RunConfig, batch_size:int) -> list:
     if cfg.augmentation.mixup: cbs.append(MixUp(cfg.augmentation.mixup))
     if cfg.augmentation.cutmix: cbs.append(CutMix(cfg.augmentation.cutmix))
     if t.ema: cbs.append(EMACallback(t.ema))
+    if t.train_metrics: cbs.append(TrainMetricsCallback())
     if t.channels_last: cbs.append(ChannelsLast())
     if t.compile: cbs.append(CompileModel())
     if t.unfreeze_layers != -1:
@@ -298,7 +324,7 @@ def build_learner(cfg:RunConfig, dls, run:Path,
     "A `medvision_learner` on `dls` as `cfg` describes, writing checkpoints to `run/models` and logs to `run`"
     v, m, t, o, ck, tr = cfg.vision, cfg.model, cfg.training, cfg.optimizer, cfg.checkpoint, cfg.tracking
     arch = arch or v.arch
-    weights = v.weights if arch == v.arch else None
+    weights, width = (v.weights, v.width) if arch == v.arch else (None, None)   # what they are for: vision.arch
     cbs = [*(cbs or []), *config_callbacks(cfg, dls.bs),
            CheckpointCallback(ck.monitor, comp=monitor_comp(ck.monitor), every=ck.every, keep=ck.keep,
                               folder=run/'models', best_name=best_name, last_name=last_name),
@@ -312,7 +338,9 @@ def build_learner(cfg:RunConfig, dls, run:Path,
                               loss=t.loss,
                               loss_kw=dict(t.loss_kw) or None, class_weights=t.class_weights, pos_weight=t.pos_weight,
                               task_weights=dict(t.task_weights) or None, n_vision=o.vision_groups, pooling=v.pooling,
-                              model_kw=model_kwargs(cfg), cbs=cbs, metrics=run_metrics(dls), opt_func=_opt_func(o),
+                              model_kw=model_kwargs(cfg), width=width, cbs=cbs, opt_func=_opt_func(o),
+                              metrics=run_metrics(dls) + ([TrainMetric(m) for m in run_metrics(dls)] if t.train_metrics
+                                                          else []),
                               wd=o.weight_decay, path=run, model_dir='models')
     learn.imports = list(cfg.experiment.imports)   # recorded in every checkpoint and imported again where one is loaded
     # `Learner.fit` sets it on the optimizer, group by group

@@ -48,8 +48,11 @@ def unread_keys(cfg:RunConfig, command:str='train') -> list:
         out.append("model.head_activation is set but model.head_hidden is []: each head is one Linear, with no "
                    "activation; give the heads hidden layers, or leave it out")
     for k in SCHEMA['scheduler']:
-        if k in ('name', 'patience', 'monitor') or k in SCHEDULES[s.name].keys or not _is_set(cfg, f'scheduler.{k}'):
-            continue
+        sched = SCHEDULES[s.name]
+        if k in ('name', 'patience', 'monitor') or k in sched.read(s) or not _is_set(cfg, f'scheduler.{k}'): continue
+        if k in sched.keys:   # read only with other settings of the section (the medical recipe's stages)
+            out.append(f"scheduler.{k} is set but scheduler.name {s.name} does not read it as set: it reads "
+                       f"{sched.when}"); continue
         users = ', '.join(n for n in SCHEDULES.names() if k in SCHEDULES[n].keys)
         out.append(f"scheduler.{k} is set but scheduler.name {s.name} does not read it (read by {users})")
     models = [m for m in cfg.vision.models if isinstance(m, dict)]

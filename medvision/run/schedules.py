@@ -6,7 +6,7 @@ Docs: https://medvision-team.github.io/medvision/run.schedules.html.md"""
 
 # %% ../../nbs/09b_run.schedules.ipynb #d3721f83
 from __future__ import annotations
-import json, sys
+import inspect, json, sys
 from dataclasses import dataclass
 from functools import partial
 from types import SimpleNamespace
@@ -22,7 +22,7 @@ from ..core import MedvisionError, Registry
 from ..config import RunConfig
 from ..checkpoint import checkpoint_stem
 from ..stages import training_stages
-from .build import monitor_comp, as_config, dotted_keys
+from .build import monitor_comp, as_config, dotted_keys, TrainMetric
 from .distributed import distributed
 
 
@@ -54,7 +54,8 @@ class ValidationIntervalCallback(Callback):
         if not self._due(): self.skipped = True; raise CancelValidException
     # the Recorder logs no valid values then: NaN in their columns (the stage and rates are known)
     def after_cancel_validate(self):
-        known = lambda m: isinstance(m, ValueMetric) and (m.name == 'stage' or m.name.startswith('lr_'))
+        known = lambda m: isinstance(m, TrainMetric) or (
+            isinstance(m, ValueMetric) and (m.name in ('stage', 'trainable') or m.name.startswith('lr_')))
         if self.skipped and self.recorder.valid_metrics:
             self.recorder.log += [np.nan] + [m.value if known(m) else np.nan for m in self.learn.metrics]
     def after_epoch(self):
@@ -104,9 +105,14 @@ class Schedule:
      "patience and monitor, its stages")
     fits: callable
     keys: tuple = ()
-    stages: int = 1             # fits counted as stages (fastai's `fine_tune` and the medical recipe fit twice)
+    stages: int|callable = 1    # fits counted as stages (fastai's `fine_tune` and the medical recipe fit twice)
     unfreezes: bool = False     # a second stage trains the backbone too (so training.freeze_backbone cannot hold)
     early_stop: bool = True     # fastai's early stopping on scheduler.monitor (the medical recipe has its own)
+    # the keys of `keys` read with scheduler section `s` (`reads(s)`; default all), and when each is, in words
+    reads: callable = None
+    when: str = ''
+    def read(self, s) -> tuple: return self.keys if self.reads is None else self.reads(s)
+    def n_stages(self, s) -> int: return self.stages(s) if callable(self.stages) else self.stages
 
 # scheduler.name -> its `Schedule`; the schema's choices and `keys.unread_keys` read it
 SCHEDULES = Registry('schedule')
@@ -132,13 +138,20 @@ def _freeze_then_cosine(learn, n, c):
 
 def _medical(learn, n, c):
     s, t = c.s, c.t
-    return [lambda: learn.fine_tune_medical(stage1_epochs=s.freeze_epochs, stage1_lr=c.lr1, stage2_epochs=n,
-                                            head_lr=t.lr,
-                                            backbone_lr=t.lr / s.backbone_ratio, wd=learn.wd,
-                                            eta_min=_eta_min(learn, s),
-                                            opt_func=learn.opt_func,
-                                            patience=s.patience or n, monitor=c.es_mon, comp=monitor_comp(c.es_mon),
-                                            cbs=c.cbs)]
+    args = inspect.signature(learn.fine_tune_medical).parameters
+    same = {k: s[k] for k in SCHEDULES['medical'].keys if k in args}   # stage1, stage2, the plateau's
+    kw = dict(stage1_epochs=s.freeze_epochs, stage1_lr=c.lr1, stage2_epochs=n, head_lr=t.lr,
+              backbone_lr=t.lr / s.backbone_ratio, schedule=s.stage2_schedule, wd=learn.wd, opt_func=learn.opt_func,
+              eta_min=_eta_min(learn, s),   # one floor, or the backbone's and the head's (backbone_eta_min)
+              patience=s.patience or n, monitor=c.es_mon, comp=monitor_comp(c.es_mon), cbs=c.cbs)
+    return [lambda: learn.fine_tune_medical(**same | kw)]
+
+def _medical_reads(s) -> tuple:
+    "The keys the medical recipe reads with scheduler section `s`: each stage's when it is on, stage 2's schedule's"
+    two = {'cosine': ('eta_min', 'backbone_eta_min'), 'one_cycle': (),
+           'plateau': ('factor', 'plateau_patience', 'min_lr')}
+    return (('stage1', 'stage2') + (('freeze_epochs', 'stage1_lr') if s.stage1 else ())
+            + (('backbone_ratio', 'stage2_schedule', *two[s.stage2_schedule]) if s.stage2 else ()))
 
 SCHEDULES.add('one_cycle', Schedule(_one_cycle, ('pct_start',)))
 SCHEDULES.add('cosine', Schedule(_cosine, ('pct_start', 'eta_min', 'backbone_eta_min')))
@@ -149,8 +162,12 @@ SCHEDULES.add('freeze_then_fit', Schedule(_freeze_then_fit, ('freeze_epochs', 's
 SCHEDULES.add('freeze_then_cosine', Schedule(_freeze_then_cosine, ('freeze_epochs', 'stage1_lr', 'eta_min',
                                                                    'backbone_eta_min'), stages=2, unfreezes=True))
 SCHEDULES.add('medical',
-              Schedule(_medical, ('freeze_epochs', 'stage1_lr', 'backbone_ratio', 'eta_min', 'backbone_eta_min'),
-                       stages=2, unfreezes=True, early_stop=False))
+              Schedule(_medical, ('freeze_epochs', 'stage1_lr', 'backbone_ratio', 'eta_min', 'backbone_eta_min',
+                                  'stage1', 'stage2', 'stage2_schedule', 'factor', 'plateau_patience', 'min_lr'),
+                       stages=lambda s: s.stage1 + s.stage2, unfreezes=True, early_stop=False, reads=_medical_reads,
+                       when="freeze_epochs and stage1_lr with stage1 true; backbone_ratio and stage2_schedule with "
+                            "stage2 true; eta_min and backbone_eta_min with stage2_schedule cosine; factor, "
+                            "plateau_patience and min_lr with plateau"))
 
 def _freeze_backbone(learn, sched:str) -> None:
     "Freeze every parameter group but the head, batch-norm weights too, for the whole run"
@@ -193,7 +210,7 @@ def fit(cfg:RunConfig, learn, epochs:int=None) -> None:
     # no step would be taken: the model would be saved untrained
     if not len(learn.dls.train): raise _no_batch(learn.dls)
     pre = [lambda: learn.pretrain_vision(t.pretrain_vision_epochs, t.lr)] if t.pretrain_vision_epochs else []
-    fits, n_stages = pre + sched.fits(learn, n, c), len(pre) + sched.stages
+    fits, n_stages = pre + sched.fits(learn, n, c), len(pre) + sched.n_stages(s)
     every = [ValidationIntervalCallback(t.validation_interval)] if t.validation_interval > 1 else []
     stages = training_stages(learn, n_stages, resume=cfg.checkpoint.resume)
     with distributed(learn, cfg), stages as st, learn.added_cbs(every):
