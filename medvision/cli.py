@@ -40,10 +40,10 @@ def _key_type(dotted:str, typ=int):
     return conv
 _OUT = lambda what: (('--out',), dict(help=f"the {what} (default: a new run folder)"))
 
-_NO_CONFIG = ("optional: without it, the keys' defaults and the keys given after the options, which must name the data, "
-              "e.g. --data.sources '[{reader: image_folder, path: chest_xray}]' --data.tasks '[label]'")
-# each command: (name, help, reads a config (True: required; a note: optional, what it says), takes a checkpoint, its own
-# options as (flags, argparse keywords))
+_NO_CONFIG = ("optional: without it, the keys' defaults and the keys given after the options, which must name the "
+              "data, e.g. --data.sources '[{reader: image_folder, path: chest_xray}]' --data.tasks '[label]'")
+# each command: (name, help, reads a config (True: required; a note: optional, what it says), takes a checkpoint, its
+# own options as (flags, argparse keywords))
 _COMMANDS = [
     ('train', "train and evaluate a model (or, with vision.models, several); writes a run folder", _NO_CONFIG, False,
      []),

@@ -32,9 +32,10 @@ def mlp(n_in:int, # input features
         n_out:int, # output features
         act:str='relu', # activation after each hidden layer: a name in `ACTIVATIONS`
         p:float=0., # dropout before each `Linear`
+        norm:bool=False, # a `LayerNorm` of the input first
        ) -> nn.Sequential:
-    "`Dropout`+`Linear`+`act` for each of the `hidden` sizes, then `Dropout`+`Linear` to `n_out`"
-    sizes,layers = [n_in, *hidden],[]
+    "(`LayerNorm`), `Dropout`+`Linear`+`act` for each of the `hidden` sizes, then `Dropout`+`Linear` to `n_out`"
+    sizes,layers = [n_in, *hidden],[nn.LayerNorm(n_in)] if norm else []
     _act(act)
     for a,b in zip(sizes, sizes[1:]): layers += [nn.Dropout(p), nn.Linear(a, b), _act(act)]
     return nn.Sequential(*layers, nn.Dropout(p), nn.Linear(sizes[-1], n_out))
@@ -274,6 +275,7 @@ class MultimodalModel(nn.Module):
                  final_dropout:float=0., # dropout of the fused features, one mask shared by every task head
                  head_hidden=(), # hidden sizes of the heads
                  head_dropout:float=0., # dropout before each `Linear` of each head
+                 head_norm:bool=False, # a `LayerNorm` of the fused features first in each task head
                  modality_dropout:dict|None=None, # modality -> probability of masking it per sample, in training
                  off=(), # modalities masked in every sample (e.g. `('text',)`)
                  # what a masked modality becomes: 'learned' (its missing embedding) or 'complete' (a zero input)
@@ -303,7 +305,7 @@ class MultimodalModel(nn.Module):
                                          if mask_mode == 'learned'})
         self.fusion = self._fusion(fusion, fusion_kw, act)
         hact = act if head_act is None else head_act
-        self.heads = TaskDict({t: mlp(self.fusion.out_dim, head_hidden, n, hact, head_dropout)
+        self.heads = TaskDict({t: mlp(self.fusion.out_dim, head_hidden, n, hact, head_dropout, head_norm)
                                for t,n in self.tasks.items()})
         self.aux_heads = self._aux_heads(aux, head_hidden, hact, head_dropout)
         self.modality_dropout = _check_probs(modality_dropout, self.modalities)

@@ -214,6 +214,8 @@ SCHEMA = {
                        doc="L2-normalise every modality's projected features (and its missing embedding)"),
         'head_hidden': Key([], list, bounds='>= 1', items=int,
                            doc="hidden sizes of the task heads"),
+        'head_norm': Key(False, bool,
+                         doc="a LayerNorm of the fused features first in each task head"),
         'head_dropout': Key(0.0, float, bounds='[0, 1)',
                             doc="dropout before each `Linear` of the task heads"),
         'tab_hidden': Key([64], list, bounds='>= 1', items=int,
