@@ -159,7 +159,8 @@ def vision_backbone(name:str, # any timm model name, e.g. 'resnet18', 'eva02_sma
                    ) -> VisionBackbone:
     "A timm backbone `name` without classifier, pooled with `pooling`, for images of `image_size`"
     if width is not None:
-        if 'width' not in inspect.signature(type(_meta_model(name))).parameters: raise MedvisionError(
+        # (not any model with a `width` argument: timm's GhostNet takes one, and its builder sets it itself)
+        if not isinstance(_meta_model(name), SmallCNN): raise MedvisionError(
             f"width={width}: {name} takes no width (vision.width); small_cnn does")
         kwargs['width'] = width
     if bad := [k for k in ('img_size', 'in_chans') if k in kwargs]:   # timm's names would bypass the checks below

@@ -14,12 +14,12 @@ from .core import MedvisionError
 from .data.splits import kfold, positive_label
 from .learner import bare
 from .metrics import pauc, auc
-from .data.lesion_features import lesion_features
+from .data.lesion_features import lesion_features, feature_names
 from threadpoolctl import threadpool_limits
 
 # %% auto #0
-__all__ = ['row_ids', 'extract_embeddings', 'save_embeddings', 'load_embeddings', 'GBDTResult', 'gbdt_ensemble', 'submission',
-           'load_gbdt']
+__all__ = ['ISIC_HEADER', 'row_ids', 'extract_embeddings', 'save_embeddings', 'load_embeddings', 'GBDTResult', 'gbdt_ensemble',
+           'submission', 'file_sha256', 'load_gbdt']
 
 # %% ../nbs/09_embeddings.ipynb #8b21191c
 def row_ids(df:pd.DataFrame, # the sample table
@@ -135,14 +135,16 @@ def _emb_frame(table:pd.DataFrame, embeddings:pd.DataFrame, key:str) -> pd.DataF
                                        f"extract embeddings for every row with the same key=")
     return emb.loc[ids].reset_index(drop=True)
 
-def _labels(table:pd.DataFrame, target:str) -> np.ndarray:
+def _labels(table:pd.DataFrame, target:str, positive=None) -> tuple:
+    "`(y, positive)`: 1 where `target` is its positive class (`positive` when given, else `positive_label`'s), else 0"
     _need_col(table, target, 'target')
     y = table[target]
     if y.isna().any(): raise MedvisionError(f"target column '{target}' is empty in {int(y.isna().sum())} rows")
     vals = sorted(y.unique().tolist())
     if len(vals) != 2: raise MedvisionError(f"target column '{target}' has {len(vals)} class(es) ({vals[:5]}); "
                                             "gbdt_ensemble needs two")
-    return (y == positive_label(vals, target)[0]).to_numpy().astype(int)   # 1: the positive class, as everywhere
+    pos = positive_label(vals, target, positive)[0]   # 1: the positive class, as everywhere (data.positive)
+    return (y == pos).to_numpy().astype(int), pos
 
 def _fold_col(table:pd.DataFrame, folds, target:str, group:str, seed:int) -> np.ndarray:
     "Fold of each row: grouped stratified k-fold, or the column `folds`, checked to keep each group in one fold"
@@ -186,8 +188,8 @@ def _derived(table:pd.DataFrame, derive:dict, group:str) -> pd.DataFrame:
 class GBDTResult:
     "Out-of-fold predictions, scores, fold models and feature importances of `gbdt_ensemble`"
     def __init__(self, oof, fold, scores, models, splits, X, y, kind, tabular=None, key='image', n_threads=1,
-                 derive=None, group='group'):
-        store_attr('oof,fold,scores,models,splits,X,y,kind')
+                 derive=None, group='group', positive=1):
+        store_attr('oof,fold,scores,models,splits,X,y,kind,positive')   # positive: the class the probability is of
         # how `predict` builds the features of new rows: the columns, the id, the engineered features and the patient
         self.tabular,self.key,self.n_threads,self.group = list(tabular or []),key,n_threads,group
         self.derive = derive or {'names': [], 'patient_norm': []}
@@ -211,12 +213,13 @@ def gbdt_ensemble(table:pd.DataFrame, # the sample table
                   n_threads:int|None=1, # OpenMP threads of the trees (None: all; see below)
                   features:list=None, # engineered lesion features (`data.lesion_features`), added to the columns
                   patient_norm:list=None, # columns (or features) also given standardised within each patient
+                  positive=None, # the positive class of `target` (default `positive_label`'s, as `data.positive`)
                   **params # arguments of the model
                  ) -> GBDTResult:
     "Patient-grouped out-of-fold gradient-boosted trees on `tabular` columns plus image `embeddings`"
-    y = _labels(table, target)
+    y, pos = _labels(table, target, positive)
     _need_col(table, group, 'group')
-    derive = {'names': list(features or []), 'patient_norm': list(patient_norm or [])}
+    derive = {'names': feature_names(features) if features else [], 'patient_norm': list(patient_norm or [])}
     table = _derived(table, derive, group)
     made = [*derive['names'], *(f'{c}_patient_norm' for c in derive['patient_norm'])]
     tabular = list(dict.fromkeys([*(tabular or []), *made]))
@@ -242,7 +245,7 @@ def gbdt_ensemble(table:pd.DataFrame, # the sample table
     return GBDTResult(pd.Series(oof, index=table.index, name=f"{target}_oof"),
                       pd.Series(fold, index=table.index, name='fold'),
                       scores, models, splits, X, y, model, tabular=tabular, key=key, n_threads=n_threads,
-                      derive=derive, group=group)
+                      derive=derive, group=group, positive=pos)
 
 # %% ../nbs/09_embeddings.ipynb #fd986ccb
 from sklearn.inspection import permutation_importance
@@ -308,13 +311,15 @@ def predict(self, table:pd.DataFrame, embeddings:pd.DataFrame|None=None) -> pd.S
         p = np.mean([m.predict_proba(X)[:, 1] for m in self.models], axis=0)
     return pd.Series(p, index=table.index, name='probability')
 
+ISIC_HEADER = ('isic_id', 'target')   # the columns ISIC 2024's scorer reads
+
 def submission(table:pd.DataFrame, # the predicted rows
                probs, # one probability per row, in the table's order (`GBDTResult.predict`)
                id_col:str=None, # the column of ids (default: `row_ids`: the image file's stem)
                path=None, # also write the CSV here
-               header:tuple=('isic_id', 'target'), # the two columns' names (ISIC 2024's)
+               header:tuple=('id', 'probability'), # the two columns' names (ISIC 2024's: `ISIC_HEADER`)
               ) -> pd.DataFrame:
-    "A challenge submission, by default ISIC 2024's `isic_id,target`: one row per row of `table`, in its order"
+    "A challenge submission, `id,probability` or `header`: one row per row of `table`, in its order"
     if len(probs) != len(table): raise MedvisionError(f"submission: {len(probs)} probabilities for {len(table)} rows")
     ids = row_ids(table, id_col or 'image')
     sub = pd.DataFrame({header[0]: ids.to_numpy(), header[1]: np.asarray(probs, dtype=float)})
@@ -330,13 +335,27 @@ def save(self, path) -> Path:
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True); joblib.dump(slim, path)
     return path
 
-def load_gbdt(path) -> GBDTResult:
-    "The trees `GBDTResult.save` wrote to `path`"
+def file_sha256(path) -> str:
+    "The SHA-256 of file `path`'s bytes"
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for b in iter(lambda: f.read(1 << 20), b''): h.update(b)
+    return h.hexdigest()
+
+def load_gbdt(path, sha256:str=None) -> GBDTResult:
+    ("The trees `GBDTResult.save` wrote to `path`; with `sha256` (recorded when they were written, `gbdt.json`) the "
+     "file must be those bytes before it is unpickled")
     import joblib
     path = Path(path)
     if not path.exists(): raise MedvisionError(f"{path}: no such file; the trees are saved as gbdt.pkl by `medvision "
                                                "embed`, `medvision gbdt` or `medvision train` with embed.gbdt")
-    res = joblib.load(path)
+    if sha256 is not None and file_sha256(path) != sha256: raise MedvisionError(f"{path}: not the file its run wrote "
+            "(its SHA-256 differs from the one in gbdt.json); a pickle runs code as it loads: fit the trees again")
+    try: res = joblib.load(path)
+    except (ImportError, AttributeError, EOFError, ValueError) as e: raise MedvisionError(f"{path}: cannot be read "
+            f"here ({type(e).__name__}: {e}); it needs the packages (and versions) it was written with, e.g. pip "
+            "install lightgbm for embed.model: lightgbm") from None
     if not isinstance(res, GBDTResult): raise MedvisionError(f"{path}: not trees saved by medvision "
                                                              f"(a {type(res).__name__})")
     return res

@@ -286,7 +286,14 @@ def read_embeddings(path) -> tuple[str, dict]:
         raise MedvisionError(f"{path}: no key (it has {', '.join(map(str, names[:5]))}); name the keys `text` (each "
                              "row's text) or `image` (its image file's stem)")
     if path.suffix != '.npz': return key, _by_key(path, *_emb_frame(path, key))
-    with np.load(path, allow_pickle=False) as z: return key, _by_key(path, [str(k) for k in z[key]], z['emb'])
+    if 'emb' not in names: raise MedvisionError(f"{path}: no array 'emb' (it has {', '.join(names[:5])}); save the "
+                                                "vectors as emb and the keys beside them")
+    try:
+        with np.load(path, allow_pickle=False) as z: return key, _by_key(path, [str(k) for k in z[key]], z['emb'])
+    except ValueError as e:
+        if 'allow_pickle' not in str(e): raise
+        raise MedvisionError(f"{path}: its '{key}' array holds Python objects, which are not read (a pickle); save "
+                             "the keys as strings: np.savez(f, emb=..., text=keys.astype(str))") from None
 
 def _by_key(path, keys:list, emb) -> dict:
     "`{key: float32 vector}`, checked: one vector a key, one width, finite numbers"
@@ -303,7 +310,9 @@ def _by_key(path, keys:list, emb) -> dict:
 def _row_key(v, key:str) -> str:
     "The key of a row's `text` (NaN: '') or `image` (its file's stem)"
     if key == 'text': return '' if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
-    return Path(str(v)).stem
+    if not isinstance(v, (str, Path)): raise MedvisionError("text.embeddings_file keyed by image: the table's images "
+                                                            "are arrays in memory, with no file name; key it by text")
+    return Path(str(v).split('::')[-1]).stem   # an HDF5 member (`file.hdf5::ISIC_...`): its key
 
 def embeddings_from_file(path, # a .npz, .parquet or .csv of vectors keyed by `text` or `image` (`read_embeddings`)
                          table, # a sample table: its `text` or `image` column finds each row's vector

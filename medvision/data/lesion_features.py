@@ -11,7 +11,7 @@ import numpy as np, pandas as pd
 from ..core import MedvisionError, did_you_mean
 
 # %% auto #0
-__all__ = ['LESION_FEATURES', 'PATIENT_NORM_EPS', 'LesionFeature', 'check_feature_names', 'lesion_features']
+__all__ = ['LESION_FEATURES', 'PATIENT_NORM_EPS', 'LesionFeature', 'check_feature_names', 'feature_names', 'lesion_features']
 
 # %% ../../nbs/01e_data.lesion_features.ipynb #b75b20a9
 class LesionFeature(NamedTuple):
@@ -83,7 +83,8 @@ def check_feature_names(names:list, key:str='embed.features') -> None:
         if n != 'all' and n not in LESION_FEATURES:
             raise MedvisionError(f"{key}: " + did_you_mean(n, LESION_FEATURES, 'lesion feature'))
 
-def _names(names) -> list:
+def feature_names(names) -> list:
+    "The features `names` asks for: every one of `LESION_FEATURES` for None or a list with `all`, else `names`, checked"
     if names is None or 'all' in list(names): return list(LESION_FEATURES)
     check_feature_names(names)
     return list(names)
@@ -95,7 +96,7 @@ def lesion_features(df:pd.DataFrame, # the sample table (ISIC's `tbp_lv_*` colum
                    ) -> pd.DataFrame:
     ("The engineered features of the rows of `df` (in its index), then `<col>_patient_norm` for each column of "
      "`patient_norm`")
-    names = _names(names)
+    names = feature_names(names)
     d = df.rename(columns={group: 'group'}) if group != 'group' else df
     need = sorted({c for n in names for c in LESION_FEATURES[n].cols} | ({'group'} if patient_norm else set()))
     if miss := [c for c in need if c not in d]:

@@ -17,7 +17,7 @@ from .folders import new_run, run_log
 
 
 # %% auto #0
-__all__ = ['gbdt_args', 'fit_gbdt', 'embed', 'gbdt']
+__all__ = ['gbdt_args', 'submission_header', 'check_id_col', 'fit_gbdt', 'embed', 'gbdt']
 
 # %% ../../nbs/09g_run.embed.ipynb #88d48a8f
 def gbdt_args(cfg:RunConfig) -> dict:
@@ -25,15 +25,31 @@ def gbdt_args(cfg:RunConfig) -> dict:
      "features, patient_norm), the target (`embed.target`, else the first task) and `experiment.seed`")
     from medvision.embeddings import gbdt_ensemble
     kw = {k: cfg.embed[k] for k in inspect.signature(gbdt_ensemble).parameters if k in cfg.embed}
-    return kw | {'target': cfg.embed.target or cfg.data.tasks[0], 'seed': cfg.experiment.seed}
+    target = cfg.embed.target or cfg.data.tasks[0]
+    return kw | {'target': target, 'seed': cfg.experiment.seed, 'positive': cfg.data.positive.get(target)}
+
+def submission_header(cfg:RunConfig) -> tuple:
+    "ISIC 2024's `isic_id,target` for a run on an `isic` source, else `id,probability`"
+    from medvision.embeddings import ISIC_HEADER
+    isic = any(isinstance(s, dict) and s.get('reader') == 'isic' for s in cfg.data.sources)
+    return ISIC_HEADER if isic else ('id', 'probability')
+
+def check_id_col(cfg:RunConfig, df:pd.DataFrame) -> None:
+    "Raise before any fitting when `embed.id_col` is set and not a column of `df`"
+    if cfg.embed.id_col and cfg.embed.id_col not in df:
+        raise MedvisionError(f"embed.id_col: {cfg.embed.id_col!r} is not a column of the table "
+                             f"({', '.join(map(str, df.columns))}); name the test rows' id column, or remove the key "
+                             "(ids from the image file names)")
 
 def fit_gbdt(cfg:RunConfig, df:pd.DataFrame, run:Path, embs:dict=None) -> dict:
     ("The trees of `gbdt_args(cfg)` on the train and valid rows of `df` (and their embeddings, `embs`: split -> "
      "`extract_embeddings` output) in patient-grouped folds, and the test rows' fold average; written to `run`")
-    from medvision.embeddings import gbdt_ensemble, submission
+    from medvision.embeddings import gbdt_ensemble, submission, file_sha256
     kw, embs = gbdt_args(cfg), embs or {}
-    if not (embs or kw['tabular'] or kw['features']): raise MedvisionError("embed: the trees have no features; "
-            "set embed.tabular (columns of the table) and/or embed.features (engineered lesion features)")
+    check_id_col(cfg, df)
+    if not (embs or kw['tabular'] or kw['features'] or kw['patient_norm']): raise MedvisionError("embed: the trees "
+            "have no features; set embed.tabular (columns of the table), embed.features (engineered lesion "
+            "features) and/or embed.patient_norm")
     rows = df[df.split.isin(['train', 'valid'])].reset_index(drop=True)
     res = gbdt_ensemble(rows, pd.concat([embs[s] for s in ('train', 'valid') if s in embs]) if embs else None, **kw)
     pd.DataFrame({'image': rows.image, 'group': rows.group, 'fold': res.fold, 'oof': res.oof}).to_csv(
@@ -41,7 +57,9 @@ def fit_gbdt(cfg:RunConfig, df:pd.DataFrame, run:Path, embs:dict=None) -> dict:
     )
     res.save(run/'gbdt.pkl')
     out = {'auc': float(res.auc), 'pauc': float(res.pauc), 'folds': len(res.models), 'model': res.kind,
-           'features': list(res.X.columns) if len(res.X.columns) <= 100 else len(res.X.columns)}
+           'features': list(res.X.columns) if len(res.X.columns) <= 100 else len(res.X.columns),
+           'positive': res.positive.item() if hasattr(res.positive, 'item') else res.positive,
+           'sha256': file_sha256(run/'gbdt.pkl')}   # `submit` reads the trees only if they are these bytes
     # every fold's trees predict the test rows; their mean, and the challenge's `isic_id,target`
     test = df[df.split == 'test'].reset_index(drop=True)
     if len(test):
@@ -49,7 +67,7 @@ def fit_gbdt(cfg:RunConfig, df:pd.DataFrame, run:Path, embs:dict=None) -> dict:
         pd.DataFrame({'image': test.image, 'group': test.group, 'probability': p, 'n_folds': len(res.models)}).to_csv(
             run / 'gbdt_test.csv', index=False
         )
-        submission(test, p, id_col=cfg.embed.id_col, path=run/'gbdt_submission.csv')
+        submission(test, p, id_col=cfg.embed.id_col, path=run/'gbdt_submission.csv', header=submission_header(cfg))
         out['test'] = len(test)
     (run/'gbdt.json').write_text(json.dumps(out, indent=1))
     print(f"GBDT ({res.kind}) on {len(rows)} rows, {res.X.shape[1]} features, {len(res.models)} patient-grouped "
@@ -61,10 +79,7 @@ def embed(cfg:RunConfig, checkpoint, run:Path, df:pd.DataFrame=None, learn=None)
      "GBDT ensemble when `embed.gbdt`")
     from medvision.embeddings import extract_embeddings
     df = df if df is not None else build_table(cfg)
-    if cfg.embed.gbdt and cfg.embed.id_col and cfg.embed.id_col not in df:
-        raise MedvisionError(f"embed.id_col: {cfg.embed.id_col!r} is not a column of the table "
-                             f"({', '.join(map(str, df.columns))}); name the test rows' id column, or remove the key "
-                             "(ids from the image file names)")
+    if cfg.embed.gbdt: check_id_col(cfg, df)
     if learn is None: learn = learner_from_checkpoint(checkpoint, table=df)
     # every row once, in order, unaugmented
     embs = {s: extract_embeddings(learn, df[df.split == s].reset_index(drop=True), path=run/f'embeddings_{s}.npz')

@@ -40,6 +40,9 @@ def unread_keys(cfg:RunConfig, command:str='train') -> list:
     if command == 'train':
         out += [f"distill.{k} is set but `medvision train` trains one model; distill.* is read by `medvision distill`"
                 for k in SCHEMA['distill'] if _is_set(cfg, f'distill.{k}')]
+    if command == 'train' and cfg.embed.gbdt and cfg.vision.models:
+        out.append("embed.gbdt is set but vision.models trains several backbones and fits no trees; fit them for "
+                   "the one you choose: medvision embed --checkpoint <run>/<arch>/models/final")
     if cfg.data.text != 'embeddings' and _is_set(cfg, 'text.batch_size'):
         out.append(f"text.batch_size is set but data.text is {cfg.data.text}: it batches the texts embedded once, "
                    "with data.text: embeddings")

@@ -14,7 +14,7 @@ from ..core import MedvisionError
 from ..schema import SCHEMA
 from ..config import load_config
 from ..checkpoint import learner_from_checkpoint, checkpoint_spec
-from ..embeddings import extract_embeddings, load_gbdt, submission
+from ..embeddings import extract_embeddings, load_gbdt, submission, ISIC_HEADER
 from ..data.readers import read_isic
 from .folders import new_run, out_folder, checkpoint_files, run_log
 
@@ -51,23 +51,37 @@ def _test_table(cfg, csv, images) -> pd.DataFrame:
                                            "`isic` source (for other data: `medvision predict`)")
     return read_isic(csv, images, tabular=src[0].get('tabular'), labelled=False)
 
-def _network(folder:Path, table:pd.DataFrame, batch_size:int) -> tuple:
-    "The learner of `folder`'s final checkpoint and its positive-class probability for each row of `table`"
-    spec = checkpoint_spec(_final(folder)); task = spec.tasks[0]
+def _network(folder:Path, table:pd.DataFrame, batch_size:int, task:str=None) -> tuple:
+    ("`(learner, p, positive)`: `folder`'s final checkpoint, the probability of `task`'s positive class (default: "
+     "its first task's) for each row of `table`, and that class")
+    spec = checkpoint_spec(_final(folder)); task = task or spec.tasks[0]
+    if task not in spec.tasks: raise MedvisionError(f"embed.target: {_final(folder)} was trained on the tasks "
+                                                    f"{spec.tasks}, not '{task}'")
     if len(spec.vocabs[task]) != 2: raise MedvisionError(f"{_final(folder)}: task '{task}' has "
             f"{len(spec.vocabs[task])} classes; a submission holds a two-class task's positive-class probability")
     learn = learner_from_checkpoint(_final(folder), table=table)
     p = learn.get_preds(dl=learn.dls.test_dl(table, bs=batch_size))[0]
-    return learn, (p[0] if isinstance(p, tuple) else p)[:, 1].float().numpy()   # [negative, positive]
+    p = p[spec.tasks.index(task)] if isinstance(p, tuple) else p   # one tensor a task
+    return learn, p[:, 1].float().numpy(), spec.vocabs[task][1]   # [negative, positive]
 
-def fold_predictions(folder:Path, table:pd.DataFrame, batch_size:int=64) -> dict:
-    ("`{'network': p, 'gbdt': p}`: the positive-class probabilities of `table`'s rows by the final checkpoint and by "
-     "the trees of `folder` (each where it has them; the trees get the network's embeddings where they were fitted "
-     "on them)")
+def _trees(folder:Path):
+    "`folder`'s trees, read only when `gbdt.pkl` holds the bytes `gbdt.json` recorded as it was written"
+    f = folder/'gbdt.json'
+    sha = json.loads(f.read_text()).get('sha256') if f.exists() else None
+    if sha is None: raise MedvisionError(f"{folder/'gbdt.pkl'}: no record of it ({f} with its sha256); a pickle runs "
+                                         "code as it loads: fit the trees again (medvision embed or gbdt)")
+    return load_gbdt(folder/'gbdt.pkl', sha256=sha)
+
+def fold_predictions(folder:Path, table:pd.DataFrame, batch_size:int=64, task:str=None) -> dict:
+    ("`{'network': p, 'gbdt': p}`: the positive-class probabilities of `table`'s rows by the final checkpoint (of "
+     "`task`, default its first) and by the trees of `folder` (each where it has them; the trees get the network's "
+     "embeddings where they were fitted on them), both of the same class")
     out, learn = {}, None
-    if _has_weights(folder): learn, out['network'] = _network(folder, table, batch_size)
+    if _has_weights(folder): learn, out['network'], pos = _network(folder, table, batch_size, task)
     if (folder/'gbdt.pkl').exists():
-        res = load_gbdt(folder/'gbdt.pkl')
+        res = _trees(folder)
+        if learn is not None and str(res.positive) != str(pos): raise MedvisionError(f"{folder}: the network gives "
+                f"the probability of {pos!r}, the trees of {res.positive!r}; fit both with the same data.positive")
         emb = None
         if any(c not in res.tabular for c in res.X):
             if learn is None: raise MedvisionError(f"{folder/'gbdt.pkl'}: these trees read embeddings, and "
@@ -82,14 +96,15 @@ def write_submissions(table:pd.DataFrame, # the predicted rows
                       blend:float, # the trees' weight in the blend
                       out:Path, # the folder to write into
                       id_col:str=None, # the ids' column (default: the image file's stem)
+                      header:tuple=ISIC_HEADER, # the CSVs' two columns
                      ) -> str:
     ("`submission_<part>.csv` for each of `parts` and `submission.csv`: `(1 - blend) * network + blend * gbdt`, or "
      "the one part there is; returns what `submission.csv` holds")
-    for k, p in parts.items(): submission(table, p, id_col, out/f'submission_{k}.csv')
+    for k, p in parts.items(): submission(table, p, id_col, out/f'submission_{k}.csv', header)
     if len(parts) == 2:
         p, what = (1 - blend) * parts['network'] + blend * parts['gbdt'], f"{1 - blend:g} network + {blend:g} gbdt"
     else: (what, p), = parts.items()
-    submission(table, p, id_col, out/'submission.csv')
+    submission(table, p, id_col, out/'submission.csv', header)
     return what
 
 # %% ../../nbs/09l_run.submit.ipynb #60ca2c1a
@@ -111,7 +126,7 @@ def submit(run, # a `medvision train` (any `data.fold`) or `medvision gbdt` run 
     out = out_folder(out, ins) if out is not None else new_run(cfg, 'submit')
     with run_log(out/'run.log'):
         table = _test_table(cfg, csv, images)
-        preds = [fold_predictions(d, table, batch_size) for d in progress_bar(folders, leave=False)]
+        preds = [fold_predictions(d, table, batch_size, cfg.embed.target) for d in progress_bar(folders, leave=False)]
         kinds = [sorted(p) for p in preds]
         if any(k != kinds[0] for k in kinds): raise MedvisionError(f"--run {run}: its folds differ in what they hold "
                 f"({', '.join(f'{d.name}: {k}' for d, k in zip(folders, kinds))}); every fold must hold the same")

@@ -149,6 +149,7 @@ def model_config(cfg:RunConfig, entry:dict) -> RunConfig:
     over = {MODELS_ENTRY_KEYS.get(k, k): v for k, v in entry.items() if v is not None}   # or a dotted key itself
     over |= {'experiment.name': f"{cfg.experiment.name}-{entry['arch']}", 'vision.models': []}
     if entry['arch'] != cfg.vision.arch and 'vision.weights' not in entry: over['vision.weights'] = None
+    if entry['arch'] != cfg.vision.arch and 'vision.width' not in entry: over['vision.width'] = None   # the same
     return as_config(cfg, over)
 
 def _models_table(cfg:RunConfig, df:pd.DataFrame, run:Path) -> tuple:
@@ -288,7 +289,6 @@ def train_folds(cfg, # a YAML path, a `RunConfig` or a dict of sections, with `d
         test[0].drop(columns=probs).assign(
             **{p: np.mean([t[p] for t in test], axis=0) for p in probs}, n_folds=len(test)
         ).to_csv(run / 'test_predictions.csv', index=False)
-        fold_average(cfg, run, split_rows(df, cfg.evaluate.split))
     table = pd.DataFrame(rows)
     table.to_csv(run/'folds.csv', index=False)
     summary = {c: {'mean': float(table[c].mean()), 'std': float(table[c].std(ddof=1)), 'folds': table[c].tolist()}
@@ -297,24 +297,35 @@ def train_folds(cfg, # a YAML path, a `RunConfig` or a dict of sections, with `d
     with run_log(run/'run.log'):
         print(table.to_string(index=False))
         for c, s in summary.items(): print(f"{c}: {s['mean']:.4f} +- {s['std']:.4f} over {len(table)} folds")
+        if test: fold_average(cfg, run, split_rows(df, cfg.evaluate.split))   # after the folds' own files
     return run, learners
 
 # %% ../../nbs/09f_run.train.ipynb #e9f4a002
 def fold_average(cfg:RunConfig, run:Path, rows:pd.DataFrame) -> dict|None:
     ("With `embed.gbdt`: the networks' and the trees' fold-averaged probabilities of the test `rows` and their blend, "
      "written as submissions and scored on the labels (`fold_average.json`); else None")
-    if not cfg.embed.gbdt: return None
+    if not cfg.embed.gbdt or cfg.vision.models: return None   # (several backbones: no trees, keys.unread_keys says)
     from medvision.metrics import auc, pauc
     from medvision.run.submit import write_submissions
+    from medvision.run.embed import submission_header
     net, task = pd.read_csv(run/'test_predictions.csv'), cfg.embed.target or cfg.data.tasks[0]
-    pos = [c for c in net if c.startswith(f'{task}_prob_')][-1]   # the positive class: the vocabulary's second
+    probs = [c for c in net if c.startswith(f'{task}_prob_')]
+    if len(probs) not in (1, 2): raise MedvisionError(f"embed.target: '{task}' is not a two-class task of the "
+                                                      f"networks ({run/'test_predictions.csv'})")
+    pos = probs[-1]   # the positive class: the vocabulary's second
+    if miss := [k for k in range(cfg.data.folds) if not (run/f'fold{k}'/'gbdt_test.csv').exists()]:
+        raise MedvisionError(f"data.fold: all with embed.gbdt: fold {miss[0]} has no trees' test predictions "
+                             f"({run/f'fold{miss[0]}'/'gbdt_test.csv'}); its trees did not run")
+    gpos = {json.loads((run/f'fold{k}'/'gbdt.json').read_text()).get('positive') for k in range(cfg.data.folds)}
+    if {str(g) for g in gpos} != {pos[len(f'{task}_prob_'):]}: raise MedvisionError(f"data.fold: all: the networks "
+            f"give the probability of {pos[len(f'{task}_prob_'):]!r}, the trees of {sorted(map(str, gpos))}")
     trees = [pd.read_csv(run/f'fold{k}'/'gbdt_test.csv') for k in range(cfg.data.folds)]
     named = net.image.astype(str) != '<array>'
     if any(len(t) != len(net) or (t.image.astype(str)[named] != net.image.astype(str)[named]).any() for t in trees):
         raise MedvisionError(f"data.fold: all: the folds' trees predicted other test rows than their networks ({run})")
     w = cfg.embed.blend
     parts = {'network': net[pos].to_numpy(), 'gbdt': np.mean([t.probability for t in trees], axis=0)}
-    if cfg.embed.id_col or named.all(): write_submissions(rows, parts, w, run, cfg.embed.id_col)
+    if cfg.embed.id_col or named.all(): write_submissions(rows, parts, w, run, cfg.embed.id_col, submission_header(cfg))
     y = (net[f'{task}_true'].astype(str) == pos[len(f'{task}_prob_'):]).astype(int).to_numpy()
     scores = {k: {'auc': auc(y, p), 'pauc': pauc(y, p)}
               for k, p in {**parts, 'blend': (1 - w) * parts['network'] + w * parts['gbdt']}.items()}
