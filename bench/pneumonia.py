@@ -103,3 +103,36 @@ def bench_pneumonia_goal(quick:bool) -> list:
             print(f"pneumonia_goal: {sz} px, {epochs} epochs, seed {seed}: AUC {r[-1][0]:.3f}, acc@0.5 {r[-1][1]:.3f}, {60 * r[-1][3]:.0f} s wall, {60 * r[-1][4]:.0f} s CPU", file=sys.stderr, flush=True)
         rows.append(pneumonia_row('pneumonia goal', f'PneumoniaMNIST test, EfficientNet-Lite0 ImageNet, one-cycle, class-balanced loss, {sz} px, {epochs} epochs', r, goal_cpu=True))
     return rows
+
+# ---------------------------------------------------------------- the fast default costs no accuracy
+def bench_fast_default_accuracy(quick:bool) -> list:
+    """A PneumoniaMNIST recipe row (EfficientNet-Lite0 from scratch, one-cycle, 64 px, 4 epochs, 3 seeds) trained with the run's default
+    precision and memory format (`auto`, resolved on this machine) and with plain fp32: the means within one std of each other"""
+    f = data_dir('pneumoniamnist.npz')
+    if f is None: return skipped('fast default', 'pneumoniamnist.npz')
+    from fastai.callback.channelslast import ChannelsLast
+    from medvision.data.readers import read_medmnist
+    from medvision.precision import resolve_precision, channels_last_default, mixed_precision
+    df = read_medmnist(f)
+    if quick: df = pd.concat([df[df.split == 'train'].sample(n=600, random_state=0), df[df.split != 'train']]).reset_index(drop=True)
+    sz, epochs, seeds = (64, 1, (0,)) if quick else (64, 4, (0, 1, 2))
+    prec = resolve_precision('auto', OPTS.dev); chl = channels_last_default(OPTS.dev, prec, sz)
+    modes = {'plain fp32': lambda: [],   # each run gets callbacks of its own
+             f"the default ({prec}{', channels-last' if chl else ''})": lambda: [*mixed_precision(prec, OPTS.dev), *([ChannelsLast()] if chl else [])]}
+    res = {}
+    for name, cbs in modes.items():
+        res[name] = []
+        for seed in seeds:
+            res[name].append(pneumonia_run(df, sz, seed, False, lambda l: l.fit_one_cycle(epochs, 3e-3), cbs=cbs()))
+            print(f"fast_default_accuracy: {name}, seed {seed}: AUC {res[name][-1][0]:.3f}, acc@0.5 {res[name][-1][1]:.3f}, {60 * res[name][-1][3]:.0f} s",
+                  file=sys.stderr, flush=True)
+    (n32, r32), (nd, rd) = res.items()
+    rows = []
+    for j, metric in ((0, 'AUC'), (1, 'accuracy at 0.5')):
+        a, b = [r[j] for r in rd], [r[j] for r in r32]
+        sd = max(np.std(a, ddof=1), np.std(b, ddof=1)) if len(a) > 1 else 0
+        ok = abs(np.mean(a) - np.mean(b)) <= sd
+        rows.append(('fast default', f'PneumoniaMNIST test {metric}, EfficientNet-Lite0 scratch, one-cycle, {sz} px, {epochs} epochs, {len(seeds)} seeds: {nd} '
+                     f'({np.mean([r[3] for r in rd]):.1f} min wall) against {n32} ({np.mean([r[3] for r in r32]):.1f} min wall)', mean_sd(a), mean_sd(b),
+                     f'{np.mean(a) - np.mean(b):+.3f}', f"means within one std ({sd:.3f}): {'met' if ok else 'MISSED'}"))
+    return rows

@@ -21,7 +21,8 @@ from bench.common import HERE, OPTS, Row, machine, row_key
 SECTIONS = {   # section -> its function, in the order of RESULTS.md
     'data': data.bench_data, 'loop': training.bench_loop, 'compile': training.bench_compile, 'peers': training.bench_peers,
     'inference': inference.bench_inference, 'growth': data.bench_growth, 'multimodal': training.bench_multimodal,
-    'distill': distillation.bench_distill, 'mixed_precision': training.bench_mixed_precision, 'pneumonia': pneumonia.bench_pneumonia,
+    'distill': distillation.bench_distill, 'mixed_precision': training.bench_mixed_precision, 'fast_default': training.bench_fast_default,
+    'fast_default_accuracy': pneumonia.bench_fast_default_accuracy, 'pneumonia': pneumonia.bench_pneumonia,
     'recipes': pneumonia.bench_recipes, 'pneumonia_goal': pneumonia.bench_pneumonia_goal, 'medpix_recipes': medpix.bench_medpix_recipes,
     'medpix_caption': medpix.bench_medpix_caption, 'medpix': medpix.bench_medpix, 'distill_pays': distillation.bench_distill_pays,
     'tests': tooling.bench_tests, 'cli': tooling.bench_cli, 'preflight': data.bench_preflight}

@@ -1,6 +1,6 @@
 "Training: medvision's learner against a hand-written loop, vanilla fastai and a timm-style loop; compile, channels_last, mixed precision, the multimodal step"
 from __future__ import annotations
-import statistics, time, warnings
+import statistics, sys, time, warnings
 from functools import partial
 import numpy as np, torch, torch.nn.functional as F
 from bench.common import *
@@ -198,4 +198,67 @@ def bench_mixed_precision(quick:bool) -> list:
     s32, s16 = median_time(lambda: sstep(None), n), median_time(lambda: sstep(torch.bfloat16), n)
     rows.append(('mixed precision', f'train step, ResNet-18 28 px, 1 channel, bs 128: bf16 autocast (plain PyTorch, {hw})',
                  f'{s16*1e3:.0f} ms', f'fp32 plain PyTorch {s32*1e3:.0f} ms', f'{s32/s16:.2f}x', at_least(s32/s16, 1.0)))
+    return rows
+
+# ---------------------------------------------------------------- the fast default: speed, and the share of the machine's peak
+def matmul_peak(dtype, n:int=2048, reps:int=5) -> float:
+    "FLOP/s of this machine's matrix multiply in `dtype` at the threads torch uses (n x n by n x n, the median of `reps`)"
+    a, b = torch.randn(n, n, device=OPTS.dev).to(dtype), torch.randn(n, n, device=OPTS.dev).to(dtype)
+    def mm(): torch.mm(a, b); sync()
+    return 2 * n ** 3 / median_time(mm, reps)
+
+def train_flops(model, x, y) -> float:
+    "FLOPs of one training step (forward and backward) of `model` on batch `x`, counted by torch's FlopCounterMode"
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as fc: F.cross_entropy(model(x), y).backward()
+    model.zero_grad(set_to_none=True)
+    return fc.get_total_flops()
+
+def bench_fast_default(quick:bool) -> list:
+    """One training epoch through medvision's learner with the run's default precision and memory format (`training.mixed_precision` and
+    `training.channels_last` left at `auto`, resolved on this machine) against plain fp32 PyTorch on the same batches; images/s and the
+    share of this machine's measured matrix-multiply peak (fp32 and bf16) each reaches"""
+    import timm
+    from fastai.callback.channelslast import ChannelsLast
+    from medvision.precision import resolve_precision, channels_last_default, mixed_precision, cpu_bf16
+    from medvision.learner import medvision_learner, bare
+    dev = OPTS.dev
+    peak32 = matmul_peak(torch.float32, 1024 if quick else 2048 if dev == 'cpu' else 8192)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        peak16 = matmul_peak(torch.bfloat16, 512 if quick else 1024 if dev == 'cpu' else 8192, 2 if quick else 3)
+    prec = resolve_precision('auto', dev)
+    hw = dev if dev == 'cuda' else f'cpu {torch.backends.cpu.get_cpu_capability()}, native bf16: {cpu_bf16()}'
+    rows = [('fast default', f'matrix multiply peak of this machine ({torch.get_num_threads()} thread(s), {hw})', f'fp32 {peak32/1e9:.0f} GFLOP/s',
+             f'bf16 {peak16/1e9:.0f} GFLOP/s', f'{peak16/peak32:.2f}x', '-')]
+    grid = (('resnet18', 64, 3),) if quick else (('resnet18', 28, 1), ('resnet18', 64, 3), ('resnet18', 128, 3), ('tf_efficientnet_lite0', 64, 3),
+                                                 ('tf_efficientnet_lite0', 128, 3))
+    nb, bs = (2, 16) if quick else (6, 32)
+    for arch, sz, ch in grid:
+        torch.manual_seed(0)
+        xs, ys = torch.randn(nb * bs, ch, sz, sz), torch.randint(0, 2, (nb * bs,))
+        dls = tensor_dls(xs, ys, bs)
+        chl = channels_last_default(dev, prec, sz)
+        learn = medvision_learner(dls, arch=arch, pretrained=False, metrics=[], cbs=[*mixed_precision(prec, dev), *([ChannelsLast()] if chl else [])])
+        model = timm.create_model(arch, pretrained=False, num_classes=2, in_chans=ch).to(dev)
+        opt = torch.optim.AdamW(model.parameters(), 1e-3)
+        batches = [(xs[i:i + bs].to(dev), ys[i:i + bs].to(dev)) for i in range(0, nb * bs, bs)]
+        def plain():
+            model.train()
+            for x, y in batches:
+                loss = F.cross_entropy(model(x), y); opt.zero_grad(); loss.backward(); opt.step()
+            sync()
+        def mv():
+            with learn.no_logging(), learn.no_bar(): learn.fit(1, 1e-3)
+            sync()
+        t = interleaved({'plain': plain, 'mv': mv}, 2 if quick else 3)
+        flops = train_flops(timm.create_model(arch, pretrained=False, num_classes=2, in_chans=ch), xs[:bs], ys[:bs]) / bs   # a training image
+        ips_mv, ips_plain = nb * bs / t['mv'], nb * bs / t['plain']   # the learner's epoch also validates one batch: counted against it
+        peak = peak16 if prec == 'bf16' else peak32
+        what = (f"one training epoch, {arch} {sz} px, {ch} channel(s), {nb} batches of {bs}: the default ({prec}{', channels-last' if chl else ''}, "
+                f"`auto` on this machine) through medvision's learner; {flops/1e9:.2f} GFLOP a training image (forward + backward)")
+        rows.append(('fast default', what, f"{ips_mv:.0f} img/s, {ips_mv * flops / peak:.0%} of the {prec} peak",
+                     f"plain fp32 PyTorch {ips_plain:.0f} img/s, {ips_plain * flops / peak32:.0%} of the fp32 peak",
+                     f"{ips_mv / ips_plain:.2f}x", at_least(ips_mv / ips_plain, 1.0)))
+        print(f"fast_default: {arch} {sz} px: {ips_mv:.0f} vs {ips_plain:.0f} img/s", file=sys.stderr, flush=True)
     return rows

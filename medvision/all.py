@@ -21,6 +21,7 @@ from .learner import *
 from .precision import *
 from .callbacks import *
 from .checkpoint import *
+from .engine import *
 from .stages import *
 from .interpret import *
 from .metrics import *

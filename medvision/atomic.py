@@ -13,7 +13,7 @@ from fastcore.foundation import L as fcL
 from .core import MedvisionError
 
 # %% auto #0
-__all__ = ['tensor_tree', 'from_tensor_tree', 'write_atomic', 'save_safetensors', 'write_atomic_text']
+__all__ = ['tensor_tree', 'from_tensor_tree', 'file_sha256', 'write_atomic', 'save_safetensors', 'write_atomic_text']
 
 # %% ../nbs/05b_atomic.ipynb #4f9f7adf
 def tensor_tree(obj, tensors:dict, key:str='t'):
@@ -41,6 +41,14 @@ def from_tensor_tree(t, tensors:dict):
     return tuple(from_tensor_tree(v, tensors) for v in t['__tuple__'])
 
 # %% ../nbs/05b_atomic.ipynb #a7c0d1e8
+def file_sha256(path) -> str:
+    "The SHA-256 of file `path`'s bytes, read a MiB at a time"
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for b in iter(lambda: f.read(1 << 20), b''): h.update(b)
+    return h.hexdigest()
+
 def _unshared(tensors:dict) -> dict:
     ("`tensors` with a copy of each one that shares memory with an earlier one (safetensors refuses shared tensors, "
      "e.g. a backbone's norm reused as `VisionBackbone.norm`)")

@@ -50,7 +50,8 @@ _COMMANDS = [
     ('evaluate', "evaluate a checkpoint on the config's evaluate.split; writes a report", True, True,
      [_OUT('report folder')]),
     ('predict', "predict new images with a checkpoint", "predict reads its experiment.device and .imports, "
-     "training.batch_size and a numeric evaluate.threshold; the model and its preprocessing come from the checkpoint",
+     "training.batch_size, evaluate.engine and a numeric evaluate.threshold; the model and its preprocessing come "
+     "from the checkpoint",
      True, [
         (('--input',), dict(required=True, help="a folder of images, or a CSV with an image column (and text for an "
                                                 "image+text model)")),
@@ -64,7 +65,10 @@ _COMMANDS = [
         (('--batch-size',), dict(type=_key_type('training.batch_size'), help="rows a batch (default: the config's "
                                                                              "training.batch_size, else 64)")),
         (('--device',), dict(help="where the model runs: auto, cpu, cuda, cuda:N or mps (default: the config's "
-                                  "experiment.device, else auto)"))]),
+                                  "experiment.device, else auto)")),
+        (('--engine',), dict(help="what runs the model: torch, onnx (its graph under ONNX Runtime, exported once and "
+                                  "cached beside the checkpoint) or auto, onnx on the CPU where ONNX Runtime is "
+                                  "installed (default: the config's evaluate.engine, else auto)"))]),
     ('distill', "train a teacher, then a student with a distillation loss (and alone, with distill.baseline)", True,
      False, []),
     ('distill-table', "one table of several distillation runs: per run, model and task the metrics, parameters, "
@@ -132,7 +136,8 @@ def _check_extra(cmd:str, extra:list) -> None:
      "config key")
     if not extra: return
     if cmd == 'predict': raise _Usage(f"unrecognised arguments: {' '.join(extra)} (`medvision predict` takes no config "
-                                      "keys; its options are --threshold, --batch-size and --device, or a --config)")
+                                      "keys; its options are --threshold, --batch-size, --device and --engine, or a "
+                                      "--config)")
     if cmd in ('export', 'demo', 'config', 'distill-table', 'submit'): raise _Usage("unrecognised arguments: "
             f"{' '.join(extra)} (`medvision {cmd}` takes no config keys)")
     from medvision.schema import SCHEMA
@@ -213,10 +218,10 @@ def _evaluate(run, cfg, a):
 
 def _predict(run, cfg, a):
     c = {} if cfg is None else {'threshold': cfg.evaluate.threshold, 'batch_size': cfg.training.batch_size,
-                                'device': cfg.experiment.device}
+                                'device': cfg.experiment.device, 'engine': cfg.evaluate.engine}
     if not isinstance(c.get('threshold'), (int, float)) or str(a.output).lower().endswith('.proba'):
         c.pop('threshold', None)   # a criterion (the checkpoint's is used), or probabilities that no threshold changes
-    flags = {k: getattr(a, k) for k in ('threshold', 'batch_size', 'device') if getattr(a, k) is not None}
+    flags = {k: getattr(a, k) for k in ('threshold', 'batch_size', 'device', 'engine') if getattr(a, k) is not None}
     out = run.predict_files(a.checkpoint, a.input, proba=a.proba, output=a.output, **{**c, **flags})
     of = out.attrs.get('proba_of')   # a .proba output: the task and its positive class (also in <output>.json)
     what = f" (the probability that {of[0]} is {of[1]!r}, one a line, in the order of the rows read)" if of else ''

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 from fastprogress.fastprogress import progress_bar
 from .core import MedvisionError
+from .atomic import file_sha256   # gbdt.json records the trees' SHA-256; `load_gbdt` checks it
 from .data.splits import kfold, positive_label
 from .learner import bare
 from .metrics import pauc, auc
@@ -19,7 +20,7 @@ from threadpoolctl import threadpool_limits
 
 # %% auto #0
 __all__ = ['ISIC_HEADER', 'row_ids', 'extract_embeddings', 'save_embeddings', 'load_embeddings', 'GBDTResult', 'gbdt_ensemble',
-           'submission', 'file_sha256', 'load_gbdt']
+           'submission', 'load_gbdt']
 
 # %% ../nbs/09_embeddings.ipynb #8b21191c
 def row_ids(df:pd.DataFrame, # the sample table
@@ -334,14 +335,6 @@ def save(self, path) -> Path:
     slim = copy.copy(self); slim.X = self.X.iloc[:0]; slim.__dict__.pop('_imp', None)
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True); joblib.dump(slim, path)
     return path
-
-def file_sha256(path) -> str:
-    "The SHA-256 of file `path`'s bytes"
-    import hashlib
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for b in iter(lambda: f.read(1 << 20), b''): h.update(b)
-    return h.hexdigest()
 
 def load_gbdt(path, sha256:str=None) -> GBDTResult:
     ("The trees `GBDTResult.save` wrote to `path`; with `sha256` (recorded when they were written, `gbdt.json`) the "

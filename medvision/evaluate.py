@@ -16,6 +16,7 @@ from fastprogress.fastprogress import progress_bar
 from .core import MedvisionError
 from .learner import bare, MedvisionLearner
 from .checkpoint import load_checkpoint, learner_from_checkpoint
+from .engine import engine_model
 from medvision.metrics import (
     task_probs,
     metrics_table,
@@ -316,7 +317,9 @@ def save(self:EvalReport, folder) -> Path:
     m.to_csv(folder/'metrics.csv', index=False)
     (folder/'metrics.json').write_text(json.dumps({'model': self.name, 'threshold': self.threshold,
                                                    'positive': self.positives, 'one_class': self.one_class,
-                                                   'tta': getattr(self, 'tta', 0), 'tasks': m.to_dict(orient='records'),
+                                                   'tta': getattr(self, 'tta', 0),
+                                                   'engine': getattr(self, 'engine', None),
+                                                   'tasks': m.to_dict(orient='records'),
                                                    **({'ci': self.ci_json()} if self.bootstrap else {})}, indent=1,
                                                    default=float))
     if self.bootstrap: self.intervals().to_csv(folder/'metrics_ci.csv', index=False)
@@ -412,14 +415,20 @@ def evaluate(model, # a Learner from `medvision_learner`, or a checkpoint path (
              cams:int=4, # Grad-CAM overlays of this many most confident right and wrong cases per task (0: none)
              # bootstrap 95% intervals of the report's metrics (`bootstrap=0`: none)
              bootstrap:int=1000, ci_level:float=0.95,
+             # what runs the forward passes: `torch`, `onnx` (the checkpoint's graph under ONNX Runtime, cached beside
+             # it) or `auto` (onnx where it can run and a checkpoint holds the weights; `engine.pick_engine`)
+             engine:str='auto',
             ) -> EvalReport:
-    "Evaluate a learner or checkpoint on `data`; returns an `EvalReport`, written to `out` when given"
+    ("Evaluate a learner or checkpoint on `data`; returns an `EvalReport`, written to `out` when given (Grad-CAM "
+     "always runs on PyTorch: it needs gradients)")
     learn, dl = _learner_and_dl(model, data, checkpoint)
     rows = rows_of(dl) if _has_rows(dl) else pd.DataFrame()
-    preds = tta_predict(learn, dl, n=4 if tta is True else int(tta)) if tta else predict(learn, dl)
+    ck = checkpoint if checkpoint is not None else model if isinstance(model, (str, Path)) else None
+    with engine_model(learn, engine, ck) as used:
+        preds = tta_predict(learn, dl, n=4 if tta is True else int(tta)) if tta else predict(learn, dl)
     name = name or (Path(str(model)).name if isinstance(model, (str, Path)) else getattr(learn, 'arch', 'model'))
     rep = EvalReport(preds, rows, learn.dls.vocabs, name, threshold, bootstrap, ci_level)
-    rep.tta = int(4 if tta is True else tta)
+    rep.tta, rep.engine = int(4 if tta is True else tta), used
     rep.n_params = sum(p.numel() for p in bare(learn.model).parameters())   # the model evaluated: `compare` lists it
     if out is not None:
         rep.save(out)

@@ -18,6 +18,7 @@ from fastai.callback.tracker import TerminateOnNaNCallback
 from .core import MedvisionError
 from .precision import CPUAutocastCallback, mixed_precision
 from fastai.callback.fp16 import MixedPrecision
+from fastai.callback.channelslast import ChannelsLast
 import timm
 from .backbones import vision_backbone, model_data_config
 from .fusion import MultimodalModel
@@ -108,9 +109,15 @@ class MedvisionLearner(Learner):
                                  "use learn.to_bf16() (bf16 autocast on CPU)")
         cbs = mixed_precision(mode, dev)
         if kwargs: cbs = [MixedPrecision(amp_mode=mode, **kwargs)]   # the GradScaler's arguments, as fastai takes them
+        has = lambda cls, cs: any(isinstance(c, cls) for c in cs)
+        if has(CPUAutocastCallback, cbs) and not has(ChannelsLast, self.cbs):
+            cbs = [*cbs, ChannelsLast()]   # oneDNN's bf16 convolutions are channels-last: as a run's `auto` does
         return self.add_cbs(cbs)
 
-    def to_bf16(self): return self._precision('bf16')
+    def to_bf16(self):
+        ("bf16 autocast on the device of the DataLoaders: fastai's `MixedPrecision` on CUDA; on a CPU "
+         "`CPUAutocastCallback` and fastai's `ChannelsLast` (which `to_fp32` leaves: a memory format, not a precision)")
+        return self._precision('bf16')
     def to_fp16(self, **kwargs): return self._precision('fp16', **kwargs)
     def to_fp32(self):
         "Train in fp32: no mixed-precision callback of fastai's or medvision's"

@@ -14,7 +14,8 @@ from fastai.torch_core import to_float
 from .core import MedvisionError
 
 # %% auto #0
-__all__ = ['CPUAutocastCallback', 'cpu_bf16', 'mixed_precision']
+__all__ = ['PRECISIONS', 'CHANNELS_LAST_MIN_PX', 'CPUAutocastCallback', 'cpu_bf16', 'check_channels_last',
+           'channels_last_default', 'native_bf16', 'resolve_precision', 'mixed_precision']
 
 # %% ../nbs/05c_precision.ipynb #8cbf8253
 class CPUAutocastCallback(Callback):
@@ -41,11 +42,44 @@ def cpu_bf16() -> bool:
     try: return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError): return {'avx512bw', 'avx512vl', 'avx512dq'} <= _cpu_flags()
 
+PRECISIONS = ('auto', 'bf16', 'fp16', 'fp32')   # `training.mixed_precision`
+CHANNELS_LAST_MIN_PX = 64   # fp32 on a CPU: channels-last pays from here (bench `fast_default`), not at 28 px
+
+def check_channels_last(v, key:str='training.channels_last') -> None:
+    "Raise unless `v` is true, false or `auto` (the config check of `training.channels_last`)"
+    if not isinstance(v, bool) and v != 'auto': raise MedvisionError(f"{key}: {v!r} must be true, false or auto")
+
+def channels_last_default(device, precision:str, image_size=None) -> bool:
+    ("What `training.channels_last: auto` means on `device` at `precision` ('bf16', 'fp16', 'fp32'): channels-last on "
+     "a CPU under bf16 (oneDNN's bf16 convolutions are channels-last) or in fp32 at `CHANNELS_LAST_MIN_PX` px and up, "
+     "and on a GPU under bf16 or fp16 (tensor cores read channels-last)")
+    dev = torch.device(device or 'cpu')
+    if precision in ('bf16', 'fp16'): return dev.type in ('cpu', 'cuda')
+    side = min(image_size) if isinstance(image_size, (list, tuple)) else image_size
+    return dev.type == 'cpu' and side is not None and side >= CHANNELS_LAST_MIN_PX
+
+def native_bf16(device='cpu') -> bool:
+    ("Whether `device` computes bf16 natively: a CPU with oneDNN's bf16 kernels (`cpu_bf16`), a CUDA GPU with bf16 "
+     "units (Ampere on)")
+    dev = torch.device(device or 'cpu')
+    if dev.type == 'cuda':
+        if not torch.cuda.is_available(): return False
+        try: return torch.cuda.is_bf16_supported(including_emulation=False)
+        except TypeError: return torch.cuda.is_bf16_supported()
+    return dev.type == 'cpu' and cpu_bf16()
+
+def resolve_precision(mode:str|None, device='cpu') -> str:
+    ("What precision `mode` means on `device`: 'bf16', 'fp16' or 'fp32'; `auto` is bf16 where the device computes it "
+     "natively, else fp32; None is fp32")
+    if mode in (None, 'no', 'fp32'): return 'fp32'
+    if mode not in PRECISIONS: raise MedvisionError(f"mixed_precision={mode!r}: use {', '.join(PRECISIONS)}")
+    return ('bf16' if native_bf16(device) else 'fp32') if mode == 'auto' else mode
+
 def mixed_precision(mode:str|None='bf16', device=None) -> list:
-    "Callbacks for mixed precision `mode` ('fp16', 'bf16' or None) on `device`"
-    if mode in (None, 'no', 'fp32'): return []
-    if mode not in ('fp16', 'bf16'): raise MedvisionError(f"mixed_precision={mode!r}: use 'bf16', 'fp16' or None")
+    "Callbacks for mixed precision `mode` ('auto', 'fp16', 'bf16', 'fp32' or None) on `device`"
     cuda = torch.cuda.is_available() if device is None else torch.device(device).type == 'cuda'
+    mode = resolve_precision(mode, 'cuda' if cuda else 'cpu')
+    if mode == 'fp32': return []
     if cuda: return [MixedPrecision(amp_mode=mode)]
     if mode == 'fp16': raise MedvisionError("fp16 mixed precision needs a CUDA GPU; on CPU use mixed_precision='bf16'")
     if not cpu_bf16():

@@ -294,10 +294,14 @@ SCHEMA = {
         'pretrain_vision_epochs': Key(0, int, bounds='>= 0',
                                       doc="one-cycle epochs of the image branch alone (other modalities masked) "
                                           "before the full run"),
-        'mixed_precision': Key(None, str, choices=('bf16', 'fp16'), doc="`bf16` or `fp16` autocast"),
-        'channels_last': Key(False, bool,
+        'mixed_precision': Key('auto', str, optional=True, choices='medvision.precision:PRECISIONS',
+                               doc="`bf16` or `fp16` autocast, `fp32` (or null), `auto`: bf16 where the device "
+                                   "computes it natively (a CPU with AVX-512/AMX bf16, a GPU from Ampere on), else "
+                                   "fp32"),
+        'channels_last': Key('auto', (bool, str), check='medvision.precision:check_channels_last',
                              doc="the model and its convolutions in channels-last memory format (fastai's "
-                                 "`ChannelsLast`); bench/RESULTS.md says what it gives"),
+                                 "`ChannelsLast`); `auto`: on a CPU under bf16 or from 64 px, on a GPU under bf16/fp16 "
+                                 "(`precision.channels_last_default`; bench/RESULTS.md says what it gives)"),
         'compile': Key(False, bool,
                        doc="compile the model with `torch.compile` before training (`callbacks.CompileModel`); the "
                            "first batches pay the compilation"),
@@ -383,6 +387,10 @@ SCHEMA = {
                          doc="binary decision threshold: a number, or a criterion chosen on validation (`hter`, "
                              "`youden`, `f1`); `null`: 0.5"),
         'tta': Key(0, int, bounds='>= 0', doc="test-time augmentation passes (0: off)"),
+        'engine': Key('auto', str, choices='medvision.engine:ENGINES',
+                      doc="what runs the model in `evaluate`, `compare` and `predict`: `torch`, `onnx` (its graph "
+                          "under ONNX Runtime, cached beside the checkpoint), `auto` (onnx on the CPU where ONNX "
+                          "Runtime is installed, for a checkpoint)"),
         'cams': Key(4, int, bounds='>= 0',
                     doc="Grad-CAM overlays of this many most confident right and wrong cases per task"),
         'bootstrap': Key(1000, int, bounds='>= 0',

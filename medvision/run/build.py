@@ -23,7 +23,7 @@ from ..data.splits import split_table, kfold, filter_min_samples
 from ..data.block import medvision_dataloaders
 from ..learner import medvision_learner
 from ..fusion import MultimodalModel
-from ..precision import mixed_precision
+from ..precision import mixed_precision, resolve_precision, channels_last_default, native_bf16
 from medvision.callbacks import (
     CompileModel,
     EMACallback,
@@ -41,7 +41,8 @@ from .distributed import main_process_first
 # %% auto #0
 __all__ = ['OPTIMIZERS', 'MODEL_ARGS', 'dotted_keys', 'as_config', 'data_root', 'build_table', 'text_encoder_for',
            'with_text_emb', 'build_dls', 'OptimizerChoice', 'monitor_comp', 'run_metrics', 'TrainMetric',
-           'TrainMetricsCallback', 'config_callbacks', 'model_kwargs', 'build_learner']
+           'TrainMetricsCallback', 'precision_of', 'precision_line', 'config_callbacks', 'model_kwargs',
+           'build_learner']
 
 # %% ../../nbs/09a_run.build.ipynb #68b8bb8e
 def dotted_keys(nested:dict) -> dict:
@@ -270,6 +271,27 @@ class TrainMetricsCallback(Callback):
         if not len(self.yb): return
         for m in self._mets(): m.accumulate(self.learn)
 
+def precision_of(cfg:RunConfig) -> tuple:
+    ("`(precision, channels_last)` of a run of `cfg` on its device: `training.mixed_precision` and "
+     "`training.channels_last` with `auto` resolved (`precision.resolve_precision`, `channels_last_default`)")
+    t, dev = cfg.training, get_device(cfg.experiment.device)
+    prec = resolve_precision(t.mixed_precision, dev)
+    chl = channels_last_default(dev, prec, cfg.data.image_size) if t.channels_last == 'auto' else bool(t.channels_last)
+    return prec, chl
+
+def precision_line(cfg:RunConfig) -> str:
+    "One line of the run log: the precision and memory format the run trains in, and why where `auto` chose them"
+    import torch
+    t, dev = cfg.training, get_device(cfg.experiment.device)
+    prec, chl = precision_of(cfg)
+    why = []
+    if t.mixed_precision == 'auto':
+        why.append(f"{dev.type} {'computes' if native_bf16(dev) else 'has no native'} bf16"
+                   + (f" ({torch.backends.cpu.get_cpu_capability()})" if dev.type == 'cpu' else ''))
+    if t.channels_last == 'auto': why.append(f"channels-last {'on' if chl else 'off'} by training.channels_last: auto")
+    return (f"precision: {'bf16 autocast' if prec == 'bf16' else 'fp16 autocast' if prec == 'fp16' else 'fp32'}"
+            f"{', channels-last' if chl else ''}" + (f" ({'; '.join(why)})" if why else ''))
+
 def config_callbacks(cfg:RunConfig, batch_size:int) -> list:
     ("The training callbacks `cfg` asks for (`bs`: the batch size): mixed precision, gradient accumulation and "
      "clipping, MixUp/CutMix, EMA, the modality-dropout and auxiliary-loss schedules, the backbone's last layers "
@@ -278,14 +300,15 @@ def config_callbacks(cfg:RunConfig, batch_size:int) -> list:
     from fastai.callback.channelslast import ChannelsLast
     from fastai.callback.mixup import MixUp, CutMix
     t, o = cfg.training, cfg.optimizer
-    cbs = [*mixed_precision(t.mixed_precision, get_device(cfg.experiment.device))]
+    prec, chl = precision_of(cfg)
+    cbs = [*mixed_precision(prec, get_device(cfg.experiment.device))]
     if o.grad_accum > 1: cbs.append(GradientAccumulation(batch_size * o.grad_accum))
     if o.grad_clip: cbs.append(GradientClip(o.grad_clip))
     if cfg.augmentation.mixup: cbs.append(MixUp(cfg.augmentation.mixup))
     if cfg.augmentation.cutmix: cbs.append(CutMix(cfg.augmentation.cutmix))
     if t.ema: cbs.append(EMACallback(t.ema))
     if t.train_metrics: cbs.append(TrainMetricsCallback())
-    if t.channels_last: cbs.append(ChannelsLast())
+    if chl: cbs.append(ChannelsLast())
     if t.compile: cbs.append(CompileModel())
     if t.unfreeze_layers != -1:
         if t.freeze_backbone: raise MedvisionError(f"training.unfreeze_layers {t.unfreeze_layers}: training."

@@ -14,6 +14,7 @@ from ..schema import SCHEMA
 from ..data.images import read_image, IMAGE_EXTS
 from ..checkpoint import learner_from_checkpoint, model_from_checkpoint, checkpoint_stem, checkpoint_spec
 from ..evaluate import proba_sidecar
+from ..engine import TupleOut, example_inputs, input_names, export_onnx, engine_model, pick_engine
 from .folders import output_apart, checkpoint_files
 
 
@@ -87,8 +88,9 @@ def _save_predictions(res:pd.DataFrame, output, col:str=None) -> Path:
 
 PREDICT_SUFFIXES = ('.csv', '.proba')   # what `predict_files` writes: a table, or one probability a line
 
-def _checked_options(spec, checkpoint, threshold, batch_size, device):
-    "The device `predict_files` runs on, once its threshold, batch size and device are checked (before any work)"
+def _checked_options(spec, checkpoint, threshold, batch_size, device, engine='auto'):
+    ("The device `predict_files` runs on, once its threshold, batch size, device and engine are checked (before any "
+     "work)")
     key = SCHEMA['evaluate']['threshold']   # one range for the key, the flag and this argument
     if threshold is not None and not key.inside(threshold):
         raise MedvisionError(f"--threshold {threshold}: a probability, {key.rule}")
@@ -99,8 +101,11 @@ def _checked_options(spec, checkpoint, threshold, batch_size, device):
     bkey = SCHEMA['training']['batch_size']
     if not (isinstance(batch_size, int) and bkey.inside(batch_size)):
         raise MedvisionError(f"--batch-size {batch_size}: rows a batch, {bkey.rule}")
-    try: return get_device(device or 'auto')   # `cuda` where there is none is one line
+    try: dev = get_device(device or 'auto')   # `cuda` where there is none is one line
     except MedvisionError as e: raise MedvisionError(f"--device {device}: {str(e).split(': ', 1)[1]}") from None
+    try: pick_engine(engine, dev, checkpoint)
+    except MedvisionError as e: raise MedvisionError(f"--engine {engine}: {str(e).split(': ', 1)[-1]}") from None
+    return dev
 
 def _checked_output(spec, checkpoint, inp, output, threshold) -> str|None:
     ("`output` checked (apart from the inputs, a format predict writes, `.proba` for one two-class task and no "
@@ -130,23 +135,30 @@ def predict_files(checkpoint, # a medvision checkpoint
                   # also write the predictions here: a CSV, or a `.proba` file (the positive-class probability a line,
                   # for a model with one two-class task)
                   output=None,
+                  # what runs the model: `torch`, `onnx` (its graph under ONNX Runtime, cached beside the checkpoint)
+                  # or `auto` (onnx where ONNX Runtime is installed and the model runs on the CPU; `engine.pick_engine`)
+                  engine:str='auto',
                  ) -> pd.DataFrame:
     ("Predictions of the model in `checkpoint` for the rows of `inp`: its spec's preprocessing (`dls.test_dl`) and "
-     "fastai's `get_preds`; the files left out (not images, unreadable) with the reason in `.attrs['skipped']`, "
-     "written beside `output` (`<output stem>.skipped.csv`)")
+     "fastai's `get_preds` (on `engine`); the files left out (not images, unreadable) with the reason in "
+     "`.attrs['skipped']`, written beside `output` (`<output stem>.skipped.csv`)")
+    import contextlib
     spec = checkpoint_spec(checkpoint)
-    dev = _checked_options(spec, checkpoint, threshold, batch_size, device)
+    dev = _checked_options(spec, checkpoint, threshold, batch_size, device, engine)
     col = _checked_output(spec, checkpoint, inp, output, threshold)
     proba = proba or col is not None
     t, skipped = _input_table(inp)
-    learn, parts, files = None, [], []
-    # each image decoded once: the check that it reads gives the loader its pixels
-    for s in range(0, len(t), PREDICT_CHUNK):
-        rows, fs, bad = _decoded(t.iloc[s:s + PREDICT_CHUNK], spec); skipped += bad
-        if rows.empty: continue
-        if learn is None: learn = learner_from_checkpoint(checkpoint, table=rows, device=dev)
-        ps = learn.get_preds(dl=learn.dls.test_dl(rows, bs=batch_size))[0]
-        parts.append(ps if isinstance(ps, tuple) else (ps,)); files.append(fs)
+    learn, parts, files, used = None, [], [], None
+    with contextlib.ExitStack() as stack:
+        # each image decoded once: the check that it reads gives the loader its pixels
+        for s in range(0, len(t), PREDICT_CHUNK):
+            rows, fs, bad = _decoded(t.iloc[s:s + PREDICT_CHUNK], spec); skipped += bad
+            if rows.empty: continue
+            if learn is None:
+                learn = learner_from_checkpoint(checkpoint, table=rows, device=dev)
+                used = stack.enter_context(engine_model(learn, engine, checkpoint))
+            ps = learn.get_preds(dl=learn.dls.test_dl(rows, bs=batch_size))[0]
+            parts.append(ps if isinstance(ps, tuple) else (ps,)); files.append(fs)
     if learn is None: raise MedvisionError(f"--input {inp}: none of its {len(skipped)} file(s) can be read, e.g. "
                                            f"{skipped[0][1]}")
     res = pd.DataFrame({'image': pd.concat(files, ignore_index=True)})
@@ -158,6 +170,7 @@ def predict_files(checkpoint, # a medvision checkpoint
         if proba:
             for j, n in enumerate(names): res[f'{task}_prob_{n}'] = p[:, j]
     res.attrs['skipped'] = pd.DataFrame(skipped, columns=['file', 'reason'])   # every input is a row here or there
+    res.attrs['engine'] = used
     if col: task = spec.tasks[0]; res.attrs['proba_of'] = (task, spec.vocabs[task][1])   # its positive class
     if output is not None:
         _save_predictions(res, output, col)
@@ -166,21 +179,6 @@ def predict_files(checkpoint, # a medvision checkpoint
     return res
 
 # %% ../../nbs/09h_run.predict.ipynb #2c5c0df7
-class _TupleOut(torch.nn.Module):
-    "The model with its task logits as a tuple, in task order (exporters take tensors, not dicts)"
-    def __init__(self, model, tasks): super().__init__(); self.model,self.tasks = model,list(tasks)
-    def forward(self, *xb):
-        o = self.model(*xb)
-        return tuple(o[f'logits_{t}'] for t in self.tasks)
-
-def _example_inputs(spec) -> tuple:
-    "Random inputs of the shapes `spec` describes, two rows"
-    xs = [torch.randn(2, spec.channels, *spec.image_size)]
-    if spec.text == 'embeddings': xs.append(torch.randn(2, spec.text_dim))
-    elif spec.text == 'tokens': xs.append(torch.ones(2, 2, 16, dtype=torch.long))
-    if spec.tabular: xs.append(torch.randn(2, spec.n_tab))
-    return tuple(xs)
-
 def export_model(checkpoint, fmt:str='onnx', output=None) -> Path:
     ("Write the model of `checkpoint` as `fmt` ('onnx' or 'torchscript') to `output`, its input spec beside it "
      "(`<output>.json`); returns the path")
@@ -190,17 +188,11 @@ def export_model(checkpoint, fmt:str='onnx', output=None) -> Path:
     for o in (output, output.with_name(output.name + '.json')): output_apart(o, checkpoint_files(checkpoint))
     model, meta = model_from_checkpoint(checkpoint)
     spec = checkpoint_spec(checkpoint)
-    m, xs = _TupleOut(model, spec.tasks).eval(), _example_inputs(spec)
-    names = ['image'] + (['text'] if spec.text else []) + (['tabular'] if spec.tabular else [])
-    outs = [f'logits_{t}' for t in spec.tasks]
-    if fmt == 'onnx':
-        try: import onnx  # noqa: F401
-        except ImportError: raise MedvisionError("ONNX export needs the onnx package: pip install "
-                                                 "'medvision-fastai[export]'") from None
-        torch.onnx.export(m, xs, str(output), input_names=names, output_names=outs,
-                          dynamic_axes={n: {0: 'batch'} for n in names + outs}, dynamo=False)
+    names, outs = input_names(spec), [f'logits_{t}' for t in spec.tasks]   # the task logits: a deployment's outputs
+    if fmt == 'onnx': export_onnx(model, spec, output, outputs=outs)
     else:
-        with torch.no_grad(): torch.jit.save(torch.jit.trace(m, xs), str(output))
+        m = TupleOut(model, outs).eval()
+        with torch.no_grad(): torch.jit.save(torch.jit.trace(m, example_inputs(spec)), str(output))
     (output.with_name(output.name + '.json')).write_text(json.dumps({'spec': spec.to_dict(), 'input_names': names,
                                                                      'output_names': outs}, indent=1))
     return output

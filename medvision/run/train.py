@@ -16,7 +16,7 @@ from ..callbacks import tracked
 from ..checkpoint import CheckpointCallback, save_checkpoint
 from ..metrics import lower_is_better, select_threshold
 from ..evaluate import evaluate, predict
-from .build import as_config, build_dls, build_learner, build_table, with_text_emb
+from .build import as_config, build_dls, build_learner, build_table, with_text_emb, precision_line
 from .schedules import fit, resume_run
 from .distributed import init_distributed, main_process_first, world_size
 from .folders import new_run, preflight, run_log
@@ -79,16 +79,17 @@ def save_split_proba(cfg:RunConfig, learn, df:pd.DataFrame, folder:Path) -> list
         out += save_proba(predict(learn, dl, progress=False), folder, prefix=f'{s}_', vocabs=learn.dls.vocabs)
     return out
 
-def report(cfg:RunConfig, learn, df:pd.DataFrame, run:Path, name:str=None, threshold:float=None):
+def report(cfg:RunConfig, learn, df:pd.DataFrame, run:Path, name:str=None, threshold:float=None, checkpoint=None):
     ("Evaluate `learn` on the `evaluate.split` rows of `df`, preprocessed by its input spec, at `threshold` (default: "
-     "`evaluate.threshold`, chosen on validation); writes `run/report` and `run/metrics.json`")
+     "`evaluate.threshold`, chosen on validation); writes `run/report` and `run/metrics.json`; `checkpoint`: the one "
+     "whose weights `learn` holds, for `evaluate.engine`")
     th = _threshold(cfg, learn, learn.dls) if threshold is None else threshold
     e = cfg.evaluate
     dl = learn.dls.valid if e.split == 'valid' else learn.dls.test_dl(split_rows(df, e.split), with_labels=True,
                                                                       bs=learn.dls.bs)
     rep = evaluate(learn, dl, out=run/'report', subgroups=list(e.subgroups), threshold=th, tta=e.tta, cams=e.cams,
-                   name=name or learn.arch,
-                   bootstrap=e.bootstrap, ci_level=e.ci_level)
+                   name=name or learn.arch, bootstrap=e.bootstrap, ci_level=e.ci_level, engine=e.engine,
+                   checkpoint=checkpoint)
     save_split_proba(cfg, learn, df, run/'report'/'proba')
     for t, c in rep.one_class.items():   # a warning, not a refusal: a tiny test run does this honestly
         print(f"medvision: warning: the model predicts {c!r} for every one of the {len(rep.preds[t][0])} {e.split} "
@@ -224,6 +225,7 @@ def train(cfg, # a YAML path, a `RunConfig` or a dict of sections
         df = with_text_emb(cfg, df); df.attrs['duplicates'] = dups.to_dict('records')
         print(f"medvision train: {len(df)} rows ({', '.join(f'{k} {v}' for k, v in df.split.value_counts().items())}), "
               f"tasks {list(cfg.data.tasks)}; run folder {run}")
+        print(precision_line(cfg))
         if cfg.vision.models:
             table, learn = _models_table(cfg, df, run)
             if table is not None: print(table.to_string(index=False)); print(f"best by {cfg.evaluate.metric}: "
