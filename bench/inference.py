@@ -43,7 +43,7 @@ def bench_inference(quick:bool) -> list:
     from medvision.evaluate import evaluate
     from medvision.engine import engine_graph
     engine_graph(ck)
-    edf = df.assign(split=np.where(np.arange(len(df)) % 8 == 0, 'train', 'valid'))   # most rows evaluated
+    edf = df.drop(columns='group', errors='ignore').assign(split=np.where(np.arange(len(df)) % 8 == 0, 'train', 'valid'))   # most rows evaluated
     edl = medvision_dataloaders(edf, 'modality', image_size=224, batch_size=64, aug='none', arch='resnet18', seed=0, cache='memory')
     ev = lambda engine: evaluate(ck, edl, engine=engine, cams=0, bootstrap=0)
     t = interleaved({'mv': mv, 'mv_torch': lambda: mv('torch'), 'plain': plain, 'onnx': onnx_run, 'ev': lambda: ev('auto'), 'ev_torch': lambda: ev('torch')},

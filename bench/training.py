@@ -214,19 +214,30 @@ def train_flops(model, x, y) -> float:
     model.zero_grad(set_to_none=True)
     return fc.get_total_flops()
 
+def _learner_flops(learn, x, y) -> float:
+    "FLOPs of one training step of `learn`'s model on `x` (its loss on the first task's logits), counted by torch's FlopCounterMode"
+    from torch.utils.flop_counter import FlopCounterMode
+    from medvision.learner import bare
+    m = bare(learn.model)
+    with FlopCounterMode(display=False) as fc: F.cross_entropy(next(v for k, v in m(x).items() if k.startswith('logits_')), y).backward()
+    m.zero_grad(set_to_none=True)
+    return fc.get_total_flops()
+
 def bench_fast_default(quick:bool) -> list:
     """One training epoch through medvision's learner with the run's default precision and memory format (`training.mixed_precision` and
     `training.channels_last` left at `auto`, resolved on this machine) against plain fp32 PyTorch on the same batches; images/s and the
     share of this machine's measured matrix-multiply peak (fp32 and bf16) each reaches"""
     import timm
     from fastai.callback.channelslast import ChannelsLast
-    from medvision.precision import resolve_precision, channels_last_default, mixed_precision, cpu_bf16
+    from medvision.precision import resolve_precision, channels_last_default, mixed_precision, cpu_bf16, native_bf16
     from medvision.learner import medvision_learner, bare
     dev = OPTS.dev
-    peak32 = matmul_peak(torch.float32, 1024 if quick else 2048 if dev == 'cpu' else 8192)
+    n = 1024 if quick else 2048 if dev == 'cpu' else 8192
+    if dev == 'cuda': torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32   # fp32 as the convolutions run it
+    peak32 = matmul_peak(torch.float32, n)
     with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        peak16 = matmul_peak(torch.bfloat16, 512 if quick else 1024 if dev == 'cpu' else 8192, 2 if quick else 3)
+        warnings.simplefilter('ignore')   # emulated bf16 (no native kernels): a smaller product, it is the slow path's peak
+        peak16 = matmul_peak(torch.bfloat16, n if native_bf16(dev) else n // 2, 2 if quick else 3)
     prec = resolve_precision('auto', dev)
     hw = dev if dev == 'cuda' else f'cpu {torch.backends.cpu.get_cpu_capability()}, native bf16: {cpu_bf16()}'
     rows = [('fast default', f'matrix multiply peak of this machine ({torch.get_num_threads()} thread(s), {hw})', f'fp32 {peak32/1e9:.0f} GFLOP/s',
@@ -252,12 +263,14 @@ def bench_fast_default(quick:bool) -> list:
             with learn.no_logging(), learn.no_bar(): learn.fit(1, 1e-3)
             sync()
         t = interleaved({'plain': plain, 'mv': mv}, 2 if quick else 3)
-        flops = train_flops(timm.create_model(arch, pretrained=False, num_classes=2, in_chans=ch), xs[:bs], ys[:bs]) / bs   # a training image
+        flops = train_flops(model, xs[:bs].to(dev), ys[:bs].to(dev)) / bs          # a training image of the plain model
+        mflops = _learner_flops(learn, xs[:bs].to(dev), ys[:bs].to(dev)) / bs    # and of the learner's (its heads), as it trains
         ips_mv, ips_plain = nb * bs / t['mv'], nb * bs / t['plain']   # the learner's epoch also validates one batch: counted against it
         peak = peak16 if prec == 'bf16' else peak32
         what = (f"one training epoch, {arch} {sz} px, {ch} channel(s), {nb} batches of {bs}: the default ({prec}{', channels-last' if chl else ''}, "
-                f"`auto` on this machine) through medvision's learner; {flops/1e9:.2f} GFLOP a training image (forward + backward)")
-        rows.append(('fast default', what, f"{ips_mv:.0f} img/s, {ips_mv * flops / peak:.0%} of the {prec} peak",
+                f"`auto` on this machine) through medvision's learner (its epoch also validates one batch); {mflops/1e9:.2f} GFLOP a training image "
+                f"(forward + backward; the plain timm model {flops/1e9:.2f})")
+        rows.append(('fast default', what, f"{ips_mv:.0f} img/s, {ips_mv * mflops / peak:.0%} of the {prec} peak",
                      f"plain fp32 PyTorch {ips_plain:.0f} img/s, {ips_plain * flops / peak32:.0%} of the fp32 peak",
                      f"{ips_mv / ips_plain:.2f}x", at_least(ips_mv / ips_plain, 1.0)))
         print(f"fast_default: {arch} {sz} px: {ips_mv:.0f} vs {ips_plain:.0f} img/s", file=sys.stderr, flush=True)

@@ -6,7 +6,7 @@ Docs: https://medvision-team.github.io/medvision/engine.html.md"""
 
 # %% ../nbs/06f_engine.ipynb #208e55ef
 from __future__ import annotations
-import importlib.util, json, os, shutil, warnings
+import errno, importlib.util, json, os, shutil, warnings
 from contextlib import contextmanager
 from pathlib import Path
 import torch
@@ -97,16 +97,30 @@ def export_onnx(model, # a `MultimodalModel` on the CPU
 def _user_cache() -> Path:
     return Path(os.environ.get('XDG_CACHE_HOME') or Path.home()/'.cache')/'medvision'/'onnx'
 
+def _sources_sha256(files) -> str:
+    "One SHA-256 over the bytes of `files` (the code that builds a model), in order"
+    import hashlib
+    h = hashlib.sha256()
+    for f in files: h.update(Path(f).read_bytes())
+    return h.hexdigest()
+
 def graph_key(checkpoint) -> dict:
-    ("What a cached graph of `checkpoint` was made from: its weights file's SHA-256 and the versions of medvision, "
-     "torch and onnx")
-    import onnx
-    from medvision.checkpoint import _version
+    ("What a cached graph of `checkpoint` was made from: its weights file's SHA-256, the versions of medvision, "
+     "torch, onnx, timm and transformers, and the SHA-256 of the code that builds its model (medvision's modules and "
+     "the plug-ins the checkpoint records), so an edited install or plug-in is exported again")
+    import onnx, importlib.metadata as md
+    import medvision
+    from medvision.checkpoint import _version, checkpoint_meta
     w = Path(str(checkpoint_stem(checkpoint)) + '.safetensors')
     if not w.exists(): raise MedvisionError(f"{checkpoint}: no weights file {w.name} there; give a medvision "
                                             "checkpoint (the path without its suffix, e.g. runs/x/models/final)")
+    code = sorted(Path(medvision.__file__).parent.rglob('*.py'))
+    code += [Path(i['path'])/f"{i['module'].replace('.', '/')}.py"
+             for i in checkpoint_meta(checkpoint).get('imports', []) if i.get('path')]
+    ver = lambda p: md.version(p) if importlib.util.find_spec(p) else None
     return {'weights_sha256': file_sha256(w), 'medvision': _version(), 'torch': torch.__version__,
-            'onnx': onnx.__version__}
+            'onnx': onnx.__version__, 'timm': ver('timm'), 'transformers': ver('transformers'),
+            'code_sha256': _sources_sha256([f for f in code if f.exists()])}
 
 def _fresh(g:Path, key:dict) -> bool:
     "Whether graph `g` and its sidecar exist, the sidecar's key is `key` and the graph holds the bytes it records"
@@ -123,6 +137,8 @@ def engine_graph(checkpoint) -> Path:
     for g in places:
         if _fresh(g, key): return g
     model, spec = model_from_checkpoint(checkpoint)[0], checkpoint_spec(checkpoint)
+    if graph_key(checkpoint) != key: raise MedvisionError(f"{stem}: the checkpoint changed while it was read (a run "
+                                                           "writing it?); predict again once it is written")
     for i, g in enumerate(places):
         try:
             g.parent.mkdir(parents=True, exist_ok=True)
@@ -131,9 +147,8 @@ def engine_graph(checkpoint) -> Path:
                                           'inputs': input_names(spec), 'outputs': graph_outputs(spec)}, indent=1),
                               g.with_name(g.name + '.json'))
             return g
-        except PermissionError:   # a read-only folder: the next place
-            if i == len(places) - 1: raise
-    return g
+        except OSError as e:   # a folder that cannot be written (permissions, a read-only mount): the next place
+            if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS) or i == len(places) - 1: raise
 
 # %% ../nbs/06f_engine.ipynb #0c9403b8
 class OnnxModel(nn.Module):
@@ -160,27 +175,35 @@ class OnnxModel(nn.Module):
 @contextmanager
 def engine_model(learn, # a medvision Learner
                  engine:str='auto', # `torch`, `onnx`, or `auto` (`pick_engine`)
-                 checkpoint=None, # the checkpoint whose weights `learn` holds: its graph is cached beside it
+                 # the checkpoint `learn` was rebuilt from and left as built (its graph, cached beside it, stands in
+                 # for the model); without one, `learn`'s own model is exported to a temporary file
+                 checkpoint=None,
                 ):
     ("Within the block, `learn.model` runs on `engine`: ONNX Runtime on the graph of `checkpoint` (of `learn`'s "
      "model, exported to a temporary file, without one), or PyTorch; yields the engine's name. Under `auto`, a "
-     "model that does not export predicts with PyTorch, with a note")
+     "model whose graph cannot be made or run at these inputs predicts with PyTorch, with a note")
     dev = getattr(learn.dls, 'device', None) or 'cpu'
+    spec = getattr(learn.dls, 'spec', None)
+    if checkpoint is not None and spec is not None and tuple(checkpoint_spec(checkpoint).image_size) != tuple(
+            spec.image_size):
+        checkpoint = None   # DataLoaders at another size than the graph's: the learner's own model is exported
     e = pick_engine(engine, dev, checkpoint)
     if e == 'torch': yield 'torch'; return
-    tmp = None
+    tmp, om, why = None, None, None
     try:
         if checkpoint is not None: g = engine_graph(checkpoint)
         else:
             import tempfile
             tmp = Path(tempfile.mkdtemp(prefix='mv-onnx-'))
-            g = export_onnx(learn.model, learn.dls.spec, tmp/'model.onnx')
+            g = export_onnx(learn.model, spec, tmp/'model.onnx')
         om = OnnxModel(g)
-    except MedvisionError: raise
     except Exception as err:
+        if engine == 'onnx' and isinstance(err, MedvisionError): raise
         why = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
         if engine == 'onnx': raise MedvisionError(f"engine onnx: the model does not export to ONNX ({why}); use "
                                                   "engine torch") from None
+    if om is None:
+        if tmp is not None: shutil.rmtree(tmp, ignore_errors=True)
         warnings.warn(f"the model does not export to ONNX ({why}); predicting with PyTorch", MedvisionWarning)
         yield 'torch'; return
     old, learn.model = learn.model, om

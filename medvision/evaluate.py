@@ -418,12 +418,15 @@ def evaluate(model, # a Learner from `medvision_learner`, or a checkpoint path (
              # what runs the forward passes: `torch`, `onnx` (the checkpoint's graph under ONNX Runtime, cached beside
              # it) or `auto` (onnx where it can run and a checkpoint holds the weights; `engine.pick_engine`)
              engine:str='auto',
+             # the checkpoint the Learner `model` was rebuilt from and left as built, whose cached graph may stand in
+             # for it (a checkpoint path `model` is its own); without one, `auto` runs a Learner on PyTorch
+             graph=None,
             ) -> EvalReport:
     ("Evaluate a learner or checkpoint on `data`; returns an `EvalReport`, written to `out` when given (Grad-CAM "
      "always runs on PyTorch: it needs gradients)")
     learn, dl = _learner_and_dl(model, data, checkpoint)
     rows = rows_of(dl) if _has_rows(dl) else pd.DataFrame()
-    ck = checkpoint if checkpoint is not None else model if isinstance(model, (str, Path)) else None
+    ck = graph if graph is not None else model if isinstance(model, (str, Path)) else None
     with engine_model(learn, engine, ck) as used:
         preds = tta_predict(learn, dl, n=4 if tta is True else int(tta)) if tta else predict(learn, dl)
     name = name or (Path(str(model)).name if isinstance(model, (str, Path)) else getattr(learn, 'arch', 'model'))
@@ -441,6 +444,7 @@ def evaluate(model, # a Learner from `medvision_learner`, or a checkpoint path (
 def compare(models,
             data=None, # DataLoader or DataLoaders (a checkpoint path needs DataLoaders)
             metric:str='auc', task:str=None, out=None, # a folder for one report per model and `compare.csv`
+            graphs:dict=None, # name -> the checkpoint its Learner was rebuilt from, unchanged (`evaluate`'s `graph`)
             **kwargs # more `evaluate` arguments (tta, threshold, ...)
            ) -> pd.DataFrame:
     "One summary table of `models` evaluated on `data`, best first by `metric` of `task`"
@@ -448,7 +452,8 @@ def compare(models,
     rows = []
     for name, m in models.items():
         learn, ck = m if isinstance(m, tuple) else (m, None)
-        rep = evaluate(learn, data, checkpoint=ck, name=name, out=None if out is None else Path(out)/name, **kwargs)
+        rep = evaluate(learn, data, checkpoint=ck, name=name, out=None if out is None else Path(out)/name,
+                       graph=(graphs or {}).get(name), **kwargs)
         t = task or rep.tasks[0]
         mt = rep.metrics.set_index('task')
         if metric not in mt: raise MedvisionError(f"compare: metric {metric!r} is not in the report (it has "

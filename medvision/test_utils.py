@@ -138,6 +138,7 @@ def tiny_dls(n:int=48, # images of `synth_dataset` (its test split is dropped)
              text='embeddings', # 'embeddings' (random 12-d vectors), another `medvision_dataloaders` text kind, or None
              batch_size:int=8, seed:int=0,
              tabular=('age', 'sex'), # tabular columns, or None
+             aug:str='none', # the augmentation preset (`augment.AUG_PRESETS`)
              **kw # more `medvision_dataloaders` arguments
             ):
     "Seeded image(+text)(+tabular) DataLoaders with the task `type` on a synthetic wound table"
@@ -148,7 +149,7 @@ def tiny_dls(n:int=48, # images of `synth_dataset` (its test split is dropped)
                          split_col='split', group_col='patient_id', tabular=['age', 'sex'])
     t = t[t.split != 'test'].reset_index(drop=True)
     if text == 'embeddings': kw['text_emb'] = np.random.default_rng(0).normal(size=(len(t), 12)).astype('f')
-    return medvision_dataloaders(t, ['type'], image_size=32, batch_size=batch_size, aug='none', text=text,
+    return medvision_dataloaders(t, ['type'], image_size=32, batch_size=batch_size, aug=aug, text=text,
                                  tabular=list(tabular or []), seed=seed, **kw)
 
 # %% ../nbs/90_test_utils.ipynb #7d458fe2

@@ -39,7 +39,7 @@ def evaluate_checkpoint(cfg, checkpoint, out:Path):
     check_positive(cfg, checkpoint)
     df = build_table(cfg)
     learn = learner_from_checkpoint(checkpoint, table=df)
-    return report(cfg, learn, df, Path(out), name=Path(str(checkpoint)).name, checkpoint=checkpoint)
+    return report(cfg, learn, df, Path(out), name=Path(str(checkpoint)).name, graph=checkpoint)
 
 def _has_final(folder:Path) -> bool: return (folder/'models'/'final.safetensors').exists()
 
@@ -89,7 +89,7 @@ def compare_checkpoints(cfg, checkpoints:list=None, run:Path=None,
     for ck in named.values(): check_positive(cfg, ck)
     # the rows evaluated, served as each learner's `valid`
     rows = split_rows(build_table(cfg), cfg.evaluate.split).assign(split='valid')
-    models = {n: (learner_from_checkpoint(c, table=rows), c) for n, c in named.items()}   # with it: evaluate.engine
+    models = {n: learner_from_checkpoint(c, table=rows) for n, c in named.items()}
     return compare(models, metric=cfg.evaluate.metric, out=run, cams=0, bootstrap=cfg.evaluate.bootstrap,
-                   ci_level=cfg.evaluate.ci_level, engine=cfg.evaluate.engine)
+                   ci_level=cfg.evaluate.ci_level, engine=cfg.evaluate.engine, graphs=named)
 

@@ -79,17 +79,16 @@ def save_split_proba(cfg:RunConfig, learn, df:pd.DataFrame, folder:Path) -> list
         out += save_proba(predict(learn, dl, progress=False), folder, prefix=f'{s}_', vocabs=learn.dls.vocabs)
     return out
 
-def report(cfg:RunConfig, learn, df:pd.DataFrame, run:Path, name:str=None, threshold:float=None, checkpoint=None):
+def report(cfg:RunConfig, learn, df:pd.DataFrame, run:Path, name:str=None, threshold:float=None, graph=None):
     ("Evaluate `learn` on the `evaluate.split` rows of `df`, preprocessed by its input spec, at `threshold` (default: "
-     "`evaluate.threshold`, chosen on validation); writes `run/report` and `run/metrics.json`; `checkpoint`: the one "
-     "whose weights `learn` holds, for `evaluate.engine`")
+     "`evaluate.threshold`, chosen on validation); writes `run/report` and `run/metrics.json`; `graph`: the checkpoint "
+     "`learn` was rebuilt from, unchanged, whose ONNX graph `evaluate.engine` may run")
     th = _threshold(cfg, learn, learn.dls) if threshold is None else threshold
     e = cfg.evaluate
     dl = learn.dls.valid if e.split == 'valid' else learn.dls.test_dl(split_rows(df, e.split), with_labels=True,
                                                                       bs=learn.dls.bs)
     rep = evaluate(learn, dl, out=run/'report', subgroups=list(e.subgroups), threshold=th, tta=e.tta, cams=e.cams,
-                   name=name or learn.arch, bootstrap=e.bootstrap, ci_level=e.ci_level, engine=e.engine,
-                   checkpoint=checkpoint)
+                   name=name or learn.arch, bootstrap=e.bootstrap, ci_level=e.ci_level, engine=e.engine, graph=graph)
     save_split_proba(cfg, learn, df, run/'report'/'proba')
     for t, c in rep.one_class.items():   # a warning, not a refusal: a tiny test run does this honestly
         print(f"medvision: warning: the model predicts {c!r} for every one of the {len(rep.preds[t][0])} {e.split} "
