@@ -1,6 +1,6 @@
 "Data loading: medvision's DataLoaders (uncached and cached) against a plain torch loader, their growth with the table, and the preflight scan"
 from __future__ import annotations
-import statistics, sys, time
+import gc, os, statistics, sys, time
 import numpy as np, pandas as pd, torch
 from pathlib import Path
 from bench.common import *
@@ -46,49 +46,141 @@ def bench_data(quick:bool) -> list:
                   f'{t_start/t_cached:.2f} of the epoch', '-')]
     return rows
 
-# ---------------------------------------------------------------- 5b. growth with the number of rows
-def bench_growth(quick:bool) -> list:
-    """Setup, uncached loader epoch, training epoch (ResNet-18, 64 px) and the memory cache's size at 1x, 4x and 16x the MedPix training rows
-    (the copies are links under other names, so the cache holds each as its own image, as it would distinct files)"""
-    if data_dir('medpix2') is None: return skipped('growth', 'medpix2')
-    import tempfile
+# ---------------------------------------------------------------- 5b. growth with the number of rows, to ISIC size
+GROWTH_STEPS = {   # step -> (what the row says, the baseline timed beside it)
+    'read': ('table read: `read_sources` of one CSV source, as `medvision train` reads data.sources (paths made absolute, labels, groups, '
+             'tabular age/sex, every file checked to exist)', 'pandas.read_csv of the same CSV'),
+    'split': ('grouped split: `split_table(valid=0.1, test=0.1, by=group, stratify=label)`, as `build_table` calls it',
+              "sklearn GroupShuffleSplit (test, then valid), not stratified"),
+    'folds': ('grouped folds: `kfold(k=5, by=group, stratify=label)` of the train+valid rows, as `build_table` calls it',
+              'sklearn StratifiedGroupKFold(5) over the same rows'),
+    'scan': ('preflight: `scan_images` (SHA-1 of each file and its header; files in the OS cache)', 'bare hashlib SHA-1 loop over the files'),
+    'setup': ('DataLoaders setup: `medvision_dataloaders(64 px, bs 64, no aug, no cache)` (table checks, leakage check, vocab, spec, '
+              'fastai Datasets)', None),
+    'epoch': ('uncached epoch: a full pass over the training DataLoader (decode, squish to 64 px, normalise, batch of 64, no workers); '
+              'no model: its per-image cost is constant and measured in `loop`/`peers`', 'plain PIL Dataset + torch DataLoader, same work'),
+    'fill': ('first epoch with `cache=memory` (decoding and filling the cache), the same pass', 'plain PIL Dataset + torch DataLoader'),
+    'cached': ('cached epoch: the same pass, every image from the memory cache (`cache=memory`, cache_max_gb=5, raised from the default 4.0: '
+               'the train+valid rows at 256x need 4.1 GiB)', 'plain PIL Dataset + torch DataLoader (uncached)'),
+    'mem': ('peak memory: RSS high-water mark of a fresh process per scale, above its RSS after the imports (all of the steps above, '
+            'the memory cache included: its slab pages count once touched)', None),
+}
+
+def _growth_links(base:pd.DataFrame, k:int, folder:Path) -> pd.DataFrame:
+    "`k` copies of `base` as links in one flat folder (as ISIC's images are), each copy with patient ids of its own; the table a user's CSV holds"
+    parts = []
+    for c in range(k):
+        names = [f'MPX_{c:03d}_{i:05d}.jpg' for i in range(len(base))]
+        for n, f in zip(names, base.image): os.symlink(f, folder/n)
+        parts.append(pd.DataFrame({'image': names, 'patient_id': [f'{g}_c{c:03d}' for g in base.group], 'label': base.modality.to_numpy(),
+                                   'age': base.age.to_numpy(), 'sex': base.sex.to_numpy()}))
+    return pd.concat(parts, ignore_index=True)
+
+def growth_scale(csv:str, image_dir:str, reps:int, warmup:int, epoch_reps:int, out:str, threads:int, dev:str):
+    "One scale of `bench_growth`, in a process of its own (so its RSS high-water mark is its own): every step timed, written to `out` as JSON"
+    import contextlib, hashlib, io, json, resource, warnings
+    from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
+    from medvision.data.readers import read_sources
+    from medvision.data.splits import split_table, kfold, scan_images
     from medvision.data.block import medvision_dataloaders
-    from medvision.learner import medvision_learner
-    base = medpix_subset(64 if quick else 320, 16)
-    tmp = Path(tempfile.mkdtemp(prefix='mv-growth-'))
-    res = {}
-    for k in (1, 4, 16):
-        parts = []
-        for c in range(k):
-            d = tmp/f'copy{c}'; d.mkdir(exist_ok=True)
-            links = []
-            for i, f in enumerate(base.image):
-                l = d/f'{i:05d}.jpg'
-                if not l.exists(): l.symlink_to(Path(f).resolve())
-                links.append(str(l))
-            parts.append(base.assign(image=links) if c == 0 else base[base.split == 'train'].assign(image=[l for l, s in zip(links, base.split) if s == 'train']))
-        df = pd.concat(parts).reset_index(drop=True)
-        rows = int((df.split == 'train').sum())
-        t0 = time.perf_counter(); dls = medvision_dataloaders(df, 'modality', image_size=64, batch_size=32, aug='none', arch='resnet18', seed=0, device=OPTS.dev); t_setup = time.perf_counter() - t0
-        t_load = median_time(lambda: [None for _ in dls.train], 2 if quick else 3, warmup=1)
-        t0 = time.perf_counter(); cdl = medvision_dataloaders(df, 'modality', image_size=64, batch_size=32, aug='none', arch='resnet18', cache='memory', seed=0, device=OPTS.dev)
-        t_csetup = time.perf_counter() - t0
-        [None for _ in cdl.train]                                                  # fills the cache
-        t_cached = median_time(lambda: [None for _ in cdl.train], 2 if quick else 3, warmup=0)
-        nbytes = Path(cdl.train_ds.image_readers()[0].slab.path).stat().st_blocks * 512   # the space this loader's slab holds
-        learn = medvision_learner(dls, arch='resnet18', pretrained=False, metrics=[])
-        t_train = median_time(lambda: fit1(learn), 1 if quick else 2, warmup=1 if k == 1 else 0)
-        res[k] = (rows, t_setup + t_csetup, t_load, t_cached, t_train, nbytes)
-        print(f"growth {k}x: {rows} rows, setup {t_setup + t_csetup:.2f} s, loader {t_load:.2f} s, cached {t_cached:.2f} s, train {t_train:.2f} s, cache {res[k][5]/2**20:.0f} MiB", file=sys.stderr, flush=True)
+    warnings.filterwarnings('ignore'); torch.set_num_threads(threads)
+    rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024     # the high-water mark, bytes (Linux gives KiB)
+    now = int(Path('/proc/self/statm').read_text().split()[1]) * os.sysconf('SC_PAGE_SIZE')   # resident now, after the imports
+    res, quiet = {'rss0': now}, contextlib.redirect_stdout(io.StringIO())      # fastprogress bars print to stdout
+    src = {'reader': 'csv', 'csv': csv, 'image_dir': image_dir, 'image_col': 'image', 'targets': {'label': 'label'}, 'group_col': 'patient_id',
+           'tabular': ['age', 'sex']}
+    t = interleaved({'mv': lambda: res.update(df=read_sources({'sources': [src]})), 'base': lambda: pd.read_csv(csv)}, reps, warmup)
+    df = res.pop('df'); res['read'] = (t['mv'], t['base']); res['rows'] = len(df)
+    def gss():
+        g = df.group.to_numpy()
+        rest, te = next(GroupShuffleSplit(1, test_size=0.1, random_state=0).split(df, groups=g))
+        tr, va = next(GroupShuffleSplit(1, test_size=0.1 / 0.9, random_state=0).split(rest, groups=g[rest]))
+        return rest[tr], rest[va], te
+    t = interleaved({'mv': lambda: res.update(sp=split_table(df, valid=0.1, test=0.1, by='group', stratify='label', seed=0)), 'base': gss},
+                    reps, warmup)
+    sp = res.pop('sp'); res['split'] = (t['mv'], t['base'])
+    tv = sp[sp.split.isin(['train', 'valid'])]
+    def sgkf():
+        fold = np.empty(len(tv), int)
+        for i, (_, te) in enumerate(StratifiedGroupKFold(5, shuffle=True, random_state=0).split(tv, tv.label, tv.group)): fold[te] = i
+        return fold
+    t = interleaved({'mv': lambda: kfold(tv, 5, by='group', stratify='label', seed=0), 'base': sgkf}, reps, warmup)
+    res['folds'] = (t['mv'], t['base']); res['tv_rows'] = len(tv)
+    files = df.image.tolist()
+    def sha_loop():
+        for f in files: hashlib.sha1(Path(f).read_bytes()).hexdigest()
+    with quiet: t = interleaved({'mv': lambda: scan_images(df), 'base': sha_loop}, reps, warmup)
+    res['scan'] = (t['mv'], t['base']); res['rss_tables'] = rss()
+    mk = lambda **kw: medvision_dataloaders(sp, 'label', image_size=64, batch_size=64, aug='none', arch='resnet18', seed=0, device=dev,
+                                            **kw)
+    t = interleaved({'mv': lambda: res.update(dls=mk())}, reps, warmup)
+    dls = res.pop('dls'); res['setup'] = (t['mv'], None)
+    trn = sp[sp.split == 'train']; res['train_rows'] = len(trn)
+    plain = torch.utils.data.DataLoader(plain_images(trn.image.tolist(), pd.factorize(trn.label)[0], 64), batch_size=64, shuffle=True,
+                                        num_workers=0)
+    def run(dl): return sum(len(b[0]) for b in dl)
+    t = interleaved({'mv': lambda: run(dls.train), 'base': lambda: run(plain)}, epoch_reps, int(epoch_reps > 1))
+    res['epoch'] = (t['mv'], t['base']); res['rss_epoch'] = rss()
+    dls = None; gc.collect()                                                   # the uncached loaders go before the cache is made
+    t0 = time.perf_counter(); cdl = mk(cache='memory', cache_max_gb=5.0); res['setup_cached'] = time.perf_counter() - t0
+    t0 = time.perf_counter(); run(cdl.train); res['fill'] = (time.perf_counter() - t0, t['base'])
+    t = interleaved({'mv': lambda: run(cdl.train)}, epoch_reps, 0)
+    res['cached'] = (t['mv'], res['epoch'][1])
+    r = cdl.train_ds.image_readers()[0]
+    res['slab'] = (Path(r.slab.path).stat().st_blocks * 512, len(r.slots), r.slab.n)
+    res['mem'] = (rss() - res['rss0'], None); res['rss'] = rss()
+    Path(out).write_text(json.dumps(res))
+
+def bench_growth(quick:bool) -> list:
+    """Growth to ISIC size (401,059 images): 1x/16x/64x/256x a MedPix table of linked files (256x = 400,128 rows), each step a user's 400k-row CSV
+    goes through, a fresh process per scale; each step's cost a row and its growth (a row at 256x against a row at 1x), beside a plain baseline"""
+    if data_dir('medpix2') is None: return skipped('growth', 'medpix2')
+    import json, shutil, subprocess, tempfile
+    from medvision.data.readers import read_medpix
+    scales, n = ((1, 16), 64) if quick else ((1, 16, 64, 256), 1563)
+    base = read_medpix(data_dir('medpix2')).head(n)
+    tmp = Path(tempfile.mkdtemp(prefix='mv-growth-')); (tmp/'images').mkdir()
+    try:
+        table = _growth_links(base, scales[-1], tmp/'images')
+        res = {}
+        for k in scales:
+            csv, out = tmp/f'table{k}.csv', tmp/f'res{k}.json'
+            table.head(k * n).to_csv(csv, index=False)
+            reps, warmup = (3, 1) if k * n < 50_000 else (1, 0)                # the whole-table steps: median of 3 up to 16x, one run above
+            args = json.dumps(dict(csv=str(csv), image_dir=str(tmp/'images'), reps=reps, warmup=warmup, epoch_reps=3 if k * n < 5_000 else 1,
+                                   out=str(out), threads=torch.get_num_threads(), dev=OPTS.dev))
+            t0 = time.perf_counter()
+            code = 'import json, sys; from bench.data import growth_scale; growth_scale(**json.loads(sys.argv[1]))'
+            subprocess.run([sys.executable, '-c', code, args], cwd=ROOT, check=True, env={**os.environ, 'PYTHONWARNINGS': 'ignore'})
+            res[k] = json.loads(out.read_text())
+            steps = ', '.join(f"{s} {res[k][s][0]:.2f} s" for s in GROWTH_STEPS if s != 'mem')
+            print(f"growth {k}x: {res[k]['rows']} rows in {time.perf_counter() - t0:.0f} s: {steps}, peak +{res[k]['mem'][0] / 2**20:.0f} MiB",
+                  file=sys.stderr, flush=True)
+    finally: shutil.rmtree(tmp, ignore_errors=True)
+    CACHE.mkdir(exist_ok=True); (CACHE/f"growth{'-quick' if quick else ''}.json").write_text(json.dumps(res))   # the raw figures, kept
+    return _growth_rows(res, scales)
+
+def _growth_rows(res:dict, scales:tuple) -> list:
+    lo, hi = scales[0], scales[-1]
+    rows_of = lambda s, k: res[k]['train_rows'] if s in ('epoch', 'fill', 'cached') else res[k]['tv_rows'] if s == 'folds' else res[k]['rows']
     out = []
-    names = ('DataLoaders setup (plain + cached)', 'uncached loader epoch', 'cached loader epoch', 'training epoch (+ validation)', 'memory cache size')
-    for j, name in enumerate(names, 1):
-        per = [res[k][j] / res[k][0] for k in (1, 4, 16)]                        # cost a row
-        cells = ', '.join(f"{k}x ({res[k][0]} rows): " + (f"{res[k][j]/2**20:.1f} MiB" if j == 5 else f"{res[k][j]:.2f} s") for k in (1, 4, 16))
-        g = per[2] / per[0]
-        unit, u = (1 / 1024, 'KiB') if j == 5 else (1e3, 'ms')
-        out.append(('growth', f'{name}, MedPix at 64 px, ResNet-18: {cells}', f'a row at 16x: {per[2] * unit:.3f} {u}', f'a row at 1x: {per[0] * unit:.3f} {u}',
-                    f'{g:.2f}x', 'faster than linear' if g > 1.2 else 'slower than linear (a fixed part spread over more rows)' if g < 0.8 else 'linear (a row costs about the same)'))
+    for s, (what, bname) in GROWTH_STEPS.items():
+        mem = s == 'mem'
+        per = {k: res[k][s][0] / rows_of(s, k) for k in scales}
+        u, f = ('KiB', 1 / 1024) if mem else ('µs', 1e6)
+        tot = ', '.join(f"{k}x ({rows_of(s, k):,} rows) " + (f"{res[k]['rss'] / 2**20:,.0f} MiB, +{res[k][s][0] / 2**20:,.0f} over the imports "
+                                                            f"(+{(res[k]['rss_epoch'] - res[k]['rss0']) / 2**20:,.0f} before the cache, which holds "
+                                                            f"{res[k]['slab'][0] / 2**20:,.0f} MiB)" if mem else f"{res[k][s][0]:.2f} s")
+                        for k in scales)
+        mv = 'a row: ' + ', '.join(f"{k}x {per[k] * f:.1f}" for k in scales) + f' {u}'
+        if bname:
+            b = {k: res[k][s][1] / rows_of(s, k) for k in scales}
+            base = (f"{bname}: a row {lo}x {b[lo] * 1e6:.1f}, {hi}x {b[hi] * 1e6:.1f} µs (growth {b[hi] / b[lo]:.2f}x); "
+                    f"medvision's row {per[hi] / b[hi]:.2f}x theirs at {hi}x")
+        else: base = '-'
+        g = per[hi] / per[lo]
+        out.append(('growth', f"{what}: {tot}", mv, base, f"{g:.2f}x",
+                    f"a row at {hi}x within 1.5x of a row at {lo}x: {'met' if g <= 1.5 else 'MISSED'}"))
     return out
 
 # ---------------------------------------------------------------- preflight: hashing and headers before training
