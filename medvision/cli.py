@@ -225,7 +225,7 @@ def _predict(run, cfg, a):
     out = run.predict_files(a.checkpoint, a.input, proba=a.proba, output=a.output, **{**c, **flags})
     of = out.attrs.get('proba_of')   # a .proba output: the task and its positive class (also in <output>.json)
     what = f" (the probability that {of[0]} is {of[1]!r}, one a line, in the order of the rows read)" if of else ''
-    print(f"{len(out)} predictions written to {a.output}{what}")
+    print(f"{len(out)} predictions written to {a.output}{what}; engine: {out.attrs['engine']}")
     if len(sk := out.attrs['skipped']):
         f = run.skipped_file(a.output)   # predict_files wrote it
         print(f"medvision predict: {len(sk)} file(s) not predicted, each with its reason in {f}; first: "

@@ -282,6 +282,20 @@ def predictions(self:EvalReport) -> pd.DataFrame:
             for i, n in enumerate(names): df[f'{t}_prob_{n}'] = p[:, i]
     return df
 
+@patch
+def worst(self:EvalReport, task:str=None, n:int=20) -> pd.DataFrame:
+    ("The `n` rows of `task` whose true class got the lowest probability (the largest cross-entropy), worst first: "
+     "each row's image and text where the rows have them, true and predicted class, the probability of each, the loss")
+    t = task or self.tasks[0]; y, p = self.preds[t]; names = [str(c) for c in self.vocabs[t]]
+    p2 = p if p.ndim == 2 else np.stack([1 - p, p], 1)
+    pt = p2[np.arange(len(y)), y]; pred = pred_labels(p, self.threshold)
+    idx = np.argsort(pt, kind='stable')[:n]   # the least probability first: the largest loss
+    df = self.predictions().iloc[idx][[c for c in ('image', 'group', 'source') if c in self.rows]].copy()
+    if 'text' in self.rows: df['text'] = self.rows['text'].iloc[idx].to_numpy()
+    return df.assign(row=idx, true=[names[i] for i in y[idx]], pred=[names[i] for i in pred[idx]],
+                     p_true=pt[idx], p_pred=p2[idx, pred[idx]],
+                     loss=-np.log(np.clip(pt[idx], 1e-12, None))).reset_index(drop=True)
+
 def proba_sidecar(f, task:str, vocab:list) -> Path:
     "Write `<f>.json` beside `.proba` file `f`: which task and class its probabilities are of, and how many rows it has"
     js = {'task': task, 'positive': vocab[1], 'negative': vocab[0], 'rows': sum(1 for _ in open(f)),
@@ -327,6 +341,7 @@ def save(self:EvalReport, folder) -> Path:
     save_proba(self.preds, folder, vocabs=self.vocabs)
     for t, (y, p) in self.preds.items():
         self.per_class(t).to_csv(folder/f'per_class_{t}.csv', index=False)
+        self.worst(t).to_csv(folder/f'worst_{t}.csv', index=False)
         for kind in ('confusion', 'roc', 'reliability'):
             ax = getattr(self, f'plot_{kind}')(t)
             ax.figure.tight_layout()

@@ -17,7 +17,7 @@ from ..config import RunConfig
 from ..learner import bare
 from ..checkpoint import learner_from_checkpoint, checkpoint_spec
 from ..metrics import lower_is_better
-from .build import as_config, build_dls, build_table, with_text_emb, text_encoder_for
+from .build import as_config, build_dls, build_table, with_text_emb, text_encoder_for, precision_line
 from .distributed import init_distributed, main_process_first
 from .folders import new_run, preflight, run_log
 from .keys import note_unread, refuse_keys
@@ -114,6 +114,7 @@ def distill(cfg, # a YAML path, a `RunConfig` or a dict of sections
     own_text = bool(cfg.data.text) and reads(ct) != reads(cs)
     with run_log(run/'run.log'):
         seed_everything(cfg.experiment.seed)
+        print(precision_line(cs))   # the students' and the teacher's precision: one training section for both
         with main_process_first(): df = build_table(cfg)
         df.attrs['duplicates'] = preflight(cfg, df, run).to_dict('records')   # plain records: pandas copies attrs along
         # the students' text inputs (the text cache keys each encoder apart)
