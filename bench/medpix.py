@@ -80,7 +80,8 @@ def bench_medpix_caption(quick:bool) -> list:
         p = fit(C).predict_proba(X[sp['test']])
         out[task] = (accuracy_score(y[sp['test']], p), f1_macro(y[sp['test']], p), ci(y[sp['test']], p, 'f1_macro'), C)
     la, lf, (lo, hi), C = out['location']
-    return [('caption MedPix', f'MedPix test, caption alone (MiniLM embedding, logistic regression, C={C:g} chosen on dev per task): {SCORES}; '
+    return [('caption MedPix', f'MedPix test, caption alone (MiniLM embedding, logistic regression, C chosen on dev per task: location {C:g}, '
+             f'modality {out["modality"][3]:g}): {SCORES}; '
              f'[95% bootstrap interval of the location F1]', f'{la:.3f} / {lf:.3f} [{lo:.3f}, {hi:.3f}] / {out["modality"][0]:.3f} / {out["modality"][1]:.3f}',
              '-', '-', 'the caption\'s share of the goals')]
 

@@ -432,6 +432,10 @@ class CheckpointCallback(TrackerCallback):
         super().after_fit()
         if self.track and self.load_best and self.best_path is not None:
             load_checkpoint(bare(self.learn.model), self.best_path)
+            # with EMA the best weights are the average that epoch was validated with; EMACallback, later in order,
+            # puts its average in the model at the end of the fit: it must be this one, not the last epoch's
+            if (ema := getattr(self.learn, 'ema', None)) is not None and ema.shadow is not None:
+                ema.shadow = {k: v.detach().clone() for k, v in bare(self.learn.model).state_dict().items()}
 
 # %% ../nbs/06b_checkpoint.ipynb #6173a654
 @patch

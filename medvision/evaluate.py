@@ -290,8 +290,10 @@ def worst(self:EvalReport, task:str=None, n:int=20) -> pd.DataFrame:
     p2 = p if p.ndim == 2 else np.stack([1 - p, p], 1)
     pt = p2[np.arange(len(y)), y]; pred = pred_labels(p, self.threshold)
     idx = np.argsort(pt, kind='stable')[:n]   # the least probability first: the largest loss
-    df = self.predictions().iloc[idx][[c for c in ('image', 'group', 'source') if c in self.rows]].copy()
-    if 'text' in self.rows: df['text'] = self.rows['text'].iloc[idx].to_numpy()
+    df = self.rows[[c for c in ('image', 'group', 'source') if c in self.rows]].iloc[idx].copy()
+    if 'image' in df: df['image'] = df['image'].map(lambda v: v if isinstance(v, str) else '<array>')
+    if 'text' in self.rows and self.rows['text'].fillna('').astype(str).str.len().gt(0).any():   # image-only: none
+        df['text'] = self.rows['text'].iloc[idx].to_numpy()
     return df.assign(row=idx, true=[names[i] for i in y[idx]], pred=[names[i] for i in pred[idx]],
                      p_true=pt[idx], p_pred=p2[idx, pred[idx]],
                      loss=-np.log(np.clip(pt[idx], 1e-12, None))).reset_index(drop=True)
