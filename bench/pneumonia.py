@@ -120,8 +120,12 @@ def bench_pneumonia_goal(quick:bool) -> list:
             r.append(config_run(GOAL_CONFIG, seed, out, ov))
             print(f"pneumonia_goal: seed {seed}: AUC {r[-1][0]:.3f}, acc@0.5 {r[-1][1]:.3f}, {60 * r[-1][3]:.0f} s wall, {60 * r[-1][4]:.0f} s CPU",
                   file=sys.stderr, flush=True)
-    return [pneumonia_row('pneumonia goal', '`medvision train --config configs/pneumoniamnist.yaml` (EfficientNet-Lite0 ImageNet, 96 px, 6 epochs, EMA, 4 TTA passes, '
-                          'one-cycle, class-balanced loss, best validation AUC), PneumoniaMNIST test', r, goal_cpu=True)]
+    import yaml
+    c = yaml.safe_load(GOAL_CONFIG.read_text())   # the recipe as the row ran it, read from the config, not copied by hand
+    recipe = (f"{c['vision']['arch']}{' ImageNet' if c['vision'].get('pretrained') else ''}, {c['data']['image_size']} px, {c['training']['epochs']} epochs, "
+              f"EMA {c['training'].get('ema')}, {c['evaluate'].get('tta', 0)} TTA passes, {c['scheduler']['name']}, class weights {c['training'].get('class_weights')}, "
+              f"best validation {c['checkpoint']['monitor']}")
+    return [pneumonia_row('pneumonia goal', f'`medvision train --config configs/pneumoniamnist.yaml` ({recipe}), PneumoniaMNIST test', r, goal_cpu=True)]
 
 # ---------------------------------------------------------------- the fast default costs no accuracy
 def bench_fast_default_accuracy(quick:bool) -> list:

@@ -20,6 +20,7 @@ from .backbones import vision_backbone
 from .fusion import MultimodalModel
 from .learner import medvision_learner, bare
 from .callbacks import EMACallback
+from .hub_folder import is_hub_folder, read_hub_folder, hub_meta
 from .data.block import InputSpec
 
 # %% auto #0
@@ -138,7 +139,9 @@ def load_checkpoint(target, path, with_opt:bool=False, strict:bool=True) -> dict
     base = checkpoint_stem(path)
     learn = target if isinstance(target, Learner) else None
     model = bare(learn.model if learn else target)
-    sd, meta = _read_safetensors(base.with_name(base.name + '.safetensors'))
+    # a hub folder (`medvision export --format hub`) holds the same weights in two files
+    sd, meta = (read_hub_folder(path) if is_hub_folder(path)
+                else _read_safetensors(base.with_name(base.name + '.safetensors')))
     if nonfinite := [k for k, v in sd.items() if v.is_floating_point() and not torch.isfinite(v).all()]:
         raise MedvisionError(f"checkpoint {base}.safetensors: {len(nonfinite)} of {len(sd)} weight tensors hold NaN or "
                              f"inf (e.g. {nonfinite[0]}); the training diverged: use an earlier checkpoint and a "
@@ -184,6 +187,7 @@ def _load_state(learn, base, sd, stamp=None):
 def checkpoint_meta(path) -> dict:
     ("The metadata of checkpoint `path`, from its weights file's header; its JSON sidecar, a copy for people and "
      "tools, is checked")
+    if is_hub_folder(path): return hub_meta(path)   # its config.json, checked against itself
     base = checkpoint_stem(path); side, head = base.with_name(base.name + '.json'), checkpoint_header(path)
     if not side.exists(): return head
     try: copy = json.loads(side.read_text())
@@ -205,6 +209,7 @@ def checkpoint_meta(path) -> dict:
 def checkpoint_header(path) -> dict:
     ("The metadata in the header of checkpoint `path`'s weights file (written with them: never a kill behind, as the "
      "sidecar can be)")
+    if is_hub_folder(path): return hub_meta(path)
     base = checkpoint_stem(path); return _read_safetensors(base.with_name(base.name + '.safetensors'), tensors=False)[1]
 
 def checkpoint_spec(path) -> InputSpec:

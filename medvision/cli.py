@@ -95,9 +95,13 @@ _COMMANDS = [
         (('--runs',), dict(nargs='+', default=[], help="run folders (e.g. runs/*): each run's models/final, or one "
                                                        "per sub-run (vision.models, distill, data.fold: all)")),
         _OUT('folder for compare.csv')]),
-    ('export', "export a checkpoint's model as ONNX or TorchScript", False, True, [
-        (('--format',), dict(choices=('onnx', 'torchscript'), default='onnx', help="onnx (default) or torchscript")),
-        (('--output',), dict(help="the file to write (default: beside the checkpoint)"))]),
+    ('export', "export a checkpoint's model as ONNX, TorchScript or a hub folder (the Hugging Face / timm layout)",
+     False, True, [
+        (('--format',), dict(choices=('onnx', 'torchscript', 'hub'), default='onnx',
+                             help="onnx (default), torchscript, or hub: a folder with config.json, model.safetensors "
+                                  "(the backbone, which timm loads) and the model card as README.md")),
+        (('--output',), dict(help="the file to write (default: beside the checkpoint); for hub, the folder")),
+        (('folder',), dict(nargs='?', help="for --format hub: the folder to write (or --output)"))]),
     ('demo', "train and evaluate on PneumoniaMNIST (or a synthetic set offline) and compare with the published "
              "figures", False, False, [
         (('--output-dir',), dict(default='runs', help="where the run folder goes (default: runs)")),
@@ -214,7 +218,7 @@ def _distill_table(run, cfg, a):
 def _evaluate(run, cfg, a):
     out = _folder(run, cfg, a, 'evaluate', [a.checkpoint])
     print(run.evaluate_checkpoint(cfg, a.checkpoint, out).metrics.to_string(index=False))
-    print(f"report in {out/'report'}")
+    print(f"report: {out/'report'/'index.html'}")
 
 def _predict(run, cfg, a):
     c = {} if cfg is None else {'threshold': cfg.evaluate.threshold, 'batch_size': cfg.training.batch_size,
@@ -239,12 +243,19 @@ def _submit(run, cfg, a):
     out, _ = run.submit(a.run, a.csv, a.images, out=a.out, blend=a.blend, batch_size=a.batch_size)
     print(f"submission in {out/'submission.csv'}")
 
+def _export(run, cfg, a):
+    if a.folder and a.output and a.folder != a.output: raise _Usage(f"export: the folder {a.folder} and --output "
+                                                                    f"{a.output} differ; give one")
+    if a.folder and a.format != 'hub': raise _Usage(f"export: a folder ({a.folder}) is for --format hub; for "
+                                                    f"{a.format} give --output FILE")
+    print(f"exported to {run.export_model(a.checkpoint, a.format, a.output or a.folder)}")
+
 def _compare(run, cfg, a):
     if not (a.checkpoints or a.runs): raise _Usage("compare: give --checkpoints and/or --runs")
     found = run.run_checkpoints(a.runs)   # a folder without a checkpoint stops it before its output folder is made
     out = _folder(run, cfg, a, 'compare', [*a.checkpoints, *found.values()])
     table = run.compare_checkpoints(cfg, a.checkpoints, out, runs=found)
-    print(table.to_string(index=False))
+    print(table.to_string(index=False)); print(f"report: {out/'report'/'index.html'}")
 
 # what each command does once its arguments are read: `(run layer, config or None, arguments)`
 _DO = {'train': lambda run, cfg, a: print(f"run folder: {run.train(cfg)[0]}"),
@@ -252,7 +263,7 @@ _DO = {'train': lambda run, cfg, a: print(f"run folder: {run.train(cfg)[0]}"),
        'distill-table': _distill_table, 'evaluate': _evaluate, 'predict': _predict, 'embed': _embed,
        'gbdt': lambda run, cfg, a: print(f"run folder: {run.gbdt(cfg)[0]}"), 'submit': _submit,
        'compare': _compare,
-       'export': lambda run, cfg, a: print(f"exported to {run.export_model(a.checkpoint, a.format, a.output)}"),
+       'export': _export,
        'demo': lambda run, cfg, a: run.demo(a.output_dir, a.epochs, a.synthetic or None)}
 
 def main(argv=None) -> int:

@@ -6,7 +6,7 @@ Docs: https://medvision-team.github.io/medvision/engine.html.md"""
 
 # %% ../nbs/06f_engine.ipynb #208e55ef
 from __future__ import annotations
-import errno, importlib.util, json, os, shutil, warnings
+import errno, hashlib, importlib.util, json, os, shutil, warnings
 from contextlib import contextmanager
 from pathlib import Path
 import torch
@@ -14,6 +14,7 @@ from torch import nn
 from .core import MedvisionError, MedvisionWarning
 from .atomic import write_atomic, write_atomic_text, file_sha256
 from .checkpoint import checkpoint_stem, checkpoint_spec, model_from_checkpoint
+from .hub_folder import is_hub_folder, hub_weights
 
 # %% auto #0
 __all__ = ['ENGINES', 'onnx_installed', 'pick_engine', 'TupleOut', 'graph_outputs', 'example_inputs', 'input_names',
@@ -111,14 +112,16 @@ def graph_key(checkpoint) -> dict:
     import onnx, importlib.metadata as md
     import medvision
     from medvision.checkpoint import _version, checkpoint_meta
-    w = Path(str(checkpoint_stem(checkpoint)) + '.safetensors')
-    if not w.exists(): raise MedvisionError(f"{checkpoint}: no weights file {w.name} there; give a medvision "
-                                            "checkpoint (the path without its suffix, e.g. runs/x/models/final)")
+    ws = (hub_weights(checkpoint) if is_hub_folder(checkpoint)
+          else [Path(str(checkpoint_stem(checkpoint)) + '.safetensors')])
+    if not all(w.exists() for w in ws): raise MedvisionError(f"{checkpoint}: no weights file {ws[0].name} there; give "
+            "a medvision checkpoint (the path without its suffix, e.g. runs/x/models/final) or a hub folder")
     code = sorted(Path(medvision.__file__).parent.rglob('*.py'))
     code += [Path(i['path'])/f"{i['module'].replace('.', '/')}.py"
              for i in checkpoint_meta(checkpoint).get('imports', []) if i.get('path')]
     ver = lambda p: md.version(p) if importlib.util.find_spec(p) else None
-    return {'weights_sha256': file_sha256(w), 'medvision': _version(), 'torch': torch.__version__,
+    sha = file_sha256(ws[0]) if len(ws) == 1 else hashlib.sha256(''.join(map(file_sha256, ws)).encode()).hexdigest()
+    return {'weights_sha256': sha, 'medvision': _version(), 'torch': torch.__version__,
             'onnx': onnx.__version__, 'timm': ver('timm'), 'transformers': ver('transformers'),
             'code_sha256': _sources_sha256([f for f in code if f.exists()])}
 

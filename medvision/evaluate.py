@@ -17,6 +17,7 @@ from .core import MedvisionError
 from .learner import bare, MedvisionLearner
 from .checkpoint import load_checkpoint, learner_from_checkpoint
 from .engine import engine_model
+from .report_page import report_page
 from medvision.metrics import (
     task_probs,
     metrics_table,
@@ -454,6 +455,7 @@ def evaluate(model, # a Learner from `medvision_learner`, or a checkpoint path (
         rep.save(out)
         for c in subgroups: rep.subgroups(c).to_csv(Path(out)/f'subgroups_{c}.csv', index=False)
         for t in rep.tasks[:] if cams else []: rep.explain(learn, dl, t, k=cams, folder=out)
+        report_page(out)   # all of it on one page, `out/index.html`
     return rep
 
 # %% ../nbs/08a_evaluate.ipynb #3a9d15e4

@@ -423,6 +423,12 @@ SCHEMA = {
                      doc="weight of the trees in the network + trees blend of `medvision submit` and of a "
                          "data.fold: all run's test predictions (0: the network alone, 1: the trees alone)"),
     },
+    'card': {
+        'intended_use': Key(None, str, doc="what the model is for, in the model card (`models/MODEL_CARD.md`): who "
+                                           "uses it, on which patients, for which decision"),
+        'out_of_scope': Key(None, str, doc="uses the model is not for, in the model card"),
+        'authors': Key(None, str, doc="who made the model and whom to ask, in the model card"),
+    },
 }
 
 # %% ../nbs/00b_schema.ipynb #ddad97f6

@@ -13,6 +13,7 @@ from ..core import MedvisionError
 from ..config import RunConfig
 from ..checkpoint import learner_from_checkpoint, checkpoint_stem, checkpoint_spec
 from ..evaluate import compare
+from ..report_page import side_by_side_page
 from .build import as_config, build_table
 from .train import report, split_rows
 
@@ -90,6 +91,9 @@ def compare_checkpoints(cfg, checkpoints:list=None, run:Path=None,
     # the rows evaluated, served as each learner's `valid`
     rows = split_rows(build_table(cfg), cfg.evaluate.split).assign(split='valid')
     models = {n: learner_from_checkpoint(c, table=rows) for n, c in named.items()}
-    return compare(models, metric=cfg.evaluate.metric, out=run, cams=0, bootstrap=cfg.evaluate.bootstrap,
-                   ci_level=cfg.evaluate.ci_level, engine=cfg.evaluate.engine, graphs=named)
+    table = compare(models, metric=cfg.evaluate.metric, out=run, cams=0, bootstrap=cfg.evaluate.bootstrap,
+                    ci_level=cfg.evaluate.ci_level, engine=cfg.evaluate.engine, graphs=named)
+    if run is not None: side_by_side_page(Path(run)/'report', table, {n: Path(run)/n for n in table.model},
+                                          title=f"{len(table)} models on the {cfg.evaluate.split} split")
+    return table
 

@@ -67,7 +67,7 @@ def demo(output_dir='runs', epochs:int=4, synthetic:bool=None) -> Path:
         )
     run, _ = train(cfg)
     for line in demo_rows(run, cfg, synth): print(line)
-    print(f"report: {run/'report'}")
+    print(f"report: {run/'report'/'index.html'}")
     return run
 
 def demo_rows(run:Path, cfg:RunConfig, synth:bool=False) -> list:

@@ -21,6 +21,7 @@ from .build import as_config, build_dls, build_table, with_text_emb, text_encode
 from .distributed import init_distributed, main_process_first
 from .folders import new_run, preflight, run_log
 from .keys import note_unread, refuse_keys
+from ..report_page import side_by_side_page
 from .train import fit_and_report, report
 
 
@@ -132,7 +133,10 @@ def distill(cfg, # a YAML path, a `RunConfig` or a dict of sections
             cbs = [DistillationCallback(teacher, loss, cache=d.cache, teacher_inputs=swap,
                                         **dict(d.loss_kw))] if loss else []
             learners[name], reps[name] = fit_and_report(cs, df_s, dls, run/name, arch=d.student_arch, cbs=cbs)
-        if not rank_distrib(): distill_results(cfg, run, learners, reps, dls, swap, {'teacher': ct, 'student': cs})
+        if not rank_distrib():
+            table = distill_results(cfg, run, learners, reps, dls, swap, {'teacher': ct, 'student': cs})
+            side_by_side_page(run/'report', table, {n: run/n/'report' for n in learners},
+                              title=f"{cfg.experiment.name}: the teacher and its students side by side")
     return run, learners
 
 def _check_distill(cfg:RunConfig):

@@ -64,6 +64,8 @@ def new_run(cfg:RunConfig, kind:str='') -> Path:
 def checkpoint_files(checkpoint) -> list:
     "The files of checkpoint `checkpoint` (its stem or any of its files): weights, JSON sidecar, training states"
     from medvision.checkpoint import checkpoint_stem
+    from medvision.hub_folder import HUB_FILES, is_hub_folder
+    if is_hub_folder(checkpoint): return [Path(checkpoint)/f for f in HUB_FILES]
     b = checkpoint_stem(checkpoint)
     return [b.with_name(b.name + s) for s in ('.safetensors', '.json', '.state.safetensors', '.state.prev.safetensors')]
 

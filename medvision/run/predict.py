@@ -19,7 +19,7 @@ from .folders import output_apart, checkpoint_files
 
 
 # %% auto #0
-__all__ = ['PREDICT_CHUNK', 'PREDICT_SUFFIXES', 'skipped_file', 'predict_files', 'export_model']
+__all__ = ['PREDICT_CHUNK', 'PREDICT_SUFFIXES', 'skipped_file', 'predict_files', 'export_model', 'export_hub']
 
 # %% ../../nbs/09h_run.predict.ipynb #e2fb3cc4
 def _input_table(inp) -> tuple:
@@ -181,8 +181,10 @@ def predict_files(checkpoint, # a medvision checkpoint
 # %% ../../nbs/09h_run.predict.ipynb #2c5c0df7
 def export_model(checkpoint, fmt:str='onnx', output=None) -> Path:
     ("Write the model of `checkpoint` as `fmt` ('onnx' or 'torchscript') to `output`, its input spec beside it "
-     "(`<output>.json`); returns the path")
-    if fmt not in ('onnx', 'torchscript'): raise MedvisionError(f"--format {fmt}: use onnx or torchscript")
+     "(`<output>.json`), or as a hub folder (`hub`: the folder `output`, `hub_folder.write_hub_folder`); returns the "
+     "path")
+    if fmt not in ('onnx', 'torchscript', 'hub'): raise MedvisionError(f"--format {fmt}: use onnx, torchscript or hub")
+    if fmt == 'hub': return export_hub(checkpoint, output)
     output = Path(output or str(checkpoint_stem(checkpoint)) + ('.onnx' if fmt == 'onnx' else '.pt'))
     # model, spec
     for o in (output, output.with_name(output.name + '.json')): output_apart(o, checkpoint_files(checkpoint))
@@ -196,3 +198,18 @@ def export_model(checkpoint, fmt:str='onnx', output=None) -> Path:
     (output.with_name(output.name + '.json')).write_text(json.dumps({'spec': spec.to_dict(), 'input_names': names,
                                                                      'output_names': outs}, indent=1))
     return output
+
+# %% ../../nbs/09h_run.predict.ipynb #exphub01
+def export_hub(checkpoint, folder) -> Path:
+    ("Write `checkpoint` as a hub folder in `folder` (new or empty): config.json, the backbone in timm's names, the "
+     "rest of the model, and the model card as README.md (the run's `MODEL_CARD.md` beside a `final` checkpoint, as "
+     "its author may have filled it in; else one made from the checkpoint and its run)")
+    from medvision.hub_folder import write_hub_folder
+    from medvision.model_card import model_card
+    if folder is None: raise MedvisionError("--format hub: give the folder to write (medvision export --format hub "
+                                            "CHECKPOINT FOLDER)")
+    model, meta = model_from_checkpoint(checkpoint)
+    stem = checkpoint_stem(checkpoint); own = stem.parent/'MODEL_CARD.md'
+    n = sum(p.numel() for p in model.parameters())
+    card = own.read_text() if stem.name == 'final' and own.is_file() else model_card(stem, meta, n)
+    return write_hub_folder(model, meta, folder, card)

@@ -13,9 +13,12 @@ from fastai.torch_core import rank_distrib
 from ..core import MedvisionError, seed_everything
 from ..config import RunConfig, save_config
 from ..callbacks import tracked
-from ..checkpoint import CheckpointCallback, save_checkpoint
+from ..atomic import write_atomic_text
+from ..checkpoint import CheckpointCallback, save_checkpoint, checkpoint_meta
 from ..metrics import lower_is_better, select_threshold
 from ..evaluate import evaluate, predict
+from ..report_page import data_summary, report_page, side_by_side_page
+from ..model_card import model_card
 from .build import as_config, build_dls, build_learner, build_table, with_text_emb, precision_line
 from .schedules import fit, resume_run
 from .distributed import init_distributed, main_process_first, world_size
@@ -25,8 +28,9 @@ from .embed import embed
 
 
 # %% auto #0
-__all__ = ['keep_threshold', 'split_rows', 'proba_splits', 'save_split_proba', 'report', 'ci_text', 'fit_and_report',
-           'model_config', 'same_data', 'train', 'train_folds', 'fold_average']
+__all__ = ['threshold_rule', 'keep_threshold', 'split_rows', 'proba_splits', 'save_split_proba', 'report', 'write_page',
+           'write_card', 'ci_text', 'fit_and_report', 'model_config', 'same_data', 'train', 'train_folds',
+           'fold_average']
 
 # %% ../../nbs/09f_run.train.ipynb #60da6754
 def _threshold(cfg:RunConfig, learn, dls) -> float:
@@ -40,6 +44,13 @@ def _threshold(cfg:RunConfig, learn, dls) -> float:
     if (p.ndim == 2 and p.shape[1] != 2): raise MedvisionError(f"evaluate.threshold: {th!r} needs a binary first task; "
                                                                f"'{dls.tasks[0]}' has {p.shape[1]} classes")
     return float(select_threshold(y, p, crit))
+
+def threshold_rule(cfg:RunConfig) -> str:
+    "How the report's decision threshold was set, in words (the page and the card say it)"
+    th = cfg.evaluate.threshold
+    if th is None: return "0.5, the default (evaluate.threshold unset)"
+    if not isinstance(th, str): return f"set by the config (evaluate.threshold: {th})"
+    return f"chosen on the validation split by the {th} criterion (evaluate.threshold: {th})"
 
 def keep_threshold(cfg:RunConfig, learn, th:float) -> None:
     ("Record the threshold `evaluate.threshold` gave the first task (when it has two classes) in the learner's input "
@@ -108,6 +119,9 @@ def report(cfg:RunConfig, learn, df:pd.DataFrame, run:Path, name:str=None, thres
                 'model': rep.name,
                 'world_size': world_size(),
                 'duplicates_across_splits': len(dups),
+                'threshold_rule': threshold_rule(cfg),
+                'tta': e.tta,
+                'engine': rep.engine,
                 'tasks': rep.metrics.to_dict(orient='records'),
                 **({'ci': rep.ci_json()} if e.bootstrap else {}),
             },
@@ -115,7 +129,23 @@ def report(cfg:RunConfig, learn, df:pd.DataFrame, run:Path, name:str=None, thres
             default=float,
         )
     )
+    write_page(cfg, rep, df, run)
     return rep
+
+def write_page(cfg:RunConfig, rep, df:pd.DataFrame, run:Path) -> Path:
+    ("The data summary of the table `df` the run read (`run/report/data.json`) and the report's page "
+     "(`run/report/index.html`)")
+    dups = len(df.attrs.get('duplicates') or [])
+    write_atomic_text(json.dumps(data_summary(df, rep.tasks, dups), indent=1), run/'report'/'data.json')
+    return report_page(run/'report', run, title=f"{cfg.experiment.name}: {rep.name} on the {cfg.evaluate.split} split",
+                       threshold_rule=threshold_rule(cfg))
+
+def write_card(cfg:RunConfig, run:Path, rep) -> Path:
+    "The model card of the run's final checkpoint: `run/models/MODEL_CARD.md`, filled from the run's files"
+    ck = run/'models'/'final'
+    f = run/'models'/'MODEL_CARD.md'
+    write_atomic_text(model_card(ck, checkpoint_meta(ck), rep.n_params, cfg.to_dict()), f)
+    return f
 
 def ci_text(rep, metric:str=None) -> str:
     "One line per task: `metric` (default: every interval's metric) with its interval, as `auc 0.912 [0.871, 0.947]`"
@@ -140,6 +170,7 @@ def fit_and_report(cfg:RunConfig, df:pd.DataFrame, dls, run:Path, epochs:int=Non
         th = _threshold(cfg, learn, learn.dls); keep_threshold(cfg, learn, th)
         save_checkpoint(learn, run/'models'/'final', with_opt=False, world_size=world_size())
         rep = report(cfg, learn, df, run, threshold=th)
+        write_card(cfg, run, rep)
     return learn, rep
 
 def model_config(cfg:RunConfig, entry:dict) -> RunConfig:
@@ -184,6 +215,8 @@ def _models_table(cfg:RunConfig, df:pd.DataFrame, run:Path) -> tuple:
                                                                 f"the reports ({', '.join(list(rows[0])[2:])})")
     table = pd.DataFrame(rows).sort_values(cfg.evaluate.metric, ascending=lower_is_better(cfg.evaluate.metric))
     table.to_csv(run/'compare.csv', index=False)
+    side_by_side_page(run/'report', table, {m: run/m/'report' for m in table.model},
+                      title=f"{cfg.experiment.name}: {len(table)} backbones side by side")
     return table, learners[table.model.iloc[0]]
 
 def same_data(cfg:RunConfig, df:pd.DataFrame, run:Path) -> None:
@@ -233,7 +266,7 @@ def train(cfg, # a YAML path, a `RunConfig` or a dict of sections
             learn, rep = fit_and_report(cfg, df, build_dls(cfg, df), run)
             if rep is not None: print(rep.metrics.to_string(index=False)); print(ci_text(rep))
             if cfg.embed.gbdt and not rank_distrib(): embed(cfg, run/'models'/'final', run, df=df, learn=learn)
-        print(f"done in {time.time() - t0:.0f} s; report in {run/'report' if not cfg.vision.models else run}")
+        print(f"done in {time.time() - t0:.0f} s; report: {run/'report'/'index.html'}")
     return run, learn
 
 # %% ../../nbs/09f_run.train.ipynb #9d2c4a41
