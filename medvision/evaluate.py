@@ -17,7 +17,7 @@ from .core import MedvisionError
 from .learner import bare, MedvisionLearner
 from .checkpoint import load_checkpoint, learner_from_checkpoint
 from .engine import engine_model
-from .report_page import report_page
+from .report_page import report_page, clear_optional
 from medvision.metrics import (
     task_probs,
     metrics_table,
@@ -206,14 +206,20 @@ class EvalReport:
         return per_class_table(y, p, classes=[str(c) for c in self.vocabs[t]], threshold=self.threshold)
 
     def subgroups(self, col:str, task:str=None, names=('accuracy', 'auc')) -> pd.DataFrame:
-        "Metrics of `task` within each value of column `col`, and the best-worst gap"
+        "Metrics of `task` in each value of column `col` at the report's threshold, their intervals, the best-worst gap"
         if col not in self.rows: raise MedvisionError(f"subgroup column {col!r} is not in the evaluated rows "
                                                       f"({', '.join(self.rows.columns)})")
         t = task or self.tasks[0]; y, p = self.preds[t]
         out = []
+        g = self.rows['group'].to_numpy() if self.ci_unit == 'patients' else None
         for v, idx in self.rows.groupby(col, dropna=False).indices.items():
-            out.append({col: v, 'n': len(idx),
-                        **{n: float(metrics_table(y[idx], p[idx], names=[n])[n].iloc[0]) for n in names}})
+            r = {col: v, 'n': len(idx), **{n: float(metrics_table(y[idx], p[idx], threshold=self.threshold,
+                                                                  names=[n])[n].iloc[0]) for n in names}}
+            if self.bootstrap:   # resampled as the report's own intervals are (patients where rows have them)
+                ci = bootstrap_table(y[idx], p[idx], names, self.threshold, None if g is None else g[idx],
+                                     self.bootstrap, self.ci_level).set_index('metric')
+                r |= {f'{n}_{e}': ci.loc[n, e] for n in names if n in ci.index for e in ('lo', 'hi')}
+            out.append(r)
         df = pd.DataFrame(out)
         gap = {col: 'gap (best - worst)', 'n': len(y), **{n: df[n].max() - df[n].min() for n in names}}
         return pd.concat([df, pd.DataFrame([gap])], ignore_index=True)
@@ -452,7 +458,7 @@ def evaluate(model, # a Learner from `medvision_learner`, or a checkpoint path (
     rep.tta, rep.engine = int(4 if tta is True else tta), used
     rep.n_params = sum(p.numel() for p in bare(learn.model).parameters())   # the model evaluated: `compare` lists it
     if out is not None:
-        rep.save(out)
+        clear_optional(out); rep.save(out)   # no file of an earlier report there is taken for this one's
         for c in subgroups: rep.subgroups(c).to_csv(Path(out)/f'subgroups_{c}.csv', index=False)
         for t in rep.tasks[:] if cams else []: rep.explain(learn, dl, t, k=cams, folder=out)
         report_page(out)   # all of it on one page, `out/index.html`

@@ -61,14 +61,19 @@ def write_hub_folder(model, # a `MultimodalModel`, loaded
     bb = {k[len(BACKBONE_PREFIX):]: v for k, v in sd.items() if k.startswith(BACKBONE_PREFIX)}
     if not bb: raise MedvisionError(f"the model keeps no timm backbone under {BACKBONE_PREFIX!r}: only a "
                                     "MultimodalModel can be exported as a hub folder")
-    stamp = {'stamp': meta['stamp']}
+    import uuid, timm
+    export = uuid.uuid4().hex   # this export's stamp, in every file (a checkpoint's own stamp may be missing)
     folder.mkdir(parents=True, exist_ok=True)
-    save_safetensors(bb, folder/'model.safetensors', stamp)
+    save_safetensors(bb, folder/'model.safetensors', {'export': export})
+    # the metadata in the weights' header too: config.json, a text file, is checked against it
     save_safetensors({k: v for k, v in sd.items() if not k.startswith(BACKBONE_PREFIX)},
-                     folder/'medvision.safetensors', stamp)
+                     folder/'medvision.safetensors', {'export': export, 'meta': meta})
     vis = model.vision
+    # a backbone of medvision's own (small_cnn) is in timm's registry only once medvision is imported
+    own = timm.models.model_entrypoint(meta['arch']).__module__.startswith('medvision')
     js = {**timm_config(meta, vis.tok_dim, vis.image_size is not None), 'labels': meta['spec']['vocabs'],
-          'library_name': 'medvision', 'files': HUB_FILES, 'medvision': meta}
+          'library_name': 'medvision', 'files': HUB_FILES, 'export': export, 'timm_loads_backbone': not own,
+          'medvision': meta}
     write_atomic_text(json.dumps(js, indent=1, default=str), folder/'config.json')
     write_atomic_text(card, folder/'README.md')
     return folder
@@ -84,12 +89,15 @@ def _read(f:Path) -> tuple:
     except Exception as e: raise MedvisionError(f"{f} is unreadable ({type(e).__name__}: {str(e)[:120]}); export the "
                                                 "checkpoint again") from e
 
+def _config(path) -> dict:
+    f = Path(path)/'config.json'
+    try: return json.loads(f.read_text())
+    except (OSError, ValueError) as e: raise MedvisionError(f"{f}: not readable JSON ({e})") from e
+
 def hub_meta(path) -> dict:
     ("The medvision metadata of hub folder `path` (from its `config.json`), checked: its `labels` must be the input "
      "spec's classes")
-    f = Path(path)/'config.json'
-    try: js = json.loads(f.read_text())
-    except (OSError, ValueError) as e: raise MedvisionError(f"{f}: not readable JSON ({e})") from e
+    f, js = Path(path)/'config.json', _config(path)
     meta = js.get('medvision')
     if not isinstance(meta, dict) or not meta.get('spec'):
         raise MedvisionError(f"{f} holds no medvision metadata (its 'medvision' entry): not a folder that "
@@ -103,11 +111,15 @@ def hub_meta(path) -> dict:
 def read_hub_folder(path) -> tuple:
     ("`(state_dict, meta)` of hub folder `path`: the medvision model's weights (the backbone under its medvision "
      "names again) and metadata; files of another export are refused")
-    meta = hub_meta(path); sd = {}
+    meta, export = hub_meta(path), _config(path).get('export'); sd = {}
     for f, prefix in zip(hub_weights(path), (BACKBONE_PREFIX, '')):
         t, m = _read(f)
-        if m.get('stamp') != meta.get('stamp'):
-            raise MedvisionError(f"hub folder {path}: {f.name} comes from another export (stamp {m.get('stamp')}, "
-                                 f"config.json's {meta.get('stamp')}): copy the folder whole, or export again")
+        if m.get('export') != export:
+            raise MedvisionError(f"hub folder {path}: {f.name} comes from another export ({m.get('export')}, "
+                                 f"config.json's {export}): copy the folder whole, or export again")
+        if 'meta' in m and json.dumps(m['meta'], sort_keys=True) != json.dumps(meta, sort_keys=True):
+            diff = sorted(k for k in m['meta'].keys() | meta.keys() if m['meta'].get(k) != meta.get(k))
+            raise MedvisionError(f"hub folder {path}: config.json's medvision metadata differs from the weights' "
+                                 f"header ({', '.join(diff[:5])}): config.json was edited; export again")
         sd |= {prefix + k: v for k, v in t.items()}
     return sd, meta

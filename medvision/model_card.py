@@ -30,8 +30,9 @@ BLANKS = {'intended_use': "who uses the model, on which patients, for which deci
           'other_limitations': "limitations known to the author beyond those the run found"}
 
 def _md_table(df:pd.DataFrame, digits:int=3) -> str:
-    "`df` as a Markdown table"
-    f = lambda v: f'{v:.{digits}f}' if isinstance(v, float) else str(v)
+    "`df` as a Markdown table (a missing number as '-')"
+    f = lambda v: '-' if v is None or (isinstance(v, float) and v != v) else f'{v:.{digits}f}' if isinstance(
+        v, float) else str(v)
     head = '| ' + ' | '.join(map(str, df.columns)) + ' |\n|' + '---|' * len(df.columns) + '\n'
     return head + '\n'.join('| ' + ' | '.join(f(v) for v in r) + ' |' for r in df.itertuples(index=False))
 
@@ -78,9 +79,10 @@ def limitations(f:dict) -> list:
     for t, cs in ((d.get('splits') or {}).get(split) or {}).get('classes', {}).items():
         if cs and min(cs.values()) < 50:
             out.append(f"task {t}: the {split} split is small ({counts(cs)}): its figures are uncertain")
-    for t, lh in ((m.get('ci') or {}).get('tasks') or {}).items():
+    ci = m.get('ci') or {}
+    for t, lh in (ci.get('tasks') or {}).items():
         if (auc := lh.get('auc')) and auc[1] - auc[0] > 0.1:
-            out.append(f"task {t}: the AUC's 95% interval is wide ({auc[0]:.3f} to {auc[1]:.3f})")
+            out.append(f"task {t}: the AUC's {ci['level']:.0%} interval is wide ({auc[0]:.3f} to {auc[1]:.3f})")
     for t, c in (m.get('one_class') or {}).items(): out.append(f"task {t}: every {split} row is predicted {c!r}")
     return out
 
@@ -94,13 +96,16 @@ def _inputs(spec:dict, cfg:dict) -> list:
            f"(squashed) to {h}x{w}, {norm}"]
     enc = (spec.get('text_encoder') or spec.get('embedder') or {}).get('name')
     if spec.get('text'): out.append(f"text: {spec['text']}, encoder {enc}")
-    if spec.get('tabular'): out.append(f"tabular columns: {', '.join((spec['tabular'] or {}).get('columns') or [])}")
+    tab = spec.get('tabular') or {}   # `TabularProcs.to_dict()`: numeric `conts` (their mean and std), `cats`
+    if tab: out.append(f"tabular columns: {', '.join([*tab.get('conts', {}), *tab.get('cats', {})])} (numbers "
+                       "standardised and categories as one-hot, as fitted on the training rows)")
     aug = (cfg.get('augmentation') or {}).get('preset')
     if aug: out.append(f"training augmentation: preset `{aug}` (not applied at inference)")
     return out
 
 def _training(cfg:dict, meta:dict) -> list:
     t, o, s, v = (cfg.get(k) or {} for k in ('training', 'optimizer', 'scheduler', 'vision'))
+    t = {k: 'none' if x is None else x for k, x in t.items()}
     init = 'pretrained weights' if v.get('pretrained') else 'trained from scratch'
     return [f"backbone `{meta.get('arch')}`, {init}",
             f"{t.get('epochs')} epoch(s), batch size {t.get('batch_size')}, learning rate {t.get('lr')}, optimizer "
@@ -114,15 +119,21 @@ def _training(cfg:dict, meta:dict) -> list:
 def _metrics_md(f:dict) -> str:
     m = f['metrics']
     if not m: return blank("the model's performance: this checkpoint is not in a run folder with metrics.json")
-    rows = pd.DataFrame(headline_rows(m))
-    th = f"threshold {m.get('threshold'):.3f}" if isinstance(m.get('threshold'), float) else ''
-    pos = '; '.join(f"positive class of {t}: {p}" for t, p in (m.get('positive') or {}).items())
+    rows, ci = pd.DataFrame(headline_rows(m)), m.get('ci')
+    th = f"threshold {m['threshold']:.3f} ({m.get('threshold_rule') or 'as given'})" if isinstance(
+        m.get('threshold'), (int, float)) else ''
+    why = {t: v.get('why') for t, v in (f['spec'].get('positive') or {}).items()}
+    pos = '; '.join(f"positive class of {t}: {p}" + (f" ({why[t]})" if why.get(t) else '')
+                    for t, p in (m.get('positive') or {}).items())
     tta = (f['report'] or {}).get('tta')
+    lv = f"{ci['level']:.0%}" if ci else ''
+    table = (rows[['task', 'metric', 'value', 'lo', 'hi']].rename(columns={'lo': f'{lv} lo', 'hi': f'{lv} hi'}) if ci
+             else rows[['task', 'metric', 'value']])
     lines = [f"On the {m.get('split')} split ({rows.n.max() if len(rows) else '?'} rows), {th}"
              + (f"; {pos}" if pos else '') + (f"; {tta} test-time augmented passes" if tta else '') + ".", '',
-             _md_table(rows[['task', 'metric', 'value', 'lo', 'hi']].rename(columns={'lo': '95% lo', 'hi': '95% hi'}))]
-    ci = m.get('ci')
-    if ci: lines += ['', f"Intervals: {ci['method']}, {ci['n_boot']} resamples of {ci['resampled']}."]
+             _md_table(table)]
+    lines += ['', f"Intervals: {ci['method']}, {ci['n_boot']} resamples of {ci['resampled']}." if ci else
+              "No intervals: the run set evaluate.bootstrap: 0."]
     return '\n'.join(lines)
 
 def _calibration(f:dict) -> str:
@@ -178,7 +189,8 @@ def model_card(checkpoint, # a checkpoint (`<run>/models/final`): its run folder
                       + ''.join(f"; {t}: " + ', '.join(f"{k} {n}" for k, n in cs.items())
                                 for t, cs in v['classes'].items()) for s, v in d['splits'].items())
             if d else blank("the data and its splits: this checkpoint is not in a run folder with a data summary"))
-    parts = ['---', 'library_name: medvision', 'tags: [medical-imaging, image-classification, medvision]', '---', '',
+    parts = ['---', 'library_name: medvision', 'tags: [medical-imaging, image-classification, medvision]',
+             *([f"medvision_checkpoint: {meta['stamp']}"] if meta.get('stamp') else []), '---', '',
              f"# Model card: {f['name']}", '', '## Model details', '',
              f"- Architecture: {meta.get('arch')}" + (f", {n_params / 1e6:.2f} M parameters" if n_params else ''),
              f"- Outputs: {'; '.join(outs)}", f"- Authors: {field('authors')}",

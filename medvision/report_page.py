@@ -7,6 +7,7 @@ Docs: https://medvision-team.github.io/medvision/report_page.html.md"""
 # %% ../nbs/08b_report_page.ipynb #3d781c5d
 from __future__ import annotations
 import base64, io, json, os, platform, time
+from urllib.parse import quote
 from pathlib import Path
 import pandas as pd
 import matplotlib.pyplot as plt
@@ -14,9 +15,9 @@ from .core import MedvisionError
 from .atomic import write_atomic_text
 
 # %% auto #0
-__all__ = ['SOFTWARE', 'SPLIT_ORDER', 'HEADLINE', 'STYLE', 'PAGE', 'SIDE', 'software_versions', 'data_summary', 'png_uri',
-           'fig_uri', 'html_table', 'training_curves', 'headline_rows', 'task_sections', 'page_context', 'report_page',
-           'side_by_side_page', 'screenshot']
+__all__ = ['SOFTWARE', 'SPLIT_ORDER', 'HEADLINE', 'OPTIONAL_FILES', 'STYLE', 'PAGE', 'SIDE', 'software_versions', 'data_summary',
+           'png_uri', 'fig_uri', 'html_table', 'training_curves', 'headline_rows', 'task_sections', 'clear_optional',
+           'page_context', 'report_page', 'side_by_side_page', 'screenshot']
 
 # %% ../nbs/08b_report_page.ipynb #75a8cc4b
 SOFTWARE = ('medvision-fastai', 'torch', 'torchvision', 'timm', 'fastai', 'transformers', 'scikit-learn', 'numpy',
@@ -43,7 +44,9 @@ def data_summary(df:pd.DataFrame, # a sample table (its `split`, `group`, `sourc
     splits = {}
     for s in sorted(split.unique(), key=lambda s: SPLIT_ORDER.index(s) if s in SPLIT_ORDER else 9):
         g = df[split == s]
+        # patients where the groups name them: a table whose every image is its own group (MedMNIST) has none
         pat = int(g['group'].nunique()) if 'group' in g and g['group'].notna().all() else None
+        pat = pat if pat is not None and pat < len(g) else None
         splits[s or 'unsplit'] = {'rows': len(g), 'patients': pat,
                                   'classes': {t: {str(k): int(v) for k, v in g[t].astype(str).value_counts()
                                                   .sort_index().items()} for t in tasks if t in g}}
@@ -119,10 +122,22 @@ def task_sections(folder:Path, tasks:list) -> list:
         plots = {k: png_uri(f) for k in ('roc', 'reliability', 'confusion') if (f := folder/f'{k}_{t}.png').is_file()}
         out.append({'task': t, 'plots': plots, 'per_class': _csv(folder/f'per_class_{t}.csv'),
                     'gradcam': png_uri(folder/f'gradcam_{t}.png') if (folder/f'gradcam_{t}.png').is_file() else None,
-                    'gradcam_table': _csv(folder/f'gradcam_{t}.csv'), 'worst': _csv(folder/f'worst_{t}.csv', 10)})
+                    'gradcam_table': _csv(folder/f'gradcam_{t}.csv'), 'worst': _csv(folder/f'worst_{t}.csv')})
     return out
 
 # %% ../nbs/08b_report_page.ipynb #161948d6
+# what a report folder holds only for some reports (Grad-CAM, subgroups, a run's data and curves) and the page: cleared
+# before a report is written there again, so that a page never shows an earlier report's file
+OPTIONAL_FILES = ('gradcam_*.png', 'gradcam_*.csv', 'subgroups_*.csv', 'duplicates.csv', 'data.json',
+                  'training_curves.png', 'index.html')
+
+def clear_optional(folder) -> list:
+    "Remove the `OPTIONAL_FILES` of an earlier report from report folder `folder`; returns them"
+    gone = [f for pat in OPTIONAL_FILES for f in Path(folder).glob(pat) if f.is_file()]
+    for f in gone: f.unlink()
+    return gone
+
+# %% ../nbs/08b_report_page.ipynb #87f8c98d
 def _read_json(f) -> dict|None:
     f = Path(f)
     return json.loads(f.read_text()) if f.is_file() else None
@@ -140,20 +155,21 @@ def page_context(folder, # a report folder (`metrics.json` and what `EvalReport.
     tasks = [r['task'] for r in m['tasks']]
     curves = training_curves(run/'metrics.csv') if run is not None else None
     if curves is not None: curves.savefig(folder/'training_curves.png', dpi=100)
-    dup = next((f for f in (folder/'duplicates.csv', run and run/'duplicates.csv') if f and f.is_file()), None)
+    dup = folder/'duplicates.csv'
     cfg = run/'config.yaml' if run is not None else None
     return {'title': title or f"{m.get('model', 'model')}: report", 'm': m, 'tasks': tasks,
             'headline': headline_rows(m),
             'threshold_rule': threshold_rule or 'as passed to evaluate (its threshold argument; 0.5 by default)',
             'sections': task_sections(folder, tasks),
             'subgroups': {k: _csv(f) for k, f in _files(folder, 'subgroups_*.csv').items()},
-            'data': _read_json(folder/'data.json'), 'duplicates': _csv(dup, 20) if dup else None,
+            'data': _read_json(folder/'data.json'), 'duplicates': _csv(dup, 20),
+            'level': f"{m['ci']['level']:.0%}" if m.get('ci') else None, 'first_task': tasks[0],
             'curves': fig_uri(curves) if curves is not None else None,
             'history': _csv(run/'metrics.csv') if run is not None else None,
             'config': cfg.read_text() if cfg is not None and cfg.is_file() else None,
             'versions': software_versions(), 'made': time.strftime('%Y-%m-%d %H:%M:%S %Z'), 'folder': str(folder)}
 
-# %% ../nbs/08b_report_page.ipynb #87f8c98d
+# %% ../nbs/08b_report_page.ipynb #3e8dd22e
 import jinja2
 _ENV = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 _ENV.filters['num'] = lambda v, d=3: '-' if v is None else f'{v:.{d}f}' if isinstance(v, float) else str(v)
@@ -174,7 +190,8 @@ PAGE = _ENV.from_string("""<!DOCTYPE html>
 {% for t, c in m.get('one_class', {}).items() %}<p class="warn">Task {{ t }}: every row is predicted {{ c }}: the model
 learnt nothing that separates the classes, or the split is too small to tell.</p>{% endfor %}
 <h2>Headline metrics</h2>
-<table class="t headline"><tr><th>task</th><th>metric</th><th>value</th><th>95% interval</th><th>n</th></tr>
+<table class="t headline"><tr><th>task</th><th>metric</th><th>value</th><th>{{ level or 'no' }} interval</th><th>n</th>
+</tr>
 {% for r in headline %}<tr><td>{{ r.task }}</td><td>{{ r.metric }}</td><td data-value="{{ r.value }}">{{ r.value|num
 }}</td>
 <td>{% if r.lo is not none %}<span data-lo="{{ r.lo }}">{{ r.lo|num }}</span> - <span data-hi="{{ r.hi }}">{{ r.hi|num
@@ -183,7 +200,8 @@ learnt nothing that separates the classes, or the split is too small to tell.</p
 {% if m.get('ci') %}<p class="note">Intervals: {{ m.ci.method }}, {{ m.ci.n_boot }} resamples of {{ m.ci.resampled
 }}, level {{ m.ci.level }}.</p>{% endif %}
 <h2>Decision rule</h2>
-<ul><li>threshold {{ m.threshold|num }}: {{ threshold_rule }}</li>
+<ul><li>threshold {{ m.threshold|num }} (of the two-class tasks; a task of more classes takes the most probable):
+{{ threshold_rule }}</li>
 {% for t, p in m.get('positive', {}).items() %}<li>task {{ t }}: positive class <b>{{ p }}</b> (sensitivity, ROC,
 pAUC and the probabilities are of it)</li>{% endfor %}
 <li>test-time augmentation: {{ m.get('tta') or 'none' }}{% if m.get('tta') %} passes{% endif %};
@@ -198,7 +216,8 @@ engine: {{ m.get('engine') or 'torch' }}</li>
 {% if s.worst %}<h3>The worst cases (least probability on the true class)</h3>{{ s.worst|safe }}{% endif %}
 {% endfor %}
 {% if subgroups %}<h2>Subgroups</h2>{% for k, t in subgroups.items() %}<h3>by {{ k }}</h3>{{ t|safe }}{% endfor %}
-<p class="note">The last row of each table is the gap between the best and the worst subgroup.</p>{% endif %}
+<p class="note">Task {{ first_task }}, at the report's threshold, with each subgroup's bootstrap interval where the
+report has intervals; the last row of each table is the gap between the best and the worst subgroup.</p>{% endif %}
 <h2>Data</h2>
 {% if data %}<p>{{ data.rows }} rows{% if data.sources %} from {% for k, v in data.sources.items() %}{{ k }} ({{ v }}){{
 ', ' if not loop.last }}{% endfor %}{% endif %}; {{ data.duplicates_across_splits }} image(s) found in two splits.</p>
@@ -223,7 +242,7 @@ def report_page(folder, run=None, title:str=None, threshold_rule:str=None) -> Pa
     write_atomic_text(PAGE.render(style=STYLE, **ctx), f := Path(folder)/'index.html')
     return f
 
-# %% ../nbs/08b_report_page.ipynb #3e8dd22e
+# %% ../nbs/08b_report_page.ipynb #a945f2b9
 SIDE = _ENV.from_string("""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title><style>{{ style }}</style></head><body>
 <h1>{{ title }}</h1>
@@ -255,7 +274,7 @@ def side_by_side_page(folder, # where `index.html` goes
         for t in (x['task'] for x in m['tasks']):
             for k in ('roc', 'reliability', 'confusion'):
                 if (f := r/f'{k}_{t}.png').is_file(): plots.setdefault(t, {}).setdefault(k, {})[n] = png_uri(f)
-        links[n] = os.path.relpath(r/'index.html', folder) if (r/'index.html').is_file() else None
+        links[n] = quote(os.path.relpath(r/'index.html', folder)) if (r/'index.html').is_file() else None
     h = pd.DataFrame(rows)
     wide = h.pivot_table(index=['task', 'metric'], columns='model', values='value', sort=False)[list(reports)]
     html = SIDE.render(style=STYLE, title=title, models=list(reports), links=links, table=html_table(table),
@@ -264,7 +283,7 @@ def side_by_side_page(folder, # where `index.html` goes
     write_atomic_text(html, f := folder/'index.html')
     return f
 
-# %% ../nbs/08b_report_page.ipynb #04c9da06
+# %% ../nbs/08b_report_page.ipynb #0f01ae58
 def screenshot(page, # an HTML page (`index.html`)
                png, # the PNG to write
                window_size=(1200, 1800), # the browser window, width x height

@@ -209,7 +209,11 @@ def export_hub(checkpoint, folder) -> Path:
     if folder is None: raise MedvisionError("--format hub: give the folder to write (medvision export --format hub "
                                             "CHECKPOINT FOLDER)")
     model, meta = model_from_checkpoint(checkpoint)
-    stem = checkpoint_stem(checkpoint); own = stem.parent/'MODEL_CARD.md'
-    n = sum(p.numel() for p in model.parameters())
-    card = own.read_text() if stem.name == 'final' and own.is_file() else model_card(stem, meta, n)
+    from medvision.hub_folder import is_hub_folder
+    stem = checkpoint_stem(checkpoint); n = sum(p.numel() for p in model.parameters())
+    # the card as its author may have filled it in: a hub folder's README, or the run's card of this very checkpoint
+    own = Path(checkpoint)/'README.md' if is_hub_folder(checkpoint) else stem.parent/'MODEL_CARD.md'
+    mine = own.is_file() and (is_hub_folder(checkpoint)
+                              or f"medvision_checkpoint: {meta.get('stamp')}\n" in own.read_text())
+    card = own.read_text() if mine and meta.get('stamp') else model_card(stem, meta, n)
     return write_hub_folder(model, meta, folder, card)

@@ -140,11 +140,12 @@ def write_page(cfg:RunConfig, rep, df:pd.DataFrame, run:Path) -> Path:
     return report_page(run/'report', run, title=f"{cfg.experiment.name}: {rep.name} on the {cfg.evaluate.split} split",
                        threshold_rule=threshold_rule(cfg))
 
-def write_card(cfg:RunConfig, run:Path, rep) -> Path:
-    "The model card of the run's final checkpoint: `run/models/MODEL_CARD.md`, filled from the run's files"
-    ck = run/'models'/'final'
-    f = run/'models'/'MODEL_CARD.md'
-    write_atomic_text(model_card(ck, checkpoint_meta(ck), rep.n_params, cfg.to_dict()), f)
+def write_card(cfg:RunConfig, run:Path, rep, epochs:int=None) -> Path:
+    ("The model card of the run's final checkpoint: `run/models/MODEL_CARD.md`, filled from the run's files (`epochs`: "
+     "those the model trained for where they are not `training.epochs`, e.g. distill's teacher)")
+    ck, f, c = run/'models'/'final', run/'models'/'MODEL_CARD.md', cfg.to_dict()
+    if epochs is not None: c['training']['epochs'] = epochs
+    write_atomic_text(model_card(ck, checkpoint_meta(ck), rep.n_params, c), f)
     return f
 
 def ci_text(rep, metric:str=None) -> str:
@@ -159,7 +160,11 @@ def ci_text(rep, metric:str=None) -> str:
 def fit_and_report(cfg:RunConfig, df:pd.DataFrame, dls, run:Path, epochs:int=None, **kwargs) -> tuple:
     ("`build_learner` (with `kwargs`), `fit`, the threshold, the final checkpoint and the report, in `run`; returns "
      "`(learner, report)` (the report is None outside the main process)")
-    if not rank_distrib(): run.mkdir(parents=True, exist_ok=True)
+    if not rank_distrib():
+        run.mkdir(parents=True, exist_ok=True)
+        # a resumed run's earlier figures, card and page are of the model before: none is left to describe the new one
+        for f in (run/'metrics.json', run/'models'/'MODEL_CARD.md', run/'report'/'index.html'):
+            f.unlink(missing_ok=True)
     dls.spec.thresholds.clear()   # DataLoaders shared by several models (distill, vision.models): each chooses its own
     proba_splits(cfg, dls.vocabs, df)   # a bad evaluate.proba_splits ends the run before training, not after
     learn = build_learner(cfg, dls, run, **kwargs)
@@ -170,7 +175,7 @@ def fit_and_report(cfg:RunConfig, df:pd.DataFrame, dls, run:Path, epochs:int=Non
         th = _threshold(cfg, learn, learn.dls); keep_threshold(cfg, learn, th)
         save_checkpoint(learn, run/'models'/'final', with_opt=False, world_size=world_size())
         rep = report(cfg, learn, df, run, threshold=th)
-        write_card(cfg, run, rep)
+        write_card(cfg, run, rep, epochs)
     return learn, rep
 
 def model_config(cfg:RunConfig, entry:dict) -> RunConfig:
@@ -325,6 +330,8 @@ def train_folds(cfg, # a YAML path, a `RunConfig` or a dict of sections, with `d
         ).to_csv(run / 'test_predictions.csv', index=False)
     table = pd.DataFrame(rows)
     table.to_csv(run/'folds.csv', index=False)
+    side_by_side_page(run/'report', table, {f'fold{k}': run/f'fold{k}'/'report' for k in table.fold},
+                      title=f"{cfg.experiment.name}: {len(table)} folds side by side")
     summary = {c: {'mean': float(table[c].mean()), 'std': float(table[c].std(ddof=1)), 'folds': table[c].tolist()}
                for c in table.columns[1:]}
     (run/'folds.json').write_text(json.dumps(summary, indent=1))
