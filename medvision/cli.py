@@ -106,7 +106,7 @@ _COMMANDS = [
              "figures", False, False, [
         (('--output-dir',), dict(default='runs', help="where the run folder goes (default: runs)")),
         (('--epochs',), dict(type=_key_type('training.epochs'), default=4,
-                             help="training epochs (default: 4, about 45 s on two CPU cores)")),
+                             help="training epochs (default: 4, about two minutes on two CPU cores)")),
         (('--synthetic',), dict(action='store_true', help="use the built-in synthetic set even where PneumoniaMNIST "
                                                           "is found"))]),
     ('config', "print the config reference: every key, its type, default and meaning", False, False,
