@@ -114,8 +114,9 @@ def graph_key(checkpoint) -> dict:
     from medvision.checkpoint import _version, checkpoint_meta
     ws = (hub_weights(checkpoint) if is_hub_folder(checkpoint)
           else [Path(str(checkpoint_stem(checkpoint)) + '.safetensors')])
-    if not all(w.exists() for w in ws): raise MedvisionError(f"{checkpoint}: no weights file {ws[0].name} there; give "
-            "a medvision checkpoint (the path without its suffix, e.g. runs/x/models/final) or a hub folder")
+    if gone := [w for w in ws if not w.exists()]: raise MedvisionError(f"{checkpoint}: no weights file {gone[0].name} "
+            "there; give a medvision checkpoint (the path without its suffix, e.g. runs/x/models/final) or a hub "
+            "folder")
     code = sorted(Path(medvision.__file__).parent.rglob('*.py'))
     code += [Path(i['path'])/f"{i['module'].replace('.', '/')}.py"
              for i in checkpoint_meta(checkpoint).get('imports', []) if i.get('path')]

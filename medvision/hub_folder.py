@@ -91,8 +91,11 @@ def _read(f:Path) -> tuple:
 
 def _config(path) -> dict:
     f = Path(path)/'config.json'
-    try: return json.loads(f.read_text())
+    try: js = json.loads(f.read_text())
     except (OSError, ValueError) as e: raise MedvisionError(f"{f}: not readable JSON ({e})") from e
+    if not isinstance(js, dict): raise MedvisionError(f"{f} holds a {type(js).__name__}, not the object an export "
+                                                      "writes: export the checkpoint again")
+    return js
 
 def hub_meta(path) -> dict:
     ("The medvision metadata of hub folder `path` (from its `config.json`), checked: its `labels` must be the input "
@@ -117,8 +120,9 @@ def read_hub_folder(path) -> tuple:
         if m.get('export') != export:
             raise MedvisionError(f"hub folder {path}: {f.name} comes from another export ({m.get('export')}, "
                                  f"config.json's {export}): copy the folder whole, or export again")
-        if 'meta' in m and json.dumps(m['meta'], sort_keys=True) != json.dumps(meta, sort_keys=True):
-            diff = sorted(k for k in m['meta'].keys() | meta.keys() if m['meta'].get(k) != meta.get(k))
+        head = m.get('meta') or {}   # medvision.safetensors' header: the metadata as exported
+        if prefix == '' and json.dumps(head, sort_keys=True) != json.dumps(meta, sort_keys=True):
+            diff = sorted(k for k in head.keys() | meta.keys() if head.get(k) != meta.get(k))
             raise MedvisionError(f"hub folder {path}: config.json's medvision metadata differs from the weights' "
                                  f"header ({', '.join(diff[:5])}): config.json was edited; export again")
         sd |= {prefix + k: v for k, v in t.items()}

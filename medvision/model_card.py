@@ -6,10 +6,9 @@ Docs: https://medvision-team.github.io/medvision/model_card.html.md"""
 
 # %% ../nbs/08c_model_card.ipynb #62068d3e
 from __future__ import annotations
-import json
 from pathlib import Path
 import pandas as pd, yaml
-from .report_page import headline_rows, software_versions
+from .report_page import headline_rows, software_versions, read_json
 
 # %% auto #0
 __all__ = ['BLANKS', 'blank', 'card_facts', 'limitations', 'model_card']
@@ -42,10 +41,6 @@ def _run_of(checkpoint) -> Path|None:
     p = Path(checkpoint)
     return p.parent.parent if p.parent.name == 'models' else None
 
-def _read(f) -> dict|None:
-    f = Path(f)
-    return json.loads(f.read_text()) if f.is_file() else None
-
 def card_facts(checkpoint, # a checkpoint `<run>/models/final` (its run folder is read) or a bare one
                meta:dict, # its metadata (`checkpoint.checkpoint_meta`)
                n_params:int=None,
@@ -59,10 +54,12 @@ def card_facts(checkpoint, # a checkpoint `<run>/models/final` (its run folder i
     if Path(checkpoint).name.replace('.safetensors', '') != 'final': run = None
     rep = run/'report' if run else None
     return {'name': (cfg.get('experiment') or {}).get('name') or Path(checkpoint).name, 'meta': meta, 'cfg': cfg,
-            'spec': meta.get('spec') or {}, 'n_params': n_params, 'metrics': _read(run/'metrics.json') if run else None,
-            'report': _read(rep/'metrics.json') if rep else None, 'data': _read(rep/'data.json') if rep else None,
+            'spec': meta.get('spec') or {}, 'n_params': n_params,
+            'metrics': read_json(run/'metrics.json') if run else None,
+            'report': read_json(rep/'metrics.json') if rep else None,
+            'data': read_json(rep/'data.json') if rep else None,
             'subgroups': {f.stem[len('subgroups_'):]: pd.read_csv(f) for f in sorted(rep.glob('subgroups_*.csv'))}
-            if rep and rep.is_dir() else {}, 'run': run}
+            if rep and rep.is_dir() else {}}
 
 # %% ../nbs/08c_model_card.ipynb #7a4b6e28
 def limitations(f:dict) -> list:

@@ -17,7 +17,7 @@ from .atomic import write_atomic_text
 # %% auto #0
 __all__ = ['SOFTWARE', 'SPLIT_ORDER', 'HEADLINE', 'OPTIONAL_FILES', 'STYLE', 'PAGE', 'SIDE', 'software_versions', 'data_summary',
            'png_uri', 'fig_uri', 'html_table', 'training_curves', 'headline_rows', 'task_sections', 'clear_optional',
-           'page_context', 'report_page', 'side_by_side_page', 'screenshot']
+           'read_json', 'page_context', 'report_page', 'side_by_side_page', 'screenshot']
 
 # %% ../nbs/08b_report_page.ipynb #75a8cc4b
 SOFTWARE = ('medvision-fastai', 'torch', 'torchvision', 'timm', 'fastai', 'transformers', 'scikit-learn', 'numpy',
@@ -138,9 +138,12 @@ def clear_optional(folder) -> list:
     return gone
 
 # %% ../nbs/08b_report_page.ipynb #87f8c98d
-def _read_json(f) -> dict|None:
+def read_json(f) -> dict|None:
+    "The JSON file `f` (a report's `metrics.json`, `data.json`), None where it is missing"
     f = Path(f)
-    return json.loads(f.read_text()) if f.is_file() else None
+    if not f.is_file(): return None
+    try: return json.loads(f.read_text())
+    except ValueError as e: raise MedvisionError(f"{f}: not valid JSON ({e}); write the report again") from e
 
 def page_context(folder, # a report folder (`metrics.json` and what `EvalReport.save` wrote)
                  run=None, # its run folder: `config.yaml`, `metrics.csv` (training), `duplicates.csv`
@@ -149,7 +152,7 @@ def page_context(folder, # a report folder (`metrics.json` and what `EvalReport.
                 ) -> dict:
     "What `report_page` shows, read from the files of `folder` and `run`"
     folder = Path(folder); run = Path(run) if run is not None else None
-    m = _read_json(folder/'metrics.json')
+    m = read_json(folder/'metrics.json')
     if m is None: raise MedvisionError(f"{folder}: no metrics.json there; give a report folder (EvalReport.save, "
                                        "`medvision train`/`evaluate` write them)")
     tasks = [r['task'] for r in m['tasks']]
@@ -162,7 +165,7 @@ def page_context(folder, # a report folder (`metrics.json` and what `EvalReport.
             'threshold_rule': threshold_rule or 'as passed to evaluate (its threshold argument; 0.5 by default)',
             'sections': task_sections(folder, tasks),
             'subgroups': {k: _csv(f) for k, f in _files(folder, 'subgroups_*.csv').items()},
-            'data': _read_json(folder/'data.json'), 'duplicates': _csv(dup, 20),
+            'data': read_json(folder/'data.json'), 'duplicates': _csv(dup, 20),
             'level': f"{m['ci']['level']:.0%}" if m.get('ci') else None, 'first_task': tasks[0],
             'curves': fig_uri(curves) if curves is not None else None,
             'history': _csv(run/'metrics.csv') if run is not None else None,
@@ -268,7 +271,7 @@ def side_by_side_page(folder, # where `index.html` goes
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     rows, plots, links = [], {}, {}
     for n, r in reports.items():
-        r = Path(r); m = _read_json(r/'metrics.json')
+        r = Path(r); m = read_json(r/'metrics.json')
         if m is None: raise MedvisionError(f"side_by_side_page: {r} holds no metrics.json (model {n})")
         rows += [{'model': n, **{k: v for k, v in h.items() if k != 'n'}} for h in headline_rows(m)]
         for t in (x['task'] for x in m['tasks']):

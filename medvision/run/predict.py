@@ -204,16 +204,15 @@ def export_hub(checkpoint, folder) -> Path:
     ("Write `checkpoint` as a hub folder in `folder` (new or empty): config.json, the backbone in timm's names, the "
      "rest of the model, and the model card as README.md (the run's `MODEL_CARD.md` beside a `final` checkpoint, as "
      "its author may have filled it in; else one made from the checkpoint and its run)")
-    from medvision.hub_folder import write_hub_folder
+    from medvision.hub_folder import write_hub_folder, is_hub_folder
     from medvision.model_card import model_card
     if folder is None: raise MedvisionError("--format hub: give the folder to write (medvision export --format hub "
                                             "CHECKPOINT FOLDER)")
     model, meta = model_from_checkpoint(checkpoint)
-    from medvision.hub_folder import is_hub_folder
-    stem = checkpoint_stem(checkpoint); n = sum(p.numel() for p in model.parameters())
+    stem, hub = checkpoint_stem(checkpoint), is_hub_folder(checkpoint)
     # the card as its author may have filled it in: a hub folder's README, or the run's card of this very checkpoint
-    own = Path(checkpoint)/'README.md' if is_hub_folder(checkpoint) else stem.parent/'MODEL_CARD.md'
-    mine = own.is_file() and (is_hub_folder(checkpoint)
-                              or f"medvision_checkpoint: {meta.get('stamp')}\n" in own.read_text())
-    card = own.read_text() if mine and meta.get('stamp') else model_card(stem, meta, n)
+    own = Path(checkpoint)/'README.md' if hub else stem.parent/'MODEL_CARD.md'
+    mine = own.is_file() and (hub or bool(meta.get('stamp'))
+                              and f"medvision_checkpoint: {meta.get('stamp')}\n" in own.read_text())
+    card = own.read_text() if mine else model_card(stem, meta, sum(p.numel() for p in model.parameters()))
     return write_hub_folder(model, meta, folder, card)
