@@ -47,6 +47,32 @@ def report_preds(folder) -> dict:
                         df[probs].to_numpy(float))
     return out
 
+def _pays_setup(root, quick:bool) -> tuple:
+    """`(base config, image size, teacher checkpoint, its CPU minutes)` of the MedPix distillation sections: the teacher
+    (ImageNet EfficientNet-Lite2 + MiniLM caption embeddings, light augmentation, every training label) trained once by `medvision train`"""
+    from medvision.test_utils import tmp_dir
+    from medvision.run.train import train
+    sz, t_epochs = (64, 1) if quick else (96, 6)
+    base = {'experiment': {'name': 'distill_pays', 'seed': 0, 'output_dir': str(tmp_dir())},
+            'data': {'sources': [{'reader': 'medpix', 'name': 'medpix', 'path': str(root)}], 'tasks': ['modality', 'location'], 'image_size': sz,
+                     'text': 'embeddings', 'cache': 'memory', 'limit': 150 if quick else None},
+            'text': {'encoder': 'minilm', 'max_length': 64}, 'training': {'batch_size': 32},
+            'checkpoint': {'monitor': 'mean_f1_macro'}, 'evaluate': {'split': 'test', 'metric': 'f1_macro', 'bootstrap': 0, 'cams': 0},
+            'tracking': {'csv': False}}
+    t0 = time.process_time()
+    with contextlib.redirect_stdout(sys.stderr):     # the teacher: ImageNet weights, with augmentation
+        t_run, _ = train(base, {'vision.arch': DISTILL_TEACHER, 'vision.pretrained': True, 'augmentation.preset': 'light',
+                                'training.epochs': t_epochs, 'training.lr': 1e-3})
+    return base, sz, t_epochs, str(t_run/'models'/'final'), (time.process_time() - t0) / 60
+
+def _student(p:dict, teacher:str, s_epochs:int) -> dict:
+    "The students' keys: the preset's student from scratch, distilled from the `teacher` checkpoint with its outputs cached (no augmentation)"
+    return {**p, 'distill.teacher': teacher, 'distill.teacher_pretrained': None, 'distill.teacher_text_encoder': None,
+            'distill.student_text_encoder': None, 'augmentation.preset': 'none', 'distill.cache': True, 'training.epochs': s_epochs,
+            'training.lr': 3e-3}
+
+def _mean_f1(m:dict) -> float: return float(np.mean([r['f1_macro'] for r in m['metrics']]))
+
 def bench_distill_pays(quick:bool) -> list:
     """MedPix image + caption: an ImageNet-pretrained EfficientNet-Lite2 teacher (offline weights) and a MobileNetV3-small-0.5 student
     from scratch (under 1/4 of its parameters); the five distillation losses against the same student alone, over seeds; test mean macro F1
@@ -55,28 +81,13 @@ def bench_distill_pays(quick:bool) -> list:
     (`distill.cache`); the student alone trains on the same batches"""
     root = data_dir('medpix2')
     if root is None: return skipped('distillation pays', 'medpix2')
-    from medvision.test_utils import tmp_dir
     from medvision.distill import distill_preset
-    from medvision.run.train import train
     from medvision.run.distill import distill
-    sz, t_epochs, s_epochs, seeds = (64, 1, 1, (0,)) if quick else (96, 6, 10, (0, 1, 2))
-    p, tasks, out = distill_preset('cpu_pretrained'), ['modality', 'location'], tmp_dir()
+    s_epochs, seeds = (1, (0,)) if quick else (10, (0, 1, 2))
+    p, tasks = distill_preset('cpu_pretrained'), ['modality', 'location']
     assert (p['distill.teacher_arch'], p['distill.student_arch']) == (DISTILL_TEACHER, DISTILL_STUDENT), p
-    base = {'experiment': {'name': 'distill_pays', 'seed': 0, 'output_dir': str(out)},
-            'data': {'sources': [{'reader': 'medpix', 'name': 'medpix', 'path': str(root)}], 'tasks': tasks, 'image_size': sz,
-                     'text': 'embeddings', 'cache': 'memory', 'limit': 150 if quick else None},
-            'text': {'encoder': 'minilm', 'max_length': 64}, 'training': {'batch_size': 32},
-            'checkpoint': {'monitor': 'mean_f1_macro'}, 'evaluate': {'split': 'test', 'metric': 'f1_macro', 'bootstrap': 0, 'cams': 0},
-            'tracking': {'csv': False}}
-    t0 = time.time()
-    with contextlib.redirect_stdout(sys.stderr):     # the teacher: ImageNet weights, with augmentation
-        t_run, _ = train(base, {'vision.arch': DISTILL_TEACHER, 'vision.pretrained': True, 'augmentation.preset': 'light',
-                                'training.epochs': t_epochs, 'training.lr': 1e-3})
-    t_min = (time.time() - t0) / 60
-    teacher = str(t_run/'models'/'final')
-    student = {**p, 'distill.teacher': teacher, 'distill.teacher_pretrained': None, 'distill.teacher_text_encoder': None, 'distill.student_text_encoder': None,
-               'augmentation.preset': 'none', 'distill.cache': True, 'training.epochs': s_epochs, 'training.lr': 3e-3}
-    mean_f1 = lambda m: float(np.mean([r['f1_macro'] for r in m['metrics']]))
+    base, sz, t_epochs, teacher, t_min = _pays_setup(root, quick)
+    student = _student(p, teacher, s_epochs)
     res, cis, n_s, n_t, t_score = {}, {}, None, None, None
     for seed in seeds:
         for loss in ('kd', 'combined', 'crd', 'rkd', 'mmd'):
@@ -85,9 +96,9 @@ def bench_distill_pays(quick:bool) -> list:
                 run, _ = distill(base, {**student, 'experiment.seed': seed, 'distill.loss': loss, 'distill.loss_kw': DISTILL_KW[loss],
                                         'distill.baseline': loss == 'kd'})
             ms = json.loads((run/'results.json').read_text())['models']
-            n_t, n_s, t_score = ms['teacher']['n_params'], ms['student_kd']['n_params'], mean_f1(ms['teacher'])
+            n_t, n_s, t_score = ms['teacher']['n_params'], ms['student_kd']['n_params'], _mean_f1(ms['teacher'])
             for name, key in ((loss, 'student_kd'), *((('alone', 'student_alone'),) if loss == 'kd' else ())):
-                res.setdefault(name, []).append(mean_f1(ms[key]))
+                res.setdefault(name, []).append(_mean_f1(ms[key]))
                 cis.setdefault(name, []).append(ci_mean_f1(report_preds(run/key), tasks))
                 print(f"distill_pays: {name} seed {seed}: test mean macro F1 {res[name][-1]:.3f} ({time.time() - t0:.0f} s)",
                       file=sys.stderr, flush=True)
@@ -104,3 +115,45 @@ def bench_distill_pays(quick:bool) -> list:
                      f'95% bootstrap interval of one run (mean ends over seeds) {ci_text(cis[name])}',
                      mean_sd(v), f'student alone {mean_sd(res["alone"])}', f'{np.mean(v) - alone:+.3f}; {np.mean(v)/t_score:.0%} of teacher', goal))
     return rows
+
+# ---------------------------------------------------------------- 8c. MedPix: distillation with a quarter of the labels
+LABELLED = 0.25
+
+def bench_distill_fraction(quick:bool) -> list:
+    """The case where distillation helps most in practice: the student has the labels of a quarter of the training images
+    (`distill.labelled_fraction`, drawn by case and stratified by modality, another draw each seed) and the teacher's soft labels on
+    all of them, against the same student trained on that quarter alone; the teacher of `distill_pays` (every training label: a
+    model trained elsewhere on labelled data). Test mean macro F1 (modality, location), 3 seeds"""
+    root = data_dir('medpix2')
+    if root is None: return skipped('distillation, a quarter of the labels', 'medpix2')
+    from medvision.distill import distill_preset
+    from medvision.run.distill import distill
+    s_epochs, seeds = (1, (0,)) if quick else (10, (0, 1, 2))
+    p, tasks = distill_preset('cpu_pretrained'), ['modality', 'location']
+    base, sz, t_epochs, teacher, t_min = _pays_setup(root, quick)
+    student = {**_student(p, teacher, s_epochs), 'distill.labelled_fraction': LABELLED, 'distill.loss': 'kd',
+               'distill.loss_kw': DISTILL_KW['kd'], 'distill.baseline': True}
+    res, cis, rows_read = {}, {}, {}
+    for seed in seeds:
+        t0 = time.time()
+        with contextlib.redirect_stdout(sys.stderr): run, _ = distill(base, {**student, 'experiment.seed': seed})
+        out = json.loads((run/'results.json').read_text()); ms = out['models']
+        assert out['labelled_fraction'] == LABELLED, out['labelled_fraction']
+        n_t, n_s, t_score, n_train = ms['teacher']['n_params'], ms['student_kd']['n_params'], _mean_f1(ms['teacher']), out['data']['rows']['train']
+        for name, key in (('kd', 'student_kd'), ('alone', 'student_alone')):
+            res.setdefault(name, []).append(_mean_f1(ms[key])); rows_read.setdefault(name, []).append(ms[key]['labelled_rows'])
+            cis.setdefault(name, []).append(ci_mean_f1(report_preds(run/key), tasks))
+        print(f"distill_fraction: seed {seed}: alone {res['alone'][-1]:.3f}, kd {res['kd'][-1]:.3f} ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
+    sd = lambda x: np.std(x, ddof=1) if len(x) > 1 else 0.
+    alone, kd = np.mean(res['alone']), np.mean(res['kd'])
+    apart = kd - sd(res['kd']) > alone + sd(res['alone'])
+    what = lambda name: (f"student {DISTILL_STUDENT} from scratch ({n_s/1e6:.2f} M params, {n_s/n_t:.2f} of the teacher), {s_epochs} epochs, "
+                         f"the labels of {LABELLED:.0%} of the {n_train} training images ({np.mean(rows_read[name]):.0f} rows, by case, "
+                         f"stratified, one draw a seed), {name}, {len(seeds)} seeds (`medvision distill --distill.labelled_fraction {LABELLED}`): "
+                         f"test mean macro F1; 95% bootstrap interval of one run (mean ends over seeds) {ci_text(cis[name])}")
+    return [('distillation, a quarter of the labels', f'MedPix teacher {DISTILL_TEACHER} (ImageNet) + MiniLM caption embeddings, every training '
+             f'label, {n_t/1e6:.2f} M params, {sz} px, {t_epochs} epochs ({t_min:.1f} CPU min; `medvision train`): test mean macro F1', f'{t_score:.3f}', '-', '-', '-'),
+            ('distillation, a quarter of the labels', what('alone'), mean_sd(res['alone']), '-', '-', '-'),
+            ('distillation, a quarter of the labels', what('kd') + ': the teacher\'s soft labels on every training image',
+             mean_sd(res['kd']), f'student alone on the quarter {mean_sd(res["alone"])}', f'{kd - alone:+.3f}',
+             f">= alone + 0.02, no overlap: {'met' if kd >= alone + 0.02 and apart else 'MISSED'}")]

@@ -167,9 +167,14 @@ def feature_dims(model:nn.Module) -> dict:
     return d
 
 # %% ../nbs/07_distill.ipynb #066d51a9
+def _rows(out:dict, m:torch.Tensor) -> dict:
+    "The rows `m` (a boolean mask over the batch) of every per-sample tensor of a model's output dict"
+    return {k: v[m] if torch.is_tensor(v) and v.ndim and len(v) == len(m) else v for k, v in out.items()}
+
 class DistillLoss(nn.Module):
-    ("`alpha` times the task loss (`task_loss`, else CE per task) + `beta`*KD per task at temperature `T`, plus "
-     "`gamma` times the `kind` feature loss on `feature`")
+    ("`alpha` times the task loss (`task_loss`, else CE per task) on the labelled rows (`labelled`; every row when "
+     "None) + `beta`*KD per task at temperature `T` on every row, plus `gamma` times the `kind` feature loss on "
+     "`feature`")
     y_int = True
     def __init__(self, kind:str, tasks:list, student=None, teacher=None, alpha:float=0.5, beta:float=0.5,
                  gamma:float=1.0,
@@ -183,6 +188,9 @@ class DistillLoss(nn.Module):
         store_attr('kind,tasks,alpha,beta,gamma,T,feature,task_loss'); self.reduction = 'mean'
         self.feats = self._feature_losses(kind, student, teacher, feature, kw)
         self.idx = None   # the batch's sample indices, for CRD (`DistillationCallback` sets them)
+        # the batch's rows whose labels the task loss reads (`DistillationCallback` sets it while training with
+        # `labelled`); the others learn from the teacher alone. None: every row
+        self.labelled = None
 
     def _feature_losses(self, kind, student, teacher, feature, kw) -> nn.ModuleDict:
         if kind == 'kd': return nn.ModuleDict()
@@ -197,14 +205,19 @@ class DistillLoss(nn.Module):
                                                                f"distillation loss has tasks {self.tasks}")
         self.last = {}
         total = 0.
+        m = self.labelled
+        so, ys = (s_out, targs) if m is None else (_rows(s_out, m), [y[m] for y in targs])
+        some = m is None or bool(m.any())     # a batch without a labelled row has no task term
+        zero = lambda: next(iter(s_out.values())).new_zeros(())
         if self.task_loss is not None:
-            tl = self.task_loss(s_out, *targs); self.last['task'] = tl.detach()
+            tl = self.task_loss(so, *ys) if some else zero(); self.last['task'] = tl.detach()
             total = self.alpha * tl
-        for task, y in zip(self.tasks, targs):
+        for task, y in zip(self.tasks, ys):
             zs, zt = s_out[f'logits_{task}'], t_out[f'logits_{task}']
             kd = kd_div(zs, zt, self.T); self.last[f'{task}_kd'] = kd.detach()
             if self.task_loss is None:
-                ce = F.cross_entropy(_two(zs), y.long().view(-1)); self.last[f'{task}_ce'] = ce.detach()
+                ce = F.cross_entropy(_two(so[f'logits_{task}']), y.long().view(-1)) if some else zero()
+                self.last[f'{task}_ce'] = ce.detach()
                 total = total + self.alpha * ce
             total = total + self.beta * kd
         for k, f in self.feats.items():
@@ -225,11 +238,19 @@ def _stack(outs:list) -> dict: return {k: torch.stack([o[k] for o in outs]) for 
 class DistillationCallback(Callback):
     "Distil the frozen `teacher` into the learner's model with distillation loss `loss` (a name in `DISTILL_LOSSES`)"
     order = 5
-    def __init__(self, teacher:nn.Module, loss:str='kd', cache:bool=False, teacher_inputs=None, **loss_kwargs):
+    def __init__(self, teacher:nn.Module, loss:str='kd', cache:bool=False, teacher_inputs=None,
+                 # a boolean per training sample (the training set's order): the samples whose labels the task loss
+                 # reads; the others learn from the teacher alone (their labels are never read). None: every sample
+                 labelled=None,
+                 **loss_kwargs):
         store_attr('teacher,loss,cache,teacher_inputs,loss_kwargs')
+        self.labelled = None if labelled is None else torch.as_tensor(np.asarray(labelled, dtype=bool))
         self.store, self.hits, self.misses, self.distill = {}, 0, 0, None
 
     def before_fit(self):
+        if self.labelled is not None and len(self.labelled) != len(self.dls.train_ds):
+            raise MedvisionError(f"labelled: {len(self.labelled)} flags for a training set of "
+                                 f"{len(self.dls.train_ds)} samples; give one per training sample, in its order")
         self.teacher.eval().requires_grad_(False).to(self.dls.device or 'cpu')
         tasks = list(self.dls.tasks) if hasattr(self.dls, 'tasks') else list(self.learn.loss_func.tasks)
         if self.distill is None:   # built once, so its adapters keep training over several fits
@@ -263,16 +284,17 @@ class DistillationCallback(Callback):
         if self.distill is not None: self.distill.eval()
 
     def before_batch(self):
-        ("The batch's sample indices, for CRD: fastai's DataLoader draws the epoch's order in the main process and "
-         "cuts it into batches of `bs` in order")
-        self.distill.idx = None
-        if not (self.training and self.loss == 'crd'): return
+        ("The batch's sample indices, for CRD and `labelled`: fastai's DataLoader draws the epoch's order in the main "
+         "process and cuts it into batches of `bs` in order")
+        self.distill.idx = self.distill.labelled = None
+        if not (self.training and (self.loss == 'crd' or self.labelled is not None)): return
         dl = self.learn.dl; n = len(self.yb[0])
         idx = dl._DataLoader__idxs[self.iter * dl.bs:self.iter * dl.bs + n]
-        if len(idx) != n: raise MedvisionError(f"CRD: batch {self.iter} holds {n} samples but the loader's order gives "
-                                               f"{len(idx)} indices for it; CRD needs a fastai DataLoader that "
-                                               "yields its batches in order")
+        if len(idx) != n: raise MedvisionError(f"batch {self.iter} holds {n} samples but the loader's order gives "
+                                               f"{len(idx)} indices for it; CRD and `labelled` need a fastai "
+                                               "DataLoader that yields its batches in order")
         self.distill.idx = torch.as_tensor(list(idx))
+        if self.labelled is not None: self.distill.labelled = self.labelled[self.distill.idx].to(self.yb[0].device)
 
     def _add_params(self):
         ps = [p for p in self.distill.parameters() if p.requires_grad]

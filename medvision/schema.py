@@ -380,6 +380,11 @@ SCHEMA = {
         'loss_kw': Key({}, dict, doc="its arguments, e.g. {T: 4.0, alpha: 0.5}"),
         'cache': Key(False, bool, doc="compute the teacher's outputs once (no augmentation) instead of every step"),
         'baseline': Key(True, bool, doc="also train the student without the teacher, for comparison"),
+        'labelled_fraction': Key(1.0, float, bounds='(0, 1]',
+                                 doc="the share of training rows whose labels the students (and a teacher trained "
+                                     "here) read, drawn by patient and stratified by the first task with "
+                                     "experiment.seed: the student with the teacher learns the other rows from its "
+                                     "soft labels, the student alone trains on the labelled rows only"),
     },
     'evaluate': {
         'split': Key('test', str, choices=('valid', 'test'), doc="the split the final report is on"),

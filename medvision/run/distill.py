@@ -26,7 +26,7 @@ from .train import fit_and_report, report
 
 
 # %% auto #0
-__all__ = ['distill', 'distill_results', 'distill_table']
+__all__ = ['distill', 'labelled_rows', 'distill_results', 'distill_table']
 
 # %% ../../nbs/09j_run.distill.ipynb #f0122097
 def _side(cfg:RunConfig, encoder:str=None, max_length:int=None, lr:float=None, pretrained:bool=None) -> RunConfig:
@@ -100,7 +100,6 @@ def distill(cfg, # a YAML path, a `RunConfig` or a dict of sections
             run:Path=None) -> tuple:
     ("Teacher -> student distillation as `cfg.distill` describes; returns `(run folder, {name: learner})` for the "
      "teacher, `student_kd` and (with `distill.baseline`) `student_alone`")
-    from medvision.distill import DistillationCallback
     cfg = as_config(cfg, overrides)
     _check_distill(cfg)
     d = cfg.distill
@@ -126,23 +125,76 @@ def distill(cfg, # a YAML path, a `RunConfig` or a dict of sections
         if own_text:
             df_t = _side_emb(cfg, ct, df); dls_t = build_dls(ct, df_t, arch=d.student_arch)
             swap = _teacher_text(cfg, df_s, df_t, dls, dls_t)
-        learners, reps, swap = _teacher_of(cfg, ct, df_t, dls_t, dls, swap, run)
-        teacher = bare(learners['teacher'].model)
-        for name, loss in [('student_kd', d.loss)] + ([('student_alone', None)] if d.baseline else []):
-            seed_everything(cfg.experiment.seed)
-            cbs = [DistillationCallback(teacher, loss, cache=d.cache, teacher_inputs=swap,
-                                        **dict(d.loss_kw))] if loss else []
-            learners[name], reps[name] = fit_and_report(cs, df_s, dls, run/name, arch=d.student_arch, cbs=cbs)
+        lab = labelled_rows(df, d.labelled_fraction, cfg.data.tasks[0], cfg.experiment.seed)
+        learners, reps, swap = _teacher_of(cfg, ct, df_t, dls_t, dls, swap, run, lab)
+        read = _students(cfg, cs, df_s, dls, swap, lab, run, learners, reps)
+        flags = lab[(df_s.split == 'train').to_numpy()]
         if not rank_distrib():
-            table = distill_results(cfg, run, learners, reps, dls, swap, {'teacher': ct, 'student': cs})
+            table = distill_results(cfg, run, learners, reps, dls, swap, {'teacher': ct, 'student': cs}, read)
+            part = (f" (the students read the labels of {int(flags.sum())} of {len(flags)} training rows)"
+                    if not flags.all() else "")
             side_by_side_page(run/'report', table, {n: run/n/'report' for n in learners},
-                              title=f"{cfg.experiment.name}: the teacher and its students side by side")
+                              title=f"{cfg.experiment.name}: the teacher and its students side by side{part}")
     return run, learners
+
+def _students(cfg:RunConfig, cs:RunConfig, df_s:pd.DataFrame, dls, swap, lab:np.ndarray, run:Path, learners:dict,
+              reps:dict) -> dict:
+    ("Train the distilled student and (with `distill.baseline`) the student alone into `learners` and `reps`; returns "
+     "per model the training rows whose labels it read")
+    from medvision.distill import DistillationCallback
+    d = cfg.distill
+    teacher = bare(learners['teacher'].model)
+    flags = lab[(df_s.split == 'train').to_numpy()]   # the KD student's training rows, in its training set's order
+    read = {'teacher': len(learners['teacher'].dls.train.items) if not d.teacher else None}
+    for name, loss in [('student_kd', d.loss)] + ([('student_alone', None)] if d.baseline else []):
+        seed_everything(cfg.experiment.seed)
+        cbs = [DistillationCallback(teacher, loss, cache=d.cache, teacher_inputs=swap,
+                                    labelled=None if flags.all() else flags, **dict(d.loss_kw))] if loss else []
+        # the student alone learns from the labelled rows only
+        df_n, dls_n = (df_s, dls) if loss or lab.all() else _labelled_only(cs, df_s, lab, d.student_arch)
+        read[name] = int(flags.sum()) if loss else len(dls_n.train.items)
+        learners[name], reps[name] = fit_and_report(cs, df_n, dls_n, run/name, arch=d.student_arch, cbs=cbs)
+    return read
+
+def labelled_rows(df:pd.DataFrame, # the run's table (`build_table`)
+                  fraction:float, # the share of training rows that keep their labels (`distill.labelled_fraction`)
+                  task:str, # the task whose class ratios the labelled rows keep
+                  seed:int=0,
+                 ) -> np.ndarray:
+    ("A boolean per row of `df`: true for every row outside `train` and for `fraction` of the training rows, drawn "
+     "by patient (`group`) and stratified by `task`: the labels a distillation run's students may read")
+    from medvision.data.splits import split_table
+    out = np.ones(len(df), dtype=bool)
+    if fraction >= 1: return out
+    tr = (df.split == 'train').to_numpy()
+    try: s = split_table(df[tr].assign(split=''), valid=1 - fraction, test=0., by='group' if 'group' in df else None,
+                         stratify=task, seed=seed)
+    except MedvisionError as e: raise MedvisionError(f"distill.labelled_fraction: {fraction:g} of the training rows "
+                                                     f"cannot be drawn ({e}); give another fraction") from None
+    out[tr] = (s.split == 'train').to_numpy()
+    return out
+
+def _labelled_only(cs:RunConfig, df:pd.DataFrame, lab:np.ndarray, arch:str) -> tuple:
+    "`(table, DataLoaders)` of the rows of `df` whose labels may be read (`lab`)"
+    sub = df[lab].reset_index(drop=True)
+    return sub, build_dls(cs, sub, arch=arch)
+
+# training choices that would read every training row's label, the unlabelled ones too
+_READS_EVERY_LABEL = {'data.weighted': lambda c: c.data.weighted,
+                      'training.class_weights': lambda c: isinstance(c.training.class_weights, str),
+                      'training.pos_weight': lambda c: isinstance(c.training.pos_weight, str),
+                      'distill.loss_kw.other_classes':
+                          lambda c: c.distill.loss == 'crd' and c.distill.loss_kw.get('other_classes') is not False}
 
 def _check_distill(cfg:RunConfig):
     "Refuse what a distillation cannot honour: a `vision.arch` it does not train, text encoders no model reads"
     d, v = cfg.distill, cfg.vision
     refuse_keys(cfg, _DISTILL_REFUSES, 'distill'); note_unread(cfg, 'distill')
+    if d.labelled_fraction < 1 and (k := next((k for k, f in _READS_EVERY_LABEL.items() if f(cfg)), None)):
+        raise MedvisionError(f"{k}: it reads the label of every training row, and distill.labelled_fraction "
+                             f"({d.labelled_fraction:g}) hides the others; give numbers (training.class_weights, "
+                             "training.pos_weight), turn it off (data.weighted: false; crd: "
+                             "distill.loss_kw.other_classes: false), or set distill.labelled_fraction: 1")
     if (v.weights or v.arch != SCHEMA['vision']['arch'].default) and v.arch not in (d.teacher_arch, d.student_arch):
         raise MedvisionError(f"vision.arch: {v.arch!r} is neither distill.teacher_arch ({d.teacher_arch}) nor "
                              f"distill.student_arch ({d.student_arch}); "
@@ -154,13 +206,15 @@ def _check_distill(cfg:RunConfig):
         if d[k] is not None and not cfg.data.text: raise MedvisionError(f"distill.{k}: data.text is null, so no model "
                 f"reads text; remove distill.{k} or set data.text to embeddings or tokens")
 
-def _teacher_of(cfg:RunConfig, ct, df_t, dls_t, dls, swap, run:Path) -> tuple:
+def _teacher_of(cfg:RunConfig, ct, df_t, dls_t, dls, swap, run:Path, lab:np.ndarray) -> tuple:
     ("`(learners, reports, teacher inputs)` with the teacher: `distill.teacher` loaded (its images renormalised in the "
-     "KD fit where it was trained on other statistics, with its own DataLoaders for its report), else trained")
+     "KD fit where it was trained on other statistics, with its own DataLoaders for its report), else trained on the "
+     "rows whose labels may be read (`lab`)")
     from medvision.distill import TeacherImage, chain_inputs
     d = cfg.distill
     s_st = _stats_of(dls.spec)
     if not d.teacher:
+        if not lab.all(): df_t, dls_t = _labelled_only(ct, df_t, lab, d.student_arch)
         # trained on its own backbone's statistics (its ImageNet weights expect them), as `medvision train` would
         if cfg.data.normalize == 'model':
             from medvision.backbones import model_data_config
@@ -214,6 +268,8 @@ def distill_results(cfg:RunConfig, run:Path, learners:dict, reps:dict, dls,
                     swap=None,
                     # the teacher's and the students' own configs ({'teacher': ..., 'student': ...}: their text encoder)
                     cfgs:dict=None,
+                    # per model, the training rows whose labels it read (`distill.labelled_fraction`; None: unknown)
+                    read:dict=None,
                    ) -> pd.DataFrame:
     ("`distill.csv` and `results.json` of a distillation run: each model's `evaluate.split` metrics, parameters, time "
      "per image (one batch of `dls.valid`, the same for all) and ratios to the teacher; `results.json` also holds the "
@@ -228,6 +284,7 @@ def distill_results(cfg:RunConfig, run:Path, learners:dict, reps:dict, dls,
         models[name] = {'arch': getattr(l, 'arch', None) or bare(l.model).vision.name,
                         'text_encoder': c.text.encoder if cfg.data.text else None,
                         'distill_loss': d.loss if name == 'student_kd' else None,
+                        'labelled_rows': (read or {}).get(name),
                         'n_params': int(sum(p.numel() for p in bare(l.model).parameters())),
                         'time_per_image': inference_time(l.model, swap(*xb) if swap and name == 'teacher' else xb),
                         'metrics': reps[name].metrics.to_dict(orient='records'),
@@ -249,6 +306,7 @@ def distill_results(cfg:RunConfig, run:Path, learners:dict, reps:dict, dls,
     )
     table.to_csv(run/'distill.csv', index=False)
     res = {'split': cfg.evaluate.split, 'metric': m, 'loss': d.loss, 'loss_kw': dict(d.loss_kw), 'best_student': best,
+           'labelled_fraction': d.labelled_fraction,
            'time_batch': len(xb[0]), 'device': str(xb[0].device), 'models': models, 'data': _data_meta(cfg, dls),
            'config': cfg.to_dict()}
     (run/'results.json').write_text(json.dumps(res, indent=1, default=float))
