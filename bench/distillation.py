@@ -47,18 +47,22 @@ def report_preds(folder) -> dict:
                         df[probs].to_numpy(float))
     return out
 
-def _pays_setup(root, quick:bool) -> tuple:
-    """`(base config, image size, teacher checkpoint, its CPU minutes)` of the MedPix distillation sections: the teacher
-    (ImageNet EfficientNet-Lite2 + MiniLM caption embeddings, light augmentation, every training label) trained once by `medvision train`"""
+def _medpix_base(root, quick:bool, name:str) -> dict:
+    "The MedPix distillation sections' config: image + MiniLM caption embeddings, both tasks, the best dev mean macro F1, scored on test"
     from medvision.test_utils import tmp_dir
-    from medvision.run.train import train
-    sz, t_epochs = (64, 1) if quick else (96, 6)
-    base = {'experiment': {'name': 'distill_pays', 'seed': 0, 'output_dir': str(tmp_dir())},
-            'data': {'sources': [{'reader': 'medpix', 'name': 'medpix', 'path': str(root)}], 'tasks': ['modality', 'location'], 'image_size': sz,
-                     'text': 'embeddings', 'cache': 'memory', 'limit': 150 if quick else None},
+    return {'experiment': {'name': name, 'seed': 0, 'output_dir': str(tmp_dir())},
+            'data': {'sources': [{'reader': 'medpix', 'name': 'medpix', 'path': str(root)}], 'tasks': ['modality', 'location'],
+                     'image_size': 64 if quick else 96, 'text': 'embeddings', 'cache': 'memory', 'limit': 150 if quick else None},
             'text': {'encoder': 'minilm', 'max_length': 64}, 'training': {'batch_size': 32},
             'checkpoint': {'monitor': 'mean_f1_macro'}, 'evaluate': {'split': 'test', 'metric': 'f1_macro', 'bootstrap': 0, 'cams': 0},
             'tracking': {'csv': False}}
+
+def _pays_setup(root, quick:bool) -> tuple:
+    """`(base config, image size, teacher epochs, teacher checkpoint, its CPU minutes)` of the MedPix distillation sections: the teacher
+    (ImageNet EfficientNet-Lite2 + MiniLM caption embeddings, light augmentation, every training label) trained once by `medvision train`"""
+    from medvision.run.train import train
+    sz, t_epochs = (64, 1) if quick else (96, 6)
+    base = _medpix_base(root, quick, 'distill_pays')
     t0 = time.process_time()
     with contextlib.redirect_stdout(sys.stderr):     # the teacher: ImageNet weights, with augmentation
         t_run, _ = train(base, {'vision.arch': DISTILL_TEACHER, 'vision.pretrained': True, 'augmentation.preset': 'light',
@@ -157,3 +161,56 @@ def bench_distill_fraction(quick:bool) -> list:
             ('distillation, a quarter of the labels', what('kd') + ': the teacher\'s soft labels on every training image',
              mean_sd(res['kd']), f'student alone on the quarter {mean_sd(res["alone"])}', f'{kd - alone:+.3f}',
              f">= alone + 0.02, no overlap: {'met' if kd >= alone + 0.02 and apart else 'MISSED'}")]
+
+def _alone_steps(base:dict, keys:dict, epochs:int, out) -> float:
+    """Test mean macro F1 of the student alone on the labelled rows that `medvision distill` draws for `keys`, trained for `epochs`
+    (as many optimiser steps as the distilled student's over every row): the run's own table, text embeddings, draw and pipeline"""
+    from medvision.core import seed_everything
+    from medvision.run.build import as_config, build_table, build_dls, with_text_emb
+    from medvision.run.distill import labelled_rows
+    from medvision.run.train import fit_and_report
+    cfg = as_config(base, {**keys, 'training.epochs': epochs})
+    seed_everything(cfg.experiment.seed)
+    df = with_text_emb(cfg, build_table(cfg))
+    sub = df[labelled_rows(df, cfg.distill.labelled_fraction, list(cfg.data.tasks), cfg.experiment.seed)].reset_index(drop=True)
+    with contextlib.redirect_stdout(sys.stderr):
+        _, rep = fit_and_report(cfg, sub, build_dls(cfg, sub, arch=cfg.distill.student_arch), Path(out), arch=cfg.distill.student_arch)
+    return float(rep.metrics.f1_macro.mean())
+
+def bench_distill_fraction_controls(quick:bool) -> list:
+    """Two controls of `distill_fraction`: the student alone on the labelled quarter trained for 4x the epochs (the distilled student's
+    optimiser steps), and a teacher that learns from the labelled quarter only (trained in the run: no label the students lack reaches
+    them), with its distilled student; 3 seeds, the same draws"""
+    root = data_dir('medpix2')
+    if root is None: return skipped('distillation, a quarter of the labels: controls', 'medpix2')
+    from medvision.distill import distill_preset
+    from medvision.run.distill import distill
+    s_epochs, t_epochs, seeds = (1, 1, (0,)) if quick else (10, 6, (0, 1, 2))
+    p = distill_preset('cpu_pretrained')
+    base = _medpix_base(root, quick, 'distill_fraction')
+    keys = {**p, 'distill.teacher_pretrained': True, 'distill.teacher_epochs': t_epochs, 'distill.teacher_lr': 1e-3, 'distill.teacher_text_encoder': None,
+            'distill.student_text_encoder': None, 'augmentation.preset': 'none', 'distill.cache': True, 'training.epochs': s_epochs, 'training.lr': 3e-3,
+            'distill.labelled_fraction': LABELLED, 'distill.loss': 'kd', 'distill.loss_kw': DISTILL_KW['kd'], 'distill.baseline': True}
+    res = {}
+    for seed in seeds:
+        t0 = time.time()
+        with contextlib.redirect_stdout(sys.stderr): run, _ = distill(base, {**keys, 'experiment.seed': seed})
+        ms = json.loads((run/'results.json').read_text())['models']
+        for name, key in (('teacher', 'teacher'), ('kd', 'student_kd'), ('alone', 'student_alone')): res.setdefault(name, []).append(_mean_f1(ms[key]))
+        res.setdefault('rows', []).append(ms['teacher']['labelled_rows'])
+        res.setdefault('alone_steps', []).append(_alone_steps(base, {**keys, 'experiment.seed': seed}, round(s_epochs / LABELLED), Path(run)/'alone_steps'))
+        print(f"distill_fraction_controls: seed {seed}: teacher {res['teacher'][-1]:.3f}, kd {res['kd'][-1]:.3f}, alone {res['alone'][-1]:.3f}, "
+              f"alone {round(s_epochs / LABELLED)} epochs {res['alone_steps'][-1]:.3f} ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
+    sd = lambda x: np.std(x, ddof=1) if len(x) > 1 else 0.
+    apart = lambda a, b: np.mean(a) - sd(a) > np.mean(b) + sd(b)
+    q = f"the labels of {LABELLED:.0%} of the training images ({np.mean(res['rows']):.0f} rows, by case, stratified, one draw a seed)"
+    area = 'distillation, a quarter of the labels: controls'
+    return [(area, f'student {DISTILL_STUDENT} alone on {q}, {round(s_epochs / LABELLED)} epochs (the distilled student\'s optimiser steps), {len(seeds)} seeds: test mean macro F1',
+             mean_sd(res['alone_steps']), f'{s_epochs} epochs {mean_sd(res["alone"])}', f'{np.mean(res["alone_steps"]) - np.mean(res["alone"]):+.3f}', '-'),
+            (area, f'teacher {DISTILL_TEACHER} (ImageNet) + MiniLM, trained in the run on {q} only, {t_epochs} epochs, {len(seeds)} seeds: test mean macro F1',
+             mean_sd(res['teacher']), '-', '-', '-'),
+            (area, f'student {DISTILL_STUDENT} from scratch, kd from that teacher: no label it lacks reaches it, {s_epochs} epochs, {len(seeds)} seeds '
+             f'(`medvision distill --distill.labelled_fraction {LABELLED}`, no distill.teacher): test mean macro F1',
+             mean_sd(res['kd']), f'student alone ({round(s_epochs / LABELLED)} epochs) {mean_sd(res["alone_steps"])}',
+             f'{np.mean(res["kd"]) - np.mean(res["alone_steps"]):+.3f}',
+             f">= alone + 0.02, no overlap: {'met' if np.mean(res['kd']) >= np.mean(res['alone_steps']) + 0.02 and apart(res['kd'], res['alone_steps']) else 'MISSED'}")]

@@ -235,6 +235,14 @@ def _sample_keys(xb) -> list:
 
 def _stack(outs:list) -> dict: return {k: torch.stack([o[k] for o in outs]) for k in outs[0]}
 
+class _DistillLossFunc:
+    ("The learner's loss while `cb` distils: the distillation loss of the batch; every other attribute is the task "
+     "loss's, read and set there (a schedule's `aux_weight`, `y_int`, `activation`, `decodes`)")
+    def __init__(self, cb): object.__setattr__(self, 'cb', cb)
+    def __call__(self, pred, *yb): return self.cb.distill(pred, self.cb.t_out, *yb)
+    def __getattr__(self, k): return getattr(self.cb.old_lf, k)
+    def __setattr__(self, k, v): setattr(self.cb.old_lf, k, v)
+
 class DistillationCallback(Callback):
     "Distil the frozen `teacher` into the learner's model with distillation loss `loss` (a name in `DISTILL_LOSSES`)"
     order = 5
@@ -257,7 +265,7 @@ class DistillationCallback(Callback):
             self.distill = DistillLoss(
                 self.loss, tasks, bare(self.model), self.teacher, task_loss=self.learn.loss_func, **self._loss_kw(tasks)
             ).to(self.dls.device or 'cpu')
-        self.old_lf, self.learn.loss_func = self.learn.loss_func, self._loss
+        self.old_lf, self.learn.loss_func = self.learn.loss_func, _DistillLossFunc(self)
         self._add_params()
 
     def _loss_kw(self, tasks) -> dict:
@@ -305,7 +313,6 @@ class DistillationCallback(Callback):
             self.opt.param_lists[-1] += new
             for p in new: self.opt.state[p] = {}
 
-    def _loss(self, pred, *yb): return self.distill(pred, self.t_out, *yb)
 
     def after_pred(self):
         with torch.no_grad(): self.t_out = self._teacher_out(self.xb)

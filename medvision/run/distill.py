@@ -125,7 +125,7 @@ def distill(cfg, # a YAML path, a `RunConfig` or a dict of sections
         if own_text:
             df_t = _side_emb(cfg, ct, df); dls_t = build_dls(ct, df_t, arch=d.student_arch)
             swap = _teacher_text(cfg, df_s, df_t, dls, dls_t)
-        lab = labelled_rows(df, d.labelled_fraction, cfg.data.tasks[0], cfg.experiment.seed)
+        lab = labelled_rows(df, d.labelled_fraction, list(cfg.data.tasks), cfg.experiment.seed)
         learners, reps, swap = _teacher_of(cfg, ct, df_t, dls_t, dls, swap, run, lab)
         read = _students(cfg, cs, df_s, dls, swap, lab, run, learners, reps)
         flags = lab[(df_s.split == 'train').to_numpy()]
@@ -151,36 +151,52 @@ def _students(cfg:RunConfig, cs:RunConfig, df_s:pd.DataFrame, dls, swap, lab:np.
         cbs = [DistillationCallback(teacher, loss, cache=d.cache, teacher_inputs=swap,
                                     labelled=None if flags.all() else flags, **dict(d.loss_kw))] if loss else []
         # the student alone learns from the labelled rows only
-        df_n, dls_n = (df_s, dls) if loss or lab.all() else _labelled_only(cs, df_s, lab, d.student_arch)
+        df_n, dls_n = (df_s, dls) if loss or lab.all() else _labelled_only(cs, df_s, lab, d.student_arch,
+                                                                           _run_stats(cfg, dls))
         read[name] = int(flags.sum()) if loss else len(dls_n.train.items)
         learners[name], reps[name] = fit_and_report(cs, df_n, dls_n, run/name, arch=d.student_arch, cbs=cbs)
     return read
 
 def labelled_rows(df:pd.DataFrame, # the run's table (`build_table`)
                   fraction:float, # the share of training rows that keep their labels (`distill.labelled_fraction`)
-                  task:str, # the task whose class ratios the labelled rows keep
+                  tasks:list, # the run's tasks: the labelled rows keep the first's class ratios and every task's classes
                   seed:int=0,
                  ) -> np.ndarray:
     ("A boolean per row of `df`: true for every row outside `train` and for `fraction` of the training rows, drawn "
-     "by patient (`group`) and stratified by `task`: the labels a distillation run's students may read")
+     "by patient (`group`) and stratified by the first task: the labels a distillation run's students may read")
     from medvision.data.splits import split_table
     out = np.ones(len(df), dtype=bool)
     if fraction >= 1: return out
     tr = (df.split == 'train').to_numpy()
     try: s = split_table(df[tr].assign(split=''), valid=1 - fraction, test=0., by='group' if 'group' in df else None,
-                         stratify=task, seed=seed)
+                         stratify=tasks[0], seed=seed)
     except MedvisionError as e: raise MedvisionError(f"distill.labelled_fraction: {fraction:g} of the training rows "
-                                                     f"cannot be drawn ({e}); give another fraction") from None
+                                                     f"cannot be drawn ({e}); give another fraction (the draw takes "
+                                                     "whole twentieths at most)") from None
     out[tr] = (s.split == 'train').to_numpy()
+    for t in tasks:   # a class no labelled row shows could not be learnt by the models that read labels only
+        if miss := sorted(set(df.loc[tr, t].astype(str)) - set(df.loc[out & tr, t].astype(str))):
+            raise MedvisionError(f"distill.labelled_fraction: {fraction:g} of the training rows (experiment.seed "
+                                 f"{seed}) leaves {t} {', '.join(miss)} with no labelled row; give a larger fraction "
+                                 "or another seed")
     return out
 
-def _labelled_only(cs:RunConfig, df:pd.DataFrame, lab:np.ndarray, arch:str) -> tuple:
-    "`(table, DataLoaders)` of the rows of `df` whose labels may be read (`lab`)"
+def _labelled_only(cs:RunConfig, df:pd.DataFrame, lab:np.ndarray, arch:str, stats=False) -> tuple:
+    ("`(table, DataLoaders)` of the rows of `df` whose labels may be read (`lab`), normalised by `stats` (`build_dls`'s "
+     "argument: the run's own where `data.normalize: dataset`, so every model sees one normalisation)")
     sub = df[lab].reset_index(drop=True)
-    return sub, build_dls(cs, sub, arch=arch)
+    return sub, build_dls(cs, sub, arch=arch, stats=stats)
+
+def _run_stats(cfg:RunConfig, dls):
+    "The students' `(mean, std)` where the run normalises by its data (`data.normalize: dataset`), else False"
+    return _stats_of(dls.spec) if cfg.data.normalize == 'dataset' else False
 
 # training choices that would read every training row's label, the unlabelled ones too
 _READS_EVERY_LABEL = {'data.weighted': lambda c: c.data.weighted,
+                      'augmentation.class_aug': lambda c: bool(c.augmentation.class_aug),
+                      'augmentation.mixup': lambda c: c.augmentation.mixup > 0,
+                      'augmentation.cutmix': lambda c: c.augmentation.cutmix > 0,
+                      'training.train_metrics': lambda c: c.training.train_metrics,
                       'training.class_weights': lambda c: isinstance(c.training.class_weights, str),
                       'training.pos_weight': lambda c: isinstance(c.training.pos_weight, str),
                       'distill.loss_kw.other_classes':
@@ -193,8 +209,8 @@ def _check_distill(cfg:RunConfig):
     if d.labelled_fraction < 1 and (k := next((k for k, f in _READS_EVERY_LABEL.items() if f(cfg)), None)):
         raise MedvisionError(f"{k}: it reads the label of every training row, and distill.labelled_fraction "
                              f"({d.labelled_fraction:g}) hides the others; give numbers (training.class_weights, "
-                             "training.pos_weight), turn it off (data.weighted: false; crd: "
-                             "distill.loss_kw.other_classes: false), or set distill.labelled_fraction: 1")
+                             "training.pos_weight), turn it off (crd: distill.loss_kw.other_classes: false), or set "
+                             "distill.labelled_fraction: 1")
     if (v.weights or v.arch != SCHEMA['vision']['arch'].default) and v.arch not in (d.teacher_arch, d.student_arch):
         raise MedvisionError(f"vision.arch: {v.arch!r} is neither distill.teacher_arch ({d.teacher_arch}) nor "
                              f"distill.student_arch ({d.student_arch}); "
@@ -214,7 +230,7 @@ def _teacher_of(cfg:RunConfig, ct, df_t, dls_t, dls, swap, run:Path, lab:np.ndar
     d = cfg.distill
     s_st = _stats_of(dls.spec)
     if not d.teacher:
-        if not lab.all(): df_t, dls_t = _labelled_only(ct, df_t, lab, d.student_arch)
+        if not lab.all(): df_t, dls_t = _labelled_only(ct, df_t, lab, d.student_arch, _run_stats(cfg, dls))
         # trained on its own backbone's statistics (its ImageNet weights expect them), as `medvision train` would
         if cfg.data.normalize == 'model':
             from medvision.backbones import model_data_config
@@ -293,7 +309,8 @@ def distill_results(cfg:RunConfig, run:Path, learners:dict, reps:dict, dls,
                         **({'ci': reps[name].ci_json()} if cfg.evaluate.bootstrap else {})}
     models = teacher_ratios(models)
     table = pd.DataFrame([{'model': n, 'arch': r['arch'], **t, **_lohi(r, t['task'], m),
-                           **{k: r.get(k) for k in ('n_params', 'time_per_image', 'param_ratio', 'time_ratio')}}
+                           **{k: r.get(k) for k in ('n_params', 'time_per_image', 'param_ratio', 'time_ratio',
+                                                    'labelled_rows')}}
                           for n, r in models.items() for t in r['metrics']])
     if m not in table: raise MedvisionError(f"evaluate.metric: {m!r} is not in the reports "
                                             f"({', '.join(reps['teacher'].metrics.columns[2:])})")
@@ -306,7 +323,8 @@ def distill_results(cfg:RunConfig, run:Path, learners:dict, reps:dict, dls,
     )
     table.to_csv(run/'distill.csv', index=False)
     res = {'split': cfg.evaluate.split, 'metric': m, 'loss': d.loss, 'loss_kw': dict(d.loss_kw), 'best_student': best,
-           'labelled_fraction': d.labelled_fraction,
+           'labelled_fraction': d.labelled_fraction,   # asked; the share drawn (whole groups):
+           'labelled_share': (read or {}).get('student_kd', len(dls.train.items)) / len(dls.train.items),
            'time_batch': len(xb[0]), 'device': str(xb[0].device), 'models': models, 'data': _data_meta(cfg, dls),
            'config': cfg.to_dict()}
     (run/'results.json').write_text(json.dumps(res, indent=1, default=float))
@@ -329,7 +347,8 @@ def distill_table(runs:list, # distillation run folders (each with the `results.
         rows += [{'run': str(r), 'loss': res.get('loss'), 'model': n, 'arch': v.get('arch'), 'fusion': v.get('fusion'),
                   'text_encoder': v.get('text_encoder'), **t, **_lohi(v, t['task'], res.get('metric')),
                   'n_params': v['n_params'], 'time_per_image': v['time_per_image'],
-                  'param_ratio': v.get('param_ratio'), 'time_ratio': v.get('time_ratio')} for n, v in ms.items()
+                  'param_ratio': v.get('param_ratio'), 'time_ratio': v.get('time_ratio'),
+                  'labelled_rows': v.get('labelled_rows')} for n, v in ms.items()
                   for t in v['metrics']]
     if not runs: raise MedvisionError("distill_table: no run folders given")
     if not rows: raise MedvisionError(f"distill_table: none of the {len(runs)} folder(s) is a finished distillation "
