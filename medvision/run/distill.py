@@ -159,7 +159,7 @@ def _students(cfg:RunConfig, cs:RunConfig, df_s:pd.DataFrame, dls, swap, lab:np.
 
 def labelled_rows(df:pd.DataFrame, # the run's table (`build_table`)
                   fraction:float, # the share of training rows that keep their labels (`distill.labelled_fraction`)
-                  tasks:list, # the run's tasks: the labelled rows keep the first's class ratios and every task's classes
+                  tasks:list, # the run's tasks: the labelled rows keep the first's class ratios, every task's classes
                   seed:int=0,
                  ) -> np.ndarray:
     ("A boolean per row of `df`: true for every row outside `train` and for `fraction` of the training rows, drawn "
@@ -182,8 +182,8 @@ def labelled_rows(df:pd.DataFrame, # the run's table (`build_table`)
     return out
 
 def _labelled_only(cs:RunConfig, df:pd.DataFrame, lab:np.ndarray, arch:str, stats=False) -> tuple:
-    ("`(table, DataLoaders)` of the rows of `df` whose labels may be read (`lab`), normalised by `stats` (`build_dls`'s "
-     "argument: the run's own where `data.normalize: dataset`, so every model sees one normalisation)")
+    ("`(table, DataLoaders)` of the rows of `df` whose labels may be read (`lab`), normalised by `stats` "
+     "(`build_dls`'s argument: the run's own where `data.normalize: dataset`, so every model sees one normalisation)")
     sub = df[lab].reset_index(drop=True)
     return sub, build_dls(cs, sub, arch=arch, stats=stats)
 
