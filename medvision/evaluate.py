@@ -491,7 +491,8 @@ def compare(models,
         )
         # a checkpoint path's too: the model rebuilt
         rows.append({'model': name, 'params (M)': rep.n_params / 1e6, metric: mt.loc[t, metric], **lohi,
-                     **mt.loc[t].drop(['n', metric]).to_dict()})
+                     **mt.loc[t].drop(['n', metric]).to_dict(),   # then every other task's, as `<task>_<metric>`
+                     **{f'{u}_{k}': v for u in mt.index if u != t for k, v in mt.loc[u].drop('n').items()}})
     # best first, HTER or ECE too
     df = pd.DataFrame(rows).sort_values(metric, ascending=lower_is_better(metric)).reset_index(drop=True)
     print(f"best by {task or 'first task'} {metric}: {df.model.iloc[0]}")
