@@ -240,7 +240,9 @@ class _DistillLossFunc:
      "loss's, read and set there (a schedule's `aux_weight`, `y_int`, `activation`, `decodes`)")
     def __init__(self, cb): object.__setattr__(self, 'cb', cb)
     def __call__(self, pred, *yb): return self.cb.distill(pred, self.cb.t_out, *yb)
-    def __getattr__(self, k): return getattr(self.cb.old_lf, k)
+    def __getattr__(self, k):
+        if k == 'cb': raise AttributeError(k)   # not yet set (a copy being built): no recursion through `cb`
+        return getattr(self.cb.old_lf, k)
     def __setattr__(self, k, v): setattr(self.cb.old_lf, k, v)
 
 class DistillationCallback(Callback):

@@ -128,11 +128,10 @@ def distill(cfg, # a YAML path, a `RunConfig` or a dict of sections
         lab = labelled_rows(df, d.labelled_fraction, list(cfg.data.tasks), cfg.experiment.seed)
         learners, reps, swap = _teacher_of(cfg, ct, df_t, dls_t, dls, swap, run, lab)
         read = _students(cfg, cs, df_s, dls, swap, lab, run, learners, reps)
-        flags = lab[(df_s.split == 'train').to_numpy()]
         if not rank_distrib():
             table = distill_results(cfg, run, learners, reps, dls, swap, {'teacher': ct, 'student': cs}, read)
-            part = (f" (the students read the labels of {int(flags.sum())} of {len(flags)} training rows)"
-                    if not flags.all() else "")
+            n, n_train = read['student_kd'], len(dls.train.items)
+            part = f" (the students read the labels of {n} of {n_train} training rows)" if n < n_train else ""
             side_by_side_page(run/'report', table, {n: run/n/'report' for n in learners},
                               title=f"{cfg.experiment.name}: the teacher and its students side by side{part}")
     return run, learners
