@@ -18,17 +18,8 @@ from .learner import bare, MedvisionLearner
 from .checkpoint import load_checkpoint, learner_from_checkpoint
 from .engine import engine_model
 from .report_page import report_page, clear_optional
-from medvision.metrics import (
-    task_probs,
-    metrics_table,
-    per_class_table,
-    auc,
-    ece,
-    lower_is_better,
-    pred_labels,
-    bootstrap_table,
-    CI_METRICS,
-)
+from .metrics import (task_probs, metrics_table, per_class_table, auc, ece, lower_is_better, pred_labels,
+                               bootstrap_table, check_probs, CI_METRICS)
 
 # %% auto #0
 __all__ = ['predict', 'rows_of', 'tta_predict', 'cam_layer', 'grad_cam', 'EvalReport', 'proba_sidecar', 'save_proba', 'evaluate',
@@ -150,7 +141,9 @@ class EvalReport:
     def __init__(self, preds:dict, rows:pd.DataFrame, vocabs:dict, name:str='model', threshold:float=0.5,
                  # resamples of the confidence intervals (0: none) and their coverage
                  bootstrap:int=1000, ci_level:float=0.95):
-        store_attr('preds,rows,vocabs,name,threshold,bootstrap,ci_level')
+        store_attr('rows,vocabs,name,threshold,bootstrap,ci_level')   # the predictions checked: `(n, 1)` flattened
+        self.preds = {t: check_probs(y, p, where=f"EvalReport: task {t}", classes=vocabs[t]) for t, (y, p)
+                      in preds.items()}
         if len(rows) and any(len(y) != len(rows) for y, _ in preds.values()): raise MedvisionError("predictions and "
                 "rows differ in length")
 

@@ -42,6 +42,7 @@ def check_probs(y, # true class indices, `(n,)`
                 p, # `(n,)` positive-class or `(n, C)` class probabilities
                 binary:bool=False, # require a two-class `p`
                 where:str='metric', # the caller, named in error messages
+                classes=None, # the task's class names: `p` must give one probability per class (`(n,)`: two)
                ) -> tuple:
     ("`y` as integer labels and `p` as float probabilities (`(n, 1)` flattened), or a `MedvisionError` saying what is "
      "wrong")
@@ -63,6 +64,8 @@ def check_probs(y, # true class indices, `(n,)`
                              f"[{p.sum(1).min():.4g}, {p.sum(1).max():.4g}]")
     if binary and not _is_binary(p): raise MedvisionError(f"{where} is a binary metric but y_prob has {p.shape[1]} "
                                                           "columns; pass (n,) or (n, 2) probabilities")
+    if classes is not None and len(classes) != _n_classes(p): raise MedvisionError(f"{where}: {len(classes)} classes "
+            f"({', '.join(map(str, classes))}) but y_prob gives {_n_classes(p)}; pass one probability column per class")
     return _check_labels(y, _n_classes(p), p.shape, where), p
 
 def pred_labels(p:np.ndarray, # checked probabilities, `(n,)` or `(n, C)`
