@@ -76,6 +76,8 @@ def main():
     ap.add_argument('--cells', nargs='*', help="with --only: run only the grid cells of `recipes`/`medpix_recipes` whose label ('96 px, ImageNet, "
                     "fastai fine_tune') contains one of these texts; their rows replace the same rows and keep the section's others")
     a = ap.parse_args()
+    from medvision.core import plain_if_piped   # into a log (`> bench.log 2>&1`): lines, each progress bar its last frame
+    sys.stdout, sys.stderr = plain_if_piped(sys.stdout), plain_if_piped(sys.stderr)
     if a.device == 'cuda' and not torch.cuda.is_available(): sys.exit("--device cuda: no CUDA GPU is visible to torch here")
     if a.only and (bad := [s for s in a.only if s not in SECTIONS]): sys.exit(f"--only: unknown section(s) {bad}; known: {', '.join(SECTIONS)}")
     OPTS.dev, OPTS.cells = a.device, a.cells

@@ -8,7 +8,7 @@ Docs: https://medvision-team.github.io/medvision/cli.html.md"""
 from __future__ import annotations
 import argparse, errno, json, sys, textwrap
 from pathlib import Path
-from .core import MedvisionError, did_you_mean
+from .core import MedvisionError, PlainLines, did_you_mean, plain_if_piped
 
 # %% auto #0
 __all__ = ['config_reference', 'main', 'console']
@@ -287,7 +287,12 @@ def main(argv=None) -> int:
               "its permissions, or write to another folder", file=sys.stderr); return 2
 
 def console():
-    "Entry point of the `medvision` script (and of `python -m medvision`, so `torchrun -m medvision` works)"
+    ("Entry point of the `medvision` script (and of `python -m medvision`, so `torchrun -m medvision` works); into a "
+     "log or a pipe it writes lines, each progress bar as its last frame (`core.plain_if_piped`)")
+    sys.stdout, sys.stderr = plain_if_piped(sys.stdout), plain_if_piped(sys.stderr)
     try: sys.exit(main())
     except BrokenPipeError:   # `medvision config | head`: the reader left; say nothing more
         sys.stdout = None; sys.exit(0)
+    finally:
+        for s in (sys.stdout, sys.stderr):
+            if isinstance(s, PlainLines): s.end_line()

@@ -6,13 +6,13 @@ Docs: https://medvision-team.github.io/medvision/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #11ec650b
 from __future__ import annotations
-import os, difflib, importlib, math, warnings
+import os, re, io, difflib, importlib, math, warnings
 from typing import TYPE_CHECKING
 if TYPE_CHECKING: import torch   # imported where used: the command line's `--help` loads none of it (`cli`)
 
 # %% auto #0
-__all__ = ['MedvisionError', 'MedvisionWarning', 'note_line', 'did_you_mean', 'Registry', 'resolve_name', 'Key',
-           'seed_everything', 'get_device']
+__all__ = ['MedvisionError', 'MedvisionWarning', 'note_line', 'PlainLines', 'plain_if_piped', 'did_you_mean', 'Registry',
+           'resolve_name', 'Key', 'seed_everything', 'get_device']
 
 # %% ../nbs/00_core.ipynb #cec021e3
 class MedvisionError(Exception):
@@ -32,6 +32,35 @@ def note_line(message, category, filename, lineno, line=None) -> str:
     return _py_formatwarning(message, category, filename, lineno, line)
 
 _py_formatwarning = warnings.formatwarning
+
+# %% ../nbs/00_core.ipynb #a1b2c3d1
+class PlainLines(io.TextIOBase):
+    ("`stream` (a log file, a pipe: not a terminal) given text as a terminal would finally show it: each line whole "
+     "at its newline, from its last carriage return on, so a progress bar leaves its last frame, not every redraw, "
+     "and a bar that cleared itself leaves nothing")
+    def __init__(self, stream): self.stream, self.line, self.cr = stream, '', False
+    def write(self, s:str) -> int:
+        for part in re.split(r'(\n)', s.replace('\r\n', '\n')):
+            if part == '\n': self._out()
+            elif '\r' in part: self.line, self.cr = part.rsplit('\r', 1)[1], True
+            else: self.line += part
+        return len(s)
+    def _out(self):
+        if self.line.strip() or not self.cr: self.stream.write(self.line.rstrip() + '\n')   # a cleared bar: no line
+        self.line, self.cr = '', False
+    def end_line(self):
+        "Write the line that waits for its newline, unless a cleared bar (the end of a run or a command)"
+        if self.line.strip(): self._out()
+        self.line, self.cr = '', False; self.stream.flush()
+    def flush(self): self.stream.flush()
+    def isatty(self) -> bool: return False
+    @property
+    def encoding(self): return getattr(self.stream, 'encoding', 'utf-8')
+
+def plain_if_piped(stream):
+    "`stream` wrapped in `PlainLines` where it is not a terminal (a log, a pipe), else as it is"
+    tty = getattr(stream, 'isatty', None)
+    return stream if isinstance(stream, PlainLines) or (tty is not None and tty()) else PlainLines(stream)
 
 # %% ../nbs/00_core.ipynb #de3fb5d0
 def did_you_mean(name, # the name that was not found

@@ -10,7 +10,7 @@ import os, sys, datetime, contextlib, io
 from pathlib import Path
 import pandas as pd
 from fastai.torch_core import rank_distrib
-from ..core import MedvisionError
+from ..core import MedvisionError, PlainLines
 from ..config import RunConfig, save_config
 from .distributed import from_main
 
@@ -30,16 +30,21 @@ class _Tee(io.TextIOBase):
 
 @contextlib.contextmanager
 def run_log(path:Path):
-    ("Copy everything printed (stdout and stderr) and the error that ends the block to `path`; other processes print "
-     "nothing")
+    ("Copy everything printed (stdout and stderr) and the error that ends the block to `path`, each progress bar as "
+     "its last frame (`PlainLines`); other processes print nothing")
     if rank_distrib():
         with open(os.devnull, 'w') as f, contextlib.redirect_stdout(f): yield
         return
-    with open(path, 'a') as f, contextlib.redirect_stdout(_Tee(sys.stdout, f)), \
-         contextlib.redirect_stderr(_Tee(sys.stderr, f)):
-        try: yield
-        except Exception as e:   # the error that ends the run is in its log too, as the command line prints it
-            f.write(f"medvision: error: {e if isinstance(e, MedvisionError) else f'{type(e).__name__}: {e}'}\n"); raise
+    with open(path, 'a') as f:
+        log = PlainLines(f)   # one for both streams: they share a terminal's lines too
+        try:
+            with contextlib.redirect_stdout(_Tee(sys.stdout, log)), contextlib.redirect_stderr(_Tee(sys.stderr, log)):
+                try: yield
+                except Exception as e:   # the error that ends the run is in its log too, as the command line prints it
+                    log.end_line()
+                    f.write(f"medvision: error: {e if isinstance(e, MedvisionError) else f'{type(e).__name__}: {e}'}\n")
+                    raise
+        finally: log.end_line()
 
 def new_run(cfg:RunConfig, kind:str='') -> Path:
     ("A new run folder `<output_dir>/<name>[-kind]-<time>[~i]` with the resolved config in it (made by the main "
