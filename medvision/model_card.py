@@ -69,6 +69,9 @@ def limitations(f:dict) -> list:
     counts = lambda cs: ', '.join(f'{c} {n}' for c, n in cs.items())
     if n := d.get('duplicates_across_splits'): out.append(f"{n} image(s) sit in two splits with identical content "
                                                           "(listed in the report's duplicates.csv)")
+    if (tr := (d.get('splits') or {}).get('train') or {}).get('labelled') is not None:
+        out.append(f"the model read the labels of {tr['labelled']} of its {tr['rows']} training rows "
+                   "(distill.labelled_fraction); it learnt the others from a teacher's outputs alone")
     for t, cs in ((d.get('splits') or {}).get('train') or {}).get('classes', {}).items():
         if len(cs) > 1 and max(cs.values()) > 3 * max(min(cs.values()), 1):
             out.append(f"task {t}: the training classes are imbalanced ({counts(cs)})")
@@ -84,6 +87,11 @@ def limitations(f:dict) -> list:
     return out
 
 # %% ../nbs/08c_model_card.ipynb #66a6f5f2
+def _split_text(s:str, v:dict) -> str:
+    "One split of `data.json`: its rows and patients, and how many labels the model read where not every row's"
+    return (f"{s}: {v['rows']} rows" + (f", {v['patients']} patients" if v.get('patients') else '')
+            + (f", {v['labelled']} of them with the labels the model read" if v.get('labelled') is not None else ''))
+
 def _inputs(spec:dict, cfg:dict) -> list:
     h, w = spec.get('image_size', ['?', '?'])
     norm = (f"normalised with mean {spec.get('mean')} and std {spec.get('std')} ({spec.get('normalize')})"
@@ -148,8 +156,7 @@ def _checklist(f:dict) -> list:
     readers = ', '.join(str(s.get('reader')) for s in (cfg.get('data') or {}).get('sources', []))
     sources = ', '.join(f"{k} ({v} rows)" for k, v in (d.get('sources') or {}).items()) or readers or blank(
         'the data sources')
-    splits = '; '.join(f"{s}: {v['rows']} rows" + (f", {v['patients']} patients" if v.get('patients') else '')
-                       for s, v in (d.get('splits') or {}).items()) or blank('the data partitions')
+    splits = '; '.join(_split_text(s, v) for s, v in (d.get('splits') or {}).items()) or blank('the data partitions')
     sub = ', '.join(f['subgroups']) or "none asked (`evaluate.subgroups`)"
     return [('Data sources', sources), ('Eligibility criteria', blank(BLANKS['eligibility'])),
             ('Reference standard (ground truth)', blank(BLANKS['reference_standard'])),
@@ -182,8 +189,7 @@ def model_card(checkpoint, # a checkpoint (`<run>/models/final`): its run folder
     sub = '\n\n'.join(f"By `{k}`:\n\n{_md_table(v)}" for k, v in f['subgroups'].items()) or \
         "No subgroup columns were asked for (`evaluate.subgroups`)."
     d = f['data']
-    data = ('\n'.join(f"- {s}: {v['rows']} rows" + (f", {v['patients']} patients" if v.get('patients') else '')
-                      + ''.join(f"; {t}: " + ', '.join(f"{k} {n}" for k, n in cs.items())
+    data = ('\n'.join(f"- {_split_text(s, v)}" + ''.join(f"; {t}: " + ', '.join(f"{k} {n}" for k, n in cs.items())
                                 for t, cs in v['classes'].items()) for s, v in d['splits'].items())
             if d else blank("the data and its splits: this checkpoint is not in a run folder with a data summary"))
     parts = ['---', 'library_name: medvision', 'tags: [medical-imaging, image-classification, medvision]',

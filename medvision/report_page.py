@@ -37,18 +37,25 @@ SPLIT_ORDER = ('train', 'valid', 'test', '')
 
 def data_summary(df:pd.DataFrame, # a sample table (its `split`, `group`, `source` and task columns)
                  tasks:list, duplicates:int=0, # images found in two splits
+                 # a boolean per row of `df`: the rows whose labels the model read (`distill.labelled_fraction`); a
+                 # split with others gives `labelled`, and its classes count the labelled rows. None: every row
+                 labelled=None,
                 ) -> dict:
     ("What a run learnt from and was scored on: rows per source, and per split the rows, the patients (distinct "
      "groups) and the rows of each class of each task")
     split = df['split'].fillna('') if 'split' in df else pd.Series([''] * len(df), index=df.index)
+    if labelled is not None and len(labelled) != len(df): raise MedvisionError(f"data_summary: {len(labelled)} "
+            f"labelled flags for {len(df)} rows; give one per row of the table")
+    lab = pd.Series(True if labelled is None else list(map(bool, labelled)), index=df.index)
     splits = {}
     for s in sorted(split.unique(), key=lambda s: SPLIT_ORDER.index(s) if s in SPLIT_ORDER else 9):
-        g = df[split == s]
+        g = df[split == s]; read = g[lab[split == s]]
         # patients where the groups name them: a table whose every image is its own group (MedMNIST) has none
         pat = int(g['group'].nunique()) if 'group' in g and g['group'].notna().all() else None
         pat = pat if pat is not None and pat < len(g) else None
         splits[s or 'unsplit'] = {'rows': len(g), 'patients': pat,
-                                  'classes': {t: {str(k): int(v) for k, v in g[t].astype(str).value_counts()
+                                  **({'labelled': len(read)} if len(read) < len(g) else {}),
+                                  'classes': {t: {str(k): int(v) for k, v in read[t].astype(str).value_counts()
                                                   .sort_index().items()} for t in tasks if t in g}}
     src = df['source'].astype(str).value_counts().to_dict() if 'source' in df else {}
     return {'rows': len(df), 'sources': {str(k): int(v) for k, v in src.items()}, 'splits': splits,

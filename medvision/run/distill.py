@@ -153,7 +153,8 @@ def _students(cfg:RunConfig, cs:RunConfig, df_s:pd.DataFrame, dls, swap, lab:np.
         df_n, dls_n = (df_s, dls) if loss or lab.all() else _labelled_only(cs, df_s, lab, d.student_arch,
                                                                            _run_stats(cfg, dls))
         read[name] = int(flags.sum()) if loss else len(dls_n.train.items)
-        learners[name], reps[name] = fit_and_report(cs, df_n, dls_n, run/name, arch=d.student_arch, cbs=cbs)
+        learners[name], reps[name] = fit_and_report(cs, df_n, dls_n, run/name, arch=d.student_arch, cbs=cbs,
+                                                    labelled=lab if loss and not lab.all() else None)
     return read
 
 def labelled_rows(df:pd.DataFrame, # the run's table (`build_table`)

@@ -90,10 +90,12 @@ def save_split_proba(cfg:RunConfig, learn, df:pd.DataFrame, folder:Path) -> list
         out += save_proba(predict(learn, dl, progress=False), folder, prefix=f'{s}_', vocabs=learn.dls.vocabs)
     return out
 
-def report(cfg:RunConfig, learn, df:pd.DataFrame, run:Path, name:str=None, threshold:float=None, graph=None):
+def report(cfg:RunConfig, learn, df:pd.DataFrame, run:Path, name:str=None, threshold:float=None, graph=None,
+           labelled=None):
     ("Evaluate `learn` on the `evaluate.split` rows of `df`, preprocessed by its input spec, at `threshold` (default: "
      "`evaluate.threshold`, chosen on validation); writes `run/report` and `run/metrics.json`; `graph`: the checkpoint "
-     "`learn` was rebuilt from, unchanged, whose ONNX graph `evaluate.engine` may run")
+     "`learn` was rebuilt from, unchanged, whose ONNX graph `evaluate.engine` may run; `labelled`: per row of `df`, "
+     "whether the model read its label (`data.json`)")
     th = _threshold(cfg, learn, learn.dls) if threshold is None else threshold
     e = cfg.evaluate
     dl = learn.dls.valid if e.split == 'valid' else learn.dls.test_dl(split_rows(df, e.split), with_labels=True,
@@ -129,14 +131,14 @@ def report(cfg:RunConfig, learn, df:pd.DataFrame, run:Path, name:str=None, thres
             default=float,
         )
     )
-    write_page(cfg, rep, df, run)
+    write_page(cfg, rep, df, run, labelled)
     return rep
 
-def write_page(cfg:RunConfig, rep, df:pd.DataFrame, run:Path) -> Path:
-    ("The data summary of the table `df` the run read (`run/report/data.json`) and the report's page "
-     "(`run/report/index.html`)")
+def write_page(cfg:RunConfig, rep, df:pd.DataFrame, run:Path, labelled=None) -> Path:
+    ("The data summary of the table `df` the run read (`run/report/data.json`; `labelled`: per row, whether the model "
+     "read its label) and the report's page (`run/report/index.html`)")
     dups = len(df.attrs.get('duplicates') or [])
-    write_atomic_text(json.dumps(data_summary(df, rep.tasks, dups), indent=1), run/'report'/'data.json')
+    write_atomic_text(json.dumps(data_summary(df, rep.tasks, dups, labelled), indent=1), run/'report'/'data.json')
     return report_page(run/'report', run, title=f"{cfg.experiment.name}: {rep.name} on the {cfg.evaluate.split} split",
                        threshold_rule=threshold_rule(cfg))
 
@@ -157,7 +159,9 @@ def ci_text(rep, metric:str=None) -> str:
                                                       for r in g.itertuples() if metric in (None, r.metric))
                                for t, g in ci.groupby('task', sort=False)])
 
-def fit_and_report(cfg:RunConfig, df:pd.DataFrame, dls, run:Path, epochs:int=None, **kwargs) -> tuple:
+def fit_and_report(cfg:RunConfig, df:pd.DataFrame, dls, run:Path, epochs:int=None,
+                   labelled=None, # per row of `df`, whether the model reads its label (None: every row's)
+                   **kwargs) -> tuple:
     ("`build_learner` (with `kwargs`), `fit`, the threshold, the final checkpoint and the report, in `run`; returns "
      "`(learner, report)` (the report is None outside the main process)")
     if not rank_distrib():
@@ -174,7 +178,7 @@ def fit_and_report(cfg:RunConfig, df:pd.DataFrame, dls, run:Path, epochs:int=Non
         if rank_distrib(): return learn, None
         th = _threshold(cfg, learn, learn.dls); keep_threshold(cfg, learn, th)
         save_checkpoint(learn, run/'models'/'final', with_opt=False, world_size=world_size())
-        rep = report(cfg, learn, df, run, threshold=th)
+        rep = report(cfg, learn, df, run, threshold=th, labelled=labelled)
         write_card(cfg, run, rep, epochs)
     return learn, rep
 
