@@ -7,7 +7,7 @@ Docs: https://medvision-team.github.io/medvision/distill.html.md"""
 # %% ../nbs/07_distill.ipynb #238e5461
 from __future__ import annotations
 import hashlib, json
-import numpy as np, torch, torch.nn.functional as F
+import numpy as np, pandas as pd, torch, torch.nn.functional as F
 from torch import nn
 from fastcore.basics import store_attr
 from fastai.callback.core import Callback
@@ -17,8 +17,8 @@ from .learner import bare, train_labels
 
 # %% auto #0
 __all__ = ['DISTILL_LOSSES', 'DISTILL_PRESETS', 'kd_div', 'Adapter', 'FeatureMSE', 'RKDLoss', 'MMDLoss', 'CRDLoss',
-           'feature_dims', 'DistillLoss', 'DistillationCallback', 'TeacherText', 'TeacherImage', 'chain_inputs',
-           'inference_time', 'teacher_ratios', 'distill_preset']
+           'feature_dims', 'DistillLoss', 'DistillationCallback', 'TeacherText', 'TeacherRowText', 'TeacherImage',
+           'chain_inputs', 'inference_time', 'teacher_ratios', 'distill_preset']
 
 # %% ../nbs/07_distill.ipynb #f39fba17
 def _two(z:torch.Tensor) -> torch.Tensor:
@@ -245,6 +245,10 @@ class _DistillLossFunc:
         return getattr(self.cb.old_lf, k)
     def __setattr__(self, k, v): setattr(self.cb.old_lf, k, v)
 
+def _needs_rows(f) -> bool:
+    "Whether `teacher_inputs` `f` reads the batch's table rows (`TeacherRowText`): it is then given them as `rows`"
+    return bool(getattr(f, 'needs_rows', False))
+
 class DistillationCallback(Callback):
     "Distil the frozen `teacher` into the learner's model with distillation loss `loss` (a name in `DISTILL_LOSSES`)"
     order = 5
@@ -255,7 +259,7 @@ class DistillationCallback(Callback):
                  **loss_kwargs):
         store_attr('teacher,loss,cache,teacher_inputs,loss_kwargs')
         self.labelled = None if labelled is None else torch.as_tensor(np.asarray(labelled, dtype=bool))
-        self.store, self.hits, self.misses, self.distill = {}, 0, 0, None
+        self.store, self.hits, self.misses, self.distill, self.rows = {}, 0, 0, None, None
 
     def before_fit(self):
         if self.labelled is not None and len(self.labelled) != len(self.dls.train_ds):
@@ -294,15 +298,24 @@ class DistillationCallback(Callback):
         if self.distill is not None: self.distill.eval()
 
     def before_batch(self):
-        ("The batch's sample indices, for CRD and `labelled`: fastai's DataLoader draws the epoch's order in the main "
-         "process and cuts it into batches of `bs` in order")
-        self.distill.idx = self.distill.labelled = None
-        if not (self.training and (self.loss == 'crd' or self.labelled is not None)): return
+        ("The batch's sample indices, for CRD and `labelled`, and its table rows for `teacher_inputs` that read them "
+         "(`needs_rows`, in every loader): fastai's DataLoader draws the epoch's order in the main process and cuts "
+         "it into batches of `bs` in order")
+        self.distill.idx = self.distill.labelled = self.rows = None
+        rows, idx_for_loss = _needs_rows(self.teacher_inputs), self.training and (self.loss == 'crd' or
+                                                                                   self.labelled is not None)
+        if not (rows or idx_for_loss): return
         dl = self.learn.dl; n = len(self.yb[0])
         idx = dl._DataLoader__idxs[self.iter * dl.bs:self.iter * dl.bs + n]
         if len(idx) != n: raise MedvisionError(f"batch {self.iter} holds {n} samples but the loader's order gives "
-                                               f"{len(idx)} indices for it; CRD and `labelled` need a fastai "
-                                               "DataLoader that yields its batches in order")
+                                               f"{len(idx)} indices for it; CRD, `labelled` and a teacher's own text "
+                                               "per row need a fastai DataLoader that yields its batches in order")
+        if rows:
+            if not isinstance(items := getattr(dl, 'items', None), pd.DataFrame): raise MedvisionError(
+                "the teacher reads its own text of each row (TeacherRowText): it needs a DataLoader of table rows "
+                f"(medvision's), not one of {type(items).__name__}")
+            self.rows = items.iloc[list(idx)]
+        if not idx_for_loss: return
         self.distill.idx = torch.as_tensor(list(idx))
         if self.labelled is not None: self.distill.labelled = self.labelled[self.distill.idx].to(self.yb[0].device)
 
@@ -321,7 +334,7 @@ class DistillationCallback(Callback):
 
     def _teacher_out(self, xb) -> dict:
         f = self.teacher_inputs
-        xb = tuple(f(*xb)) if f is not None else tuple(xb)
+        xb = tuple(xb) if f is None else tuple(f(*xb, rows=self.rows) if _needs_rows(f) else f(*xb))
         if not self.cache: return self.teacher(*xb)
         keys = _sample_keys(xb)
         miss = [i for i, k in enumerate(keys) if k not in self.store]
@@ -366,6 +379,39 @@ class TeacherText:
         new = self.teacher.tokenize(got) if self.tokens else torch.stack(got)
         return (*xb[:self.i], new.to(x.device), *xb[self.i + 1:])
 
+# %% ../nbs/07_distill.ipynb #a7c0de02
+class TeacherRowText:
+    ("`teacher_inputs` for `DistillationCallback`: the text input (position `i` of the batch) swapped for the "
+     "teacher's own text of each row, which may say more than the students' (privileged information: a case's history "
+     "that the deployed student will not have); a row is found by its image among the batch's table rows")
+    needs_rows = True   # `DistillationCallback` gives the batch's rows of its DataLoader's table
+    def __init__(self, images, # the image of every row the models see (each row's own file)
+                 teacher, # the teacher's text input of those rows: an `(n, d_t)` array of embeddings, or their texts
+                 encoder=None, # the teacher's `TextEncoder`, which tokenises the texts (`data.text: tokens`)
+                 i:int=1):
+        keys = [str(p) for p in images]
+        if len(keys) != len(teacher): raise MedvisionError(f"TeacherRowText: {len(keys)} images but {len(teacher)} "
+                                                           "teacher texts; give one text per row")
+        if dup := next((k for k, n in pd.Series(keys).value_counts().items() if n > 1), None):
+            raise MedvisionError(f"TeacherRowText: the image {dup} is in several rows; the teacher's text of a row is "
+                                 "found by its image, so each row needs its own image file")
+        self.i, self.encoder = i, encoder
+        vals = (['' if t is None or t != t else str(t) for t in teacher] if encoder is not None else
+                [torch.as_tensor(np.asarray(t, dtype=np.float32)) for t in teacher])
+        self.map = dict(zip(keys, vals))
+
+    def __call__(self, *xb, rows=None) -> tuple:
+        x = xb[self.i]
+        if rows is None or 'image' not in rows or len(rows) != len(x): raise MedvisionError("TeacherRowText: give "
+                "the batch's table rows (rows=), one per sample, as DistillationCallback does")
+        keys = [str(p) for p in rows['image']]
+        if miss := [k for k in keys if k not in self.map]:
+            raise MedvisionError(f"TeacherRowText: the batch's row of image {miss[0]} has no teacher text ({len(miss)} "
+                                 f"of {len(keys)}); build it from every row the models see")
+        got = [self.map[k] for k in keys]
+        new = self.encoder.tokenize(got) if self.encoder is not None else torch.stack(got)
+        return (*xb[:self.i], new.to(x.device), *xb[self.i + 1:])
+
 # %% ../nbs/07_distill.ipynb #caea4cbd
 def _per_channel(v, none:float) -> torch.Tensor:
     ("Per-channel statistics `v` shaped to broadcast over an `(n, c, h, w)` batch; `none` (a scalar, any channel "
@@ -392,9 +438,10 @@ def chain_inputs(*fs):
     fs = [f for f in fs if f is not None]
     if not fs: return None
     if len(fs) == 1: return fs[0]
-    def _chain(*xb):
-        for f in fs: xb = tuple(f(*xb))
+    def _chain(*xb, rows=None):
+        for f in fs: xb = tuple(f(*xb, rows=rows) if _needs_rows(f) else f(*xb))
         return xb
+    _chain.needs_rows = any(map(_needs_rows, fs))   # the batch's table rows, for those that read them
     return _chain
 
 # %% ../nbs/07_distill.ipynb #2c38c510

@@ -375,6 +375,11 @@ SCHEMA = {
                                         "`text.encoder`)"),
         'student_max_length': Key(None, int, bounds='>= 1',
                                   doc="tokens per text of the students' encoder (default `text.max_length`)"),
+        'teacher_sources': Key([], list, choices='medvision.data.readers:READERS', field='reader',
+                               doc="the teacher's own `data.sources`: the same rows in the same order, with texts of "
+                                   "their own that the students do not read (privileged information: `{reader: "
+                                   "medpix, text: caption+case}` for students of the caption alone); empty: the "
+                                   "students' sources"),
         'teacher': Key(None, str, doc="a trained teacher checkpoint (skips teacher training)"),
         'loss': Key('kd', str, choices='medvision.distill:DISTILL_LOSSES', doc="distillation loss"),
         'loss_kw': Key({}, dict, doc="its arguments, e.g. {T: 4.0, alpha: 0.5}"),

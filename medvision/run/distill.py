@@ -51,10 +51,31 @@ def _side_emb(cfg:RunConfig, c:RunConfig, df:pd.DataFrame) -> pd.DataFrame:
     return out
 
 def _teacher_text(cfg:RunConfig, df_s:pd.DataFrame, df_t:pd.DataFrame, dls, dls_t):
-    "The map from the students' text input of a batch to the teacher's (`distill.TeacherText`)"
-    from medvision.distill import TeacherText
-    if cfg.data.text == 'embeddings': return TeacherText(df_s.text, np.stack(df_s.text_emb), np.stack(df_t.text_emb))
+    ("The map from the students' text input of a batch to the teacher's: of the same text (`distill.TeacherText`), "
+     "or of each row's own (`TeacherRowText`) where the teacher reads `distill.teacher_sources`")
+    from medvision.distill import TeacherText, TeacherRowText
+    emb = cfg.data.text == 'embeddings'
+    if cfg.distill.teacher_sources:
+        return TeacherRowText(df_s.image, np.stack(df_t.text_emb) if emb else list(df_t.text),
+                              None if emb else dls_t.text_encoder)
+    if emb: return TeacherText(df_s.text, np.stack(df_s.text_emb), np.stack(df_t.text_emb))
     return TeacherText(df_s.text, dls.text_encoder, dls_t.text_encoder)
+
+def _teacher_table(cfg:RunConfig, df:pd.DataFrame) -> pd.DataFrame:
+    ("The run's table `df` with the texts of `distill.teacher_sources`, whose rows must be `df`'s (image, split, "
+     "patient and labels) in its order")
+    try: dt = build_table(as_config(cfg, {'data.sources': list(cfg.distill.teacher_sources)}))
+    except MedvisionError as e: raise MedvisionError(f"distill.teacher_sources: {e}") from None
+    cols = [c for c in ('image', 'split', 'group', *cfg.data.tasks) if c in df]
+    a, b = (t.reindex(columns=cols).astype(str).reset_index(drop=True) for t in (df, dt))
+    if len(a) != len(b) or not a.equals(b):
+        i = next((i for i in range(min(len(a), len(b))) if not a.iloc[i].equals(b.iloc[i])), min(len(a), len(b)))
+        raise MedvisionError(f"distill.teacher_sources: its table differs from data.sources' at row {i} "
+                             f"({len(b)} rows against {len(a)}; compared: {', '.join(cols)}); the teacher's sources "
+                             "must give the same rows in the same order, with their own text")
+    if 'text' not in dt: raise MedvisionError("distill.teacher_sources: its table has no text column; give the "
+                                              "teacher a source with text")
+    return df.drop(columns=['text_emb'], errors='ignore').assign(text=dt.text.to_numpy())
 
 def _stats_of(spec) -> tuple:
     ("`(mean, std)` of an input spec, rounded to 6 places (a checkpoint's JSON and the DataLoaders' floats agree to "
@@ -111,7 +132,7 @@ def distill(cfg, # a YAML path, a `RunConfig` or a dict of sections
     if d.teacher: ct = as_config(ct, _teacher_reads(cfg))   # its texts pooled and prefixed as it was trained
     cs = _side(cfg, d.student_text_encoder, d.student_max_length)
     reads = lambda c: tuple(c.text[k] for k in ('encoder', 'max_length', 'pooling', 'instruction'))
-    own_text = bool(cfg.data.text) and reads(ct) != reads(cs)
+    own_text = bool(cfg.data.text) and (reads(ct) != reads(cs) or bool(d.teacher_sources))
     with run_log(run/'run.log'):
         seed_everything(cfg.experiment.seed)
         print(precision_line(cs))   # the students' and the teacher's precision: one training section for both
@@ -123,7 +144,8 @@ def distill(cfg, # a YAML path, a `RunConfig` or a dict of sections
         dls = build_dls(cs, df_s, arch=d.student_arch)
         df_t, dls_t, swap = df_s, dls, None
         if own_text:
-            df_t = _side_emb(cfg, ct, df); dls_t = build_dls(ct, df_t, arch=d.student_arch)
+            df_t = _side_emb(cfg, ct, _teacher_table(cfg, df) if d.teacher_sources else df)
+            dls_t = build_dls(ct, df_t, arch=d.student_arch)
             swap = _teacher_text(cfg, df_s, df_t, dls, dls_t)
         lab = labelled_rows(df, d.labelled_fraction, list(cfg.data.tasks), cfg.experiment.seed)
         learners, reps, swap = _teacher_of(cfg, ct, df_t, dls_t, dls, swap, run, lab)
@@ -218,9 +240,10 @@ def _check_distill(cfg:RunConfig):
     if d.teacher and d.teacher_pretrained is not None:
         raise MedvisionError(f"distill.teacher_pretrained: the teacher is the trained checkpoint {d.teacher} "
                              "(distill.teacher), so it starts from no other weights; remove distill.teacher_pretrained")
-    for k in ('teacher_text_encoder', 'teacher_max_length', 'student_text_encoder', 'student_max_length'):
-        if d[k] is not None and not cfg.data.text: raise MedvisionError(f"distill.{k}: data.text is null, so no model "
-                f"reads text; remove distill.{k} or set data.text to embeddings or tokens")
+    for k in ('teacher_text_encoder', 'teacher_max_length', 'student_text_encoder', 'student_max_length',
+              'teacher_sources'):
+        if d[k] not in (None, []) and not cfg.data.text: raise MedvisionError(f"distill.{k}: data.text is null, so "
+                f"no model reads text; remove distill.{k} or set data.text to embeddings or tokens")
 
 def _teacher_of(cfg:RunConfig, ct, df_t, dls_t, dls, swap, run:Path, lab:np.ndarray) -> tuple:
     ("`(learners, reports, teacher inputs)` with the teacher: `distill.teacher` loaded (its images renormalised in the "
@@ -294,6 +317,9 @@ def distill_results(cfg:RunConfig, run:Path, learners:dict, reps:dict, dls,
     from medvision.evaluate import evaluate
     d, m, cfgs = cfg.distill, cfg.evaluate.metric, cfgs or {}
     xb = tuple(dls.valid.one_batch()[:dls.n_inp])
+    # the teacher's input of that batch; a map of each row's own text reads the rows (the unshuffled loader's first)
+    t_xb = xb if swap is None else tuple(swap(*xb, rows=dls.valid.items.iloc[:len(xb[0])])
+                                         if getattr(swap, 'needs_rows', False) else swap(*xb))
     models = {}
     for name, l in learners.items():
         c = cfgs.get('teacher' if name == 'teacher' else 'student', cfg)
@@ -302,7 +328,7 @@ def distill_results(cfg:RunConfig, run:Path, learners:dict, reps:dict, dls,
                         'distill_loss': d.loss if name == 'student_kd' else None,
                         'labelled_rows': (read or {}).get(name),
                         'n_params': int(sum(p.numel() for p in bare(l.model).parameters())),
-                        'time_per_image': inference_time(l.model, swap(*xb) if swap and name == 'teacher' else xb),
+                        'time_per_image': inference_time(l.model, t_xb if name == 'teacher' else xb),
                         'metrics': reps[name].metrics.to_dict(orient='records'),
                         'dev': evaluate(l, l.dls.valid, cams=0, bootstrap=0).metrics.to_dict(orient='records'),
                         'history': _history(run/name, l), **_model_meta(cfg, name, l),
