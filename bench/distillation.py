@@ -57,16 +57,17 @@ def _medpix_base(root, quick:bool, name:str) -> dict:
             'checkpoint': {'monitor': 'mean_f1_macro'}, 'evaluate': {'split': 'test', 'metric': 'f1_macro', 'bootstrap': 0, 'cams': 0},
             'tracking': {'csv': False}}
 
-def _pays_setup(root, quick:bool) -> tuple:
+def _pays_setup(root, quick:bool, teacher:dict=None, name:str='distill_pays') -> tuple:
     """`(base config, image size, teacher epochs, teacher checkpoint, its CPU minutes)` of the MedPix distillation sections: the teacher
-    (ImageNet EfficientNet-Lite2 + MiniLM caption embeddings, light augmentation, every training label) trained once by `medvision train`"""
+    (ImageNet EfficientNet-Lite2 + MiniLM caption embeddings, light augmentation, every training label; `teacher`: keys over these)
+    trained once by `medvision train`"""
     from medvision.run.train import train
     sz, t_epochs = (64, 1) if quick else (96, 6)
-    base = _medpix_base(root, quick, 'distill_pays')
+    base = _medpix_base(root, quick, name)
     t0 = time.process_time()
     with contextlib.redirect_stdout(sys.stderr):     # the teacher: ImageNet weights, with augmentation
         t_run, _ = train(base, {'vision.arch': DISTILL_TEACHER, 'vision.pretrained': True, 'augmentation.preset': 'light',
-                                'training.epochs': t_epochs, 'training.lr': 1e-3})
+                                'training.epochs': t_epochs, 'training.lr': 1e-3, **(teacher or {})})
     return base, sz, t_epochs, str(t_run/'models'/'final'), (time.process_time() - t0) / 60
 
 def _student(p:dict, teacher:str, s_epochs:int) -> dict:
@@ -215,3 +216,54 @@ def bench_distill_fraction_controls(quick:bool) -> list:
              mean_sd(res['kd']), f'student alone ({round(s_epochs / LABELLED)} epochs) {mean_sd(res["alone_steps"])}',
              f'{np.mean(res["kd"]) - np.mean(res["alone_steps"]):+.3f}',
              f">= alone + 0.02, no overlap: {'met' if np.mean(res['kd']) >= np.mean(res['alone_steps']) + 0.02 and apart(res['kd'], res['alone_steps']) else 'MISSED'}")]
+
+# ---------------------------------------------------------------- 8d. MedPix: a teacher that reads the case (privileged text)
+def bench_distill_privileged(quick:bool) -> list:
+    """Distillation where the teacher knows more than the student can at deployment: the teacher of `distill_pays` (ImageNet
+    EfficientNet-Lite2, 6 epochs, every label) reads each image's caption followed by its case's history and findings (MiniLM, 256
+    tokens: the text of `configs/medpix.yaml`); the students read the caption alone (64 tokens), as in `distill_pays`, and get the
+    case's text through the teacher only (`distill.teacher_sources`). The distillation losses (`--cells 'loss kd'` ...: each loss is
+    a cell; the first loss's runs also train the student alone, the baseline of every row) against the same student alone, 3 seeds; test mean macro F1 (modality, location)"""
+    root = data_dir('medpix2')
+    if root is None: return skipped('distillation, a teacher that reads the case', 'medpix2')
+    from medvision.distill import distill_preset
+    from medvision.run.distill import distill
+    s_epochs, seeds = (1, (0,)) if quick else (10, (0, 1, 2))
+    p, tasks = distill_preset('cpu_pretrained'), ['modality', 'location']
+    case = [{'reader': 'medpix', 'name': 'medpix', 'path': str(root), 'text': 'caption+case'}]
+    losses = [l for l in ('kd', 'combined', 'crd', 'rkd', 'mmd') if wanted(f'loss {l}')]
+    base, sz, t_epochs, teacher, t_min = _pays_setup(root, quick, {'data.sources': case, 'text.max_length': 256}, 'distill_privileged')
+    student = {**_student(p, teacher, s_epochs), 'distill.teacher_sources': case}
+    res, cis, n_s, n_t, t_score = {}, {}, None, None, None
+    for loss in losses:
+        for seed in seeds:
+            t0 = time.time()
+            with contextlib.redirect_stdout(sys.stderr):
+                run, _ = distill(base, {**student, 'experiment.seed': seed, 'distill.loss': loss, 'distill.loss_kw': DISTILL_KW[loss],
+                                        'distill.baseline': loss == losses[0]})
+            out = json.loads((run/'results.json').read_text()); ms = out['models']
+            assert out['config']['distill']['teacher_sources'] == case and out['config']['text']['max_length'] == 64, out['config']
+            n_t, n_s, t_score = ms['teacher']['n_params'], ms['student_kd']['n_params'], _mean_f1(ms['teacher'])
+            for name, key in ((loss, 'student_kd'), *((('alone', 'student_alone'),) if loss == losses[0] else ())):
+                res.setdefault(name, []).append(_mean_f1(ms[key]))
+                cis.setdefault(name, []).append(ci_mean_f1(report_preds(run/key), tasks))
+                print(f"distill_privileged: {name} seed {seed}: test mean macro F1 {res[name][-1]:.3f} (teacher {t_score:.3f}; "
+                      f"{time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
+    area, sd = 'distillation, a teacher that reads the case', lambda x: np.std(x, ddof=1) if len(x) > 1 else 0.
+    rows = [(area, f'MedPix teacher {DISTILL_TEACHER} (ImageNet) + MiniLM embeddings of the caption and the case\'s history and findings (256 tokens), '
+             f'{n_t/1e6:.2f} M params, {sz} px, {t_epochs} epochs ({t_min:.1f} CPU min; `medvision train`): test mean macro F1 (modality, location)',
+             f'{t_score:.3f}', '-', '-', '-')]
+    alone = res['alone']; gap = t_score - np.mean(alone)
+    for name in ('alone', *losses):
+        v = res[name]
+        what = (f'student {DISTILL_STUDENT} from scratch ({n_s/1e6:.2f} M params, {n_s/n_t:.2f} of the teacher), the caption alone (64 tokens), '
+                f'{name}, {s_epochs} epochs (no augmentation; `medvision distill --distill.teacher_sources ...`), {len(v)} seeds: test mean macro F1; '
+                f'95% bootstrap interval of one run (mean ends over seeds) {ci_text(cis[name])}')
+        if name == 'alone':
+            rows.append((area, what, mean_sd(v), f'teacher {t_score:.3f}', f'teacher - alone {gap:+.3f}',
+                         f"teacher >= alone + 0.05: {'met' if gap >= 0.05 else 'MISSED'}")); continue
+        gain = np.mean(v) - np.mean(alone)
+        apart = np.mean(v) - sd(v) > np.mean(alone) + sd(alone)
+        goal = f"recovers >= 40% of the gap and >= +0.02, no overlap: {'met' if gain >= max(0.4 * gap, 0.02) and apart else 'MISSED'}"
+        rows.append((area, what, mean_sd(v), f'student alone {mean_sd(alone)}', f'{gain:+.3f}; {gain / gap:.0%} of the gap' if gap > 0 else f'{gain:+.3f}', goal))
+    return rows

@@ -26,6 +26,7 @@ SECTIONS = {   # section -> its function, in the order of RESULTS.md
     'recipes': pneumonia.bench_recipes, 'pneumonia_goal': pneumonia.bench_pneumonia_goal, 'medpix_recipes': medpix.bench_medpix_recipes,
     'medpix_caption': medpix.bench_medpix_caption, 'medpix': medpix.bench_medpix, 'medpix_goal': medpix.bench_medpix_goal, 'distill_pays': distillation.bench_distill_pays,
     'distill_fraction': distillation.bench_distill_fraction, 'distill_fraction_controls': distillation.bench_distill_fraction_controls,
+    'distill_privileged': distillation.bench_distill_privileged,
     'tests': tooling.bench_tests, 'cli': tooling.bench_cli, 'preflight': data.bench_preflight}
 RESULTS = HERE/'results'
 INTRO = ("Speed figures are medians of several repetitions after a warm-up, each against a plain PyTorch baseline timed in the same run.\n"
@@ -73,7 +74,7 @@ def render(folder:Path=RESULTS) -> str:
 def main():
     ap = argparse.ArgumentParser(); ap.add_argument('--quick', action='store_true'); ap.add_argument('--only', nargs='*')
     ap.add_argument('--device', default='cpu', choices=('cpu', 'cuda'), help="where the models run (cuda: every section on the GPU)")
-    ap.add_argument('--cells', nargs='*', help="with --only: run only the grid cells of `recipes`/`medpix_recipes` whose label ('96 px, ImageNet, "
+    ap.add_argument('--cells', nargs='*', help="with --only: run only the grid cells of `recipes`/`medpix_recipes` (`distill_privileged`: 'loss kd', ...) whose label ('96 px, ImageNet, "
                     "fastai fine_tune') contains one of these texts; their rows replace the same rows and keep the section's others")
     a = ap.parse_args()
     from medvision.core import plain_if_piped   # into a log (`> bench.log 2>&1`): lines, each progress bar its last frame
