@@ -289,6 +289,7 @@ def main(argv=None) -> int:
 def console():
     ("Entry point of the `medvision` script (and of `python -m medvision`, so `torchrun -m medvision` works); into a "
      "log or a pipe it writes lines, each progress bar as its last frame (`core.plain_if_piped`)")
+    given = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = plain_if_piped(sys.stdout), plain_if_piped(sys.stderr)
     try: sys.exit(main())
     except BrokenPipeError:   # `medvision config | head`: the reader left; say nothing more
@@ -296,3 +297,4 @@ def console():
     finally:
         for s in (sys.stdout, sys.stderr):
             if isinstance(s, PlainLines): s.end_line()
+        if sys.stdout is not None: sys.stdout, sys.stderr = given   # the caller's own streams back

@@ -38,24 +38,27 @@ class PlainLines(io.TextIOBase):
     ("`stream` (a log file, a pipe: not a terminal) given text as a terminal would finally show it: each line whole "
      "at its newline, from its last carriage return on, so a progress bar leaves its last frame, not every redraw, "
      "and a bar that cleared itself leaves nothing")
-    def __init__(self, stream): self.stream, self.line, self.cr = stream, '', False
+    def __init__(self, stream): self.stream, self.line, self.cr, self.home = stream, '', False, False
     def write(self, s:str) -> int:
-        for part in re.split(r'(\n)', s.replace('\r\n', '\n')):
+        for part in re.split(r'([\r\n])', s):
             if part == '\n': self._out()
-            elif '\r' in part: self.line, self.cr = part.rsplit('\r', 1)[1], True
-            else: self.line += part
+            elif part == '\r': self.cr = self.home = True   # back to the line's start: what follows replaces it
+            elif part: self.line, self.home = (part if self.home else self.line + part), False
         return len(s)
     def _out(self):
         if self.line.strip() or not self.cr: self.stream.write(self.line.rstrip() + '\n')   # a cleared bar: no line
-        self.line, self.cr = '', False
+        self.line, self.cr, self.home = '', False, False
     def end_line(self):
         "Write the line that waits for its newline, unless a cleared bar (the end of a run or a command)"
         if self.line.strip(): self._out()
-        self.line, self.cr = '', False; self.stream.flush()
+        self.line, self.cr, self.home = '', False, False; self.stream.flush()
     def flush(self): self.stream.flush()
     def isatty(self) -> bool: return False
+    def fileno(self) -> int: return self.stream.fileno()   # for what writes to the descriptor itself (faulthandler)
     @property
     def encoding(self): return getattr(self.stream, 'encoding', 'utf-8')
+    @property
+    def buffer(self): return self.stream.buffer
 
 def plain_if_piped(stream):
     "`stream` wrapped in `PlainLines` where it is not a terminal (a log, a pipe), else as it is"

@@ -301,7 +301,9 @@ class DistillationCallback(Callback):
         ("The batch's sample indices, for CRD and `labelled`, and its table rows for `teacher_inputs` that read them "
          "(`needs_rows`, in every loader): fastai's DataLoader draws the epoch's order in the main process and cuts "
          "it into batches of `bs` in order")
-        self.distill.idx = self.distill.labelled = self.rows = None
+        self.rows = None
+        self.distill.idx = self.distill.labelled = None
+        if not self.yb: return   # rows without labels (predictions on new data) have no loss: no teacher
         rows, idx_for_loss = _needs_rows(self.teacher_inputs), self.training and (self.loss == 'crd' or
                                                                                    self.labelled is not None)
         if not (rows or idx_for_loss): return
@@ -330,6 +332,7 @@ class DistillationCallback(Callback):
 
 
     def after_pred(self):
+        if not self.yb: return   # no targets, no loss: the teacher's outputs would go unread
         with torch.no_grad(): self.t_out = self._teacher_out(self.xb)
 
     def _teacher_out(self, xb) -> dict:

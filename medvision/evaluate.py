@@ -136,14 +136,19 @@ def grad_cam(model, # a `MultimodalModel` (or a learner's model)
     return (cam / cam.amax((1, 2), keepdim=True).clamp_min(1e-12)).detach().cpu().as_subclass(torch.Tensor)
 
 # %% ../nbs/08a_evaluate.ipynb #8ea6bfb1
+def _kept(given, y, p) -> tuple:
+    "Checked `(y, p)` with `p` in the float type it was `given` in (float32 stays float32 in predictions.csv)"
+    dt = np.asarray(given).dtype
+    return y, p.astype(dt) if dt.kind == 'f' else p
+
 class EvalReport:
     "Evaluation of one model: predictions per task, the sample rows, and the class names"
     def __init__(self, preds:dict, rows:pd.DataFrame, vocabs:dict, name:str='model', threshold:float=0.5,
                  # resamples of the confidence intervals (0: none) and their coverage
                  bootstrap:int=1000, ci_level:float=0.95):
         store_attr('rows,vocabs,name,threshold,bootstrap,ci_level')   # the predictions checked: `(n, 1)` flattened
-        self.preds = {t: check_probs(y, p, where=f"EvalReport: task {t}", classes=vocabs[t]) for t, (y, p)
-                      in preds.items()}
+        self.preds = {t: _kept(p, *check_probs(y, p, where=f"EvalReport: task {t}", classes=vocabs[t]))
+                      for t, (y, p) in preds.items()}
         if len(rows) and any(len(y) != len(rows) for y, _ in preds.values()): raise MedvisionError("predictions and "
                 "rows differ in length")
 
