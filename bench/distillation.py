@@ -57,18 +57,24 @@ def _medpix_base(root, quick:bool, name:str) -> dict:
             'checkpoint': {'monitor': 'mean_f1_macro'}, 'evaluate': {'split': 'test', 'metric': 'f1_macro', 'bootstrap': 0, 'cams': 0},
             'tracking': {'csv': False}}
 
-def _pays_setup(root, quick:bool, teacher:dict=None, name:str='distill_pays') -> tuple:
-    """`(base config, image size, teacher epochs, teacher checkpoint, its CPU minutes)` of the MedPix distillation sections: the teacher
+def _train_teacher(root, quick:bool, teacher:dict=None, name:str='distill_pays') -> tuple:
+    """`(base config, image size, teacher epochs, run folder, learner, its CPU minutes)`: the MedPix distillation sections' teacher
     (ImageNet EfficientNet-Lite2 + MiniLM caption embeddings, light augmentation, every training label; `teacher`: keys over these)
-    trained once by `medvision train`"""
+    trained by `medvision train`"""
     from medvision.run.train import train
     sz, t_epochs = (64, 1) if quick else (96, 6)
     base = _medpix_base(root, quick, name)
     t0 = time.process_time()
     with contextlib.redirect_stdout(sys.stderr):     # the teacher: ImageNet weights, with augmentation
-        t_run, _ = train(base, {'vision.arch': DISTILL_TEACHER, 'vision.pretrained': True, 'augmentation.preset': 'light',
-                                'training.epochs': t_epochs, 'training.lr': 1e-3, **(teacher or {})})
-    return base, sz, t_epochs, str(t_run/'models'/'final'), (time.process_time() - t0) / 60
+        t_run, learn = train(base, {'vision.arch': DISTILL_TEACHER, 'vision.pretrained': True, 'augmentation.preset': 'light',
+                                    'training.epochs': t_epochs, 'training.lr': 1e-3, **(teacher or {})})
+    return base, sz, t_epochs, t_run, learn, (time.process_time() - t0) / 60
+
+def _pays_setup(root, quick:bool, teacher:dict=None, name:str='distill_pays') -> tuple:
+    """`(base config, image size, teacher epochs, teacher checkpoint, its CPU minutes)` of the MedPix distillation sections: the teacher
+    of `_train_teacher`, trained once"""
+    base, sz, t_epochs, t_run, _, t_min = _train_teacher(root, quick, teacher, name)
+    return base, sz, t_epochs, str(t_run/'models'/'final'), t_min
 
 def _student(p:dict, teacher:str, s_epochs:int) -> dict:
     "The students' keys: the preset's student from scratch, distilled from the `teacher` checkpoint with its outputs cached (no augmentation)"
@@ -232,6 +238,8 @@ def bench_distill_privileged(quick:bool) -> list:
     p, tasks = distill_preset('cpu_pretrained'), ['modality', 'location']
     case = [{'reader': 'medpix', 'name': 'medpix', 'path': str(root), 'text': 'caption+case'}]
     losses = [l for l in ('kd', 'combined', 'crd', 'rkd', 'mmd') if wanted(f'loss {l}')]
+    if not losses:        # before the teacher trains: every row needs the student alone, which the first loss's runs train
+        raise SystemExit("distill_privileged: --cells names no loss; name one or more as 'loss kd', 'loss crd', ...")
     base, sz, t_epochs, teacher, t_min = _pays_setup(root, quick, {'data.sources': case, 'text.max_length': 256}, 'distill_privileged')
     student = {**_student(p, teacher, s_epochs), 'distill.teacher_sources': case}
     res, cis, n_s, n_t, t_score = {}, {}, None, None, None
@@ -266,4 +274,41 @@ def bench_distill_privileged(quick:bool) -> list:
         apart = np.mean(v) - sd(v) > np.mean(alone) + sd(alone)
         goal = f"recovers >= 40% of the gap and >= +0.02, no overlap: {'met' if gain >= max(0.4 * gap, 0.02) and apart else 'MISSED'}"
         rows.append((area, what, mean_sd(v), f'student alone {mean_sd(alone)}', f'{gain:+.3f}; {gain / gap:.0%} of the gap' if gap > 0 else f'{gain:+.3f}', goal))
+    return rows
+
+# ---------------------------------------------------------------- 8e. MedPix: what a teacher's outputs hold beyond the labels
+def _teacher_outputs(learn, dl, T:float) -> dict:
+    """Per task: accuracy, mean top probability, and the mean probability given to the true class at temperature `T` (what KD's
+    soft target gives it), of `learn` on `dl`"""
+    from medvision.evaluate import predict
+    out = {}
+    for task, (y, p) in predict(learn, dl, progress=False).items():
+        y, p = np.asarray(y), np.asarray(p, dtype=np.float64)
+        soft = np.exp(np.log(np.clip(p, 1e-12, 1)) / T); soft /= soft.sum(1, keepdims=True)   # softmax(logits / T): the shift cancels
+        out[task] = ((p.argmax(1) == y).mean(), p.max(1).mean(), soft[np.arange(len(y)), y].mean())
+    return out
+
+def bench_distill_teacher_outputs(quick:bool) -> list:
+    """Why no loss moves the students of `distill_pays` and `distill_privileged`, which have every training label: the two teachers'
+    outputs on the training images, un-augmented, as the students' cached teacher outputs are computed, against the dev images. A
+    teacher that gives the training images their label with near certainty adds little to the label there"""
+    root = data_dir('medpix2')
+    if root is None: return skipped('distillation, what the teacher gives', 'medpix2')
+    from medvision.distill import distill_preset
+    T = distill_preset('cpu_pretrained')['distill.loss_kw']['T']
+    case = [{'reader': 'medpix', 'name': 'medpix', 'path': str(root), 'text': 'caption+case'}]
+    teachers = {'the caption (`distill_pays`)': None,
+                'the caption and the case (`distill_privileged`)': {'data.sources': case, 'text.max_length': 256}}
+    rows = []
+    for name, keys in teachers.items():
+        _, sz, t_epochs, _, learn, t_min = _train_teacher(root, quick, keys, 'distill_teacher_outputs')
+        tr = _teacher_outputs(learn, learn.dls.test_dl(learn.dls.train.items, with_labels=True, bs=learn.dls.bs), T)
+        dev = _teacher_outputs(learn, learn.dls.valid, T)
+        for task in tr:
+            print(f"distill_teacher_outputs: {name}, {task}: train {tr[task]}, dev {dev[task]}", file=sys.stderr, flush=True)
+            rows.append(('distillation, what the teacher gives', f'MedPix teacher {DISTILL_TEACHER} (ImageNet) + MiniLM embeddings of {name}, {sz} px, '
+                         f'{t_epochs} epochs ({t_min:.1f} CPU min), {task}: accuracy / mean top probability / mean probability of the true '
+                         f'class at T={T:g} (KD\'s soft target), on the {len(learn.dls.train.items)} training images (un-augmented, as the '
+                         f'students\' cached teacher outputs) [on the {len(learn.dls.valid.items)} dev images]',
+                         '{:.3f} / {:.3f} / {:.3f}'.format(*tr[task]) + ' [{:.3f} / {:.3f} / {:.3f}]'.format(*dev[task]), '-', '-', '-'))
     return rows

@@ -122,15 +122,14 @@ def bench_medpix(quick:bool) -> list:
            'data': {'sources': [{'reader': 'medpix', 'name': 'medpix', 'path': str(root)}], 'tasks': tasks,
                     'image_size': sz, 'text': 'embeddings', 'cache': 'memory', 'limit': 200 if quick else None},
            'augmentation': {'preset': 'light'}, 'vision': {'pretrained': False},
-           'text': {'encoder': p['student']['text'], 'max_length': 64},
+           'text': {'max_length': 64},
            'optimizer': {'backbone_lr_mult': 1.0},          # from scratch: one rate for every layer, as fit_one_cycle above
            'training': {'batch_size': 32, 'epochs': epochs, 'lr': 2e-3},
-           'distill': {'teacher_arch': p['teacher']['arch'], 'student_arch': p['student']['arch'], 'teacher_epochs': epochs,
-                       'loss': p['loss'], 'loss_kw': p['loss_kw'], 'baseline': True},
+           'distill': {'teacher_epochs': epochs, 'baseline': True},
            'checkpoint': {'monitor': 'mean_f1_macro'},
            'evaluate': {'split': 'test', 'metric': 'f1_macro', 'bootstrap': 0, 'cams': 0},
            'tracking': {'csv': False}}
-    with contextlib.redirect_stdout(sys.stderr): run, _ = distill(cfg)
+    with contextlib.redirect_stdout(sys.stderr): run, _ = distill(cfg, p)     # the preset's keys (archs, text encoders, loss, tasks) as overrides
     models = json.loads((run/'results.json').read_text())['models']
     def test_scores(name):
         m = {r['task']: r for r in models[name]['metrics']}
