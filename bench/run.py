@@ -27,6 +27,7 @@ SECTIONS = {   # section -> its function, in the order of RESULTS.md
     'medpix_caption': medpix.bench_medpix_caption, 'medpix': medpix.bench_medpix, 'medpix_goal': medpix.bench_medpix_goal, 'distill_pays': distillation.bench_distill_pays,
     'distill_fraction': distillation.bench_distill_fraction, 'distill_fraction_controls': distillation.bench_distill_fraction_controls,
     'distill_privileged': distillation.bench_distill_privileged, 'distill_teacher_outputs': distillation.bench_distill_teacher_outputs,
+    'distill_crossfit': distillation.bench_distill_crossfit,
     'tests': tooling.bench_tests, 'cli': tooling.bench_cli, 'preflight': data.bench_preflight}
 RESULTS = HERE/'results'
 INTRO = ("Speed figures are medians of several repetitions after a warm-up, each against a plain PyTorch baseline timed in the same run.\n"
