@@ -351,9 +351,9 @@ def bench_distill_crossfit(quick:bool) -> list:
     if quick: keep = (df.split != 'train') | (np.arange(len(df)) % 8 == 0); df, dt = df[keep].reset_index(drop=True), dt[keep].reset_index(drop=True)
     df['emb'] = list(embed_texts(df.text, text_encoder('minilm', max_length=64), cache=CACHE/'medpix_minilm.npz', progress=False))
     dt['emb'] = list(embed_texts(dt.text, text_encoder('minilm', max_length=256), cache=CACHE/'medpix_minilm_case256.npz', progress=False))
-    def teacher(table, valid_split='valid'):
+    def teacher(table):
         seed_everything(0)
-        dls = medvision_dataloaders(table, tasks, seed=0, image_size=sz, aug='light', arch=DISTILL_TEACHER, valid_split=valid_split, **kw)
+        dls = medvision_dataloaders(table, tasks, seed=0, image_size=sz, aug='light', arch=DISTILL_TEACHER, **kw)
         learn = medvision_learner(dls, arch=DISTILL_TEACHER, pretrained=True)
         with learn.no_logging(), learn.no_bar(): learn.fit_one_cycle(t_epochs, 1e-3)
         return learn
