@@ -28,7 +28,8 @@ __all__ = ['class_balance_weights', 'FastNormalize', 'InputSpec', 'MedvisionData
 
 # %% ../../nbs/01b_data.block.ipynb #a7332900
 def _check_table(df:pd.DataFrame, tasks:list, valid_split:str='valid'):
-    "Raise on what would make DataLoaders fail or mislead later: missing columns, unsplit rows, unseen labels, leakage"
+    ("Raise on what would make DataLoaders fail or mislead later: missing columns, unsplit rows, unseen labels, a task "
+     "of one class, leakage")
     need_cols(df, ['split', *tasks], '')
     n_none = int((df.split.fillna('') == '').sum())
     if n_none: raise MedvisionError(f"{n_none} row(s) have no split (first "
@@ -38,6 +39,11 @@ def _check_table(df:pd.DataFrame, tasks:list, valid_split:str='valid'):
     for s in ('train', valid_split):
         if not (df.split == s).any(): raise MedvisionError(f"no '{s}' rows; assign splits first "
                                                            "(data.splits.split_table)")
+    for t in tasks:   # a head of one class has nothing to learn (its loss is 0) and no figure to score
+        seen = df.loc[df.split == 'train', t].unique()
+        if len(seen) < 2: raise MedvisionError(f"task '{t}': the training rows have one class ({seen[0]!r}); a model "
+                                               "cannot learn it: check the split and any filter on the rows, or drop "
+                                               "the task")
     if 'group' in df: check_leakage(df, content=False, raise_on_leak=True)
 
 # %% ../../nbs/01b_data.block.ipynb #b99891df
