@@ -75,7 +75,7 @@ def render(folder:Path=RESULTS) -> str:
 def main():
     ap = argparse.ArgumentParser(); ap.add_argument('--quick', action='store_true'); ap.add_argument('--only', nargs='*')
     ap.add_argument('--device', default='cpu', choices=('cpu', 'cuda'), help="where the models run (cuda: every section on the GPU)")
-    ap.add_argument('--cells', nargs='*', help="with --only: run only the grid cells of `recipes`/`medpix_recipes` (`distill_privileged`: 'loss kd', ...) whose label ('96 px, ImageNet, "
+    ap.add_argument('--cells', nargs='*', help="with --only: run only the grid cells of `recipes`/`medpix_recipes` (`distill_privileged`: 'loss kd', ...; `distill_crossfit`: 'alone', 'in-sample', 'cross-fitted', its teachers trained whatever it names) whose label ('96 px, ImageNet, "
                     "fastai fine_tune') contains one of these texts; their rows replace the same rows and keep the section's others")
     a = ap.parse_args()
     from medvision.core import plain_if_piped   # into a log (`> bench.log 2>&1`): lines, each progress bar its last frame
