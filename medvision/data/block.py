@@ -20,7 +20,7 @@ from ..text import tokenize_texts
 from .cache import ImageReader, MedvisionWeightedDL, TableDatasets, TableRow, compute_stats, image_hw
 from .tabular import TabularProcs
 from .table import need_cols
-from .splits import check_labels, check_leakage, positive_label, binary_vocab
+from .splits import check_labels, check_classes, check_leakage, positive_label, binary_vocab
 
 # %% auto #0
 __all__ = ['class_balance_weights', 'FastNormalize', 'InputSpec', 'MedvisionDataLoaders', 'medvision_dataloaders', 'TensorTokens',
@@ -35,15 +35,11 @@ def _check_table(df:pd.DataFrame, tasks:list, valid_split:str='valid'):
     if n_none: raise MedvisionError(f"{n_none} row(s) have no split (first "
                                     f"{df.index[df.split.fillna('') == ''][:5].tolist()}); assign splits first "
                                     "(data.splits.split_table)")
-    check_labels(df, tasks)
+    check_labels(df, tasks)   # first: it names a split value that is not one
     for s in ('train', valid_split):
         if not (df.split == s).any(): raise MedvisionError(f"no '{s}' rows; assign splits first "
                                                            "(data.splits.split_table)")
-    for t in tasks:   # a head of one class has nothing to learn (its loss is 0) and no figure to score
-        seen = df.loc[df.split == 'train', t].unique()
-        if len(seen) < 2: raise MedvisionError(f"task '{t}': the training rows have one class ({seen[0]!r}); a model "
-                                               "cannot learn it: check the split and any filter on the rows, or drop "
-                                               "the task")
+    check_classes(df, tasks)
     if 'group' in df: check_leakage(df, content=False, raise_on_leak=True)
 
 # %% ../../nbs/01b_data.block.ipynb #b99891df

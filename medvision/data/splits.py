@@ -17,8 +17,8 @@ from .images import H5_SEP, MAX_PIXELS, h5_bytes, image_header
 
 # %% auto #0
 __all__ = ['NEGATIVE_LABELS', 'split_table', 'kfold', 'filter_min_samples', 'positive_label', 'binary_vocab', 'class_weights',
-           'pos_weight', 'check_labels', 'image_hashes', 'check_leakage', 'scan_images', 'duplicate_pairs',
-           'drop_duplicates_reported']
+           'pos_weight', 'check_labels', 'check_classes', 'image_hashes', 'check_leakage', 'scan_images',
+           'duplicate_pairs', 'drop_duplicates_reported']
 
 # %% ../../nbs/01a_data.splits.ipynb #a0ffa6b6
 def _need(df:pd.DataFrame, *cols):
@@ -333,6 +333,23 @@ def check_labels(df:pd.DataFrame, # the sample table
                                               "(filter_min_samples)")
         out[t] = c.rename_axis(index='label', columns=None)
     return pd.concat(out, names=['task', 'label'])
+
+# %% ../../nbs/01a_data.splits.ipynb #6bd4aedc
+def check_classes(df:pd.DataFrame, # the sample table
+                  tasks:str|list, # task column(s)
+                  where:str='', # what the message starts with (e.g. the config key)
+                  fix:str='check the split and any filter on the rows, or drop the task', # what to do, in the message
+                 ) -> None:
+    "Raise when a task has fewer than two classes among the train rows (missing and blank labels are not classes)"
+    tasks = [tasks] if isinstance(tasks, str) else list(tasks)
+    _need(df, *tasks)
+    trn = df[_norm_split(df) == 'train']
+    for t in tasks:
+        y = trn[t][trn[t].notna() & (trn[t].astype(str).str.strip() != '')]
+        if y.nunique() < 2:
+            seen = ', '.join(map(repr, y.unique()[:3].tolist())) or 'no labels'
+            raise MedvisionError(f"{where}task '{t}' has {y.nunique()} class(es) among the {len(trn)} train rows "
+                                 f"({seen}); a classifier needs two: {fix}")
 
 # %% ../../nbs/01a_data.splits.ipynb #25175674
 def _digest(img, row) -> str:

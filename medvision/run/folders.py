@@ -119,14 +119,9 @@ def _need_rows(cfg:RunConfig, df:pd.DataFrame) -> None:
 
 def _need_classes(cfg:RunConfig, df:pd.DataFrame) -> None:
     "Raise before training when a task has fewer than two classes among the train rows"
-    trn = df[df.split == 'train']
-    for t in cfg.data.tasks:
-        y = trn[t][trn[t].notna() & (trn[t].astype(str) != '')]
-        if y.nunique() < 2:
-            raise MedvisionError(f"data.tasks: task '{t}' has {y.nunique()} class(es) among the {len(trn)} train rows "
-                                 f"({', '.join(map(repr, y.unique()[:3])) or 'no labels'}); "
-                                 "a classifier needs two: check the sources' label column, filters and label_map, or "
-                                 "data.limit")
+    from medvision.data.splits import check_classes
+    check_classes(df, cfg.data.tasks, where='data.tasks: ',
+                  fix="check the sources' label column, filters and label_map, or data.limit")
 
 def _pairs_text(p:pd.DataFrame, n:int=3) -> str:
     return '; '.join(f"{r.image_a} ({r.split_a}, row {r.row_a}) = {r.image_b} ({r.split_b}, row {r.row_b})"
