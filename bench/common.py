@@ -82,7 +82,9 @@ def fixed_data(nb:int, bs:int=32, sz:int=64):
 def medpix_subset(n:int, n_valid:int=32):
     from medvision.data.readers import read_medpix
     df = read_medpix(data_dir('medpix2'))
-    return pd.concat([df[df.split == 'train'].head(n), df[df.split == 'valid'].head(n_valid)]).reset_index(drop=True)
+    # training rows of both modalities (MedPix's first 878 are all CT: a one-class task, which the DataLoaders refuse)
+    trn = df[df.split == 'train'].groupby('modality', group_keys=False).head(n // 2)
+    return pd.concat([trn, df[df.split == 'valid'].head(n_valid)]).reset_index(drop=True)
 
 def plain_images(files, labels, sz:int, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)):
     "A plain torch Dataset: PIL decode, squish to `sz`, normalise (as timm's and most hand-written scripts do)"

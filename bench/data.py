@@ -138,7 +138,10 @@ def bench_growth(quick:bool) -> list:
     import json, shutil, subprocess, tempfile
     from medvision.data.readers import read_medpix
     scales, n = ((1, 16), 64) if quick else ((1, 16, 64, 256), 1563)
-    base = read_medpix(data_dir('medpix2')).head(n)
+    base = read_medpix(data_dir('medpix2'))
+    # --quick: rows of both modalities (the first 64 are all CT, a one-class task the DataLoaders refuse); the full run's
+    # first 1563 rows hold both
+    base = base.groupby('modality', group_keys=False).head(n // 2) if quick else base.head(n)
     tmp = Path(tempfile.mkdtemp(prefix='mv-growth-')); (tmp/'images').mkdir()
     try:
         table = _growth_links(base, scales[-1], tmp/'images')

@@ -328,7 +328,7 @@ class _RowNumbers:
     def __call__(self, *xb, rows=None): return (torch.as_tensor([self.pos[str(p)] for p in rows['image']]),)
 
 def bench_distill_crossfit(quick:bool) -> list:
-    """The remedy `distill_teacher_outputs` points to, measured before the library offers it: the case-reading teacher of
+    """The remedy `distill_teacher_outputs` points to, measured here, as the library does not offer it (it lost, see RESULTS.md): the case-reading teacher of
     `distill_privileged` trained once per fold of the training rows (grouped by case), each giving its outputs on the fold it did
     not train on (cross-fitted), against the same teacher trained on every training row, whose outputs there are near its labels.
     Students as in `distill_pays` (MobileNetV3-small-0.5 from scratch, image + caption, no augmentation, 10 epochs, KD at T=4):
