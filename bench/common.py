@@ -21,6 +21,7 @@ def machine() -> str:
     try: cpu = next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
     except Exception: pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU'
+    cpu += f" ({torch.backends.cpu.get_cpu_capability()})"   # one model name covers AVX2 and AVX-512 parts (bf16 speed differs)
     return f"{cpu}, {os.cpu_count()} cores ({torch.get_num_threads()} torch threads), {gpu}, torch {torch.__version__}"
 
 def median_time(f, reps:int, warmup:int=1) -> float:
