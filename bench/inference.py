@@ -1,6 +1,6 @@
 "Prediction: `medvision predict` and `evaluate` (ONNX Runtime engine by default, and PyTorch) against a plain PyTorch loop and ONNX Runtime on the exported model"
 from __future__ import annotations
-import numpy as np, pandas as pd, torch
+import numpy as np, torch
 import warnings
 from pathlib import Path
 from bench.common import *
@@ -16,12 +16,7 @@ def bench_inference(quick:bool) -> list:
     from medvision.checkpoint import save_checkpoint
     from medvision.run.predict import predict_files, export_model
     n = 64 if quick else 512
-    # training rows of both modalities (MedPix's first 512 are all CT, and `evaluate` refuses a one-class task's two-column
-    # predictions), then 32 dev rows
-    from medvision.data.readers import read_medpix
-    df = read_medpix(data_dir('medpix2'))
-    df = pd.concat([df[df.split == 'train'].groupby('modality', group_keys=False).head(n // 2),
-                    df[df.split == 'valid'].head(32)]).reset_index(drop=True)
+    df = medpix_subset(n)   # training rows of both modalities, then 32 dev rows
     tmp = Path(tempfile.mkdtemp(prefix='mv-bench-'))
     imgs = tmp/'images'; imgs.mkdir()
     files = df[df.split == 'train'].image.tolist()
